@@ -1,0 +1,118 @@
+"""Every error Batchyard raises derives from :class:`BatchyardError`; each maps to one HTTP status."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+class BatchyardError(Exception):
+    """Root of Batchyard's errors. ``status`` is the HTTP status the API answers with."""
+
+    status = 500
+    code = "internal_error"
+
+    def __init__(self, message: str, *, param: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"message": self.message, "type": type(self).__name__, "param": self.param, "code": self.code}
+
+
+class ConfigError(BatchyardError):
+    status = 500
+    code = "config_error"
+
+
+class NotFound(BatchyardError):
+    status = 404
+    code = "not_found"
+
+
+class InvalidRequest(BatchyardError):
+    status = 400
+    code = "invalid_request"
+
+
+class UnknownHandler(InvalidRequest):
+    code = "unknown_handler"
+
+
+class IllegalTransition(BatchyardError):
+    """A lifecycle move that the current status does not allow (409 over HTTP)."""
+
+    status = 409
+    code = "illegal_transition"
+
+    def __init__(self, message: str, *, current: str) -> None:
+        super().__init__(message)
+        self.current = current
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**super().to_dict(), "current_status": self.current}
+
+
+@dataclass(frozen=True)
+class InputProblem:
+    """One problem found in submitted input: where (1-based line), a stable code and a human message."""
+
+    line: int
+    code: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"line {self.line}: {self.message} [{self.code}]"
+
+
+class InputInvalid(BatchyardError):
+    """The input had problems; nothing was created. ``problems`` holds the first ones, ``total`` counts all."""
+
+    status = 422
+    code = "invalid_input"
+
+    def __init__(self, problems: list[InputProblem], total: int, *, source: str = "input") -> None:
+        shown = "; ".join(str(p) for p in problems[:3])
+        more = f" (and {total - 3} more)" if total > 3 else ""
+        super().__init__(f"{source} has {total} problem{'s' if total != 1 else ''}: {shown}{more}")
+        self.problems = problems
+        self.total = total
+        self.source = source
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            **super().to_dict(),
+            "total": self.total,
+            "problems": [{"line": p.line, "code": p.code, "message": p.message} for p in self.problems],
+        }
+
+
+class StoreUnavailable(BatchyardError):
+    status = 503
+    code = "store_unavailable"
+
+
+# Raised by handlers -------------------------------------------------------------------------------------------
+
+
+class ItemError(Exception):
+    """Raise from a handler to fail an item. ``retryable=False`` makes the failure final at once."""
+
+    def __init__(self, message: str, *, retryable: bool = True, retry_after: float | None = None,
+                 code: str | None = None) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+        self.retry_after = retry_after
+        self.code = code
+
+
+class PermanentError(ItemError):
+    """A failure that retrying cannot fix (bad input, an upstream 4xx)."""
+
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        super().__init__(message, retryable=False, code=code)
+
+
+class ItemCancelled(Exception):  # noqa: N818 - reads as an outcome, like asyncio.CancelledError
+    """Raised by ``ctx.check_cancelled()`` when the item's job is being cancelled; the item ends ``cancelled``."""

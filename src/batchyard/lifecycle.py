@@ -1,0 +1,127 @@
+"""Job and item statuses and the one table of allowed moves. Pure: no I/O, no clock."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from batchyard.errors import IllegalTransition
+
+
+class JobStatus(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    PAUSED = "paused"
+    FINALIZING = "finalizing"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLING = "cancelling"
+    CANCELLED = "cancelled"
+    EXPIRED = "expired"
+
+
+class ItemStatus(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class Action(StrEnum):
+    """What moves a job: user actions (pause, resume, cancel, retry, delete) and the system's own moves."""
+
+    START = "start"  # first item claimed
+    PAUSE = "pause"
+    RESUME = "resume"
+    FINALIZE = "finalize"  # every item terminal; result files being written
+    COMPLETE = "complete"  # result files written
+    FAIL = "fail"  # failure threshold crossed
+    CANCEL = "cancel"
+    SETTLE = "settle"  # cancelling job with nothing running left
+    EXPIRE = "expire"  # completion window passed
+    RETRY = "retry"  # failed items queued again
+    DELETE = "delete"
+
+
+J = JobStatus
+TERMINAL_JOB_STATUSES = frozenset({J.COMPLETED, J.FAILED, J.CANCELLED, J.EXPIRED})
+ACTIVE_JOB_STATUSES = frozenset({J.QUEUED, J.RUNNING})  # items may be claimed
+TERMINAL_ITEM_STATUSES = frozenset({ItemStatus.SUCCEEDED, ItemStatus.FAILED, ItemStatus.CANCELLED})
+
+# (from, action) -> to. A pair not listed is an illegal move.
+JOB_TRANSITIONS: dict[tuple[JobStatus, Action], JobStatus] = {
+    (J.QUEUED, Action.START): J.RUNNING,
+    (J.QUEUED, Action.PAUSE): J.PAUSED,
+    (J.RUNNING, Action.PAUSE): J.PAUSED,
+    (J.PAUSED, Action.RESUME): J.RUNNING,  # the store picks QUEUED instead if nothing ever started
+    (J.QUEUED, Action.FINALIZE): J.FINALIZING,  # every item was cancelled or the job was empty
+    (J.RUNNING, Action.FINALIZE): J.FINALIZING,
+    (J.PAUSED, Action.FINALIZE): J.FINALIZING,  # the last in-flight items finished while paused
+    (J.FINALIZING, Action.COMPLETE): J.COMPLETED,
+    (J.QUEUED, Action.FAIL): J.FAILED,
+    (J.RUNNING, Action.FAIL): J.FAILED,
+    (J.PAUSED, Action.FAIL): J.FAILED,
+    (J.QUEUED, Action.CANCEL): J.CANCELLING,
+    (J.RUNNING, Action.CANCEL): J.CANCELLING,
+    (J.PAUSED, Action.CANCEL): J.CANCELLING,
+    (J.CANCELLING, Action.SETTLE): J.CANCELLED,
+    (J.QUEUED, Action.EXPIRE): J.EXPIRED,
+    (J.RUNNING, Action.EXPIRE): J.EXPIRED,
+    (J.PAUSED, Action.EXPIRE): J.EXPIRED,
+    (J.RUNNING, Action.RETRY): J.RUNNING,
+    (J.PAUSED, Action.RETRY): J.PAUSED,
+    (J.COMPLETED, Action.RETRY): J.RUNNING,
+    (J.FAILED, Action.RETRY): J.RUNNING,
+    (J.COMPLETED, Action.DELETE): J.COMPLETED,
+    (J.FAILED, Action.DELETE): J.FAILED,
+    (J.CANCELLED, Action.DELETE): J.CANCELLED,
+    (J.EXPIRED, Action.DELETE): J.EXPIRED,
+}
+
+_ACTION_WORDS = {
+    Action.PAUSE: "pause",
+    Action.RESUME: "resume",
+    Action.CANCEL: "cancel",
+    Action.RETRY: "retry failed items of",
+    Action.DELETE: "delete",
+}
+
+
+def next_job_status(current: JobStatus | str, action: Action) -> JobStatus:
+    """The status a job moves to, or :class:`IllegalTransition` saying why not."""
+    status = JobStatus(current)
+    target = JOB_TRANSITIONS.get((status, action))
+    if target is None:
+        verb = _ACTION_WORDS.get(action, action.value)
+        allowed = sorted(s.value for (s, a) in JOB_TRANSITIONS if a is action)
+        raise IllegalTransition(
+            f"cannot {verb} a job that is {status.value} (allowed from: {', '.join(allowed)})",
+            current=status.value,
+        )
+    return target
+
+
+def can(current: JobStatus | str, action: Action) -> bool:
+    return (JobStatus(current), action) in JOB_TRANSITIONS
+
+
+def sources(action: Action) -> frozenset[JobStatus]:
+    """Every status a job may be in for ``action`` to apply (for conditional updates in SQL)."""
+    return frozenset(s for (s, a) in JOB_TRANSITIONS if a is action)
+
+
+# Items move: queued -> running (claim); running -> succeeded | failed | cancelled | queued (retry, rescue);
+# queued -> cancelled (job cancelled); failed -> queued (retry failed items).
+ITEM_TRANSITIONS: frozenset[tuple[ItemStatus, ItemStatus]] = frozenset({
+    (ItemStatus.QUEUED, ItemStatus.RUNNING),
+    (ItemStatus.QUEUED, ItemStatus.CANCELLED),
+    (ItemStatus.RUNNING, ItemStatus.SUCCEEDED),
+    (ItemStatus.RUNNING, ItemStatus.FAILED),
+    (ItemStatus.RUNNING, ItemStatus.CANCELLED),
+    (ItemStatus.RUNNING, ItemStatus.QUEUED),
+    (ItemStatus.FAILED, ItemStatus.QUEUED),
+})
+
+
+def item_can_move(current: ItemStatus | str, target: ItemStatus | str) -> bool:
+    return (ItemStatus(current), ItemStatus(target)) in ITEM_TRANSITIONS

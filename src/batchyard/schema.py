@@ -1,0 +1,156 @@
+"""The tables, as SQLAlchemy Core. The Alembic migrations under ``migrations/`` create exactly these.
+
+Why the items table has no index on ``status``: a status index gets a new entry (and the heap a non-HOT tuple) on
+every claim and completion, which is what makes PostgreSQL queues bloat. Fresh items are claimed by range from the
+job's ``claim_cursor`` over the primary key; items that come back (retry, rescued lease, retry-failed) go through
+the small ``item_requeue`` table; leases live in ``leases``, one row per claimed chunk, so a heartbeat touches one
+row per chunk instead of every item.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+metadata = MetaData()
+
+jobs = Table(
+    "jobs",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("handler", String(200), nullable=False),
+    Column("owner", String(200), nullable=False),
+    Column("project", String(200)),
+    Column("status", String(16), nullable=False),
+    Column("priority", Integer, nullable=False, server_default="0"),
+    Column("params", Text),  # JSON
+    Column("description", Text),
+    Column("tags", Text),  # JSON list
+    Column("meta", Text),  # JSON object (user metadata)
+    Column("source", Text),  # where the items came from (file name) for display
+    # counters, changed in the same transaction as the items they count
+    Column("total", BigInteger, nullable=False, server_default="0"),
+    Column("queued", BigInteger, nullable=False, server_default="0"),
+    Column("running", BigInteger, nullable=False, server_default="0"),
+    Column("succeeded", BigInteger, nullable=False, server_default="0"),
+    Column("failed", BigInteger, nullable=False, server_default="0"),
+    Column("cancelled", BigInteger, nullable=False, server_default="0"),
+    Column("cost", Float, nullable=False, server_default="0"),
+    Column("usage", Text),  # JSON object of summed counters
+    # timestamps: epoch seconds from the database clock
+    Column("created_at", Float, nullable=False),
+    Column("started_at", Float),
+    Column("finished_at", Float),
+    Column("last_activity_at", Float),
+    Column("scheduled_at", Float),
+    Column("expires_at", Float),
+    Column("error", Text),  # JSON {code, message}
+    # settings
+    Column("max_attempts", Integer, nullable=False),
+    Column("backoff_base_seconds", Float, nullable=False),
+    Column("backoff_max_seconds", Float, nullable=False),
+    Column("timeout_seconds", Float),
+    Column("concurrency", Integer),
+    Column("max_failures", BigInteger),
+    Column("max_failure_rate", Float),
+    # claim bookkeeping
+    Column("claim_cursor", BigInteger, nullable=False, server_default="0"),
+    Column("retry_due_at", Float),
+    Column("last_claimed_at", Float, nullable=False, server_default="0"),
+    # result files
+    Column("files_written_at", Float),
+    Column("files_lease_until", Float),
+    Column("result_files", Text),  # JSON {name: {bytes, rows}}
+    Index("ix_jobs_claim", "status", "priority", "last_claimed_at"),
+    Index("ix_jobs_owner_created", "owner", "created_at"),
+    Index("ix_jobs_created", "created_at"),
+)
+
+items = Table(
+    "items",
+    metadata,
+    Column("job_id", String(40), primary_key=True),
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("key", Text, nullable=False),
+    Column("payload", Text, nullable=False),  # JSON
+    Column("status", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("lease_token", String(40)),
+    Column("worker_id", String(80)),
+    Column("available_at", Float),
+    Column("started_at", Float),
+    Column("finished_at", Float),
+    Column("result", Text),  # JSON
+    Column("error", Text),  # JSON {type, message, attempt, traceback, code}
+    Column("usage", Text),  # JSON
+    Index("ux_items_job_key", "job_id", "key", unique=True),
+    postgresql_with={"fillfactor": 80},
+)
+
+item_requeue = Table(
+    "item_requeue",
+    metadata,
+    Column("job_id", String(40), primary_key=True),
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("available_at", Float, nullable=False),
+    Index("ix_item_requeue_due", "job_id", "available_at"),
+)
+
+leases = Table(
+    "leases",
+    metadata,
+    Column("token", String(40), primary_key=True),
+    Column("worker_id", String(80), nullable=False),
+    Column("job_id", String(40), nullable=False),
+    Column("seqs", Text, nullable=False),  # JSON list of the claimed sequence numbers
+    Column("expires_at", Float, nullable=False),
+    Index("ix_leases_expires", "expires_at"),
+    Index("ix_leases_worker", "worker_id"),
+)
+
+workers = Table(
+    "workers",
+    metadata,
+    Column("id", String(80), primary_key=True),
+    Column("host", String(255), nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("handlers", Text, nullable=False),  # JSON list
+    Column("concurrency", Integer, nullable=False),
+    Column("started_at", Float, nullable=False),
+    Column("last_seen_at", Float, nullable=False),
+    Column("in_flight", Integer, nullable=False, server_default="0"),
+    Column("status", String(16), nullable=False),  # running | stopping | stopped | lost
+)
+
+job_events = Table(
+    "job_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("job_id", String(40), nullable=False),
+    Column("at", Float, nullable=False),
+    Column("type", String(40), nullable=False),
+    Column("actor", String(200)),
+    Column("message", Text),
+    Column("data", Text),  # JSON
+    Index("ix_job_events_job", "job_id", "id"),
+)
+
+progress_samples = Table(
+    "progress_samples",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("job_id", String(40), nullable=False),
+    Column("at", Float, nullable=False),
+    Column("done", BigInteger, nullable=False),
+    Column("failed", BigInteger, nullable=False),
+    Index("ix_progress_samples_job", "job_id", "at"),
+)

@@ -1,0 +1,64 @@
+"""One typed settings object for every process: environment prefix ``BATCHYARD_``, CLI flags override it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_DATA_DIR = Path("~/.batchyard")
+DEFAULT_LEASE_SECONDS = 30.0
+DEFAULT_CLAIM_CHUNK = 1000
+DEFAULT_FLUSH_INTERVAL_MS = 50
+DEFAULT_FLUSH_MAX_ITEMS = 2000
+DEFAULT_POLL_INTERVAL_MS = 250
+DEFAULT_MAINTENANCE_INTERVAL_MS = 500
+DEFAULT_MAX_ATTEMPTS = 3
+DEFAULT_MAX_LINE_BYTES = 8 * 1024 * 1024
+DEFAULT_MAX_INPUT_ERRORS = 100
+
+
+class Settings(BaseSettings):
+    """Settings shared by the CLI, the worker and the library; each field reads ``BATCHYARD_<NAME>``."""
+
+    model_config = SettingsConfigDict(env_prefix="BATCHYARD_", extra="ignore")
+
+    data_dir: Path = Field(DEFAULT_DATA_DIR, description="Where the SQLite database, uploads and results live.")
+    database_url: str | None = Field(
+        None, description="SQLAlchemy URL, e.g. postgresql+psycopg://user@host/db; default: SQLite in data_dir."
+    )
+    auto_migrate: bool = Field(True, description="Upgrade the schema when a worker or server starts.")
+    lease_seconds: float = Field(DEFAULT_LEASE_SECONDS, gt=0, description="How long a claim holds its items.")
+    heartbeat_interval_seconds: float | None = Field(
+        None, gt=0, description="How often a worker extends its leases (default: a third of lease_seconds)."
+    )
+    claim_chunk: int = Field(DEFAULT_CLAIM_CHUNK, ge=1, le=100_000, description="Items claimed per statement.")
+    flush_interval_ms: int = Field(DEFAULT_FLUSH_INTERVAL_MS, ge=1, description="Completion flush period.")
+    flush_max_items: int = Field(DEFAULT_FLUSH_MAX_ITEMS, ge=1, description="Flush early at this many results.")
+    poll_interval_ms: int = Field(DEFAULT_POLL_INTERVAL_MS, ge=10, description="Idle poll when no wake-up came.")
+    maintenance_interval_ms: int = Field(DEFAULT_MAINTENANCE_INTERVAL_MS, ge=10, description="Maintenance period.")
+    shutdown_grace_seconds: float = Field(30.0, ge=0, description="In-flight items get this long on SIGTERM.")
+    worker_concurrency: int = Field(64, ge=1, description="Items in flight per worker process (all handlers).")
+    max_attempts: int = Field(DEFAULT_MAX_ATTEMPTS, ge=1, description="Default attempts per item.")
+    backoff_base_seconds: float = Field(1.0, ge=0, description="First retry delay; doubles each attempt.")
+    backoff_max_seconds: float = Field(300.0, ge=0, description="Cap on the retry delay.")
+    max_line_bytes: int = Field(DEFAULT_MAX_LINE_BYTES, ge=64, description="Longest accepted input line.")
+    max_input_errors: int = Field(DEFAULT_MAX_INPUT_ERRORS, ge=1, description="Input errors reported in full.")
+    sample_interval_seconds: float = Field(2.0, gt=0, description="Progress sample period per running job.")
+    worker_stale_seconds: float = Field(60.0, gt=0, description="A worker unseen this long counts as gone.")
+
+    @field_validator("data_dir")
+    @classmethod
+    def _expand(cls, value: Path) -> Path:
+        return value.expanduser()
+
+    @property
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.data_dir / 'batchyard.db'}"
+
+    @property
+    def heartbeat_seconds(self) -> float:
+        return self.heartbeat_interval_seconds or self.lease_seconds / 3

@@ -1,0 +1,306 @@
+"""The hot path: claim chunks of items, record outcomes (fenced), heartbeat leases, rescue expired ones."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import Connection, and_, bindparam, delete, func, insert, or_, select, update
+
+from batchyard.lifecycle import ItemStatus, JobStatus
+from batchyard.schema import item_requeue, items, jobs, leases, workers
+from batchyard.store.engine import Database
+from batchyard.store.records import ClaimBatch, ClaimedItem, ClaimedJob, Outcome
+from batchyard.store.events import add_event
+
+# Job statuses whose items must not start again: a retry of such an item ends it cancelled instead.
+STOPPING = (JobStatus.CANCELLING, JobStatus.CANCELLED, JobStatus.FAILED, JobStatus.EXPIRED)
+CLAIMABLE = (JobStatus.QUEUED, JobStatus.RUNNING)
+
+_fence = and_(
+    items.c.job_id == bindparam("j"),
+    items.c.seq == bindparam("s"),
+    items.c.lease_token == bindparam("t"),
+    items.c.status == ItemStatus.RUNNING,
+)
+_FINISH = update(items).where(_fence).values(
+    status=bindparam("st"), result=bindparam("r"), error=bindparam("e"), usage=bindparam("u"),
+    finished_at=bindparam("f"), lease_token=None,
+)
+_REQUEUE = update(items).where(_fence).values(
+    status=ItemStatus.QUEUED, error=bindparam("e"), available_at=bindparam("a"), lease_token=None,
+    attempts=items.c.attempts - bindparam("back", type_=items.c.attempts.type),
+)
+_REQUEUE_ROW = insert(item_requeue).values(job_id=bindparam("j"), seq=bindparam("s"), available_at=bindparam("a"))
+
+
+class ClaimStore:
+    db: Database
+
+    # -- claims ---------------------------------------------------------------------------------------------
+
+    def claim_items(self, worker_id: str, capacity: Mapping[str, int], lease_seconds: float) -> ClaimBatch | None:
+        """Claim up to ``capacity[handler]`` items of one job, leased to ``worker_id``.
+
+        The job is the highest-priority claimable one, least recently claimed first (round-robin across jobs).
+        Items due for another attempt come first, then fresh ones by range from the job's claim cursor.
+        """
+        handlers = [name for name, free in capacity.items() if free > 0]
+        if not handlers:
+            return None
+        with self.db.write() as conn:
+            now = self.db.now(conn)
+            job = self._pick_job(conn, handlers, now, skip_locked=True)
+            if job is None and self.db.is_postgres:
+                job = self._pick_job(conn, handlers, now, skip_locked=False)
+            if job is None:
+                return None
+            return self._claim_from_job(conn, job, worker_id, capacity[job.handler], lease_seconds, now)
+
+    def _pick_job(self, conn: Connection, handlers: list[str], now: float, *, skip_locked: bool) -> Any:
+        query = (
+            select(jobs.c.id, jobs.c.handler, jobs.c.status, jobs.c.params, jobs.c.claim_cursor, jobs.c.total,
+                   jobs.c.retry_due_at, jobs.c.concurrency, jobs.c.running, jobs.c.max_attempts,
+                   jobs.c.backoff_base_seconds, jobs.c.backoff_max_seconds, jobs.c.timeout_seconds)
+            .where(
+                jobs.c.status.in_(CLAIMABLE),
+                jobs.c.handler.in_(handlers),
+                or_(jobs.c.scheduled_at.is_(None), jobs.c.scheduled_at <= now),
+                or_(jobs.c.claim_cursor < jobs.c.total, jobs.c.retry_due_at <= now),
+                or_(jobs.c.concurrency.is_(None), jobs.c.running < jobs.c.concurrency),
+            )
+            .order_by(jobs.c.priority.desc(), jobs.c.last_claimed_at, jobs.c.id)
+            .limit(1)
+            .with_for_update(skip_locked=skip_locked)
+        )
+        return conn.execute(query).first()
+
+    def _claim_from_job(self, conn: Connection, job: Any, worker_id: str, limit: int, lease_seconds: float,
+                        now: float) -> ClaimBatch:
+        if job.concurrency is not None:
+            limit = min(limit, job.concurrency - job.running)
+        requeued: list[int] = []
+        due_at = job.retry_due_at
+        if due_at is not None and due_at <= now:
+            requeued = list(conn.execute(
+                select(item_requeue.c.seq)
+                .where(item_requeue.c.job_id == job.id, item_requeue.c.available_at <= now)
+                .order_by(item_requeue.c.available_at, item_requeue.c.seq)
+                .limit(limit)
+                .with_for_update(skip_locked=True)
+            ).scalars())
+            if requeued:
+                conn.execute(delete(item_requeue).where(item_requeue.c.job_id == job.id,
+                                                        item_requeue.c.seq.in_(requeued)))
+            due_at = conn.execute(
+                select(func.min(item_requeue.c.available_at)).where(item_requeue.c.job_id == job.id)
+            ).scalar()
+        lo = job.claim_cursor
+        hi = min(job.total, lo + max(0, limit - len(requeued)))
+        token = uuid.uuid4().hex
+        in_range = and_(items.c.seq >= lo, items.c.seq < hi)
+        rows = conn.execute(
+            update(items)
+            .where(items.c.job_id == job.id, items.c.status == ItemStatus.QUEUED,
+                   or_(in_range, items.c.seq.in_(requeued)) if requeued else in_range)
+            .values(status=ItemStatus.RUNNING, attempts=items.c.attempts + 1, lease_token=token,
+                    worker_id=worker_id, started_at=now, available_at=None)
+            .returning(items.c.seq, items.c.key, items.c.payload, items.c.attempts)
+        ).all()
+        claimed = [ClaimedItem(seq, key, payload, attempts) for seq, key, payload, attempts in rows]
+        count = len(claimed)
+        values: dict[str, Any] = {
+            "claim_cursor": hi, "retry_due_at": due_at, "last_claimed_at": now,
+            "queued": jobs.c.queued - count, "running": jobs.c.running + count,
+        }
+        if count:
+            values["last_activity_at"] = now
+        if count and job.status == JobStatus.QUEUED:
+            values.update(status=JobStatus.RUNNING, started_at=func.coalesce(jobs.c.started_at, now))
+            add_event(conn, job.id, now, "started", actor=worker_id, message="first items claimed")
+        conn.execute(update(jobs).where(jobs.c.id == job.id).values(**values))
+        if count:
+            conn.execute(insert(leases).values(
+                token=token, worker_id=worker_id, job_id=job.id,
+                seqs=json.dumps([c.seq for c in claimed]), expires_at=now + lease_seconds,
+            ))
+        claimed_job = ClaimedJob(
+            id=job.id, handler=job.handler, params=json.loads(job.params) if job.params else {},
+            max_attempts=job.max_attempts, backoff_base_seconds=job.backoff_base_seconds,
+            backoff_max_seconds=job.backoff_max_seconds, timeout_seconds=job.timeout_seconds,
+        )
+        return ClaimBatch(claimed_job, token, claimed)
+
+    # -- completions ----------------------------------------------------------------------------------------
+
+    def complete_items(self, outcomes: Sequence[Outcome], finished_tokens: Sequence[str] = ()) -> int:
+        """Record outcomes in one transaction; returns how many were accepted.
+
+        Fenced: an outcome counts only if its item is still ``running`` under the same lease token, so a worker
+        whose lease expired (and whose items went to someone else) changes nothing. Counters, usage and the job's
+        own move to ``finalizing``/``cancelled`` happen in the same transaction.
+        """
+        by_job: dict[str, list[Outcome]] = defaultdict(list)
+        for outcome in outcomes:
+            by_job[outcome.job_id].append(outcome)
+        accepted_total = 0
+        with self.db.write() as conn:
+            now = self.db.now(conn)
+            for job_id, group in by_job.items():
+                accepted_total += self._complete_job_items(conn, job_id, group, now)
+            if finished_tokens:
+                conn.execute(delete(leases).where(leases.c.token.in_(list(finished_tokens))))
+        return accepted_total
+
+    def _complete_job_items(self, conn: Connection, job_id: str, group: list[Outcome], now: float) -> int:
+        accepted = self._fenced(conn, job_id, group)
+        if not accepted:
+            return 0
+        status = conn.execute(select(jobs.c.status).where(jobs.c.id == job_id)).scalar_one_or_none()
+        stopping = status in STOPPING
+        finish: list[dict[str, Any]] = []
+        requeue: list[dict[str, Any]] = []
+        counts = {"succeeded": 0, "failed": 0, "cancelled": 0, "queued": 0}
+        cost = 0.0
+        usage: dict[str, float] = {}
+        for o in accepted:
+            kind = o.kind
+            if kind in ("retry", "release") and stopping:
+                kind = "cancelled"
+            if kind in ("retry", "release"):
+                requeue.append({"j": job_id, "s": o.seq, "t": o.lease_token, "e": o.error,
+                                "a": now + o.retry_delay, "back": 1 if kind == "release" else 0})
+                counts["queued"] += 1
+            else:
+                finish.append({"j": job_id, "s": o.seq, "t": o.lease_token, "st": kind, "r": o.result,
+                               "e": o.error, "u": json.dumps(o.usage) if o.usage else None,
+                               "f": o.finished_at or now})
+                counts[kind] += 1
+            cost += o.cost
+            if o.usage:
+                for name, amount in o.usage.items():
+                    usage[name] = usage.get(name, 0) + amount
+        if finish:
+            conn.execute(_FINISH, finish)
+        if requeue:
+            conn.execute(_REQUEUE, requeue)
+            conn.execute(_REQUEUE_ROW, [{"j": r["j"], "s": r["s"], "a": r["a"]} for r in requeue])
+        values: dict[str, Any] = {
+            "running": jobs.c.running - len(accepted), "last_activity_at": now,
+            **{name: getattr(jobs.c, name) + n for name, n in counts.items() if n},
+        }
+        if requeue:
+            due = min(r["a"] for r in requeue)
+            values["retry_due_at"] = func.coalesce(func.min(jobs.c.retry_due_at, due), due) \
+                if not self.db.is_postgres else func.least(func.coalesce(jobs.c.retry_due_at, due), due)
+        if cost:
+            values["cost"] = jobs.c.cost + cost
+        if usage:
+            values["usage"] = self._merged_usage(conn, job_id, usage)
+        conn.execute(update(jobs).where(jobs.c.id == job_id).values(**values))
+        self._settle_job(conn, job_id, now)
+        return len(accepted)
+
+    def _fenced(self, conn: Connection, job_id: str, group: list[Outcome]) -> list[Outcome]:
+        by_token: dict[str, list[Outcome]] = defaultdict(list)
+        for o in group:
+            by_token[o.lease_token].append(o)
+        accepted: list[Outcome] = []
+        for token, outs in by_token.items():
+            valid = set(conn.execute(
+                select(items.c.seq)
+                .where(items.c.job_id == job_id, items.c.seq.in_([o.seq for o in outs]),
+                       items.c.lease_token == token, items.c.status == ItemStatus.RUNNING)
+                .with_for_update()
+            ).scalars())
+            accepted.extend(o for o in outs if o.seq in valid)
+        return accepted
+
+    def _merged_usage(self, conn: Connection, job_id: str, add: dict[str, float]) -> str:
+        current = conn.execute(select(jobs.c.usage).where(jobs.c.id == job_id)).scalar_one_or_none()
+        merged: dict[str, float] = json.loads(current) if current else {}
+        for name, amount in add.items():
+            merged[name] = merged.get(name, 0) + amount
+        return json.dumps(merged, sort_keys=True)
+
+    def _settle_job(self, conn: Connection, job_id: str, now: float) -> None:
+        """Move a job whose items are all terminal on: to ``finalizing``, or from ``cancelling`` to ``cancelled``."""
+        finalized = conn.execute(
+            update(jobs)
+            .where(jobs.c.id == job_id, jobs.c.status.in_((JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.PAUSED)),
+                   jobs.c.queued == 0, jobs.c.running == 0)
+            .values(status=JobStatus.FINALIZING)
+        ).rowcount
+        if finalized:
+            add_event(conn, job_id, now, "finalizing", message="every item finished; writing result files")
+            return
+        settled = conn.execute(
+            update(jobs)
+            .where(jobs.c.id == job_id, jobs.c.status == JobStatus.CANCELLING, jobs.c.running == 0)
+            .values(status=JobStatus.CANCELLED, finished_at=now)
+        ).rowcount
+        if settled:
+            add_event(conn, job_id, now, "cancelled", message="no item is running any more")
+
+    # -- leases -----------------------------------------------------------------------------------------------
+
+    def heartbeat(self, worker_id: str, in_flight: int, lease_seconds: float,
+                  job_ids: Sequence[str] = ()) -> dict[str, str]:
+        """Extend this worker's leases and registry row; return the status of each job it has items of."""
+        with self.db.write() as conn:
+            now = self.db.now(conn)
+            conn.execute(update(leases).where(leases.c.worker_id == worker_id)
+                         .values(expires_at=now + lease_seconds))
+            conn.execute(update(workers).where(workers.c.id == worker_id)
+                         .values(last_seen_at=now, in_flight=in_flight))
+            if not job_ids:
+                return {}
+            rows = conn.execute(select(jobs.c.id, jobs.c.status).where(jobs.c.id.in_(list(job_ids)))).all()
+            return {job_id: status for job_id, status in rows}
+
+    def rescue_expired_leases(self, limit: int = 100) -> int:
+        """Return items of leases past their expiry (a dead or stalled worker) to the queue; count the attempt.
+
+        Items that used their last attempt end ``failed``. Safe to run in every process: the lease row is
+        deleted conditionally, so exactly one process rescues each lease.
+        """
+        with self.db.read() as conn:
+            now = self.db.now(conn)
+            expired = conn.execute(
+                select(leases.c.token).where(leases.c.expires_at < now).order_by(leases.c.expires_at).limit(limit)
+            ).scalars().all()
+        return sum(self._rescue_lease(token) for token in expired)
+
+    def _rescue_lease(self, token: str) -> int:
+        with self.db.write() as conn:
+            now = self.db.now(conn)
+            lease = conn.execute(
+                delete(leases).where(leases.c.token == token, leases.c.expires_at < now)
+                .returning(leases.c.job_id, leases.c.worker_id, leases.c.seqs)
+            ).first()
+            if lease is None:
+                return 0
+            job = conn.execute(select(jobs.c.max_attempts, jobs.c.backoff_base_seconds)
+                               .where(jobs.c.id == lease.job_id)).first()
+            rows = conn.execute(
+                select(items.c.seq, items.c.attempts)
+                .where(items.c.job_id == lease.job_id, items.c.seq.in_(json.loads(lease.seqs)),
+                       items.c.lease_token == token, items.c.status == ItemStatus.RUNNING)
+            ).all()
+            if not rows or job is None:
+                return 0
+            error = {"type": "LeaseExpired", "code": "lease_expired",
+                     "message": f"worker {lease.worker_id} stopped renewing its lease (crashed or stalled)"}
+            outcomes = []
+            for seq, attempts in rows:
+                err = json.dumps({**error, "attempt": attempts})
+                kind = "failed" if attempts >= job.max_attempts else "retry"
+                outcomes.append(Outcome(lease.job_id, seq, token, kind, error=err, finished_at=now))
+            accepted = self._complete_job_items(conn, lease.job_id, outcomes, now)
+            add_event(conn, lease.job_id, now, "rescued", actor=lease.worker_id,
+                      message=f"{accepted} item(s) of an expired lease returned to the queue or failed",
+                      data={"items": accepted, "worker_id": lease.worker_id})
+            return accepted

@@ -1,0 +1,138 @@
+"""Engines for SQLite and PostgreSQL, the database clock, transactions and schema upgrades."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.pool import NullPool
+
+from batchyard.errors import ConfigError, StoreUnavailable
+
+_SQLITE_PRAGMAS = (
+    "PRAGMA journal_mode=WAL",
+    "PRAGMA synchronous=NORMAL",  # durable across process crashes; WAL makes it safe against corruption
+    "PRAGMA busy_timeout=60000",
+    "PRAGMA cache_size=-65536",
+    "PRAGMA temp_store=MEMORY",
+)
+_SQLITE_NOW = "SELECT (julianday('now') - 2440587.5) * 86400.0"
+_POSTGRES_NOW = "SELECT extract(epoch from clock_timestamp())::float8"
+
+
+def normalize_url(url: str) -> str:
+    """Accept ``postgres://`` and ``postgresql://`` and pin them to the psycopg 3 driver."""
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url[len("postgres://"):]
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url[len("postgresql://"):]
+    return url
+
+
+def create_store_engine(url: str) -> Engine:
+    url = normalize_url(url)
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        return _sqlite_engine(url, parsed.database)
+    if parsed.get_backend_name() == "postgresql":
+        try:
+            import psycopg  # noqa: F401
+        except ImportError as exc:  # pragma: no cover - depends on the install
+            raise ConfigError("PostgreSQL needs psycopg 3: pip install 'batchyard[postgres]'") from exc
+        return create_engine(url, pool_size=8, max_overflow=8, pool_pre_ping=True)
+    raise ConfigError(f"unsupported database URL {parsed.render_as_string(hide_password=True)!r}: "
+                      "use sqlite:///path or postgresql://...")
+
+
+def _sqlite_engine(url: str, database: str | None) -> Engine:
+    if not database or database == ":memory:":
+        raise ConfigError("an in-memory SQLite database cannot be shared by workers; give a file path")
+    Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    # NullPool: a connection per use is cheap on SQLite and keeps forked worker processes from sharing handles.
+    engine = create_engine(url, poolclass=NullPool, connect_args={"check_same_thread": False, "timeout": 60})
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # we issue BEGIN ourselves, below
+        cursor = dbapi_connection.cursor()
+        for pragma in _SQLITE_PRAGMAS:
+            cursor.execute(pragma)
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        # Writers take the write lock up front: a deferred transaction that reads then writes can fail with
+        # SQLITE_BUSY regardless of busy_timeout. Readers stay deferred so they never wait for a writer.
+        if conn.get_execution_options().get("readonly"):
+            conn.exec_driver_sql("BEGIN")
+        else:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
+
+
+class Database:
+    """The engine plus the few things every store method needs: transactions and the database clock."""
+
+    def __init__(self, url: str) -> None:
+        self.url = normalize_url(url)
+        self.engine = create_store_engine(self.url)
+        self.dialect = self.engine.dialect.name
+        self.is_postgres = self.dialect == "postgresql"
+        self._now_sql = text(_POSTGRES_NOW if self.is_postgres else _SQLITE_NOW)
+
+    @contextlib.contextmanager
+    def write(self) -> Iterator[Connection]:
+        """One write transaction (``BEGIN IMMEDIATE`` on SQLite)."""
+        try:
+            with self.engine.begin() as conn:
+                yield conn
+        except OperationalError as exc:
+            raise StoreUnavailable(f"database error: {exc.orig}") from exc
+
+    @contextlib.contextmanager
+    def read(self) -> Iterator[Connection]:
+        """One read-only transaction (deferred on SQLite, so it never waits for a writer)."""
+        try:
+            with self.engine.connect().execution_options(readonly=True) as conn, conn.begin():
+                yield conn
+        except OperationalError as exc:
+            raise StoreUnavailable(f"database error: {exc.orig}") from exc
+
+    def now(self, conn: Connection) -> float:
+        """Epoch seconds from the database clock, so leases agree across machines."""
+        return float(conn.execute(self._now_sql).scalar_one())
+
+    def ping(self) -> None:
+        with self.read() as conn:
+            conn.execute(text("SELECT 1"))
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def upgrade_schema(db: Database, revision: str = "head") -> None:
+    """Run the Alembic migrations up to ``revision`` (idempotent; safe when several processes start at once)."""
+    from alembic import command
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(Path(__file__).resolve().parent.parent / "migrations"))
+    with db.engine.begin() as conn:
+        if db.is_postgres:
+            # Two processes upgrading at once would race on CREATE TABLE; the advisory lock serialises them.
+            conn.execute(text("SELECT pg_advisory_xact_lock(724519)"))
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, revision)
+
+
+def schema_revision(db: Database) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
+    with db.engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()

@@ -1,0 +1,295 @@
+"""Jobs: creation with streamed items, lifecycle moves, and the queries that read them."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Connection, delete, insert, select, update
+
+from batchyard.errors import NotFound
+from batchyard.lifecycle import Action, ItemStatus, JobStatus, next_job_status
+from batchyard.schema import item_requeue, items, job_events, jobs, leases, progress_samples
+from batchyard.store.engine import Database
+from batchyard.store.events import add_event
+from batchyard.store.records import EventRecord, ItemRecord, JobRecord, JobSpec
+
+if TYPE_CHECKING:
+    from batchyard.ingest import ItemReader
+
+INSERT_CHUNK = 5000
+_STOPPABLE = (JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.PAUSED)
+
+
+def new_job_id() -> str:
+    """``job_`` + 12 hex digits of milliseconds + 8 random: unique, unguessable enough, and sorts by creation."""
+    return f"job_{int(time.time() * 1000):012x}{secrets.token_hex(4)}"
+
+
+class JobStore:
+    db: Database
+
+    def wake_workers(self, conn: Connection) -> None:  # overridden by the Store (NOTIFY / local wake-ups)
+        """Tell idle workers there is new work."""
+
+    # -- creation -------------------------------------------------------------------------------------------
+
+    def create_job(self, spec: JobSpec, reader: ItemReader, *, actor: str | None = None) -> JobRecord:
+        """Create a job and insert its items, all in one transaction: bad input leaves nothing behind.
+
+        Items are streamed from ``reader`` in chunks; when the reader finds a problem it raises
+        :class:`~batchyard.errors.InputInvalid` at the end of the input and the transaction rolls back.
+        """
+        job_id = new_job_id()
+        with self.db.write() as conn:
+            now = self.db.now(conn)
+            conn.execute(insert(jobs).values(
+                id=job_id, handler=spec.handler, owner=spec.owner, project=spec.project,
+                status=JobStatus.QUEUED, priority=spec.priority, params=_dumps(spec.params),
+                description=spec.description, tags=json.dumps(list(spec.tags)), meta=_dumps(spec.metadata),
+                source=spec.source, created_at=now, last_activity_at=now, scheduled_at=spec.scheduled_at,
+                expires_at=spec.expires_at, max_attempts=spec.max_attempts,
+                backoff_base_seconds=spec.backoff_base_seconds, backoff_max_seconds=spec.backoff_max_seconds,
+                timeout_seconds=spec.timeout_seconds, concurrency=spec.concurrency,
+                max_failures=spec.max_failures, max_failure_rate=spec.max_failure_rate,
+            ))
+            total = self._insert_items(conn, job_id, reader)
+            conn.execute(update(jobs).where(jobs.c.id == job_id).values(total=total, queued=total))
+            add_event(conn, job_id, now, "created", actor=actor or spec.owner,
+                      message=f"{total} item(s) from {spec.source or 'Python'}", data={"total": total})
+            self.wake_workers(conn)
+            row = conn.execute(select(jobs).where(jobs.c.id == job_id)).one()
+        self.after_commit_wake()
+        return JobRecord.from_row(row)
+
+    def after_commit_wake(self) -> None:  # overridden by the Store
+        """Wake workers in this process once a transaction that made work has committed."""
+
+    def _insert_items(self, conn: Connection, job_id: str, reader: ItemReader) -> int:
+        total = 0
+        if self.db.is_postgres:
+            raw = conn.connection.dbapi_connection
+            assert raw is not None
+            with raw.cursor() as cur:
+                with cur.copy("COPY items (job_id, seq, key, payload, status, attempts) FROM STDIN") as copy:
+                    for chunk in reader.chunks(INSERT_CHUNK):
+                        for it in chunk:
+                            copy.write_row((job_id, it.seq, it.key, it.payload, "queued", 0))
+                        total += len(chunk)
+            return total
+        sql = "INSERT INTO items (job_id, seq, key, payload, status, attempts) VALUES (?, ?, ?, ?, 'queued', 0)"
+        for chunk in reader.chunks(INSERT_CHUNK):
+            conn.exec_driver_sql(sql, [(job_id, it.seq, it.key, it.payload) for it in chunk])
+            total += len(chunk)
+        return total
+
+    # -- reading --------------------------------------------------------------------------------------------
+
+    def get_job(self, job_id: str) -> JobRecord:
+        with self.db.read() as conn:
+            row = conn.execute(select(jobs).where(jobs.c.id == job_id)).first()
+        if row is None:
+            raise NotFound(f"no job {job_id!r}", param="job_id")
+        return JobRecord.from_row(row)
+
+    def list_jobs(self, *, owner: str | None = None, statuses: Sequence[str] = (), handler: str | None = None,
+                  limit: int = 50, before_id: str | None = None) -> list[JobRecord]:
+        query = select(jobs).order_by(jobs.c.id.desc()).limit(limit)
+        if owner is not None:
+            query = query.where(jobs.c.owner == owner)
+        if statuses:
+            query = query.where(jobs.c.status.in_(list(statuses)))
+        if handler:
+            query = query.where(jobs.c.handler == handler)
+        if before_id:
+            query = query.where(jobs.c.id < before_id)
+        with self.db.read() as conn:
+            return [JobRecord.from_row(r) for r in conn.execute(query)]
+
+    def iter_items(self, job_id: str, *, statuses: Sequence[str] = (), page_size: int = 5000,
+                   with_payload: bool = False) -> Iterator[ItemRecord]:
+        """Every item of a job in order, read page by page (keyset on seq) so no transaction stays open long."""
+        cols = [items.c.job_id, items.c.seq, items.c.key, items.c.status, items.c.attempts, items.c.result,
+                items.c.error, items.c.started_at, items.c.finished_at, items.c.usage,
+                (items.c.payload if with_payload else items.c.lease_token.label("payload"))]
+        after = -1
+        while True:
+            query = select(*cols).where(items.c.job_id == job_id, items.c.seq > after)
+            if statuses:
+                query = query.where(items.c.status.in_(list(statuses)))
+            with self.db.read() as conn:
+                page = conn.execute(query.order_by(items.c.seq).limit(page_size)).all()
+            for row in page:
+                yield ItemRecord.from_row(row, with_payload=with_payload)
+            if len(page) < page_size:
+                return
+            after = page[-1].seq
+
+    def get_item(self, job_id: str, key: str) -> ItemRecord:
+        with self.db.read() as conn:
+            row = conn.execute(select(items).where(items.c.job_id == job_id, items.c.key == key)).first()
+        if row is None:
+            raise NotFound(f"job {job_id!r} has no item {key!r}", param="key")
+        return ItemRecord.from_row(row)
+
+    def list_events(self, job_id: str, *, after_id: int = 0, limit: int = 500) -> list[EventRecord]:
+        with self.db.read() as conn:
+            rows = conn.execute(
+                select(job_events).where(job_events.c.job_id == job_id, job_events.c.id > after_id)
+                .order_by(job_events.c.id).limit(limit)
+            ).all()
+        return [EventRecord(r.id, r.job_id, r.at, r.type, r.actor, r.message, json.loads(r.data) if r.data else {})
+                for r in rows]
+
+    def recent_samples(self, job_id: str, since: float) -> list[tuple[float, int, int]]:
+        with self.db.read() as conn:
+            rows = conn.execute(
+                select(progress_samples.c.at, progress_samples.c.done, progress_samples.c.failed)
+                .where(progress_samples.c.job_id == job_id, progress_samples.c.at >= since)
+                .order_by(progress_samples.c.at)
+            ).all()
+        return [(r.at, r.done, r.failed) for r in rows]
+
+    def recount(self, job_id: str) -> dict[str, int]:
+        """Count items by status with a scan: for checks and tests, never for showing progress."""
+        from sqlalchemy import func
+
+        with self.db.read() as conn:
+            rows = conn.execute(select(items.c.status, func.count()).where(items.c.job_id == job_id)
+                                .group_by(items.c.status)).all()
+        return {status: n for status, n in rows}
+
+    # -- lifecycle moves ------------------------------------------------------------------------------------
+
+    def _move(self, conn: Connection, job_id: str, action: Action, **values: Any) -> tuple[str, JobStatus]:
+        """Move a job by the lifecycle table; raise NotFound or IllegalTransition (with the current status)."""
+        current = conn.execute(
+            select(jobs.c.status).where(jobs.c.id == job_id).with_for_update()
+        ).scalar_one_or_none()
+        if current is None:
+            raise NotFound(f"no job {job_id!r}", param="job_id")
+        target = next_job_status(current, action)
+        conn.execute(update(jobs).where(jobs.c.id == job_id).values(status=target, **values))
+        return current, target
+
+    def pause_job(self, job_id: str, *, actor: str | None = None, reason: str | None = None) -> JobRecord:
+        with self.db.write() as conn:
+            now = self.db.now(conn)
+            self._move(conn, job_id, Action.PAUSE, last_activity_at=now)
+            add_event(conn, job_id, now, "paused", actor=actor, message=reason)
+        return self.get_job(job_id)
+
+    def resume_job(self, job_id: str, *, actor: str | None = None, reason: str | None = None) -> JobRecord:
+        with self.db.write() as conn:
+            now = self.db.now(conn)
+            self._move(conn, job_id, Action.RESUME, last_activity_at=now)
+            conn.execute(update(jobs).where(jobs.c.id == job_id, jobs.c.started_at.is_(None))
+                         .values(status=JobStatus.QUEUED))
+            self._settle_after_move(conn, job_id, now)
+            add_event(conn, job_id, now, "resumed", actor=actor, message=reason)
+            self.wake_workers(conn)
+        self.after_commit_wake()
+        return self.get_job(job_id)
+
+    def cancel_job(self, job_id: str, *, actor: str | None = None, reason: str | None = None) -> JobRecord:
+        """Cancel queued items at once; running ones are told (via heartbeats) and the job settles after them."""
+        with self.db.write() as conn:
+            now = self.db.now(conn)
+            self._move(conn, job_id, Action.CANCEL, last_activity_at=now)
+            n = self._stop_queued_items(conn, job_id, now)
+            add_event(conn, job_id, now, "cancelled" if self._settle_cancel(conn, job_id, now) else "cancelling",
+                      actor=actor, message=reason, data={"queued_items_cancelled": n})
+        return self.get_job(job_id)
+
+    def stop_job(self, job_id: str, action: Action, error: dict[str, Any], *, actor: str | None = None) -> bool:
+        """Fail or expire a job (failure threshold, completion window): queued items are cancelled."""
+        with self.db.write() as conn:
+            now = self.db.now(conn)
+            status = conn.execute(select(jobs.c.status).where(jobs.c.id == job_id)).scalar_one_or_none()
+            if status not in _STOPPABLE:
+                return False
+            self._move(conn, job_id, action, error=json.dumps(error), finished_at=now, last_activity_at=now)
+            n = self._stop_queued_items(conn, job_id, now)
+            add_event(conn, job_id, now, "failed" if action is Action.FAIL else "expired", actor=actor,
+                      message=error.get("message"), data={"queued_items_cancelled": n})
+        return True
+
+    def _stop_queued_items(self, conn: Connection, job_id: str, now: float) -> int:
+        n = conn.execute(
+            update(items).where(items.c.job_id == job_id, items.c.status == ItemStatus.QUEUED)
+            .values(status=ItemStatus.CANCELLED, finished_at=now)
+        ).rowcount
+        conn.execute(delete(item_requeue).where(item_requeue.c.job_id == job_id))
+        conn.execute(update(jobs).where(jobs.c.id == job_id).values(
+            queued=0, cancelled=jobs.c.cancelled + n, claim_cursor=jobs.c.total, retry_due_at=None))
+        return int(n)
+
+    def _settle_cancel(self, conn: Connection, job_id: str, now: float) -> bool:
+        return bool(conn.execute(
+            update(jobs).where(jobs.c.id == job_id, jobs.c.status == JobStatus.CANCELLING, jobs.c.running == 0)
+            .values(status=JobStatus.CANCELLED, finished_at=now)
+        ).rowcount)
+
+    def _settle_after_move(self, conn: Connection, job_id: str, now: float) -> None:
+        if conn.execute(
+            update(jobs).where(jobs.c.id == job_id, jobs.c.status.in_(_STOPPABLE), jobs.c.queued == 0,
+                               jobs.c.running == 0).values(status=JobStatus.FINALIZING)
+        ).rowcount:
+            add_event(conn, job_id, now, "finalizing", message="every item finished; writing result files")
+
+    def retry_failed(self, job_id: str, *, actor: str | None = None) -> tuple[JobRecord, int]:
+        """Queue the failed items of a job again with fresh attempts; returns the job and how many."""
+        from batchyard.errors import IllegalTransition
+
+        with self.db.write() as conn:
+            now = self.db.now(conn)
+            failed = conn.execute(select(jobs.c.failed).where(jobs.c.id == job_id)).scalar_one_or_none()
+            if failed is None:
+                raise NotFound(f"no job {job_id!r}", param="job_id")
+            current, _ = self._move(conn, job_id, Action.RETRY, last_activity_at=now, finished_at=None,
+                                    files_written_at=None, files_lease_until=None, result_files=None, error=None)
+            if not failed:
+                raise IllegalTransition(f"job {job_id} has no failed items to retry", current=current)
+            conn.execute(insert(item_requeue).from_select(
+                ["job_id", "seq", "available_at"],
+                select(items.c.job_id, items.c.seq, _literal(now))
+                .where(items.c.job_id == job_id, items.c.status == ItemStatus.FAILED),
+            ))
+            n = conn.execute(
+                update(items).where(items.c.job_id == job_id, items.c.status == ItemStatus.FAILED)
+                .values(status=ItemStatus.QUEUED, attempts=0, available_at=now, finished_at=None, result=None)
+            ).rowcount
+            conn.execute(update(jobs).where(jobs.c.id == job_id).values(
+                failed=jobs.c.failed - n, queued=jobs.c.queued + n, retry_due_at=now))
+            add_event(conn, job_id, now, "retried", actor=actor, message=f"{n} failed item(s) queued again",
+                      data={"items": n})
+            self.wake_workers(conn)
+        self.after_commit_wake()
+        return self.get_job(job_id), int(n)
+
+    def delete_job(self, job_id: str, *, actor: str | None = None) -> JobRecord:
+        """Delete a finished job's rows (the service deletes its files)."""
+        with self.db.write() as conn:
+            row = conn.execute(select(jobs).where(jobs.c.id == job_id)).first()
+            if row is None:
+                raise NotFound(f"no job {job_id!r}", param="job_id")
+            next_job_status(row.status, Action.DELETE)
+            for table in (items, item_requeue, leases, job_events, progress_samples):
+                conn.execute(delete(table).where(table.c.job_id == job_id))
+            conn.execute(delete(jobs).where(jobs.c.id == job_id))
+        return JobRecord.from_row(row)
+
+
+def _dumps(value: Any) -> str | None:
+    return None if value is None else json.dumps(value)
+
+
+def _literal(value: float) -> Any:
+    from sqlalchemy import Float, literal
+
+    return literal(value, Float)
+
+

@@ -1,0 +1,194 @@
+"""Plain records passed between the store, the worker and the service."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+OutcomeKind = Literal["succeeded", "failed", "retry", "cancelled", "release"]
+
+
+@dataclass(frozen=True, slots=True)
+class JobSpec:
+    """Everything a new job is created with."""
+
+    handler: str
+    owner: str = "local"
+    project: str | None = None
+    priority: int = 0
+    params: dict[str, Any] | None = None
+    description: str | None = None
+    tags: tuple[str, ...] = ()
+    metadata: dict[str, Any] | None = None
+    source: str | None = None
+    scheduled_at: float | None = None
+    expires_at: float | None = None
+    max_attempts: int = 3
+    backoff_base_seconds: float = 1.0
+    backoff_max_seconds: float = 300.0
+    timeout_seconds: float | None = None
+    concurrency: int | None = None
+    max_failures: int | None = None
+    max_failure_rate: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class JobRecord:
+    id: str
+    handler: str
+    owner: str
+    project: str | None
+    status: str
+    priority: int
+    params: dict[str, Any]
+    description: str | None
+    tags: list[str]
+    metadata: dict[str, Any]
+    source: str | None
+    total: int
+    queued: int
+    running: int
+    succeeded: int
+    failed: int
+    cancelled: int
+    cost: float
+    usage: dict[str, float]
+    created_at: float
+    started_at: float | None
+    finished_at: float | None
+    last_activity_at: float | None
+    scheduled_at: float | None
+    expires_at: float | None
+    error: dict[str, Any] | None
+    max_attempts: int
+    backoff_base_seconds: float
+    backoff_max_seconds: float
+    timeout_seconds: float | None
+    concurrency: int | None
+    max_failures: int | None
+    max_failure_rate: float | None
+    files_written_at: float | None
+    result_files: dict[str, Any]
+
+    @property
+    def done(self) -> int:
+        return self.succeeded + self.failed + self.cancelled
+
+    @property
+    def percent(self) -> float:
+        return 100.0 * self.done / self.total if self.total else 100.0
+
+    @classmethod
+    def from_row(cls, row: Any) -> JobRecord:
+        m = row._mapping
+        return cls(
+            id=m["id"], handler=m["handler"], owner=m["owner"], project=m["project"], status=m["status"],
+            priority=m["priority"], params=_json(m["params"], {}), description=m["description"],
+            tags=_json(m["tags"], []), metadata=_json(m["meta"], {}), source=m["source"], total=m["total"],
+            queued=m["queued"], running=m["running"], succeeded=m["succeeded"], failed=m["failed"],
+            cancelled=m["cancelled"], cost=m["cost"], usage=_json(m["usage"], {}), created_at=m["created_at"],
+            started_at=m["started_at"], finished_at=m["finished_at"], last_activity_at=m["last_activity_at"],
+            scheduled_at=m["scheduled_at"], expires_at=m["expires_at"], error=_json(m["error"], None),
+            max_attempts=m["max_attempts"], backoff_base_seconds=m["backoff_base_seconds"],
+            backoff_max_seconds=m["backoff_max_seconds"], timeout_seconds=m["timeout_seconds"],
+            concurrency=m["concurrency"], max_failures=m["max_failures"], max_failure_rate=m["max_failure_rate"],
+            files_written_at=m["files_written_at"], result_files=_json(m["result_files"], {}),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedJob:
+    """What a worker needs to know about the job of a claimed chunk."""
+
+    id: str
+    handler: str
+    params: dict[str, Any]
+    max_attempts: int
+    backoff_base_seconds: float
+    backoff_max_seconds: float
+    timeout_seconds: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedItem:
+    seq: int
+    key: str
+    payload: str
+    attempt: int
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimBatch:
+    job: ClaimedJob
+    lease_token: str
+    items: list[ClaimedItem]
+
+
+@dataclass(slots=True)
+class Outcome:
+    """How one attempt at one item ended, as the worker reports it."""
+
+    job_id: str
+    seq: int
+    lease_token: str
+    kind: OutcomeKind
+    result: str | None = None  # JSON text
+    error: str | None = None  # JSON text
+    finished_at: float = 0.0
+    retry_delay: float = 0.0
+    cost: float = 0.0
+    usage: dict[str, float] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ItemRecord:
+    job_id: str
+    seq: int
+    key: str
+    status: str
+    attempts: int
+    payload: Any
+    result: Any
+    error: dict[str, Any] | None
+    started_at: float | None
+    finished_at: float | None
+    usage: dict[str, float] | None
+
+    @classmethod
+    def from_row(cls, row: Any, *, with_payload: bool = True) -> ItemRecord:
+        m = row._mapping
+        return cls(
+            job_id=m["job_id"], seq=m["seq"], key=m["key"], status=m["status"], attempts=m["attempts"],
+            payload=_json(m["payload"], None) if with_payload else None, result=_json(m["result"], None),
+            error=_json(m["error"], None), started_at=m["started_at"], finished_at=m["finished_at"],
+            usage=_json(m["usage"], None),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class EventRecord:
+    id: int
+    job_id: str
+    at: float
+    type: str
+    actor: str | None
+    message: str | None
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerRecord:
+    id: str
+    host: str
+    pid: int
+    handlers: list[str]
+    concurrency: int
+    started_at: float
+    last_seen_at: float
+    in_flight: int
+    status: str
+
+
+def _json(value: str | None, default: Any) -> Any:
+    return default if value is None else json.loads(value)
