@@ -6,6 +6,8 @@ import json
 import uuid
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from sqlalchemy import Connection, and_, bindparam, delete, func, insert, or_, select, update
@@ -26,10 +28,6 @@ _fence = and_(
     items.c.lease_token == bindparam("t"),
     items.c.status == ItemStatus.RUNNING,
 )
-_FINISH = update(items).where(_fence).values(
-    status=bindparam("st"), result=bindparam("r"), error=bindparam("e"), usage=bindparam("u"),
-    finished_at=bindparam("f"), lease_token=None,
-)
 _REQUEUE = update(items).where(_fence).values(
     status=ItemStatus.QUEUED, error=bindparam("e"), available_at=bindparam("a"), lease_token=None,
     attempts=items.c.attempts - bindparam("back", type_=items.c.attempts.type),
@@ -37,8 +35,44 @@ _REQUEUE = update(items).where(_fence).values(
 _REQUEUE_ROW = insert(item_requeue).values(job_id=bindparam("j"), seq=bindparam("s"), available_at=bindparam("a"))
 
 
+@dataclass
+class CompletionReport:
+    accepted: int = 0
+    settled: list[str] = field(default_factory=list)  # jobs that moved to finalizing or cancelled
+
+
 class ClaimStore:
+    """Hot-path statements are plain SQL run on the driver: they run for every chunk, and SQLAlchemy's
+    per-row parameter processing would cost more than the database work."""
+
     db: Database
+
+    @cached_property
+    def _placeholder(self) -> str:
+        return "%s" if self.db.is_postgres else "?"
+
+    def _raw(self, sql: str) -> str:
+        return sql.replace("?", self._placeholder)
+
+    @cached_property
+    def _sql_claim_range(self) -> str:
+        return self._raw(
+            "UPDATE items SET status = 'running', attempts = attempts + 1, lease_token = ?, worker_id = ?, "
+            "started_at = ?, available_at = NULL "
+            "WHERE job_id = ? AND seq >= ? AND seq < ? AND status = 'queued' "
+            "RETURNING seq, key, payload, attempts")
+
+    @cached_property
+    def _sql_fence(self) -> str:
+        lock = " FOR UPDATE" if self.db.is_postgres else ""
+        return self._raw("SELECT seq FROM items WHERE job_id = ? AND seq >= ? AND seq <= ? "
+                         "AND lease_token = ? AND status = 'running'" + lock)
+
+    @cached_property
+    def _sql_finish(self) -> str:
+        return self._raw(
+            "UPDATE items SET status = ?, result = ?, error = ?, usage = ?, finished_at = ?, lease_token = NULL "
+            "WHERE job_id = ? AND seq = ? AND lease_token = ? AND status = 'running'")
 
     # -- claims ---------------------------------------------------------------------------------------------
 
@@ -101,15 +135,17 @@ class ClaimStore:
         lo = job.claim_cursor
         hi = min(job.total, lo + max(0, limit - len(requeued)))
         token = uuid.uuid4().hex
-        in_range = and_(items.c.seq >= lo, items.c.seq < hi)
-        rows = conn.execute(
-            update(items)
-            .where(items.c.job_id == job.id, items.c.status == ItemStatus.QUEUED,
-                   or_(in_range, items.c.seq.in_(requeued)) if requeued else in_range)
-            .values(status=ItemStatus.RUNNING, attempts=items.c.attempts + 1, lease_token=token,
-                    worker_id=worker_id, started_at=now, available_at=None)
-            .returning(items.c.seq, items.c.key, items.c.payload, items.c.attempts)
-        ).all()
+        rows: list[Any] = []
+        if hi > lo:
+            rows = conn.exec_driver_sql(self._sql_claim_range, (token, worker_id, now, job.id, lo, hi)).fetchall()
+        if requeued:
+            rows += conn.execute(
+                update(items)
+                .where(items.c.job_id == job.id, items.c.status == ItemStatus.QUEUED, items.c.seq.in_(requeued))
+                .values(status=ItemStatus.RUNNING, attempts=items.c.attempts + 1, lease_token=token,
+                        worker_id=worker_id, started_at=now, available_at=None)
+                .returning(items.c.seq, items.c.key, items.c.payload, items.c.attempts)
+            ).all()
         claimed = [ClaimedItem(seq, key, payload, attempts) for seq, key, payload, attempts in rows]
         count = len(claimed)
         values: dict[str, Any] = {
@@ -136,29 +172,34 @@ class ClaimStore:
 
     # -- completions ----------------------------------------------------------------------------------------
 
-    def complete_items(self, outcomes: Sequence[Outcome], finished_tokens: Sequence[str] = ()) -> int:
+    def complete_items(self, outcomes: Sequence[Outcome], finished_tokens: Sequence[str] = ()) -> CompletionReport:
         """Record outcomes in one transaction; returns how many were accepted.
 
         Fenced: an outcome counts only if its item is still ``running`` under the same lease token, so a worker
         whose lease expired (and whose items went to someone else) changes nothing. Counters, usage and the job's
         own move to ``finalizing``/``cancelled`` happen in the same transaction.
         """
+        report = CompletionReport()
         by_job: dict[str, list[Outcome]] = defaultdict(list)
         for outcome in outcomes:
             by_job[outcome.job_id].append(outcome)
-        accepted_total = 0
         with self.db.write() as conn:
             now = self.db.now(conn)
             for job_id, group in by_job.items():
-                accepted_total += self._complete_job_items(conn, job_id, group, now)
+                accepted, settled = self._complete_job_items(conn, job_id, group, now)
+                report.accepted += accepted
+                if settled:
+                    report.settled.append(job_id)
             if finished_tokens:
                 conn.execute(delete(leases).where(leases.c.token.in_(list(finished_tokens))))
-        return accepted_total
+        return report
 
-    def _complete_job_items(self, conn: Connection, job_id: str, group: list[Outcome], now: float) -> int:
+    def _complete_job_items(self, conn: Connection, job_id: str, group: list[Outcome],
+                            now: float) -> tuple[int, bool]:
+        """Apply one job's outcomes; returns (accepted, whether the job moved to finalizing/cancelled)."""
         accepted = self._fenced(conn, job_id, group)
         if not accepted:
-            return 0
+            return 0, False
         status = conn.execute(select(jobs.c.status).where(jobs.c.id == job_id)).scalar_one_or_none()
         stopping = status in STOPPING
         finish: list[dict[str, Any]] = []
@@ -175,16 +216,15 @@ class ClaimStore:
                                 "a": now + o.retry_delay, "back": 1 if kind == "release" else 0})
                 counts["queued"] += 1
             else:
-                finish.append({"j": job_id, "s": o.seq, "t": o.lease_token, "st": kind, "r": o.result,
-                               "e": o.error, "u": json.dumps(o.usage) if o.usage else None,
-                               "f": o.finished_at or now})
+                finish.append((kind, o.result, o.error, json.dumps(o.usage) if o.usage else None,
+                               o.finished_at or now, job_id, o.seq, o.lease_token))
                 counts[kind] += 1
             cost += o.cost
             if o.usage:
                 for name, amount in o.usage.items():
                     usage[name] = usage.get(name, 0) + amount
         if finish:
-            conn.execute(_FINISH, finish)
+            conn.exec_driver_sql(self._sql_finish, finish)
         if requeue:
             conn.execute(_REQUEUE, requeue)
             conn.execute(_REQUEUE_ROW, [{"j": r["j"], "s": r["s"], "a": r["a"]} for r in requeue])
@@ -201,8 +241,7 @@ class ClaimStore:
         if usage:
             values["usage"] = self._merged_usage(conn, job_id, usage)
         conn.execute(update(jobs).where(jobs.c.id == job_id).values(**values))
-        self._settle_job(conn, job_id, now)
-        return len(accepted)
+        return len(accepted), self._settle_job(conn, job_id, now)
 
     def _fenced(self, conn: Connection, job_id: str, group: list[Outcome]) -> list[Outcome]:
         by_token: dict[str, list[Outcome]] = defaultdict(list)
@@ -210,13 +249,14 @@ class ClaimStore:
             by_token[o.lease_token].append(o)
         accepted: list[Outcome] = []
         for token, outs in by_token.items():
-            valid = set(conn.execute(
-                select(items.c.seq)
-                .where(items.c.job_id == job_id, items.c.seq.in_([o.seq for o in outs]),
-                       items.c.lease_token == token, items.c.status == ItemStatus.RUNNING)
-                .with_for_update()
-            ).scalars())
-            accepted.extend(o for o in outs if o.seq in valid)
+            seqs = [o.seq for o in outs]
+            # A range scan on the primary key: a chunk's items are (mostly) contiguous.
+            valid = {row[0] for row in conn.exec_driver_sql(
+                self._sql_fence, (job_id, min(seqs), max(seqs), token)).fetchall()}
+            if len(valid) == len(outs):
+                accepted.extend(outs)
+            else:
+                accepted.extend(o for o in outs if o.seq in valid)
         return accepted
 
     def _merged_usage(self, conn: Connection, job_id: str, add: dict[str, float]) -> str:
@@ -226,7 +266,7 @@ class ClaimStore:
             merged[name] = merged.get(name, 0) + amount
         return json.dumps(merged, sort_keys=True)
 
-    def _settle_job(self, conn: Connection, job_id: str, now: float) -> None:
+    def _settle_job(self, conn: Connection, job_id: str, now: float) -> bool:
         """Move a job whose items are all terminal on: to ``finalizing``, or from ``cancelling`` to ``cancelled``."""
         finalized = conn.execute(
             update(jobs)
@@ -236,7 +276,7 @@ class ClaimStore:
         ).rowcount
         if finalized:
             add_event(conn, job_id, now, "finalizing", message="every item finished; writing result files")
-            return
+            return True
         settled = conn.execute(
             update(jobs)
             .where(jobs.c.id == job_id, jobs.c.status == JobStatus.CANCELLING, jobs.c.running == 0)
@@ -244,22 +284,23 @@ class ClaimStore:
         ).rowcount
         if settled:
             add_event(conn, job_id, now, "cancelled", message="no item is running any more")
+        return bool(settled)
+
+    def job_statuses(self, job_ids: Sequence[str]) -> dict[str, str]:
+        with self.db.read() as conn:
+            rows = conn.execute(select(jobs.c.id, jobs.c.status).where(jobs.c.id.in_(list(job_ids)))).all()
+        return {job_id: status for job_id, status in rows}
 
     # -- leases -----------------------------------------------------------------------------------------------
 
-    def heartbeat(self, worker_id: str, in_flight: int, lease_seconds: float,
-                  job_ids: Sequence[str] = ()) -> dict[str, str]:
-        """Extend this worker's leases and registry row; return the status of each job it has items of."""
+    def heartbeat(self, worker_id: str, in_flight: int, lease_seconds: float) -> None:
+        """Extend this worker's leases and its registry row."""
         with self.db.write() as conn:
             now = self.db.now(conn)
             conn.execute(update(leases).where(leases.c.worker_id == worker_id)
                          .values(expires_at=now + lease_seconds))
             conn.execute(update(workers).where(workers.c.id == worker_id)
                          .values(last_seen_at=now, in_flight=in_flight))
-            if not job_ids:
-                return {}
-            rows = conn.execute(select(jobs.c.id, jobs.c.status).where(jobs.c.id.in_(list(job_ids)))).all()
-            return {job_id: status for job_id, status in rows}
 
     def rescue_expired_leases(self, limit: int = 100) -> int:
         """Return items of leases past their expiry (a dead or stalled worker) to the queue; count the attempt.
@@ -299,7 +340,7 @@ class ClaimStore:
                 err = json.dumps({**error, "attempt": attempts})
                 kind = "failed" if attempts >= job.max_attempts else "retry"
                 outcomes.append(Outcome(lease.job_id, seq, token, kind, error=err, finished_at=now))
-            accepted = self._complete_job_items(conn, lease.job_id, outcomes, now)
+            accepted, _ = self._complete_job_items(conn, lease.job_id, outcomes, now)
             add_event(conn, lease.job_id, now, "rescued", actor=lease.worker_id,
                       message=f"{accepted} item(s) of an expired lease returned to the queue or failed",
                       data={"items": accepted, "worker_id": lease.worker_id})

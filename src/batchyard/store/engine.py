@@ -10,7 +10,6 @@ from typing import Any
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
-from sqlalchemy.pool import NullPool
 
 from batchyard.errors import ConfigError, StoreUnavailable
 
@@ -53,8 +52,8 @@ def _sqlite_engine(url: str, database: str | None) -> Engine:
     if not database or database == ":memory:":
         raise ConfigError("an in-memory SQLite database cannot be shared by workers; give a file path")
     Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-    # NullPool: a connection per use is cheap on SQLite and keeps forked worker processes from sharing handles.
-    engine = create_engine(url, poolclass=NullPool, connect_args={"check_same_thread": False, "timeout": 60})
+    engine = create_engine(url, pool_size=8, max_overflow=8,
+                           connect_args={"check_same_thread": False, "timeout": 60})
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:

@@ -1,0 +1,228 @@
+"""The application object: handlers, settings, and the Python API to submit and follow jobs."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+from batchyard.errors import BatchyardError
+from batchyard.handlers.demo import BUILTIN_HANDLERS
+from batchyard.registry import HandlerRegistry
+from batchyard.results import ERRORS_JSONL, RESULT_FILE_NAMES, RESULTS_JSONL
+from batchyard.service import ItemSource, JobService, JobView
+from batchyard.settings import Settings
+from batchyard.storage import LocalStorage, job_prefix
+from batchyard.store import Store
+from batchyard.store.records import ItemRecord
+from batchyard.worker import Worker, WorkerStats
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class Batchyard:
+    """A Batchyard application: register handlers, submit batches, run workers.
+
+    >>> app = Batchyard()                       # settings from BATCHYARD_* env; SQLite under the data dir
+    >>> @app.handler("double")
+    ... def double(item, ctx):
+    ...     return {"value": item["n"] * 2}
+    >>> job = app.submit("double", [{"n": 1}, {"n": 2}])
+    >>> job.wait().job.status
+    'completed'
+    """
+
+    def __init__(self, settings: Settings | None = None, *, builtins: bool = True, **overrides: Any) -> None:
+        self.settings = settings or Settings(**overrides)
+        if settings is not None and overrides:
+            self.settings = settings.model_copy(update=overrides)
+        self.registry = HandlerRegistry()
+        if builtins:
+            for name, function in BUILTIN_HANDLERS.items():
+                self.registry.register(name, function)
+        self._store: Store | None = None
+        self._lock = threading.Lock()
+
+    # -- handlers ---------------------------------------------------------------------------------------------
+
+    def handler(self, name: str | None = None, *, concurrency: int | None = None, max_attempts: int | None = None,
+                timeout: float | None = None) -> Callable[[F], F]:
+        """Register a function ``(item, ctx) -> result`` (sync or async) as a handler.
+
+        ``concurrency`` is items in flight per worker process (threads for a sync handler), ``max_attempts`` and
+        ``timeout`` (seconds per attempt) are defaults for jobs of this handler.
+        """
+        def decorate(function: F) -> F:
+            self.registry.register(name or function.__name__, function, concurrency=concurrency,
+                                   max_attempts=max_attempts, timeout=timeout)
+            return function
+
+        return decorate
+
+    # -- plumbing -------------------------------------------------------------------------------------------
+
+    @property
+    def store(self) -> Store:
+        with self._lock:
+            if self._store is None:
+                store = Store(self.settings.effective_database_url)
+                if self.settings.auto_migrate:
+                    store.upgrade()
+                self._store = store
+            return self._store
+
+    @property
+    def storage(self) -> LocalStorage:
+        return LocalStorage(self.settings.data_dir / "files")
+
+    @property
+    def service(self) -> JobService:
+        return JobService(self.store, self.storage, self.settings, self.registry)
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+
+    # -- jobs -----------------------------------------------------------------------------------------------
+
+    def submit(self, handler: str, items: ItemSource, **options: Any) -> Job:
+        """Create a job from an iterable of items, or a JSONL/CSV file path. See :meth:`JobService.submit`."""
+        record = self.service.submit(handler, items, **options)
+        return Job(self, record.id)
+
+    def job(self, job_id: str) -> Job:
+        self.store.get_job(job_id)
+        return Job(self, job_id)
+
+    def worker(self, **options: Any) -> Worker:
+        return Worker(self.store, self.storage, self.registry, self.settings, **options)
+
+    def run_worker(self, **options: Any) -> WorkerStats:
+        """Run a worker in this thread until interrupted (Ctrl-C or SIGTERM stop it gracefully)."""
+        import signal
+
+        worker = self.worker(**options)
+
+        async def main() -> WorkerStats:
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, worker.request_stop)
+            return await worker.run()
+
+        return asyncio.run(main())
+
+
+class Job:
+    """A handle on one job: follow it, wait for it, read its results, act on it."""
+
+    def __init__(self, app: Batchyard, job_id: str) -> None:
+        self.app = app
+        self.id = job_id
+
+    def __repr__(self) -> str:
+        return f"Job({self.id!r})"
+
+    def refresh(self) -> JobView:
+        return self.app.service.get(self.id)
+
+    def wait(self, *, progress: bool = False, timeout: float | None = None, poll_seconds: float = 0.1) -> JobView:
+        """Block until the job is finished and its result files are written.
+
+        With no live worker for the job's handler, the items are processed in this process meanwhile.
+        ``progress=True`` shows a progress bar on the terminal.
+        """
+        view = self.refresh()
+        runner = None
+        if not view.finished and not self.app.service.has_live_worker_for(view.job.handler) \
+                and view.job.handler in self.app.registry:
+            runner = InProcessWorker(self.app)
+            runner.start()
+        try:
+            if progress:
+                from batchyard.cli.progress import follow_job
+
+                return follow_job(self.app.service, self.id, timeout=timeout)
+            deadline = None if timeout is None else time.monotonic() + timeout
+            while not view.finished:
+                if deadline is not None and time.monotonic() > deadline:
+                    raise TimeoutError(f"job {self.id} still {view.job.status} after {timeout}s")
+                time.sleep(poll_seconds)
+                view = self.refresh()
+            return view
+        finally:
+            if runner is not None:
+                runner.stop()
+
+    def results(self) -> Iterator[ItemRecord]:
+        """Succeeded items in input order, with their results (streamed, any size)."""
+        return self.app.store.iter_items(self.id, statuses=["succeeded"])
+
+    def errors(self) -> Iterator[ItemRecord]:
+        return self.app.store.iter_items(self.id, statuses=["failed"])
+
+    def items(self) -> Iterator[ItemRecord]:
+        return self.app.store.iter_items(self.id)
+
+    def pause(self) -> JobView:
+        return self.app.service.pause(self.id)
+
+    def resume(self) -> JobView:
+        return self.app.service.resume(self.id)
+
+    def cancel(self) -> JobView:
+        return self.app.service.cancel(self.id)
+
+    def retry_failed(self) -> int:
+        return self.app.service.retry_failed(self.id)[1]
+
+    def delete(self) -> None:
+        self.app.service.delete(self.id)
+
+    def download(self, directory: str | Path) -> list[Path]:
+        """Copy the job's result files into ``directory``; returns the paths written."""
+        view = self.refresh()
+        if not view.job.result_files:
+            raise BatchyardError(f"job {self.id} has no result files yet (status {view.job.status})")
+        out = Path(directory)
+        out.mkdir(parents=True, exist_ok=True)
+        written = []
+        for name in RESULT_FILE_NAMES:
+            if name not in view.job.result_files:
+                continue
+            target = out / name
+            with self.app.storage.open_read(f"{job_prefix(self.id)}/{name}") as src, open(target, "wb") as dst:
+                while chunk := src.read(1 << 20):
+                    dst.write(chunk)
+            written.append(target)
+        return written
+
+
+class InProcessWorker:
+    """A worker on a background thread, for ``wait()`` and ``submit --wait`` when no worker is running."""
+
+    def __init__(self, app: Batchyard, **options: Any) -> None:
+        self.worker = app.worker(**options)
+        self._thread = threading.Thread(target=self._run, name="batchyard-inprocess-worker", daemon=True)
+        self.error: BaseException | None = None
+
+    def _run(self) -> None:
+        try:
+            asyncio.run(self.worker.run())
+        except BaseException as exc:  # surfaced by stop()
+            self.error = exc
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self.worker.request_stop()
+        self._thread.join()
+        if self.error is not None:
+            raise self.error
+
+
+__all__ = ["ERRORS_JSONL", "RESULTS_JSONL", "Batchyard", "Job"]

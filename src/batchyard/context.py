@@ -1,0 +1,73 @@
+"""What a handler gets besides its item: who it is, its job's params, cancellation, artifacts and usage."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from batchyard.errors import ItemCancelled
+from batchyard.storage import artifact_prefix, safe_relative_path
+
+if TYPE_CHECKING:
+    from batchyard.storage import LocalStorage
+
+
+class JobControl:
+    """Per job, per worker: what the job's status tells in-flight items. Shared by all of its items."""
+
+    __slots__ = ("cancelled", "job_id", "paused")
+
+    def __init__(self, job_id: str) -> None:
+        self.job_id = job_id
+        self.cancelled = False  # the job is cancelling, failed or expired: stop
+        self.paused = False  # the job is paused: do not start more items
+
+
+class ItemContext:
+    """Passed to every handler call along with the item.
+
+    ``ctx.cancelled`` turns true when the job is being cancelled or the item timed out; long-running sync
+    handlers should check it (or call :meth:`check_cancelled`) between steps. Async handlers are cancelled
+    for you. Handlers must be idempotent: an item can run more than once if a worker dies mid-item.
+    """
+
+    __slots__ = ("_control", "_storage", "attempt", "cost", "job_id", "key", "max_attempts", "params", "seq",
+                 "timed_out", "usage")
+
+    def __init__(self, job_id: str, key: str, seq: int, attempt: int, max_attempts: int,
+                 params: dict[str, Any], control: JobControl, storage: LocalStorage) -> None:
+        self.job_id = job_id
+        self.key = key
+        self.seq = seq
+        self.attempt = attempt
+        self.max_attempts = max_attempts
+        self.params = params
+        self._control = control
+        self._storage = storage
+        self.timed_out = False
+        self.cost = 0.0
+        self.usage: dict[str, float] | None = None
+
+    @property
+    def cancelled(self) -> bool:
+        return self._control.cancelled or self.timed_out
+
+    def check_cancelled(self) -> None:
+        """Raise :class:`~batchyard.errors.ItemCancelled` if the job is being cancelled or the item timed out."""
+        if self.cancelled:
+            raise ItemCancelled(f"item {self.key} of {self.job_id} was cancelled")
+
+    def save_artifact(self, name: str, data: bytes | str) -> str:
+        """Store a file for this item; it lands in the job's ``artifacts.zip`` under ``name``."""
+        safe = safe_relative_path(name)
+        payload = data.encode() if isinstance(data, str) else bytes(data)
+        self._storage.write_bytes(f"{artifact_prefix(self.job_id)}/{safe}", payload)
+        return safe
+
+    def add_usage(self, cost: float = 0.0, **counters: float) -> None:
+        """Add cost and named counters (tokens, pages, ...); summed per job and per owner."""
+        self.cost += cost
+        if counters:
+            usage = self.usage if self.usage is not None else {}
+            for name, amount in counters.items():
+                usage[name] = usage.get(name, 0) + amount
+            self.usage = usage

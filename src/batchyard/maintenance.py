@@ -1,0 +1,81 @@
+"""Maintenance: safe to run in every process at once (each step claims its work with a conditional update).
+
+One round: rescue expired leases, fail jobs over their failure threshold, expire jobs past their window, write
+result files of finished jobs, record progress samples, mark workers that stopped reporting as lost.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+from batchyard.lifecycle import Action
+from batchyard.results import write_result_files
+from batchyard.settings import Settings
+from batchyard.storage import LocalStorage
+from batchyard.store import Store
+
+log = logging.getLogger("batchyard.maintenance")
+PRUNE_WORKERS_AFTER_SECONDS = 24 * 3600.0
+
+
+@dataclass
+class MaintenanceReport:
+    rescued: int = 0
+    failed_jobs: int = 0
+    expired_jobs: int = 0
+    files_written: int = 0
+    samples: int = 0
+
+
+class Maintenance:
+    def __init__(self, store: Store, storage: LocalStorage, settings: Settings) -> None:
+        self.store = store
+        self.storage = storage
+        self.settings = settings
+        self._last_sample = 0.0
+        self._last_worker_check = 0.0
+
+    def run_once(self) -> MaintenanceReport:
+        report = MaintenanceReport()
+        report.rescued = self.store.rescue_expired_leases()
+        report.failed_jobs = self.apply_failure_thresholds()
+        report.expired_jobs = self.expire_jobs()
+        report.files_written = self.write_pending_files()
+        now = time.monotonic()
+        if now - self._last_sample >= self.settings.sample_interval_seconds:
+            self._last_sample = now
+            report.samples = self.store.record_progress_samples(self.settings.sample_interval_seconds)
+        if now - self._last_worker_check >= self.settings.worker_stale_seconds / 4:
+            self._last_worker_check = now
+            self.store.mark_lost_workers(self.settings.worker_stale_seconds)
+            self.store.prune_workers(PRUNE_WORKERS_AFTER_SECONDS)
+        return report
+
+    def apply_failure_thresholds(self) -> int:
+        n = 0
+        for job_id, failed, done in self.store.jobs_over_failure_threshold():
+            error = {"code": "failure_threshold",
+                     "message": f"{failed} of {done} finished items failed, over the job's failure threshold"}
+            n += self.store.stop_job(job_id, Action.FAIL, error, actor="maintenance")
+        return n
+
+    def expire_jobs(self) -> int:
+        n = 0
+        for job_id in self.store.jobs_past_expiry():
+            error = {"code": "expired", "message": "the job's completion window passed before it finished"}
+            n += self.store.stop_job(job_id, Action.EXPIRE, error, actor="maintenance")
+        return n
+
+    def write_pending_files(self) -> int:
+        n = 0
+        for job_id in self.store.jobs_needing_files():
+            if not self.store.claim_files(job_id):
+                continue
+            started = time.perf_counter()
+            files = write_result_files(self.store, self.storage, job_id)
+            self.store.files_written(job_id, files)
+            log.info("wrote result files of %s in %.2fs", job_id, time.perf_counter() - started)
+            n += 1
+        return n

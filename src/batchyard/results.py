@@ -1,0 +1,166 @@
+"""Result files, written by streaming over a job's items: results.jsonl, errors.jsonl, results.csv and
+artifacts.zip. Memory stays bounded whatever the job's size."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import zipfile
+from collections.abc import Iterator
+from json.encoder import encode_basestring as encode_string  # type: ignore[attr-defined]
+from typing import IO, Any
+
+from batchyard.storage import LocalStorage, artifact_prefix, job_prefix
+from batchyard.store import Store
+from batchyard.store.records import ItemRecord
+
+RESULTS_JSONL = "results.jsonl"
+ERRORS_JSONL = "errors.jsonl"
+RESULTS_CSV = "results.csv"
+ARTIFACTS_ZIP = "artifacts.zip"
+RESULT_FILE_NAMES = (RESULTS_JSONL, ERRORS_JSONL, RESULTS_CSV, ARTIFACTS_ZIP)
+CSV_COLUMN_SAMPLE = 1000  # result keys seen in the first results become CSV columns
+CSV_MAX_RESULT_COLUMNS = 50
+CSV_BASE_COLUMNS = ["key", "status", "attempts", "duration_ms", "error_type", "error_message"]
+
+
+def result_line(item: ItemRecord) -> str:
+    return json.dumps({"key": item.key, "seq": item.seq, "status": item.status, "attempts": item.attempts,
+                       "result": item.result, "usage": item.usage}, ensure_ascii=False) + "\n"
+
+
+def error_line(item: ItemRecord) -> str:
+    return json.dumps({"key": item.key, "seq": item.seq, "status": item.status, "attempts": item.attempts,
+                       "error": item.error}, ensure_ascii=False) + "\n"
+
+
+def _raw_result_line(row: tuple[Any, ...]) -> str:
+    # Same shape as result_line, built from the stored JSON text without decoding it again.
+    seq, key, status, attempts, result, _error, _started, _finished, usage = row
+    return (f'{{"key": {encode_string(key)}, "seq": {seq}, "status": "{status}", "attempts": {attempts}, '
+            f'"result": {result or "null"}, "usage": {usage or "null"}}}\n')
+
+
+def _raw_error_line(row: tuple[Any, ...]) -> str:
+    seq, key, status, attempts, _result, error, *_ = row
+    return (f'{{"key": {encode_string(key)}, "seq": {seq}, "status": "{status}", "attempts": {attempts}, '
+            f'"error": {error or "null"}}}\n')
+
+
+class CsvWriter:
+    """Writes one row per item; dict results spread into ``result.<name>`` columns chosen from early rows."""
+
+    def __init__(self, out: IO[str]) -> None:
+        self._writer = csv.writer(out, lineterminator="\n")
+        self._pending: list[tuple[Any, ...]] = []
+        self._columns: list[str] | None = None
+
+    def add(self, row: tuple[Any, ...]) -> None:
+        if self._columns is None:
+            self._pending.append(row)
+            if len(self._pending) >= CSV_COLUMN_SAMPLE:
+                self._start()
+        else:
+            self._row(row)
+
+    def close(self) -> None:
+        if self._columns is None:
+            self._start()
+
+    def _start(self) -> None:
+        columns: dict[str, None] = {}
+        for row in self._pending:
+            result = row[4]
+            if result and result[0] == "{":
+                for name in json.loads(result):
+                    if len(columns) < CSV_MAX_RESULT_COLUMNS:
+                        columns.setdefault(str(name))
+        self._columns = list(columns)
+        self._writer.writerow([*CSV_BASE_COLUMNS, *(f"result.{c}" for c in self._columns), "result"])
+        for row in self._pending:
+            self._row(row)
+        self._pending = []
+
+    def _row(self, row: tuple[Any, ...]) -> None:
+        columns = self._columns
+        assert columns is not None
+        _seq, key, status, attempts, result, error, started, finished, _usage = row
+        duration = f"{max(0.0, finished - started) * 1000:.1f}" if started is not None and finished else ""
+        error_type = error_message = ""
+        if error:
+            parsed_error = json.loads(error)
+            error_type, error_message = parsed_error.get("type", ""), parsed_error.get("message", "")
+        rest: str = result or ""
+        spread: list[str] = []
+        if columns:
+            value = json.loads(result) if result and result[0] == "{" else None
+            if isinstance(value, dict):
+                spread = [_cell(value.get(c)) for c in columns]
+                extra = {k: v for k, v in value.items() if k not in columns}
+                rest = json.dumps(extra, ensure_ascii=False) if extra else ""
+            else:
+                spread = [""] * len(columns)
+        self._writer.writerow([key, status, attempts, duration, error_type, error_message, *spread, rest])
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False)
+
+
+def write_result_files(store: Store, storage: LocalStorage, job_id: str) -> dict[str, Any]:
+    """Write every result file of a job in one pass over its items; returns {name: {bytes, rows}}."""
+    prefix = job_prefix(job_id)
+    counts = {RESULTS_JSONL: 0, ERRORS_JSONL: 0, RESULTS_CSV: 0}
+    with storage.open_write(f"{prefix}/{RESULTS_JSONL}") as rf, \
+            storage.open_write(f"{prefix}/{ERRORS_JSONL}") as ef, \
+            storage.open_write(f"{prefix}/{RESULTS_CSV}") as cf:
+        results = io.TextIOWrapper(rf, encoding="utf-8", newline="")
+        errors = io.TextIOWrapper(ef, encoding="utf-8", newline="")
+        table = io.TextIOWrapper(cf, encoding="utf-8", newline="")
+        csv_writer = CsvWriter(table)
+        for row in store.iter_item_rows(job_id):
+            status = row[2]
+            if status == "succeeded":
+                results.write(_raw_result_line(row))
+                counts[RESULTS_JSONL] += 1
+            elif status == "failed":
+                errors.write(_raw_error_line(row))
+                counts[ERRORS_JSONL] += 1
+            csv_writer.add(row)
+            counts[RESULTS_CSV] += 1
+        csv_writer.close()
+        for wrapper in (results, errors, table):
+            wrapper.flush()
+            wrapper.detach()
+    files: dict[str, Any] = {name: {"bytes": storage.size(f"{prefix}/{name}"), "rows": rows}
+                             for name, rows in counts.items()}
+    artifacts = storage.list(artifact_prefix(job_id))
+    if artifacts:
+        write_artifacts_zip(storage, job_id, artifacts)
+        files[ARTIFACTS_ZIP] = {"bytes": storage.size(f"{prefix}/{ARTIFACTS_ZIP}"), "rows": len(artifacts)}
+    return files
+
+
+def write_artifacts_zip(storage: LocalStorage, job_id: str, names: list[str]) -> None:
+    base = artifact_prefix(job_id) + "/"
+    with storage.open_write(f"{job_prefix(job_id)}/{ARTIFACTS_ZIP}") as out, \
+            zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for name in names:
+            with storage.open_read(name) as src, archive.open(name[len(base):], "w", force_zip64=True) as dst:
+                while chunk := src.read(1 << 20):
+                    dst.write(chunk)
+
+
+def iter_partial_lines(store: Store, job_id: str, name: str) -> Iterator[str]:
+    """Lines of a result file built from the items as they are now (for a job still running)."""
+    if name == RESULTS_JSONL:
+        yield from (result_line(i) for i in store.iter_items(job_id, statuses=["succeeded"]))
+    elif name == ERRORS_JSONL:
+        yield from (error_line(i) for i in store.iter_items(job_id, statuses=["failed"]))
+    else:
+        raise ValueError(f"no partial form of {name}")

@@ -1,0 +1,531 @@
+"""The worker: claims chunks of items, runs them through handlers, and flushes outcomes in batches.
+
+A small async state machine. Side tasks (flusher, heartbeat, control poll, watchdog, maintenance) are supervised:
+if one crashes, the worker stops loudly. The fetch loop waits on whichever comes first: a wake-up, the poll
+interval, or stop. Async handlers run in long-lived lanes (no task per item); sync handlers run in threads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import json
+import logging
+import os
+import queue
+import socket
+import threading
+import time
+import traceback
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from batchyard.backoff import backoff_delay
+from batchyard.context import ItemContext, JobControl
+from batchyard.errors import ItemCancelled, ItemError
+from batchyard.lifecycle import JobStatus
+from batchyard.maintenance import Maintenance
+from batchyard.registry import HandlerRegistry, HandlerSpec
+from batchyard.settings import Settings
+from batchyard.storage import LocalStorage
+from batchyard.store import Store
+from batchyard.store.records import ClaimBatch, ClaimedJob, ClaimedItem, Outcome
+
+log = logging.getLogger("batchyard.worker")
+
+WATCHDOG_INTERVAL = 0.1
+CONTROL_POLL_INTERVAL = 0.5
+MAX_TRACEBACK_CHARS = 8000
+_STOP_STATUSES = frozenset({JobStatus.CANCELLING, JobStatus.CANCELLED, JobStatus.FAILED, JobStatus.EXPIRED})
+
+
+class WorkItem:
+    """One claimed item on its way through a handler."""
+
+    __slots__ = ("control", "ctx", "deadline", "done", "handler", "interrupt", "item", "job", "started",
+                 "token")
+
+    def __init__(self, job: ClaimedJob, item: ClaimedItem, token: str, handler: HandlerSpec,
+                 control: JobControl, ctx: ItemContext, timeout: float | None) -> None:
+        self.job = job
+        self.item = item
+        self.token = token
+        self.handler = handler
+        self.control = control
+        self.ctx = ctx
+        self.started = 0.0
+        self.deadline = timeout  # seconds until started, then an absolute monotonic time
+        self.interrupt: str | None = None  # "cancel" | "timeout" | "shutdown"
+        self.done = False
+
+
+@dataclass
+class WorkerStats:
+    claimed: int = 0
+    flushed: int = 0
+    accepted: int = 0
+
+
+class Worker:
+    """Runs items of every job whose handler it knows, until :meth:`request_stop`."""
+
+    def __init__(self, store: Store, storage: LocalStorage, registry: HandlerRegistry, settings: Settings, *,
+                 handlers: list[str] | None = None, concurrency: int | None = None, worker_id: str | None = None,
+                 run_maintenance: bool = True) -> None:
+        self.store = store
+        self.storage = storage
+        self.settings = settings
+        self.registry = registry
+        names = handlers or registry.names()
+        self.handlers = {name: registry.get(name) for name in names}
+        self.concurrency = concurrency or settings.worker_concurrency
+        self.id = worker_id or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        self.run_maintenance = run_maintenance
+        self.stats = WorkerStats()
+        self._lanes = {name: min(spec.concurrency, self.concurrency) for name, spec in self.handlers.items()}
+        self._outstanding = dict.fromkeys(self.handlers, 0)
+        self._in_flight_total = 0
+        self._lease_left: dict[str, int] = {}
+        self._lease_handler: dict[str, str] = {}
+        self._controls: dict[str, JobControl] = {}
+        self._control_items: dict[str, int] = collections.defaultdict(int)
+        self._outcomes: collections.deque[tuple[Outcome, str]] = collections.deque()
+        self._outcome_lock = threading.Lock()
+        self._running_async: dict[tuple[str, int], tuple[WorkItem, asyncio.Task[Any]]] = {}
+        self._running_sync: dict[int, WorkItem] = {}
+        self._async_queues: dict[str, asyncio.Queue[WorkItem | None]] = {}
+        self._sync_queues: dict[str, queue.SimpleQueue[WorkItem | None]] = {}
+        self._threads: list[threading.Thread] = []
+        self._stopping = False
+        self._draining = False
+        self._wake: asyncio.Event | None = None
+        self._stop_event: asyncio.Event | None = None
+        self._flush_now: asyncio.Event | None = None
+        self._maintain_now: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread = 0
+        self._remove_wake: Callable[[], None] | None = None
+
+    # -- public -------------------------------------------------------------------------------------------
+
+    def request_stop(self) -> None:
+        """Stop claiming; in-flight items get ``shutdown_grace_seconds`` to finish. Thread-safe."""
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            self._stopping = True
+            return
+        loop.call_soon_threadsafe(self._begin_stop)
+
+    def _begin_stop(self) -> None:
+        self._stopping = True
+        if self._stop_event is not None:
+            self._stop_event.set()
+        if self._wake is not None:
+            self._wake.set()
+
+    @property
+    def in_flight(self) -> int:
+        return sum(self._outstanding.values())
+
+    async def run(self) -> WorkerStats:
+        self._loop = asyncio.get_running_loop()
+        self._loop_thread = threading.get_ident()
+        self._wake = asyncio.Event()
+        self._stop_event = asyncio.Event()
+        self._flush_now = asyncio.Event()
+        self._maintain_now = asyncio.Event()
+        if self._stopping:
+            self._stop_event.set()
+        loop = self._loop
+        self._remove_wake = self.store.on_wake(lambda: loop.call_soon_threadsafe(self._wake_up))
+        await asyncio.to_thread(self.store.register_worker, self.id, socket.gethostname(), os.getpid(),
+                                list(self.handlers), self.concurrency)
+        log.info("worker %s started: handlers %s", self.id, ", ".join(self.handlers))
+        lanes = self._start_lanes()
+        side = [
+            asyncio.create_task(self._flush_loop(), name="flusher"),
+            asyncio.create_task(self._heartbeat_loop(), name="heartbeat"),
+            asyncio.create_task(self._control_loop(), name="control"),
+            asyncio.create_task(self._watchdog_loop(), name="watchdog"),
+        ]
+        if self.run_maintenance:
+            side.append(asyncio.create_task(self._maintenance_loop(), name="maintenance"))
+        if self.store.db.is_postgres:
+            side.append(asyncio.create_task(self._listen_loop(), name="listener"))
+        fetch = asyncio.create_task(self._fetch_loop(), name="fetch")
+        try:
+            done, _ = await asyncio.wait([fetch, *side], return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                if task is not fetch and task.exception() is not None:
+                    raise RuntimeError(f"worker side task {task.get_name()} crashed") from task.exception()
+            await fetch
+            await self._drain(lanes)
+        finally:
+            for task in side:
+                task.cancel()
+            await asyncio.gather(*side, return_exceptions=True)
+            for task in lanes:
+                task.cancel()
+            await asyncio.gather(*lanes, return_exceptions=True)
+            await asyncio.shield(self._final_flush())
+            if self._remove_wake:
+                self._remove_wake()
+            await asyncio.to_thread(self.store.set_worker_status, self.id, "stopped")
+            log.info("worker %s stopped: %d claimed, %d finished", self.id, self.stats.claimed, self.stats.accepted)
+        return self.stats
+
+    def _wake_up(self) -> None:
+        if self._wake is not None:
+            self._wake.set()
+
+    # -- fetching -----------------------------------------------------------------------------------------
+
+    def _capacity(self) -> dict[str, int]:
+        chunk = self.settings.claim_chunk
+        return {name: min(chunk, 2 * self._lanes[name] - self._outstanding[name]) for name in self.handlers}
+
+    async def _fetch_loop(self) -> None:
+        assert self._wake is not None
+        poll = self.settings.poll_interval_ms / 1000.0
+        while not self._stopping:
+            capacity = self._capacity()
+            if all(free <= 0 for free in capacity.values()):
+                await self._sleep_until_wake(poll / 5)
+                continue
+            batch = await asyncio.to_thread(self.store.claim_items, self.id, capacity, self.settings.lease_seconds)
+            if batch is None:
+                await self._sleep_until_wake(poll)
+                continue
+            if batch.items:
+                self._dispatch(batch)
+
+    async def _sleep_until_wake(self, seconds: float) -> None:
+        assert self._wake is not None
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), seconds)
+        self._wake.clear()
+
+    def _dispatch(self, batch: ClaimBatch) -> None:
+        job = batch.job
+        spec = self.handlers[job.handler]
+        control = self._controls.get(job.id)
+        if control is None:
+            control = self._controls[job.id] = JobControl(job.id)
+        n = len(batch.items)
+        self._control_items[job.id] += n
+        self._outstanding[job.handler] += n
+        self._in_flight_total += n
+        self._lease_left[batch.lease_token] = n
+        self._lease_handler[batch.lease_token] = job.handler
+        self.stats.claimed += n
+        timeout = job.timeout_seconds or spec.timeout_seconds
+        max_attempts = job.max_attempts
+        for item in batch.items:
+            ctx = ItemContext(job.id, item.key, item.seq, item.attempt, max_attempts, job.params, control,
+                              self.storage)
+            work = WorkItem(job, item, batch.lease_token, spec, control, ctx, timeout)
+            if spec.is_async:
+                self._async_queues[job.handler].put_nowait(work)
+            else:
+                self._sync_queues[job.handler].put(work)
+
+    # -- running --------------------------------------------------------------------------------------------
+
+    def _start_lanes(self) -> list[asyncio.Task[None]]:
+        tasks: list[asyncio.Task[None]] = []
+        for name, spec in self.handlers.items():
+            lanes = self._lanes[name]
+            if spec.is_async:
+                self._async_queues[name] = asyncio.Queue()
+                tasks += [asyncio.create_task(self._async_lane(name, i), name=f"lane-{name}-{i}")
+                          for i in range(lanes)]
+            else:
+                self._sync_queues[name] = queue.SimpleQueue()
+                for i in range(lanes):
+                    thread = threading.Thread(target=self._sync_lane, args=(name,), name=f"batchyard-{name}-{i}",
+                                              daemon=True)
+                    thread.start()
+                    self._threads.append(thread)
+        return tasks
+
+    def _skip_reason(self, work: WorkItem) -> str | None:
+        if work.control.cancelled:
+            return "cancelled"
+        if work.control.paused or self._draining:
+            return "release"
+        return None
+
+    async def _async_lane(self, name: str, index: int) -> None:
+        q = self._async_queues[name]
+        task = asyncio.current_task()
+        assert task is not None
+        slot = (name, index)
+        while True:
+            work = await q.get()
+            if work is None:
+                return
+            skip = self._skip_reason(work)
+            if skip is not None:
+                self._emit(work, skip)
+                continue
+            work.started = time.monotonic()
+            if work.deadline is not None:
+                work.deadline += work.started
+            self._running_async[slot] = (work, task)
+            try:
+                value = await work.handler.function(json.loads(work.item.payload), work.ctx)
+            except asyncio.CancelledError:
+                if work.interrupt is None:
+                    raise
+                task.uncancel()
+                self._emit_interrupted(work)
+            except Exception as exc:  # a handler's failure is the item's, never the worker's
+                self._emit_failure(work, exc)
+            else:
+                self._emit_success(work, value)
+            finally:
+                self._running_async.pop(slot, None)
+                if work.interrupt is not None and task.cancelling():
+                    task.uncancel()
+
+    def _sync_lane(self, name: str) -> None:
+        q = self._sync_queues[name]
+        ident = threading.get_ident()
+        while True:
+            work = q.get()
+            if work is None:
+                return
+            skip = self._skip_reason(work)
+            if skip is not None:
+                self._emit(work, skip)
+                continue
+            work.started = time.monotonic()
+            if work.deadline is not None:
+                work.deadline += work.started
+            self._running_sync[ident] = work
+            try:
+                value = work.handler.function(json.loads(work.item.payload), work.ctx)
+            except ItemCancelled:
+                self._emit(work, "cancelled", error=_error_json(work, "Cancelled", "item cancelled", "cancelled"))
+            except Exception as exc:
+                self._emit_failure(work, exc)
+            else:
+                self._emit_success(work, value)
+            finally:
+                self._running_sync.pop(ident, None)
+
+    # -- outcomes -----------------------------------------------------------------------------------------
+
+    def _emit_success(self, work: WorkItem, value: Any) -> None:
+        try:
+            result = json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            self._emit(work, "failed", error=_error_json(
+                work, "ResultNotSerializable", f"the handler's result is not JSON-serializable: {exc}",
+                "result_not_serializable"))
+            return
+        self._emit(work, "succeeded", result=result)
+
+    def _emit_failure(self, work: WorkItem, exc: BaseException) -> None:
+        if isinstance(exc, ItemCancelled):
+            self._emit(work, "cancelled", error=_error_json(work, "Cancelled", str(exc), "cancelled"))
+            return
+        retryable = exc.retryable if isinstance(exc, ItemError) else True
+        retry_after = exc.retry_after if isinstance(exc, ItemError) else None
+        code = exc.code if isinstance(exc, ItemError) else None
+        tb = "".join(traceback.format_exception(exc))[-MAX_TRACEBACK_CHARS:]
+        error = _error_json(work, type(exc).__name__, str(exc) or type(exc).__name__, code, tb, retryable)
+        self._emit_error(work, error, retryable, retry_after)
+
+    def _emit_error(self, work: WorkItem, error: str, retryable: bool, retry_after: float | None) -> None:
+        job = work.job
+        if retryable and work.item.attempt < job.max_attempts and not work.control.cancelled:
+            delay = backoff_delay(work.item.attempt, base_seconds=job.backoff_base_seconds,
+                                  max_seconds=job.backoff_max_seconds, retry_after=retry_after)
+            self._emit(work, "retry", error=error, retry_delay=delay)
+        else:
+            self._emit(work, "failed", error=error)
+
+    def _emit_interrupted(self, work: WorkItem) -> None:
+        if work.interrupt == "timeout":
+            self._emit_timeout(work)
+        elif work.interrupt == "shutdown":
+            self._emit(work, "release")
+        else:
+            self._emit(work, "cancelled", error=_error_json(work, "Cancelled", "job cancelled", "cancelled"))
+
+    def _emit_timeout(self, work: WorkItem) -> None:
+        limit = work.job.timeout_seconds or work.handler.timeout_seconds
+        error = _error_json(work, "Timeout", f"item took longer than its {limit:g}s timeout", "timeout")
+        self._emit_error(work, error, True, None)
+
+    def _emit(self, work: WorkItem, kind: Any, *, result: str | None = None, error: str | None = None,
+              retry_delay: float = 0.0) -> None:
+        with self._outcome_lock:  # a sync item can be finished by its thread or by the watchdog: once only
+            if work.done:
+                return
+            work.done = True
+        ctx = work.ctx
+        self._outcomes.append((Outcome(
+            work.job.id, work.item.seq, work.token, kind, result=result, error=error, finished_at=time.time(),
+            retry_delay=retry_delay, cost=ctx.cost if kind != "release" else 0.0,
+            usage=ctx.usage if kind != "release" else None,
+        ), work.job.handler))
+        # Flush early once half of what is in flight has finished, so claims never wait on the timer.
+        pending = len(self._outcomes)
+        if self._flush_now is not None and threading.get_ident() == self._loop_thread and (
+                pending >= self.settings.flush_max_items or 2 * pending >= self._in_flight_total):
+            self._flush_now.set()
+
+    # -- side tasks -----------------------------------------------------------------------------------------
+
+    async def _flush_loop(self) -> None:
+        assert self._flush_now is not None
+        interval = self.settings.flush_interval_ms / 1000.0
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._flush_now.wait(), interval)
+            self._flush_now.clear()
+            await self._flush()
+
+    async def _flush(self) -> None:
+        if not self._outcomes:
+            return
+        batch: list[Outcome] = []
+        finished: list[str] = []
+        limit = self.settings.flush_max_items * 2
+        while self._outcomes and len(batch) < limit:
+            outcome, handler = self._outcomes.popleft()
+            batch.append(outcome)
+            self._outstanding[handler] -= 1
+            self._in_flight_total -= 1
+            self._control_items[outcome.job_id] -= 1
+            if self._control_items[outcome.job_id] <= 0:
+                self._controls.pop(outcome.job_id, None)
+                self._control_items.pop(outcome.job_id, None)
+            left = self._lease_left[outcome.lease_token] - 1
+            if left:
+                self._lease_left[outcome.lease_token] = left
+            else:
+                del self._lease_left[outcome.lease_token]
+                del self._lease_handler[outcome.lease_token]
+                finished.append(outcome.lease_token)
+        report = await asyncio.to_thread(self.store.complete_items, batch, finished)
+        self.stats.flushed += len(batch)
+        self.stats.accepted += report.accepted
+        if report.settled and self._maintain_now is not None:
+            self._maintain_now.set()
+        if self._wake is not None:
+            self._wake.set()  # capacity freed: claim more
+
+    async def _final_flush(self) -> None:
+        while self._outcomes:
+            await self._flush()
+
+    async def _heartbeat_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.heartbeat_seconds)
+            await asyncio.to_thread(self.store.heartbeat, self.id, self.in_flight, self.settings.lease_seconds)
+
+    async def _control_loop(self) -> None:
+        """Tell in-flight items about their job's status: cancelled jobs stop, paused jobs start nothing new."""
+        while True:
+            await asyncio.sleep(CONTROL_POLL_INTERVAL)
+            if not self._controls:
+                continue
+            statuses = await asyncio.to_thread(self.store.job_statuses, list(self._controls))
+            for job_id, control in list(self._controls.items()):
+                status = statuses.get(job_id, JobStatus.CANCELLED)
+                control.paused = status == JobStatus.PAUSED
+                if status in _STOP_STATUSES and not control.cancelled:
+                    control.cancelled = True
+                    self._interrupt_async(lambda w, j=job_id: w.job.id == j, "cancel")
+
+    def _interrupt_async(self, match: Callable[[WorkItem], bool], reason: str) -> None:
+        for work, task in list(self._running_async.values()):
+            if match(work) and work.interrupt is None:
+                work.interrupt = reason
+                task.cancel()
+
+    async def _watchdog_loop(self) -> None:
+        """Enforce per-item timeouts: cancel async items; fail sync ones (their thread is abandoned)."""
+        while True:
+            await asyncio.sleep(WATCHDOG_INTERVAL)
+            now = time.monotonic()
+            self._interrupt_async(lambda w: w.deadline is not None and w.started > 0 and w.deadline < now,
+                                  "timeout")
+            for work in list(self._running_sync.values()):
+                if work.deadline is not None and work.deadline < now and work.interrupt is None:
+                    work.interrupt = "timeout"
+                    work.ctx.timed_out = True
+                    self._emit_timeout(work)
+
+    async def _maintenance_loop(self) -> None:
+        assert self._maintain_now is not None
+        maintenance = Maintenance(self.store, self.storage, self.settings)
+        interval = self.settings.maintenance_interval_ms / 1000.0
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._maintain_now.wait(), interval)
+            self._maintain_now.clear()
+            try:
+                await asyncio.to_thread(maintenance.run_once)
+            except Exception:  # maintenance retries next round; a failure must not stop the worker
+                log.exception("maintenance round failed")
+
+    async def _listen_loop(self) -> None:
+        """PostgreSQL: wake on NOTIFY from any process that creates or requeues work."""
+        from batchyard.store.notify import listen
+
+        async for _ in listen(self.store.url):
+            self._wake_up()
+
+    # -- stopping -------------------------------------------------------------------------------------------
+
+    async def _drain(self, lanes: list[asyncio.Task[None]]) -> None:
+        """Graceful stop: release items not yet started; give running ones the grace period, then interrupt."""
+        self._draining = True
+        deadline = time.monotonic() + self.settings.shutdown_grace_seconds
+        for name, q in self._async_queues.items():
+            for _ in range(self._lanes[name]):
+                q.put_nowait(None)
+        for name, sq in self._sync_queues.items():
+            for _ in range(self._lanes[name]):
+                sq.put(None)
+        while self.in_flight - len(self._outcomes) > 0 and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+            await self._flush()
+        self._interrupt_async(lambda w: True, "shutdown")
+        await asyncio.sleep(0)
+        for work in list(self._running_sync.values()):
+            work.interrupt = "shutdown"
+            work.ctx.timed_out = True
+            self._emit(work, "release")
+        for name, q in self._async_queues.items():  # items still queued behind the stop markers
+            while not q.empty():
+                work = q.get_nowait()
+                if work is not None:
+                    self._emit(work, "release")
+            del name
+        for sq in self._sync_queues.values():
+            with contextlib.suppress(queue.Empty):
+                while True:
+                    work = sq.get_nowait()
+                    if work is not None:
+                        self._emit(work, "release")
+        await asyncio.gather(*lanes, return_exceptions=True)
+
+
+def _error_json(work: WorkItem, type_: str, message: str, code: str | None, tb: str | None = None,
+                retryable: bool | None = None) -> str:
+    error: dict[str, Any] = {"type": type_, "message": message[:4000], "attempt": work.item.attempt}
+    if code:
+        error["code"] = code
+    if retryable is not None:
+        error["retryable"] = retryable
+    if tb:
+        error["traceback"] = tb
+    return json.dumps(error, ensure_ascii=False)
