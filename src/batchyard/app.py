@@ -41,8 +41,8 @@ class Batchyard:
             self.settings = settings.model_copy(update=overrides)
         self.registry = HandlerRegistry()
         if builtins:
-            for name, function in BUILTIN_HANDLERS.items():
-                self.registry.register(name, function)
+            for name, (function, concurrency) in BUILTIN_HANDLERS.items():
+                self.registry.register(name, function, concurrency=concurrency)
         self._store: Store | None = None
         self._lock = threading.Lock()
 

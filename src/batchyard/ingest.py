@@ -133,7 +133,8 @@ class ItemReader:
         else:
             self._items = source
             default_name = "items"
-        self._format = format if format is not None or self._path is None else detect_format(self._path)
+        self._position_word = "line" if self._items is None else "item"
+        self._format = detect_format(self._path) if format is None and self._path is not None else format
         self._max_line_bytes = max_line_bytes
         self._max_problems = max_problems
         self._source_name = source_name or default_name
@@ -226,13 +227,8 @@ class ItemReader:
                 self._invalid_json(line, exc, raw)
                 continue
             if end != len(text):
-                column = end + 1 + len(raw) - len(raw.lstrip(_JSON_WHITESPACE))
-                self._problem(
-                    line,
-                    "invalid_json",
-                    f"invalid JSON: Extra data at column {column}; "
-                    "each line must hold exactly one JSON object",
-                )
+                extra_at = len(text) - len(text[end:].lstrip())
+                self._invalid_json(line, json.JSONDecodeError("Extra data", text, extra_at), raw)
                 continue
             if type(value) is not dict:
                 self._problem(
@@ -320,7 +316,7 @@ class ItemReader:
                     "use only dicts, lists, strings, finite numbers, booleans and None",
                 )
                 continue
-            fields = value if type(value) is dict else _NO_FIELDS
+            fields = value if isinstance(value, dict) else _NO_FIELDS
             raw_key = fields.get("custom_id", _MISSING)
             if raw_key is not _MISSING:
                 full = admit(position, raw_key, "custom_id", payload)
@@ -349,7 +345,7 @@ class ItemReader:
             self._problem(
                 line,
                 "duplicate_key",
-                f"duplicate {field} {_quote(key)}, first used on line {first_line}; "
+                f"duplicate {field} {_quote(key)}, first used on {self._position_word} {first_line}; "
                 "every item needs a unique key",
             )
             return False
@@ -420,14 +416,19 @@ class ItemReader:
         )
 
     def _invalid_json(self, line: int, exc: ValueError | RecursionError, raw: bytes) -> None:
+        hint = "; each line must be one JSON object"
         if isinstance(exc, json.JSONDecodeError):
             column = exc.colno + len(raw) - len(raw.lstrip(_JSON_WHITESPACE))
             detail = f"{exc.msg} at column {column}"
+            if exc.msg == "Extra data":
+                hint = "; each line must hold exactly one JSON object, with nothing after it"
         elif isinstance(exc, RecursionError):
             detail = "nested too deeply"
-        else:
-            detail = str(exc)
-        self._problem(line, "invalid_json", f"invalid JSON: {detail}; each line must be one JSON object")
+        elif isinstance(exc, _NonFiniteNumber):
+            detail, hint = str(exc), ""
+        else:  # the only other ValueError: an integer past Python's digit limit
+            detail, hint = "a number has too many digits", "; send very long numbers as strings"
+        self._problem(line, "invalid_json", f"invalid JSON: {detail}{hint}")
 
     def _problem(self, line: int, code: str, message: str) -> None:
         self.total_problems += 1

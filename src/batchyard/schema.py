@@ -85,7 +85,6 @@ items = Table(
     Column("status", String(16), nullable=False),
     Column("attempts", Integer, nullable=False, server_default="0"),
     Column("lease_token", String(40)),
-    Column("worker_id", String(80)),
     Column("available_at", Float),
     Column("started_at", Float),
     Column("finished_at", Float),
@@ -93,7 +92,7 @@ items = Table(
     Column("error", Text),  # JSON {type, message, attempt, traceback, code}
     Column("usage", Text),  # JSON
     Index("ux_items_job_key", "job_id", "key", unique=True),
-    postgresql_with={"fillfactor": 80},
+    postgresql_with={"fillfactor": 50},
 )
 
 item_requeue = Table(

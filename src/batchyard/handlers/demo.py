@@ -41,4 +41,5 @@ def _number(item: Any, ctx: ItemContext, name: str, default: float) -> float:
     return float(value) if isinstance(value, int | float) else default
 
 
-BUILTIN_HANDLERS = {"echo": echo, "sleep": sleep, "flaky": flaky}
+# name -> (function, items in flight per worker process)
+BUILTIN_HANDLERS = {"echo": (echo, 1000), "sleep": (sleep, 256), "flaky": (flaky, 256)}

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
-import uuid
-from collections import defaultdict
+import secrets
+from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -57,7 +57,7 @@ class ClaimStore:
     @cached_property
     def _sql_claim_range(self) -> str:
         return self._raw(
-            "UPDATE items SET status = 'running', attempts = attempts + 1, lease_token = ?, worker_id = ?, "
+            "UPDATE items SET status = 'running', attempts = attempts + 1, lease_token = ?, "
             "started_at = ?, available_at = NULL "
             "WHERE job_id = ? AND seq >= ? AND seq < ? AND status = 'queued' "
             "RETURNING seq, key, payload, attempts")
@@ -67,6 +67,16 @@ class ClaimStore:
         lock = " FOR UPDATE" if self.db.is_postgres else ""
         return self._raw("SELECT seq FROM items WHERE job_id = ? AND seq >= ? AND seq <= ? "
                          "AND lease_token = ? AND status = 'running'" + lock)
+
+    @cached_property
+    def _sql_finish_unnest(self) -> str:
+        return (
+            "UPDATE items AS i SET status = u.status, result = u.result, error = u.error, usage = u.usage, "
+            "finished_at = u.finished_at, lease_token = NULL "
+            "FROM unnest(%b::bigint[], %b::text[], %b::text[], %b::text[], %b::text[], %b::text[], "
+            "%b::float8[]) AS u(seq, token, status, result, error, usage, finished_at) "
+            "WHERE i.job_id = %s AND i.seq = u.seq AND i.lease_token = u.token AND i.status = 'running' "
+            "RETURNING i.seq")
 
     @cached_property
     def _sql_finish(self) -> str:
@@ -85,7 +95,7 @@ class ClaimStore:
         handlers = [name for name, free in capacity.items() if free > 0]
         if not handlers:
             return None
-        with self.db.write() as conn:
+        with self.db.write(relaxed=True) as conn:
             now = self.db.now(conn)
             job = self._pick_job(conn, handlers, now, skip_locked=True)
             if job is None and self.db.is_postgres:
@@ -134,16 +144,16 @@ class ClaimStore:
             ).scalar()
         lo = job.claim_cursor
         hi = min(job.total, lo + max(0, limit - len(requeued)))
-        token = uuid.uuid4().hex
+        token = secrets.token_hex(8)
         rows: list[Any] = []
         if hi > lo:
-            rows = conn.exec_driver_sql(self._sql_claim_range, (token, worker_id, now, job.id, lo, hi)).fetchall()
+            rows = conn.exec_driver_sql(self._sql_claim_range, (token, now, job.id, lo, hi)).fetchall()
         if requeued:
             rows += conn.execute(
                 update(items)
                 .where(items.c.job_id == job.id, items.c.status == ItemStatus.QUEUED, items.c.seq.in_(requeued))
                 .values(status=ItemStatus.RUNNING, attempts=items.c.attempts + 1, lease_token=token,
-                        worker_id=worker_id, started_at=now, available_at=None)
+                        started_at=now, available_at=None)
                 .returning(items.c.seq, items.c.key, items.c.payload, items.c.attempts)
             ).all()
         claimed = [ClaimedItem(seq, key, payload, attempts) for seq, key, payload, attempts in rows]
@@ -197,67 +207,98 @@ class ClaimStore:
     def _complete_job_items(self, conn: Connection, job_id: str, group: list[Outcome],
                             now: float) -> tuple[int, bool]:
         """Apply one job's outcomes; returns (accepted, whether the job moved to finalizing/cancelled)."""
-        accepted = self._fenced(conn, job_id, group)
-        if not accepted:
-            return 0, False
         status = conn.execute(select(jobs.c.status).where(jobs.c.id == job_id)).scalar_one_or_none()
+        if status is None:  # deleted meanwhile: nothing to record
+            return 0, False
         stopping = status in STOPPING
-        finish: list[dict[str, Any]] = []
-        requeue: list[dict[str, Any]] = []
-        counts = {"succeeded": 0, "failed": 0, "cancelled": 0, "queued": 0}
-        cost = 0.0
-        usage: dict[str, float] = {}
-        for o in accepted:
+        finishing: list[tuple[str, Outcome]] = []
+        returning: list[Outcome] = []
+        for o in group:
             kind = o.kind
             if kind in ("retry", "release") and stopping:
                 kind = "cancelled"
             if kind in ("retry", "release"):
-                requeue.append({"j": job_id, "s": o.seq, "t": o.lease_token, "e": o.error,
-                                "a": now + o.retry_delay, "back": 1 if kind == "release" else 0})
-                counts["queued"] += 1
+                returning.append(o)
             else:
-                finish.append((kind, o.result, o.error, json.dumps(o.usage) if o.usage else None,
-                               o.finished_at or now, job_id, o.seq, o.lease_token))
-                counts[kind] += 1
-            cost += o.cost
-            if o.usage:
-                for name, amount in o.usage.items():
-                    usage[name] = usage.get(name, 0) + amount
-        if finish:
-            conn.exec_driver_sql(self._sql_finish, finish)
-        if requeue:
-            conn.execute(_REQUEUE, requeue)
-            conn.execute(_REQUEUE_ROW, [{"j": r["j"], "s": r["s"], "a": r["a"]} for r in requeue])
-        values: dict[str, Any] = {
-            "running": jobs.c.running - len(accepted), "last_activity_at": now,
-            **{name: getattr(jobs.c, name) + n for name, n in counts.items() if n},
-        }
-        if requeue:
-            due = min(r["a"] for r in requeue)
-            values["retry_due_at"] = func.coalesce(func.min(jobs.c.retry_due_at, due), due) \
-                if not self.db.is_postgres else func.least(func.coalesce(jobs.c.retry_due_at, due), due)
+                finishing.append((kind, o))
+        finished = self._finish_fenced(conn, job_id, finishing, now)
+        requeued = self._requeue_fenced(conn, job_id, returning, now)
+        accepted = [o for _, o in finished] + requeued
+        if not accepted:
+            return 0, False
+        values: dict[str, Any] = {"running": jobs.c.running - len(accepted), "last_activity_at": now}
+        counts = Counter(kind for kind, _ in finished)
+        for name, n in counts.items():
+            values[name] = getattr(jobs.c, name) + n
+        if requeued:
+            values["queued"] = jobs.c.queued + len(requeued)
+            due = now + min(o.retry_delay for o in requeued)
+            values["retry_due_at"] = func.least(func.coalesce(jobs.c.retry_due_at, due), due) \
+                if self.db.is_postgres else func.coalesce(func.min(jobs.c.retry_due_at, due), due)
+        cost = sum(o.cost for o in accepted)
         if cost:
             values["cost"] = jobs.c.cost + cost
+        usage: dict[str, float] = {}
+        for o in accepted:
+            for name, amount in (o.usage or {}).items():
+                usage[name] = usage.get(name, 0) + amount
         if usage:
             values["usage"] = self._merged_usage(conn, job_id, usage)
         conn.execute(update(jobs).where(jobs.c.id == job_id).values(**values))
         return len(accepted), self._settle_job(conn, job_id, now)
 
-    def _fenced(self, conn: Connection, job_id: str, group: list[Outcome]) -> list[Outcome]:
-        by_token: dict[str, list[Outcome]] = defaultdict(list)
-        for o in group:
-            by_token[o.lease_token].append(o)
-        accepted: list[Outcome] = []
-        for token, outs in by_token.items():
-            seqs = [o.seq for o in outs]
-            # A range scan on the primary key: a chunk's items are (mostly) contiguous.
-            valid = {row[0] for row in conn.exec_driver_sql(
-                self._sql_fence, (job_id, min(seqs), max(seqs), token)).fetchall()}
-            if len(valid) == len(outs):
-                accepted.extend(outs)
-            else:
-                accepted.extend(o for o in outs if o.seq in valid)
+    def _finish_fenced(self, conn: Connection, job_id: str, finishing: list[tuple[str, Outcome]],
+                       now: float) -> list[tuple[str, Outcome]]:
+        """Write final outcomes; only items still running under the outcome's lease token change."""
+        if not finishing:
+            return []
+        if not self.db.is_postgres:
+            valid = self._fenced(conn, job_id, [o for _, o in finishing])
+            accepted = [(kind, o) for kind, o in finishing if (o.lease_token, o.seq) in valid]
+            if not accepted:
+                return []
+            conn.exec_driver_sql(self._sql_finish, [
+                (kind, o.result, o.error, json.dumps(o.usage) if o.usage else None, o.finished_at or now,
+                 job_id, o.seq, o.lease_token) for kind, o in accepted])
+            return accepted
+        # PostgreSQL: one UPDATE ... FROM unnest(...) per flush is both the fence and the write; RETURNING
+        # tells which rows were still ours.
+        raw = conn.connection.driver_connection
+        assert raw is not None
+        with raw.cursor() as cur:  # %b: binary arrays; text-format array dumping costs more than the UPDATE
+            rows = cur.execute(self._sql_finish_unnest, (
+            [o.seq for _, o in finishing], [o.lease_token for _, o in finishing], [k for k, _ in finishing],
+            [o.result for _, o in finishing], [o.error for _, o in finishing],
+            [json.dumps(o.usage) if o.usage else None for _, o in finishing],
+            [o.finished_at or now for _, o in finishing], job_id,
+            )).fetchall()
+        valid_seqs = {row[0] for row in rows}
+        return [(kind, o) for kind, o in finishing if o.seq in valid_seqs]
+
+    def _requeue_fenced(self, conn: Connection, job_id: str, returning: list[Outcome], now: float) -> list[Outcome]:
+        """Put retried and released items back in the queue (released ones do not count the attempt)."""
+        if not returning:
+            return []
+        valid = self._fenced(conn, job_id, returning)
+        accepted = [o for o in returning if (o.lease_token, o.seq) in valid]
+        if accepted:
+            conn.execute(_REQUEUE, [{"j": job_id, "s": o.seq, "t": o.lease_token, "e": o.error,
+                                     "a": now + o.retry_delay, "back": 1 if o.kind == "release" else 0}
+                                    for o in accepted])
+            conn.execute(_REQUEUE_ROW, [{"j": job_id, "s": o.seq, "a": now + o.retry_delay} for o in accepted])
         return accepted
+
+    def _fenced(self, conn: Connection, job_id: str, group: list[Outcome]) -> set[tuple[str, int]]:
+        """(token, seq) of the outcomes whose item is still running under that token (and locks them)."""
+        by_token: dict[str, list[int]] = defaultdict(list)
+        for o in group:
+            by_token[o.lease_token].append(o.seq)
+        valid: set[tuple[str, int]] = set()
+        for token, seqs in by_token.items():
+            # A range scan on the primary key: a chunk's items are (mostly) contiguous.
+            rows = conn.exec_driver_sql(self._sql_fence, (job_id, min(seqs), max(seqs), token)).fetchall()
+            valid.update((token, row[0]) for row in rows)
+        return valid
 
     def _merged_usage(self, conn: Connection, job_id: str, add: dict[str, float]) -> str:
         current = conn.execute(select(jobs.c.usage).where(jobs.c.id == job_id)).scalar_one_or_none()

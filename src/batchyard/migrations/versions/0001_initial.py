@@ -72,14 +72,13 @@ def upgrade() -> None:
         sa.Column("status", sa.String(16), nullable=False),
         sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
         sa.Column("lease_token", sa.String(40)),
-        sa.Column("worker_id", sa.String(80)),
         sa.Column("available_at", sa.Float),
         sa.Column("started_at", sa.Float),
         sa.Column("finished_at", sa.Float),
         sa.Column("result", sa.Text),
         sa.Column("error", sa.Text),
         sa.Column("usage", sa.Text),
-        postgresql_with={"fillfactor": 80},
+        postgresql_with={"fillfactor": 50},
     )
     op.create_index("ux_items_job_key", "items", ["job_id", "key"], unique=True)
 

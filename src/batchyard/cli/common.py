@@ -1,0 +1,178 @@
+"""What every command shares: the consoles, global options, loading the app, JSON output and error reporting."""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import json
+import os
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import click
+import typer
+from click.core import ParameterSource
+from pydantic import ValidationError
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+from typer.core import TyperGroup
+
+from batchyard.app import Batchyard
+from batchyard.errors import BatchyardError, ConfigError, InputInvalid
+from batchyard.settings import Settings
+
+out = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+
+EXIT_ERROR = 1
+EXIT_INPUT_INVALID = 2
+PROBLEMS_SHOWN = 20
+
+AppOption = Annotated[
+    str | None,
+    typer.Option(
+        "--app", metavar="MODULE:ATTR",
+        help="Your Batchyard instance, e.g. [bold]mypkg.jobs:app[/] (imported from the current directory), "
+             "so its handlers and settings are used. Default: the built-in demo handlers (echo, sleep, flaky).",
+    ),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print only JSON on stdout (for scripts).")]
+
+
+@dataclass
+class GlobalOptions:
+    """The root options (``--data-dir``, ``--db``); ``explicit`` holds those given on the command line."""
+
+    data_dir: Path | None = None
+    database_url: str | None = None
+    explicit: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_context(cls, ctx: click.Context) -> GlobalOptions:
+        root = ctx.find_root()
+        if not isinstance(root.obj, cls):
+            root.obj = cls()
+        return root.obj
+
+    def overrides(self) -> dict[str, Any]:
+        values = {"data_dir": self.data_dir, "database_url": self.database_url}
+        return {name: value for name, value in values.items() if value is not None}
+
+
+def remember_globals(ctx: click.Context, data_dir: Path | None, database_url: str | None) -> None:
+    options = GlobalOptions(data_dir=data_dir, database_url=database_url)
+    for param, name in (("data_dir", "data_dir"), ("database_url", "database_url")):
+        if ctx.get_parameter_source(param) is ParameterSource.COMMANDLINE:
+            options.explicit[name] = getattr(options, name)
+    ctx.obj = options
+
+
+def build_settings(ctx: click.Context) -> Settings:
+    return Settings(**GlobalOptions.from_context(ctx).overrides())
+
+
+@contextlib.contextmanager
+def open_app(ctx: click.Context, app_ref: str | None) -> Iterator[Batchyard]:
+    """The app a command works on: the user's (``--app``) or a default one; closed afterwards."""
+    options = GlobalOptions.from_context(ctx)
+    if app_ref:
+        app = load_user_app(app_ref)
+        if options.explicit:  # flags beat whatever the user's module configured
+            app.close()
+            app.settings = Settings.model_validate({**app.settings.model_dump(), **options.explicit})
+    else:
+        app = Batchyard(Settings(**options.overrides()))
+    try:
+        yield app
+    finally:
+        app.close()
+
+
+def load_user_app(ref: str) -> Batchyard:
+    """Import ``module:attr`` (the current directory first on ``sys.path``, as uvicorn does)."""
+    module_name, _, attr = ref.partition(":")
+    if not module_name or not attr:
+        raise ConfigError(f"--app {ref!r}: expected MODULE:ATTR, e.g. mypkg.jobs:app")
+    cwd = os.getcwd()
+    if cwd not in sys.path:
+        sys.path.insert(0, cwd)
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name and module_name.startswith(exc.name):
+            raise ConfigError(f"--app {ref!r}: could not import module {module_name!r} "
+                              f"(looked in {cwd} and sys.path)") from exc
+        raise
+    target: Any = module
+    for part in attr.split("."):
+        try:
+            target = getattr(target, part)
+        except AttributeError:
+            raise ConfigError(f"--app {ref!r}: module {module_name!r} has no attribute {attr!r}") from None
+    if not isinstance(target, Batchyard):
+        raise ConfigError(f"--app {ref!r} is a {type(target).__name__}, not a Batchyard app")
+    return target
+
+
+def redact_url(url: str) -> str:
+    """A database URL fit to print: any password replaced by ``***``."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "<unparsable URL>"
+
+
+def print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
+    sys.stdout.flush()
+
+
+def fail(message: str, *, code: int = EXIT_ERROR, hint: str | None = None) -> NoReturn:
+    """Print a one-line red error (and an optional hint) on stderr and exit."""
+    err.print(f"[bold red]Error:[/] {escape(message)}")
+    if hint:
+        err.print(f"[dim]{escape(hint)}[/]")
+    raise typer.Exit(code)
+
+
+def print_input_problems(exc: InputInvalid) -> None:
+    table = Table(title=None, show_edge=False, header_style="bold", pad_edge=False)
+    table.add_column("Line", justify="right", style="cyan", no_wrap=True)
+    table.add_column("Code", style="magenta", no_wrap=True)
+    table.add_column("Problem", overflow="fold")
+    for problem in exc.problems[:PROBLEMS_SHOWN]:
+        table.add_row(str(problem.line), problem.code, escape(problem.message))
+    noun = "problem" if exc.total == 1 else "problems"
+    err.print(f"[bold red]Error:[/] {escape(exc.source)} has {exc.total:,} {noun}; nothing was submitted.")
+    err.print(table)
+    if exc.total > PROBLEMS_SHOWN:
+        err.print(f"[dim]... and {exc.total - PROBLEMS_SHOWN:,} more[/]")
+
+
+def report_error(exc: Exception) -> NoReturn:
+    """Turn an expected error into a message and an exit code, never a traceback."""
+    if isinstance(exc, InputInvalid):
+        print_input_problems(exc)
+        raise typer.Exit(EXIT_INPUT_INVALID)
+    if isinstance(exc, BatchyardError):
+        fail(exc.message)
+    if isinstance(exc, ValidationError):
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+        fail(f"invalid settings: {problems}", hint="check the BATCHYARD_* environment variables and flags")
+    raise exc
+
+
+class ReportingGroup(TyperGroup):
+    """The root command group: Batchyard's own errors become a clear message and exit code."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (BatchyardError, ValidationError) as exc:
+            report_error(exc)

@@ -1,0 +1,243 @@
+"""Rich renderables for jobs: status badges, the jobs table, a job's details, the end-of-run summary."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from rich.console import Group, RenderableType
+from rich.markup import escape
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from batchyard.cli import humanize
+from batchyard.results import RESULT_FILE_NAMES
+from batchyard.service import JobView
+from batchyard.storage import LocalStorage, job_prefix
+from batchyard.store.records import EventRecord, JobRecord
+
+STATUS_STYLES = {
+    "queued": "cyan",
+    "running": "bold blue",
+    "paused": "yellow",
+    "finalizing": "blue",
+    "completed": "bold green",
+    "failed": "bold red",
+    "cancelling": "magenta",
+    "cancelled": "magenta",
+    "expired": "red",
+}
+BAR_STYLES = {"completed": "green", "failed": "red", "paused": "yellow", "cancelled": "magenta",
+              "cancelling": "magenta", "expired": "red"}
+MINI_BAR_WIDTH = 12
+DETAIL_BAR_WIDTH = 30
+
+
+@dataclass(frozen=True)
+class ResultFile:
+    """A result file as shown to the user: its name, where it is, how big."""
+
+    name: str
+    path: Path
+    bytes: int | None
+    rows: int | None = None
+
+
+def status_text(status: str) -> Text:
+    return Text(status, style=STATUS_STYLES.get(status, ""))
+
+
+def progress_bar(job: JobRecord, width: int = MINI_BAR_WIDTH) -> Text:
+    """``━━━━━━╺━━━━━  48%``: done items over total, coloured by status."""
+    fraction = job.done / job.total if job.total else 1.0
+    filled = round(width * fraction)
+    bar = Text()
+    bar.append("━" * filled, style=BAR_STYLES.get(job.status, "blue"))
+    bar.append("━" * (width - filled), style="grey30")
+    bar.append(f" {job.percent:3.0f}%")
+    return bar
+
+
+def ok_failed(job: JobRecord) -> Text:
+    text = Text()
+    text.append(humanize.count(job.succeeded), style="green")
+    text.append(" / ")
+    text.append(humanize.count(job.failed), style="red" if job.failed else "dim")
+    return text
+
+
+def eta_text(view: JobView) -> str:
+    if view.job.status in ("queued", "running") and view.eta_seconds is not None:
+        return humanize.duration(view.eta_seconds)
+    return "-"
+
+
+def jobs_table(views: Sequence[JobView], now: float) -> Table:
+    table = Table(show_edge=False, header_style="bold", pad_edge=False, box=None, padding=(0, 2, 0, 0))
+    table.add_column("ID", style="cyan", no_wrap=True)
+    table.add_column("Handler", no_wrap=True, max_width=20, overflow="ellipsis")
+    table.add_column("Status", no_wrap=True)
+    table.add_column("Progress", no_wrap=True)
+    table.add_column("OK / Failed", justify="right", no_wrap=True)
+    table.add_column("Duration", justify="right", no_wrap=True)
+    table.add_column("ETA", justify="right", no_wrap=True)
+    table.add_column("Created", justify="right", no_wrap=True, style="dim")
+    for view in views:
+        job = view.job
+        table.add_row(job.id, escape(job.handler), status_text(job.status), progress_bar(job), ok_failed(job),
+                      humanize.duration(view.duration_seconds), eta_text(view), humanize.ago(job.created_at, now))
+    return table
+
+
+def _when(timestamp: float | None, now: float) -> str:
+    if timestamp is None:
+        return "-"
+    clock = datetime.fromtimestamp(timestamp).strftime("%Y-%m-%d %H:%M:%S")
+    return f"{humanize.ago(timestamp, now)}  [dim]{clock}[/]"
+
+
+def _settings_line(job: JobRecord) -> str:
+    parts = [
+        f"priority {job.priority}",
+        f"max attempts {job.max_attempts}",
+        f"timeout {humanize.duration(job.timeout_seconds) if job.timeout_seconds else '-'}",
+        f"concurrency {job.concurrency or '-'}",
+    ]
+    if job.max_failures is not None:
+        parts.append(f"max failures {job.max_failures}")
+    if job.max_failure_rate is not None:
+        parts.append(f"max failure rate {job.max_failure_rate:.0%}")
+    return " · ".join(parts)
+
+
+def _items_line(job: JobRecord) -> Text:
+    text = Text()
+    pieces = [("succeeded", job.succeeded, "green"), ("failed", job.failed, "red"),
+              ("cancelled", job.cancelled, "magenta"), ("queued", job.queued, "cyan"),
+              ("running", job.running, "blue")]
+    for i, (label, n, style) in enumerate(pieces):
+        if i:
+            text.append(" · ", style="dim")
+        text.append(humanize.count(n), style=style if n else "dim")
+        text.append(f" {label}")
+    return text
+
+
+def _status_line(view: JobView, now: float) -> Text:
+    job = view.job
+    text = status_text(job.status)
+    if job.status == "queued" and job.scheduled_at and job.scheduled_at > now:
+        text.append(f"  scheduled, starts {humanize.ago(job.scheduled_at, now)}", style="dim")
+    return text
+
+
+def job_details(view: JobView, events: Sequence[EventRecord], files: Sequence[ResultFile], now: float) -> Panel:
+    job = view.job
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold", no_wrap=True)
+    grid.add_column(overflow="fold")
+    grid.add_row("Status", _status_line(view, now))
+    grid.add_row("Handler", escape(job.handler))
+    if job.description:
+        grid.add_row("Description", escape(job.description))
+    if job.tags:
+        grid.add_row("Tags", escape(", ".join(job.tags)))
+    if job.source:
+        grid.add_row("Source", escape(job.source))
+    bar = progress_bar(job, DETAIL_BAR_WIDTH)
+    bar.append(f"  {humanize.count(job.done)} / {humanize.count(job.total)} items")
+    grid.add_row("Progress", bar)
+    grid.add_row("Items", _items_line(job))
+    grid.add_row("Rate", f"{humanize.rate(view.items_per_second)} · ETA {eta_text(view)}")
+    grid.add_row("Created", _when(job.created_at, now))
+    grid.add_row("Started", _when(job.started_at, now))
+    if job.finished_at is not None:
+        grid.add_row("Finished", _when(job.finished_at, now))
+    grid.add_row("Duration", humanize.duration(view.duration_seconds))
+    if job.expires_at is not None:
+        grid.add_row("Expires", _when(job.expires_at, now))
+    grid.add_row("Settings", _settings_line(job))
+    if job.params:
+        grid.add_row("Params", escape(json.dumps(job.params, ensure_ascii=False)))
+    if job.metadata:
+        grid.add_row("Metadata", escape(json.dumps(job.metadata, ensure_ascii=False)))
+    if job.cost or job.usage:
+        usage = ", ".join(f"{k} {v:g}" for k, v in sorted(job.usage.items()))
+        grid.add_row("Usage", f"cost {job.cost:g}" + (f" · {escape(usage)}" if usage else ""))
+    if job.error:
+        grid.add_row("Error", Text(str(job.error.get("message") or job.error), style="red"))
+    parts: list[RenderableType] = [grid]
+    if files:
+        parts += [Text(""), Text("Result files", style="bold"), files_table(files)]
+    if events:
+        parts += [Text(""), Text("Recent events", style="bold"), events_table(events, now)]
+    return Panel(Group(*parts), title=f"[bold cyan]{job.id}[/]", title_align="left", expand=False,
+                 padding=(0, 1))
+
+
+def files_table(files: Sequence[ResultFile]) -> Table:
+    table = Table(show_edge=False, header_style="bold", box=None, pad_edge=False, padding=(0, 2, 0, 0))
+    table.add_column("File", style="cyan", no_wrap=True)
+    table.add_column("Size", justify="right", no_wrap=True)
+    table.add_column("Rows", justify="right", no_wrap=True)
+    table.add_column("Path", overflow="fold", style="dim")
+    for f in files:
+        rows = "-" if f.rows is None else humanize.count(f.rows)
+        table.add_row(f.name, humanize.size(f.bytes), rows, escape(str(f.path)))
+    return table
+
+
+def events_table(events: Sequence[EventRecord], now: float) -> Table:
+    table = Table(show_edge=False, header_style="bold", box=None, pad_edge=False, padding=(0, 2, 0, 0))
+    table.add_column("When", justify="right", no_wrap=True, style="dim")
+    table.add_column("Event", no_wrap=True)
+    table.add_column("By", no_wrap=True, style="dim")
+    table.add_column("Message", overflow="fold")
+    for event in events:
+        table.add_row(humanize.ago(event.at, now), Text(event.type, style=STATUS_STYLES.get(event.type, "")),
+                      escape(event.actor or "-"), escape(event.message or ""))
+    return table
+
+
+def summary_panel(view: JobView, files: Sequence[ResultFile]) -> Panel:
+    """What ``submit --wait`` prints at the end: outcome, counts, time, speed and where the results are."""
+    job = view.job
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold", no_wrap=True)
+    grid.add_column(overflow="fold")
+    grid.add_row("Status", status_text(job.status))
+    grid.add_row("Items", _items_line(job))
+    duration = view.duration_seconds
+    speed = job.done / duration if duration else None
+    grid.add_row("Duration", f"{humanize.duration(duration)}  ({humanize.rate(speed)})")
+    if job.error:
+        grid.add_row("Error", Text(str(job.error.get("message") or job.error), style="red"))
+    for f in files:
+        grid.add_row(f.name, f"{escape(str(f.path))}  [dim]{humanize.size(f.bytes)}[/]")
+    grid.add_row("Next", f"batchyard jobs download {job.id} -o DIR")
+    border = BAR_STYLES.get(job.status, "blue")
+    return Panel(grid, title=f"[bold]{job.id}[/] · {escape(job.handler)}", title_align="left",
+                 border_style=border, expand=False, padding=(0, 1))
+
+
+def job_summary_line(job: JobRecord) -> str:
+    return (f"[cyan]{job.id}[/] is now [{STATUS_STYLES.get(job.status, '')}]{job.status}[/] "
+            f"({humanize.count(job.done)}/{humanize.count(job.total)} done)")
+
+
+def event_to_dict(event: EventRecord) -> dict[str, Any]:
+    return {"id": event.id, "at": event.at, "type": event.type, "actor": event.actor, "message": event.message,
+            "data": event.data}
+
+
+def result_files(view: JobView, storage: LocalStorage) -> list[ResultFile]:
+    """The job's result files in a fixed order, with where they are on disk."""
+    files = view.job.result_files
+    return [ResultFile(name, storage.path(f"{job_prefix(view.job.id)}/{name}"), files[name].get("bytes"),
+                       files[name].get("rows"))
+            for name in RESULT_FILE_NAMES if name in files]

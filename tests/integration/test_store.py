@@ -1,0 +1,234 @@
+"""The store on SQLite and PostgreSQL: claims, fencing, rescue, lifecycle moves, counters."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from batchyard import Batchyard, InputInvalid
+from batchyard.errors import IllegalTransition, NotFound, UnknownHandler
+from batchyard.lifecycle import Action
+from batchyard.store.records import Outcome
+
+from .helpers import assert_counters_match_items
+
+
+def _done(batch, kind="succeeded"):  # type: ignore[no-untyped-def]
+    return [Outcome(batch.job.id, it.seq, batch.lease_token, kind, result=json.dumps({"k": it.key}),
+                    finished_at=time.time()) for it in batch.items]
+
+
+def test_submit_stores_items_and_counters(app: Batchyard) -> None:
+    job = app.submit("echo", [{"custom_id": f"a{i}", "n": i} for i in range(25)], description="d", tags=["x"])
+    record = app.store.get_job(job.id)
+    assert (record.status, record.total, record.queued, record.running) == ("queued", 25, 25, 0)
+    assert record.description == "d" and record.tags == ["x"]
+    item = app.store.get_item(job.id, "a7")
+    assert item.payload == {"custom_id": "a7", "n": 7} and item.status == "queued" and item.seq == 7
+    assert [e.type for e in app.store.list_events(job.id)] == ["created"]
+    assert_counters_match_items(app, job.id)
+
+
+def test_bad_input_creates_nothing(app: Batchyard, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    bad = tmp_path / "bad.jsonl"
+    bad.write_bytes(b'{"custom_id": "a"}\n{"custom_id": "b"\n[1, 2]\n{"custom_id": "a"}\n\xff\xfe\n')
+    with pytest.raises(InputInvalid) as info:
+        app.submit("echo", bad)
+    lines = [(p.line, p.code) for p in info.value.problems]
+    assert lines == [(2, "invalid_json"), (3, "not_an_object"), (4, "duplicate_key"), (5, "invalid_utf8")]
+    assert info.value.total == 4
+    assert app.store.list_jobs() == []
+    from sqlalchemy import func, select
+
+    from batchyard.schema import items, job_events
+
+    with app.store.db.read() as conn:
+        assert conn.execute(select(func.count()).select_from(items)).scalar_one() == 0
+        assert conn.execute(select(func.count()).select_from(job_events)).scalar_one() == 0
+
+
+def test_unknown_handler_is_refused(app: Batchyard) -> None:
+    with pytest.raises(UnknownHandler, match="no handler named 'nope'"):
+        app.submit("nope", [{"a": 1}])
+    assert app.store.list_jobs() == []
+
+
+def test_claim_moves_counters_and_starts_job(app: Batchyard) -> None:
+    job = app.submit("echo", [{"n": i} for i in range(10)])
+    batch = app.store.claim_items("w1", {"echo": 4}, 30)
+    assert batch is not None and [i.seq for i in batch.items] == [0, 1, 2, 3]
+    assert all(i.attempt == 1 for i in batch.items)
+    record = app.store.get_job(job.id)
+    assert (record.status, record.queued, record.running) == ("running", 6, 4)
+    report = app.store.complete_items(_done(batch), [batch.lease_token])
+    assert report.accepted == 4
+    record = app.store.get_job(job.id)
+    assert (record.queued, record.running, record.succeeded) == (6, 0, 4)
+    assert app.store.get_item(job.id, "1").result == {"k": "1"}
+    assert_counters_match_items(app, job.id)
+
+
+def test_completion_with_stale_lease_token_changes_nothing(app: Batchyard) -> None:
+    job = app.submit("echo", [{"n": i} for i in range(3)])
+    stale = app.store.claim_items("w1", {"echo": 10}, 0.05)
+    assert stale is not None
+    time.sleep(0.2)
+    assert app.store.rescue_expired_leases() == 3  # the worker "died": its items go back to the queue
+    fresh = app.store.claim_items("w2", {"echo": 10}, 30)
+    assert fresh is not None and sorted(i.seq for i in fresh.items) == [0, 1, 2]
+    assert all(i.attempt == 2 for i in fresh.items)
+    # The first worker wakes up and reports: fenced out, nothing changes.
+    report = app.store.complete_items(_done(stale, "failed"), [stale.lease_token])
+    assert report.accepted == 0
+    record = app.store.get_job(job.id)
+    assert (record.running, record.failed, record.succeeded) == (3, 0, 0)
+    assert app.store.complete_items(_done(fresh), [fresh.lease_token]).accepted == 3
+    record = app.store.get_job(job.id)
+    assert (record.status, record.succeeded, record.failed) == ("finalizing", 3, 0)
+    assert_counters_match_items(app, job.id)
+
+
+def test_rescue_fails_items_past_max_attempts(app: Batchyard) -> None:
+    job = app.submit("echo", [{"n": 1}], max_attempts=1)
+    app.store.claim_items("w1", {"echo": 10}, 0.01)
+    time.sleep(0.1)
+    assert app.store.rescue_expired_leases() == 1
+    item = app.store.get_item(job.id, "1")
+    assert item.status == "failed" and item.error is not None
+    assert item.error["type"] == "LeaseExpired" and item.error["attempt"] == 1
+    assert app.store.get_job(job.id).status == "finalizing"
+    assert_counters_match_items(app, job.id)
+
+
+def test_heartbeat_keeps_leases_alive(app: Batchyard) -> None:
+    app.submit("echo", [{"n": 1}])
+    app.store.register_worker("w1", "host", 1, ["echo"], 1)
+    app.store.claim_items("w1", {"echo": 10}, 0.3)
+    for _ in range(4):
+        time.sleep(0.1)
+        app.store.heartbeat("w1", 1, 0.3)
+    assert app.store.rescue_expired_leases() == 0
+
+
+def test_retry_and_release_requeue_items(app: Batchyard) -> None:
+    job = app.submit("echo", [{"n": i} for i in range(4)])
+    batch = app.store.claim_items("w1", {"echo": 10}, 30)
+    assert batch is not None
+    outs = _done(batch)
+    outs[0].kind, outs[0].retry_delay = "retry", 0.2
+    outs[1].kind = "release"
+    app.store.complete_items(outs, [batch.lease_token])
+    record = app.store.get_job(job.id)
+    assert (record.queued, record.succeeded) == (2, 2)
+    again = app.store.claim_items("w1", {"echo": 10}, 30)
+    assert again is not None and [(i.seq, i.attempt) for i in again.items] == [(1, 1)]  # release: not counted
+    app.store.complete_items(_done(again), [again.lease_token])
+    assert app.store.claim_items("w1", {"echo": 10}, 30) is None  # item 0 is still backing off
+    time.sleep(0.25)
+    late = app.store.claim_items("w1", {"echo": 10}, 30)
+    assert late is not None and [(i.seq, i.attempt) for i in late.items] == [(0, 2)]
+    assert_counters_match_items(app, job.id)
+
+
+def test_priority_then_round_robin(app: Batchyard) -> None:
+    big = app.submit("echo", [{"n": i} for i in range(100)])
+    small = app.submit("echo", [{"n": i} for i in range(3)])
+    urgent = app.submit("echo", [{"n": 1}], priority=5)
+    order = []
+    for _ in range(4):
+        batch = app.store.claim_items("w1", {"echo": 10}, 30)
+        assert batch is not None
+        order.append(batch.job.id)
+    assert order[0] == urgent.id
+    assert set(order[1:3]) == {big.id, small.id}  # neither waits for the other
+    assert order[3] == big.id
+
+
+def test_scheduled_job_waits_and_concurrency_caps(app: Batchyard) -> None:
+    app.submit("echo", [{"n": 1}], scheduled_at=time.time() + 3600)
+    capped = app.submit("echo", [{"n": i} for i in range(10)], concurrency=2)
+    batch = app.store.claim_items("w1", {"echo": 100}, 30)
+    assert batch is not None and batch.job.id == capped.id and len(batch.items) == 2
+    assert app.store.claim_items("w1", {"echo": 100}, 30) is None
+
+
+def test_lifecycle_moves_and_illegal_ones(app: Batchyard) -> None:
+    job = app.submit("echo", [{"n": i} for i in range(5)])
+    assert app.service.pause(job.id).job.status == "paused"
+    assert app.store.claim_items("w1", {"echo": 10}, 30) is None  # claims skip paused jobs
+    with pytest.raises(IllegalTransition) as info:
+        app.service.pause(job.id)
+    assert info.value.current == "paused" and info.value.status == 409
+    assert app.service.resume(job.id).job.status == "queued"  # never started
+    with pytest.raises(IllegalTransition, match="cannot delete a job that is queued"):
+        app.service.delete(job.id)
+    view = app.service.cancel(job.id)
+    assert (view.job.status, view.job.cancelled, view.job.queued) == ("cancelled", 5, 0)
+    with pytest.raises(IllegalTransition, match="cancelled"):
+        app.service.cancel(job.id)
+    with pytest.raises(IllegalTransition):
+        app.service.resume(job.id)
+    types = [e.type for e in app.store.list_events(job.id)]
+    assert types == ["created", "paused", "resumed", "cancelled"]
+    assert_counters_match_items(app, job.id)
+    app.service.delete(job.id)
+    with pytest.raises(NotFound):
+        app.store.get_job(job.id)
+    assert app.store.recount(job.id) == {}
+
+
+def test_cancel_with_running_items_settles_after_them(app: Batchyard) -> None:
+    job = app.submit("echo", [{"n": i} for i in range(6)])
+    batch = app.store.claim_items("w1", {"echo": 2}, 30)
+    assert batch is not None
+    view = app.service.cancel(job.id)
+    assert (view.job.status, view.job.running, view.job.cancelled) == ("cancelling", 2, 4)
+    outs = _done(batch)
+    outs[1].kind = "retry"  # a retry of a cancelling job's item ends it cancelled
+    app.store.complete_items(outs, [batch.lease_token])
+    record = app.store.get_job(job.id)
+    assert (record.status, record.succeeded, record.cancelled) == ("cancelled", 1, 5)
+    assert_counters_match_items(app, job.id)
+
+
+def test_retry_failed_items_only(app: Batchyard) -> None:
+    job = app.submit("echo", [{"n": i} for i in range(4)])
+    batch = app.store.claim_items("w1", {"echo": 10}, 30)
+    assert batch is not None
+    outs = _done(batch)
+    outs[2].kind = outs[3].kind = "failed"
+    app.store.complete_items(outs, [batch.lease_token])
+    with pytest.raises(IllegalTransition, match="finalizing"):
+        app.service.retry_failed(job.id)
+    from batchyard.maintenance import Maintenance
+
+    Maintenance(app.store, app.storage, app.settings).run_once()
+    assert app.store.get_job(job.id).status == "completed"
+    view, n = app.service.retry_failed(job.id)
+    assert n == 2 and view.job.status == "running" and (view.job.failed, view.job.queued) == (0, 2)
+    again = app.store.claim_items("w1", {"echo": 10}, 30)
+    assert again is not None and sorted((i.seq, i.attempt) for i in again.items) == [(2, 1), (3, 1)]
+    assert_counters_match_items(app, job.id)
+
+
+def test_failure_threshold_and_expiry_stop_jobs(app: Batchyard) -> None:
+    failing = app.submit("echo", [{"n": i} for i in range(5)], max_failures=0)
+    batch = app.store.claim_items("w1", {"echo": 1}, 30)
+    assert batch is not None
+    app.store.complete_items(_done(batch, "failed"), [batch.lease_token])
+    expiring = app.submit("echo", [{"n": 1}], expires_in_seconds=0.01)
+    time.sleep(0.05)
+    from batchyard.maintenance import Maintenance
+
+    report = Maintenance(app.store, app.storage, app.settings).run_once()
+    assert (report.failed_jobs, report.expired_jobs) == (1, 1)
+    f = app.store.get_job(failing.id)
+    assert (f.status, f.failed, f.cancelled) == ("failed", 1, 4)
+    assert f.error is not None and f.error["code"] == "failure_threshold"
+    e = app.store.get_job(expiring.id)
+    assert (e.status, e.cancelled) == ("expired", 1)
+    assert app.store.stop_job(failing.id, Action.FAIL, {"message": "again"}) is False
+    for job_id in (failing.id, expiring.id):
+        assert_counters_match_items(app, job_id)
