@@ -1,0 +1,92 @@
+"""Failure: a worker killed with SIGKILL mid-batch, and a graceful SIGTERM, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from batchyard import Batchyard, Settings
+
+from .helpers import assert_counters_match_items, wait_finished, wait_for
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(autouse=True)
+def _same_handlers(app: Batchyard) -> None:
+    """The test process knows the worker processes' handlers (to submit, and to finish in-process)."""
+    from . import workerapp
+
+    for spec in workerapp.app.registry.specs():
+        app.registry.register(spec.name, spec.function, concurrency=spec.concurrency)
+
+
+def _start_worker(settings: Settings, *handlers: str, lease: float = 1.5) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "BATCHYARD_DATABASE_URL": str(settings.database_url),
+           "BATCHYARD_DATA_DIR": str(settings.data_dir), "BATCHYARD_LEASE_SECONDS": str(lease),
+           "BATCHYARD_POLL_INTERVAL_MS": "50", "BATCHYARD_MAINTENANCE_INTERVAL_MS": "200",
+           "BATCHYARD_SHUTDOWN_GRACE_SECONDS": "10", "PYTHONPATH": str(ROOT)}
+    args = [sys.executable, "-m", "tests.integration.workerapp"]
+    if handlers:
+        args.append(",".join(handlers))
+    log_path = settings.data_dir / f"worker-{time.monotonic_ns()}.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "wb") as log:  # the child keeps its own copy of the descriptor
+        return subprocess.Popen(args, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+
+
+@pytest.mark.slow
+def test_kill_9_mid_batch_loses_nothing(app: Batchyard, settings: Settings) -> None:
+    job = app.submit("nap", [{"n": i, "ms": 10} for i in range(1500)], max_attempts=5)
+    victim = _start_worker(settings)
+    survivor = None
+    try:
+        wait_for(lambda: app.store.get_job(job.id).succeeded >= 200, timeout=60, what="progress")
+        survivor = _start_worker(settings)
+        wait_for(lambda: len(app.service.live_workers()) >= 2, timeout=30, what="second worker")
+        assert app.store.get_job(job.id).running > 0
+        victim.send_signal(signal.SIGKILL)
+        assert victim.wait(10) == -signal.SIGKILL
+        view = wait_finished(app, job.id, timeout=120)
+    finally:
+        for proc in (victim, survivor):
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    assert view.job.status == "completed"
+    assert (view.job.succeeded, view.job.failed, view.job.cancelled) == (1500, 0, 0)
+    assert_counters_match_items(app, job.id)
+    items = list(job.items())
+    assert len(items) == 1500 and {i.status for i in items} == {"succeeded"}
+    assert any(i.attempts > 1 for i in items), "the killed worker's items were rescued and run again"
+    assert sum(1 for _ in job.results()) == 1500
+    assert any(e.type == "rescued" for e in app.store.list_events(job.id))
+
+
+@pytest.mark.slow
+def test_sigterm_is_graceful(app: Batchyard, settings: Settings) -> None:
+    job = app.submit("nap_sync", [{"n": i, "ms": 300} for i in range(40)])
+    worker = _start_worker(settings, "nap_sync", lease=30)
+    try:
+        wait_for(lambda: app.store.get_job(job.id).succeeded >= 4, timeout=60, what="progress")
+        worker.send_signal(signal.SIGTERM)
+        assert worker.wait(20) == 0
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+            worker.wait()
+    stopped = app.store.get_job(job.id)
+    # In-flight items finished; the prefetched ones went back to the queue at once (no lease to wait out).
+    assert stopped.running == 0 and stopped.failed == 0 and stopped.succeeded + stopped.queued == 40
+    assert all(i.attempts <= 1 for i in job.items())
+    [record] = [w for w in app.store.list_workers() if w.pid == worker.pid]
+    assert record.status == "stopped"
+    view = job.wait(timeout=60)
+    assert (view.job.status, view.job.succeeded) == ("completed", 40)
+    assert_counters_match_items(app, job.id)

@@ -1,0 +1,205 @@
+"""The worker end to end on SQLite and PostgreSQL: retries, timeouts, cancel, pause, thresholds, artifacts."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import threading
+import time
+import zipfile
+from typing import Any
+
+from batchyard import Batchyard, ItemContext, ItemError, PermanentError
+
+from .helpers import assert_counters_match_items, running_worker, wait_finished, wait_for
+
+
+def test_small_batch_runs_to_completed_with_result_files(app: Batchyard) -> None:
+    job = app.submit("echo", [{"custom_id": f"k{i}", "n": i} for i in range(10)])
+    with running_worker(app):
+        view = wait_finished(app, job.id, timeout=20)
+    assert (view.job.status, view.job.succeeded) == ("completed", 10)
+    assert [r.result for r in job.results()] == [{"custom_id": f"k{i}", "n": i} for i in range(10)]
+    files = view.job.result_files
+    assert files["results.jsonl"]["rows"] == 10 and files["errors.jsonl"]["rows"] == 0
+    out = job.download(app.settings.data_dir / "out")
+    assert sorted(p.name for p in out) == ["errors.jsonl", "results.csv", "results.jsonl"]
+    types = [e.type for e in app.store.list_events(job.id)]
+    assert types == ["created", "started", "finalizing", "completed"]
+    assert_counters_match_items(app, job.id)
+
+
+def test_wait_processes_in_process_without_a_worker(app: Batchyard) -> None:
+    view = app.submit("echo", [{"n": i} for i in range(50)]).wait(timeout=20)
+    assert (view.job.status, view.job.succeeded) == ("completed", 50)
+    assert view.items_per_second is not None and view.items_per_second > 0
+
+
+def test_retries_with_backoff_until_success(app: Batchyard) -> None:
+    attempts: dict[str, list[int]] = {}
+
+    @app.handler("shaky")
+    def shaky(item: dict[str, Any], ctx: ItemContext) -> dict[str, int]:
+        attempts.setdefault(ctx.key, []).append(ctx.attempt)
+        if ctx.attempt < 3:
+            raise ConnectionError(f"try {ctx.attempt} failed")
+        return {"attempt": ctx.attempt}
+
+    job = app.submit("shaky", [{"n": i} for i in range(5)], max_attempts=3)
+    with running_worker(app):
+        view = wait_finished(app, job.id)
+    assert (view.job.status, view.job.succeeded, view.job.failed) == ("completed", 5, 0)
+    assert all(a == [1, 2, 3] for a in attempts.values())
+    assert {i.attempts for i in job.items()} == {3}
+    assert_counters_match_items(app, job.id)
+
+
+def test_failure_after_max_attempts_keeps_last_error(app: Batchyard) -> None:
+    @app.handler("broken")
+    def broken(item: Any, ctx: ItemContext) -> None:
+        raise ValueError(f"bad value on attempt {ctx.attempt}")
+
+    @app.handler("refuses")
+    async def refuses(item: Any, ctx: ItemContext) -> None:
+        raise PermanentError("upstream said 400", code="bad_request")
+
+    job = app.submit("broken", [{"n": 1}], max_attempts=2)
+    final = app.submit("refuses", [{"n": 1}], max_attempts=5)
+    with running_worker(app):
+        view = wait_finished(app, job.id)
+        final_view = wait_finished(app, final.id)
+    assert (view.job.status, view.job.failed) == ("completed", 1)
+    [item] = list(job.errors())
+    assert item.attempts == 2 and item.error is not None
+    assert item.error["type"] == "ValueError" and item.error["message"] == "bad value on attempt 2"
+    assert "Traceback" in item.error["traceback"] and "bad value" in item.error["traceback"]
+    [refused] = list(final.errors())
+    assert refused.attempts == 1 and refused.error is not None  # not retried
+    assert (refused.error["code"], refused.error["retryable"]) == ("bad_request", False)
+    assert final_view.job.result_files["errors.jsonl"]["rows"] == 1
+
+
+def test_timeouts_for_async_and_sync_handlers(app: Batchyard) -> None:
+    saw_cancelled = threading.Event()
+
+    @app.handler("slow_async", timeout=0.2)
+    async def slow_async(item: Any, ctx: ItemContext) -> None:
+        await asyncio.sleep(30)
+
+    @app.handler("slow_sync", timeout=0.2)
+    def slow_sync(item: Any, ctx: ItemContext) -> None:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if ctx.cancelled:
+                saw_cancelled.set()
+                return
+            time.sleep(0.01)
+
+    a = app.submit("slow_async", [{"n": 1}], max_attempts=2)
+    s = app.submit("slow_sync", [{"n": 1}], max_attempts=1)
+    with running_worker(app):
+        va = wait_finished(app, a.id)
+        vs = wait_finished(app, s.id)
+    for view, job, attempts in ((va, a, 2), (vs, s, 1)):
+        assert view.job.failed == 1
+        [item] = list(job.errors())
+        assert item.error is not None and item.error["type"] == "Timeout" and item.attempts == attempts
+    assert saw_cancelled.wait(5), "a sync handler sees ctx.cancelled once its item timed out"
+
+
+def test_cancel_stops_running_items(app: Batchyard) -> None:
+    started = threading.Event()
+    sync_saw_cancel = threading.Event()
+
+    @app.handler("forever")
+    async def forever(item: Any, ctx: ItemContext) -> None:
+        started.set()
+        await asyncio.sleep(60)
+
+    @app.handler("polite")
+    def polite(item: Any, ctx: ItemContext) -> None:
+        while True:
+            time.sleep(0.01)
+            if ctx.cancelled:
+                sync_saw_cancel.set()
+                ctx.check_cancelled()
+
+    job = app.submit("forever", [{"n": i} for i in range(20)])
+    sjob = app.submit("polite", [{"n": i} for i in range(3)])
+    with running_worker(app, concurrency=4):
+        assert started.wait(10)
+        wait_for(lambda: app.store.get_job(sjob.id).running > 0, what="sync items running")
+        view = app.service.cancel(job.id)
+        assert view.job.status == "cancelling" and view.job.running > 0
+        app.service.cancel(sjob.id)
+        final = wait_finished(app, job.id)
+        sfinal = wait_finished(app, sjob.id)
+    assert (final.job.status, final.job.cancelled, final.job.succeeded) == ("cancelled", 20, 0)
+    assert (sfinal.job.status, sfinal.job.cancelled) == ("cancelled", 3)
+    assert sync_saw_cancel.is_set()
+    for j in (job, sjob):
+        assert_counters_match_items(app, j.id)
+
+
+def test_pause_lets_in_flight_finish_and_resume_completes(app: Batchyard) -> None:
+    gate = threading.Event()
+    ran: list[str] = []
+
+    @app.handler("gated", concurrency=2)
+    def gated(item: Any, ctx: ItemContext) -> str:
+        gate.wait(10)
+        ran.append(ctx.key)
+        return ctx.key
+
+    job = app.submit("gated", [{"n": i} for i in range(10)])
+    with running_worker(app):
+        wait_for(lambda: app.store.get_job(job.id).running > 0, what="items running")
+        app.service.pause(job.id)
+        time.sleep(0.7)  # the worker's control poll sees the pause
+        gate.set()
+        wait_for(lambda: app.store.get_job(job.id).running == 0, what="in-flight items to finish")
+        paused = app.store.get_job(job.id)
+        assert paused.status == "paused" and paused.succeeded == 2 and paused.queued == 8
+        time.sleep(0.3)
+        assert app.store.get_job(job.id).succeeded == 2  # nothing new starts while paused
+        app.service.resume(job.id)
+        view = wait_finished(app, job.id)
+    assert (view.job.status, view.job.succeeded) == ("completed", 10)
+    assert sorted(ran, key=int) == [str(i) for i in range(1, 11)]
+    assert {i.attempts for i in job.items()} == {1}  # released items did not spend an attempt
+    assert_counters_match_items(app, job.id)
+
+
+def test_failure_threshold_fails_the_job(app: Batchyard) -> None:
+    @app.handler("always_fails", concurrency=1)
+    def always_fails(item: Any, ctx: ItemContext) -> None:
+        raise ItemError("nope", retryable=False)
+
+    job = app.submit("always_fails", [{"n": i} for i in range(200)], max_failures=3)
+    with running_worker(app):
+        view = wait_finished(app, job.id)
+    assert view.job.status == "failed" and view.job.error is not None
+    assert view.job.error["code"] == "failure_threshold"
+    assert view.job.failed >= 4 and view.job.cancelled > 0 and view.job.succeeded == 0
+    assert view.job.failed + view.job.cancelled == 200
+    assert_counters_match_items(app, job.id)
+
+
+def test_artifacts_usage_and_cost(app: Batchyard) -> None:
+    @app.handler("render")
+    def render(item: dict[str, Any], ctx: ItemContext) -> dict[str, bool]:
+        ctx.save_artifact(f"{ctx.key}.txt", f"page {item['n']}")
+        ctx.add_usage(cost=0.5, pages=2)
+        return {"ok": True}
+
+    job = app.submit("render", [{"n": i} for i in range(4)])
+    view = job.wait(timeout=20)
+    assert view.job.cost == 2.0 and view.job.usage == {"pages": 8}
+    assert view.job.result_files["artifacts.zip"]["rows"] == 4
+    [zpath] = [p for p in job.download(app.settings.data_dir / "dl") if p.name == "artifacts.zip"]
+    with zipfile.ZipFile(io.BytesIO(zpath.read_bytes())) as z:
+        assert sorted(z.namelist()) == ["1.txt", "2.txt", "3.txt", "4.txt"]
+        assert z.read("3.txt") == b"page 2"
+    csv_text = (app.settings.data_dir / "dl" / "results.csv").read_text()
+    assert csv_text.splitlines()[0].startswith("key,status,attempts,duration_ms,error_type,error_message,result.ok")
+    assert app.store.get_item(job.id, "1").usage == {"pages": 2}
