@@ -114,5 +114,5 @@ class PermanentError(ItemError):
         super().__init__(message, retryable=False, code=code)
 
 
-class ItemCancelled(Exception):  # noqa: N818 - reads as an outcome, like asyncio.CancelledError
+class ItemCancelled(Exception):
     """Raised by ``ctx.check_cancelled()`` when the item's job is being cancelled; the item ends ``cancelled``."""

@@ -8,7 +8,7 @@ import io
 import json
 import zipfile
 from collections.abc import Iterator
-from json.encoder import encode_basestring as encode_string  # type: ignore[attr-defined]
+from json.encoder import encode_basestring as encode_string
 from typing import IO, Any
 
 from batchyard.storage import LocalStorage, artifact_prefix, job_prefix

@@ -152,7 +152,7 @@ class JobService:
     def get(self, job_id: str) -> JobView:
         return self.view(self.store.get_job(job_id))
 
-    def list(self, *, statuses: Sequence[str] = (), handler: str | None = None, limit: int = 50,
+    def list_jobs(self, *, statuses: Sequence[str] = (), handler: str | None = None, limit: int = 50,
              owner: str | None = None) -> list[JobView]:
         return [self.view(j) for j in self.store.list_jobs(statuses=statuses, handler=handler, limit=limit,
                                                            owner=owner)]

@@ -32,7 +32,7 @@ from batchyard.registry import HandlerRegistry, HandlerSpec
 from batchyard.settings import Settings
 from batchyard.storage import LocalStorage
 from batchyard.store import Store
-from batchyard.store.records import ClaimBatch, ClaimedJob, ClaimedItem, Outcome
+from batchyard.store.records import ClaimBatch, ClaimedItem, ClaimedJob, Outcome
 
 log = logging.getLogger("batchyard.worker")
 
@@ -140,7 +140,10 @@ class Worker:
         if self._stopping:
             self._stop_event.set()
         loop = self._loop
-        self._remove_wake = self.store.on_wake(lambda: loop.call_soon_threadsafe(self._wake_up))
+        def wake_from_any_thread() -> None:
+            loop.call_soon_threadsafe(self._wake_up)
+
+        self._remove_wake = self.store.on_wake(wake_from_any_thread)
         await asyncio.to_thread(self.store.register_worker, self.id, socket.gethostname(), os.getpid(),
                                 list(self.handlers), self.concurrency)
         log.info("worker %s started: handlers %s", self.id, ", ".join(self.handlers))
@@ -171,7 +174,7 @@ class Worker:
                 task.cancel()
             await asyncio.gather(*lanes, return_exceptions=True)
             await asyncio.shield(self._final_flush())
-            if self._remove_wake:
+            if self._remove_wake is not None:
                 self._remove_wake()
             await asyncio.to_thread(self.store.set_worker_status, self.id, "stopped")
             log.info("worker %s stopped: %d claimed, %d finished", self.id, self.stats.claimed, self.stats.accepted)
@@ -442,21 +445,24 @@ class Worker:
                 control.paused = status == JobStatus.PAUSED
                 if status in _STOP_STATUSES and not control.cancelled:
                     control.cancelled = True
-                    self._interrupt_async(lambda w, j=job_id: w.job.id == j, "cancel")
+                    self._interrupt_async(job_id, "cancel")
 
-    def _interrupt_async(self, match: Callable[[WorkItem], bool], reason: str) -> None:
+    def _interrupt_async(self, job_id: str | None, reason: str, *, deadline_before: float | None = None) -> None:
+        """Cancel running async items: of one job (or all), or only those past their deadline."""
         for work, task in list(self._running_async.values()):
-            if match(work) and work.interrupt is None:
-                work.interrupt = reason
-                task.cancel()
+            if work.interrupt is not None or (job_id is not None and work.job.id != job_id):
+                continue
+            if deadline_before is not None and (work.deadline is None or work.deadline >= deadline_before):
+                continue
+            work.interrupt = reason
+            task.cancel()
 
     async def _watchdog_loop(self) -> None:
         """Enforce per-item timeouts: cancel async items; fail sync ones (their thread is abandoned)."""
         while True:
             await asyncio.sleep(WATCHDOG_INTERVAL)
             now = time.monotonic()
-            self._interrupt_async(lambda w: w.deadline is not None and w.started > 0 and w.deadline < now,
-                                  "timeout")
+            self._interrupt_async(None, "timeout", deadline_before=now)
             for work in list(self._running_sync.values()):
                 if work.deadline is not None and work.deadline < now and work.interrupt is None:
                     work.interrupt = "timeout"
@@ -485,6 +491,17 @@ class Worker:
 
     # -- stopping -------------------------------------------------------------------------------------------
 
+    def _release_leftovers(self) -> None:
+        """After the grace period: give back whatever is still running (sync threads are abandoned) or queued."""
+        for work in list(self._running_sync.values()):
+            work.interrupt = "shutdown"
+            work.ctx.timed_out = True
+            self._emit(work, "release")
+        leftovers = [work for q in self._async_queues.values() for work in _drain_queue(q)]
+        leftovers += [work for sq in self._sync_queues.values() for work in _drain_queue(sq)]
+        for work in leftovers:
+            self._emit(work, "release")
+
     async def _drain(self, lanes: list[asyncio.Task[None]]) -> None:
         """Graceful stop: release items not yet started; give running ones the grace period, then interrupt."""
         self._draining = True
@@ -498,25 +515,20 @@ class Worker:
         while self.in_flight - len(self._outcomes) > 0 and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
             await self._flush()
-        self._interrupt_async(lambda w: True, "shutdown")
+        self._interrupt_async(None, "shutdown")
         await asyncio.sleep(0)
-        for work in list(self._running_sync.values()):
-            work.interrupt = "shutdown"
-            work.ctx.timed_out = True
-            self._emit(work, "release")
-        for name, q in self._async_queues.items():  # items still queued behind the stop markers
-            while not q.empty():
-                work = q.get_nowait()
-                if work is not None:
-                    self._emit(work, "release")
-            del name
-        for sq in self._sync_queues.values():
-            with contextlib.suppress(queue.Empty):
-                while True:
-                    work = sq.get_nowait()
-                    if work is not None:
-                        self._emit(work, "release")
+        self._release_leftovers()
         await asyncio.gather(*lanes, return_exceptions=True)
+
+
+def _drain_queue(q: asyncio.Queue[WorkItem | None] | queue.SimpleQueue[WorkItem | None]) -> list[WorkItem]:
+    items: list[WorkItem] = []
+    with contextlib.suppress(asyncio.QueueEmpty, queue.Empty):
+        while True:
+            work = q.get_nowait()
+            if work is not None:
+                items.append(work)
+    return items
 
 
 def _error_json(work: WorkItem, type_: str, message: str, code: str | None, tb: str | None = None,

@@ -6,20 +6,19 @@ import contextlib
 import importlib
 import json
 import os
+import shlex
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
-import click
 import typer
-from click.core import ParameterSource
 from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 from typer.core import TyperGroup
 
@@ -42,7 +41,7 @@ AppOption = Annotated[
              "so its handlers and settings are used. Default: the built-in demo handlers (echo, sleep, flaky).",
     ),
 ]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print only JSON on stdout (for scripts).")]
+JsonOption = Annotated[bool, typer.Option("--json", metavar="", help="Print only JSON on stdout (for scripts).")]
 
 
 @dataclass
@@ -54,7 +53,7 @@ class GlobalOptions:
     explicit: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def from_context(cls, ctx: click.Context) -> GlobalOptions:
+    def from_context(cls, ctx: typer.Context) -> GlobalOptions:
         root = ctx.find_root()
         if not isinstance(root.obj, cls):
             root.obj = cls()
@@ -65,20 +64,21 @@ class GlobalOptions:
         return {name: value for name, value in values.items() if value is not None}
 
 
-def remember_globals(ctx: click.Context, data_dir: Path | None, database_url: str | None) -> None:
+def remember_globals(ctx: typer.Context, data_dir: Path | None, database_url: str | None) -> None:
     options = GlobalOptions(data_dir=data_dir, database_url=database_url)
     for param, name in (("data_dir", "data_dir"), ("database_url", "database_url")):
-        if ctx.get_parameter_source(param) is ParameterSource.COMMANDLINE:
+        source = ctx.get_parameter_source(param)
+        if source is not None and source.name == "COMMANDLINE":
             options.explicit[name] = getattr(options, name)
     ctx.obj = options
 
 
-def build_settings(ctx: click.Context) -> Settings:
+def build_settings(ctx: typer.Context) -> Settings:
     return Settings(**GlobalOptions.from_context(ctx).overrides())
 
 
 @contextlib.contextmanager
-def open_app(ctx: click.Context, app_ref: str | None) -> Iterator[Batchyard]:
+def open_app(ctx: typer.Context, app_ref: str | None) -> Iterator[Batchyard]:
     """The app a command works on: the user's (``--app``) or a default one; closed afterwards."""
     options = GlobalOptions.from_context(ctx)
     if app_ref:
@@ -120,12 +120,33 @@ def load_user_app(ref: str) -> Batchyard:
     return target
 
 
+def hint_command(ctx: typer.Context, app_ref: str | None, *words: str) -> str:
+    """A follow-up command to suggest (as Rich markup), repeating the flags that found this job's database."""
+    options = GlobalOptions.from_context(ctx)
+    parts = ["batchyard"]
+    if "data_dir" in options.explicit:
+        parts += ["--data-dir", shlex.quote(str(options.explicit["data_dir"]))]
+    url = options.explicit.get("database_url")
+    parsed = make_url_or_none(url) if url else None
+    if url and parsed is not None and parsed.password is None:  # never repeat a password on screen
+        parts += ["--db", shlex.quote(url)]
+    parts += words
+    if app_ref:
+        parts += ["--app", shlex.quote(app_ref)]
+    return escape(" ".join(parts))
+
+
+def make_url_or_none(url: str) -> URL | None:
+    try:
+        return make_url(url)
+    except ArgumentError:
+        return None
+
+
 def redact_url(url: str) -> str:
     """A database URL fit to print: any password replaced by ``***``."""
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
-        return "<unparsable URL>"
+    parsed = make_url_or_none(url)
+    return "<unparsable URL>" if parsed is None else parsed.render_as_string(hide_password=True)
 
 
 def print_json(data: Any) -> None:
@@ -171,7 +192,7 @@ def report_error(exc: Exception) -> NoReturn:
 class ReportingGroup(TyperGroup):
     """The root command group: Batchyard's own errors become a clear message and exit code."""
 
-    def invoke(self, ctx: click.Context) -> Any:
+    def invoke(self, ctx: Any) -> Any:
         try:
             return super().invoke(ctx)
         except (BatchyardError, ValidationError) as exc:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -118,8 +119,9 @@ def _settings_line(job: JobRecord) -> str:
 def _items_line(job: JobRecord) -> Text:
     text = Text()
     pieces = [("succeeded", job.succeeded, "green"), ("failed", job.failed, "red"),
-              ("cancelled", job.cancelled, "magenta"), ("queued", job.queued, "cyan"),
-              ("running", job.running, "blue")]
+              ("cancelled", job.cancelled, "magenta")]
+    if job.queued or job.running:
+        pieces += [("queued", job.queued, "cyan"), ("running", job.running, "blue")]
     for i, (label, n, style) in enumerate(pieces):
         if i:
             text.append(" · ", style="dim")
@@ -217,8 +219,9 @@ def summary_panel(view: JobView, files: Sequence[ResultFile]) -> Panel:
     grid.add_row("Duration", f"{humanize.duration(duration)}  ({humanize.rate(speed)})")
     if job.error:
         grid.add_row("Error", Text(str(job.error.get("message") or job.error), style="red"))
-    for f in files:
-        grid.add_row(f.name, f"{escape(str(f.path))}  [dim]{humanize.size(f.bytes)}[/]")
+    if files:
+        grid.add_row("Results", escape(f"{files[0].path.parent}{os.sep}"))
+        grid.add_row("", " · ".join(f"[cyan]{f.name}[/] [dim]{humanize.size(f.bytes)}[/]" for f in files))
     grid.add_row("Next", f"batchyard jobs download {job.id} -o DIR")
     border = BAR_STYLES.get(job.status, "blue")
     return Panel(grid, title=f"[bold]{job.id}[/] · {escape(job.handler)}", title_align="left",

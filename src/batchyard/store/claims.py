@@ -15,8 +15,8 @@ from sqlalchemy import Connection, and_, bindparam, delete, func, insert, or_, s
 from batchyard.lifecycle import ItemStatus, JobStatus
 from batchyard.schema import item_requeue, items, jobs, leases, workers
 from batchyard.store.engine import Database
-from batchyard.store.records import ClaimBatch, ClaimedItem, ClaimedJob, Outcome
 from batchyard.store.events import add_event
+from batchyard.store.records import ClaimBatch, ClaimedItem, ClaimedJob, Outcome, OutcomeKind
 
 # Job statuses whose items must not start again: a retry of such an item ends it cancelled instead.
 STOPPING = (JobStatus.CANCELLING, JobStatus.CANCELLED, JobStatus.FAILED, JobStatus.EXPIRED)
@@ -147,7 +147,7 @@ class ClaimStore:
         token = secrets.token_hex(8)
         rows: list[Any] = []
         if hi > lo:
-            rows = conn.exec_driver_sql(self._sql_claim_range, (token, now, job.id, lo, hi)).fetchall()
+            rows = list(conn.exec_driver_sql(self._sql_claim_range, (token, now, job.id, lo, hi)).fetchall())
         if requeued:
             rows += conn.execute(
                 update(items)
@@ -379,7 +379,7 @@ class ClaimStore:
             outcomes = []
             for seq, attempts in rows:
                 err = json.dumps({**error, "attempt": attempts})
-                kind = "failed" if attempts >= job.max_attempts else "retry"
+                kind: OutcomeKind = "failed" if attempts >= job.max_attempts else "retry"
                 outcomes.append(Outcome(lease.job_id, seq, token, kind, error=err, finished_at=now))
             accepted, _ = self._complete_job_items(conn, lease.job_id, outcomes, now)
             add_event(conn, lease.job_id, now, "rescued", actor=lease.worker_id,

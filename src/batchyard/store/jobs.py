@@ -71,14 +71,13 @@ class JobStore:
     def _insert_items(self, conn: Connection, job_id: str, reader: ItemReader) -> int:
         total = 0
         if self.db.is_postgres:
-            raw = conn.connection.dbapi_connection
-            assert raw is not None
-            with raw.cursor() as cur:
-                with cur.copy("COPY items (job_id, seq, key, payload, status, attempts) FROM STDIN") as copy:
-                    for chunk in reader.chunks(INSERT_CHUNK):
-                        for it in chunk:
-                            copy.write_row((job_id, it.seq, it.key, it.payload, "queued", 0))
-                        total += len(chunk)
+            raw: Any = conn.connection.driver_connection  # psycopg's own connection, for COPY
+            copy_sql = "COPY items (job_id, seq, key, payload, status, attempts) FROM STDIN"
+            with raw.cursor() as cur, cur.copy(copy_sql) as copy:
+                for chunk in reader.chunks(INSERT_CHUNK):
+                    for it in chunk:
+                        copy.write_row((job_id, it.seq, it.key, it.payload, "queued", 0))
+                    total += len(chunk)
             return total
         sql = "INSERT INTO items (job_id, seq, key, payload, status, attempts) VALUES (?, ?, ?, ?, 'queued', 0)"
         for chunk in reader.chunks(INSERT_CHUNK):

@@ -1,0 +1,100 @@
+"""A live progress bar that follows one job until it is finished (``submit --wait``, ``Job.wait(progress=True)``)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, Progress, TaskID, TaskProgressColumn, TextColumn
+
+from batchyard.cli import humanize
+from batchyard.cli.render import STATUS_STYLES
+from batchyard.service import JobService, JobView
+
+POLL_SECONDS = 0.2
+STATUS_WIDTH = 10  # "finalizing"
+
+
+def live_rate(view: JobView) -> tuple[float | None, float | None]:
+    """Items per second and ETA; until the first progress samples exist, the average since the job started."""
+    job = view.job
+    rate, eta = view.items_per_second, view.eta_seconds
+    duration = view.duration_seconds
+    if rate is None and job.done and duration:
+        rate = job.done / duration
+    if job.status not in ("queued", "running"):
+        eta = None
+    elif eta is None and rate:
+        eta = (job.queued + job.running) / rate
+    return rate, eta
+
+
+class JobProgress:
+    """One Rich progress line for a job: status, bar, done/total, percent, items/s, ETA, ok/failed."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self.progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(bar_width=28),
+            TextColumn("{task.fields[counts]}", justify="right"),
+            TaskProgressColumn(),
+            TextColumn("{task.fields[speed]}", justify="right"),
+            TextColumn("{task.fields[eta]}"),
+            TextColumn("{task.fields[outcomes]}"),
+            console=console,
+            refresh_per_second=8,
+        )
+        self.task: TaskID | None = None
+
+    def __enter__(self) -> JobProgress:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.stop()
+
+    def show(self, view: JobView) -> None:
+        job = view.job
+        rate, eta = live_rate(view)
+        status = job.status.ljust(STATUS_WIDTH)
+        description = f"[{STATUS_STYLES.get(job.status, '')}]{status}[/]"
+        fields: dict[str, Any] = {
+            "counts": f"{humanize.count(job.done)}/{humanize.count(job.total)}",
+            "speed": humanize.rate(rate),
+            "eta": f"took {humanize.duration(view.duration_seconds)}" if view.finished
+                   else f"ETA {humanize.duration(eta)}",
+            "outcomes": f"[green]✔ {humanize.count(job.succeeded)}[/] "
+                        f"[{'red' if job.failed else 'dim'}]✘ {humanize.count(job.failed)}[/]",
+        }
+        total = max(job.total, 1)
+        completed = job.done if job.total else 1
+        if self.task is None:
+            self.task = self.progress.add_task(description, total=total, completed=completed, **fields)
+        else:
+            self.progress.update(self.task, description=description, total=total, completed=completed, **fields)
+
+
+def follow_job(service: JobService, job_id: str, *, timeout: float | None = None, console: Console | None = None,
+               poll_seconds: float = POLL_SECONDS) -> JobView:
+    """Show a live progress bar (on stderr by default) until the job is finished; returns the final view.
+
+    Raises :class:`TimeoutError` if ``timeout`` seconds pass first. Processing happens elsewhere (a worker, or
+    the in-process one that :meth:`batchyard.Job.wait` starts); this only watches.
+    """
+    console = console or Console(stderr=True, highlight=False)
+    view = service.get(job_id)
+    job = view.job
+    console.print(f"[bold cyan]{job.id}[/] · {escape(job.handler)} · {humanize.count(job.total)} items")
+    deadline = None if timeout is None else time.monotonic() + timeout
+    with JobProgress(console) as display:
+        display.show(view)
+        while not view.finished:
+            if deadline is not None and time.monotonic() > deadline:
+                raise TimeoutError(f"job {job_id} still {view.job.status} after {timeout}s")
+            time.sleep(poll_seconds)
+            view = service.get(job_id)
+            display.show(view)
+    return view

@@ -1,0 +1,144 @@
+"""``batchyard submit``: create a job from a JSONL or CSV file, optionally wait for it with a progress bar."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from batchyard.cli import humanize, render
+from batchyard.cli.common import AppOption, JsonOption, err, hint_command, open_app, out, print_json
+from batchyard.service import JobView
+
+EXIT_JOB_UNSUCCESSFUL = 1
+
+
+class InputFormat(StrEnum):
+    jsonl = "jsonl"
+    csv = "csv"
+
+
+def parse_params(pairs: list[str] | None, params_json: str | None) -> dict[str, Any] | None:
+    """``--params-json`` first, then each ``--param key=value`` (the value read as JSON when it is JSON)."""
+    params: dict[str, Any] = {}
+    if params_json:
+        try:
+            loaded = json.loads(params_json)
+        except json.JSONDecodeError as exc:
+            raise typer.BadParameter(f"not valid JSON: {exc}", param_hint="--params-json") from None
+        if not isinstance(loaded, dict):
+            raise typer.BadParameter("must be a JSON object, e.g. '{\"ms\": 50}'", param_hint="--params-json")
+        params.update(loaded)
+    for pair in pairs or []:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key.strip():
+            raise typer.BadParameter(f"{pair!r} is not key=value", param_hint="--param")
+        try:
+            value: Any = json.loads(raw)
+        except json.JSONDecodeError:
+            value = raw
+        params[key.strip()] = value
+    return params or None
+
+
+def submit(
+    ctx: typer.Context,
+    file: Annotated[Path, typer.Argument(
+        metavar="FILE", exists=True, dir_okay=False, readable=True, allow_dash=True, show_default=False,
+        help="A JSONL or CSV file, one item per line; [bold]-[/] reads standard input.")],
+    handler: Annotated[str, typer.Option("--handler", "-H", metavar="NAME", help="The handler that processes each item.",
+                                         show_default=False)],
+    wait: Annotated[bool, typer.Option("--wait", "-w", metavar="", help="Follow the job with a progress bar until it is "
+                                       "finished; without a running worker the items are processed here.")] = False,
+    json_output: JsonOption = False,
+    input_format: Annotated[InputFormat | None, typer.Option(
+        "--format", metavar="jsonl|csv", help="Input format (default: from the file extension, else sniffed).")] = None,
+    priority: Annotated[int, typer.Option(metavar="N", help="Higher runs first (-1000 to 1000).")] = 0,
+    param: Annotated[list[str] | None, typer.Option(
+        "--param", "-p", metavar="KEY=VALUE",
+        help="A job parameter handed to every item (repeatable); VALUE is read as JSON when it parses.")] = None,
+    params_json: Annotated[str | None, typer.Option(
+        "--params-json", metavar="JSON", help="Job parameters as one JSON object.")] = None,
+    description: Annotated[str | None, typer.Option(metavar="TEXT", help="A note shown in lists and the dashboard.")] = None,
+    tag: Annotated[list[str] | None, typer.Option("--tag", "-t", metavar="TAG", help="A tag (repeatable).")] = None,
+    max_attempts: Annotated[int | None, typer.Option(min=1, metavar="N", help="Attempts per item before it fails.")] = None,
+    timeout: Annotated[float | None, typer.Option(
+        min=0, metavar="SECONDS", help="Time limit per attempt at an item.")] = None,
+    concurrency: Annotated[int | None, typer.Option(
+        min=1, metavar="N", help="At most this many items of the job in flight at once.")] = None,
+    max_failures: Annotated[int | None, typer.Option(
+        min=0, metavar="N", help="Fail the whole job once more items than this have failed.")] = None,
+    max_failure_rate: Annotated[float | None, typer.Option(
+        metavar="FRACTION", help="Fail the whole job once this fraction of finished items failed (e.g. 0.2).")] = None,
+    schedule_in: Annotated[float | None, typer.Option(
+        min=0, metavar="SECONDS", help="Start no earlier than this many seconds from now.")] = None,
+    expires_in: Annotated[float | None, typer.Option(
+        min=0, metavar="SECONDS", help="Completion window: the job expires if not finished by then.")] = None,
+    app: AppOption = None,
+) -> None:
+    """Submit a batch: every line of FILE becomes an item for HANDLER.
+
+    The whole file is checked first; if any line is bad, nothing is created and each problem is listed with
+    its line number (exit code 2). With [bold]--wait[/] the exit code is 1 when the job ends failed, cancelled
+    or expired (a job whose items partly failed still ends [green]completed[/]).
+
+    [bold]Examples[/]
+
+      [cyan]batchyard submit items.jsonl --handler echo --wait[/]
+
+      [cyan]batchyard submit rows.csv -H sleep --param ms=50 --tag demo --description "first try"[/]
+
+      [cyan]batchyard submit big.jsonl -H thumbnail --app mypkg.jobs:app --json[/]
+
+      [cyan]cat items.jsonl | batchyard submit - -H echo --wait --json | jq .counts[/]
+    """
+    params = parse_params(param, params_json)
+    from_stdin = str(file) == "-"
+    with open_app(ctx, app) as by:
+        job = by.submit(
+            handler, sys.stdin.buffer if from_stdin else file,
+            format=input_format.value if input_format else ("jsonl" if from_stdin else None),
+            priority=priority, params=params, description=description, tags=tag or (),
+            scheduled_at=time.time() + schedule_in if schedule_in else None, expires_in_seconds=expires_in,
+            max_attempts=max_attempts, timeout_seconds=timeout, concurrency=concurrency,
+            max_failures=max_failures, max_failure_rate=max_failure_rate,
+            source_name="stdin" if from_stdin else file.name,
+        )
+        if not wait:
+            view = job.refresh()
+            if json_output:
+                print_json(view.to_dict())
+            else:
+                _print_submitted(ctx, app, view, by.service.has_live_worker_for(handler))
+            return
+        try:
+            view = job.wait(progress=not json_output)
+        except KeyboardInterrupt:
+            show = hint_command(ctx, app, "jobs show", job.id)
+            err.print(f"\n[yellow]Stopped following {job.id}.[/] It stays queued for a worker "
+                      f"([cyan]batchyard worker[/]); check on it with [cyan]{show}[/]")
+            raise typer.Exit(130) from None
+        if json_output:
+            print_json(view.to_dict())
+        else:
+            out.print(render.summary_panel(view, render.result_files(view, by.storage)))
+    if view.job.status != "completed":
+        raise typer.Exit(EXIT_JOB_UNSUCCESSFUL)
+
+
+def _print_submitted(ctx: typer.Context, app_ref: str | None, view: JobView, has_worker: bool) -> None:
+    job = view.job
+    when = ""
+    if job.scheduled_at and job.scheduled_at > time.time():
+        when = f", scheduled to start in {humanize.duration(job.scheduled_at - time.time())}"
+    out.print(f"[green]✔[/] Submitted [bold cyan]{job.id}[/]: {job.total:,} items for "
+              f"[bold]{job.handler}[/] ({render.status_text(job.status).markup}{when})")
+    out.print(f"  Follow it: [cyan]{hint_command(ctx, app_ref, 'jobs show', job.id)}[/]")
+    if not has_worker:
+        out.print(f"  [yellow]No worker is running for {job.handler!r}[/]: start one with "
+                  f"[cyan]{hint_command(ctx, app_ref, 'worker')}[/], or submit with [cyan]--wait[/] to run it here.")

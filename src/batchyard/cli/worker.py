@@ -1,0 +1,97 @@
+"""``batchyard worker`` (process items until stopped) and ``batchyard db`` (the schema)."""
+
+from __future__ import annotations
+
+import logging
+import os
+from enum import StrEnum
+from typing import Annotated
+
+import typer
+from rich.logging import RichHandler
+
+from batchyard.cli import humanize
+from batchyard.cli.common import AppOption, err, open_app, out, redact_url
+from batchyard.store import Store
+
+
+class LogLevel(StrEnum):
+    debug = "debug"
+    info = "info"
+    warning = "warning"
+    error = "error"
+
+
+def configure_logging(level: LogLevel) -> None:
+    handler = RichHandler(console=err, show_path=False, rich_tracebacks=True, markup=False)
+    logging.basicConfig(level=level.value.upper(), format="%(message)s", datefmt="[%X]", handlers=[handler],
+                        force=True)
+
+
+def worker(
+    ctx: typer.Context,
+    app: AppOption = None,
+    concurrency: Annotated[int | None, typer.Option(
+        "--concurrency", "-c", min=1, metavar="N",
+        help="Items in flight in this process, all handlers together. Default: BATCHYARD_WORKER_CONCURRENCY "
+             "(64).")] = None,
+    handlers: Annotated[str | None, typer.Option(
+        "--handlers", metavar="NAME,NAME", help="Only run these handlers (comma-separated). Default: all.")] = None,
+    log_level: Annotated[LogLevel, typer.Option(metavar="LEVEL", help="How much to log on stderr: debug, info, warning, error.",
+                                                   case_sensitive=False)] =
+        LogLevel.info,
+) -> None:
+    """Run a worker: claim items of every job whose handler it knows and process them, until stopped.
+
+    Start as many as you like, on as many machines as share the database (PostgreSQL for more than one
+    machine). Ctrl-C or SIGTERM stops it gracefully: it claims nothing more and items in flight get
+    BATCHYARD_SHUTDOWN_GRACE_SECONDS to finish; unfinished ones go back to the queue.
+
+    [bold]Examples[/]
+
+      [cyan]batchyard worker[/]                                   [dim]# the built-in echo, sleep, flaky[/]
+
+      [cyan]batchyard worker --app mypkg.jobs:app --concurrency 200[/]
+
+      [cyan]batchyard --db postgresql://batch@db/batch worker --app mypkg.jobs:app --handlers thumbnail[/]
+    """
+    configure_logging(log_level)
+    with open_app(ctx, app) as by:
+        names = [n.strip() for n in handlers.split(",") if n.strip()] if handlers else by.registry.names()
+        for name in names:
+            by.registry.get(name)  # an unknown name is a clear error now, not a silent idle worker
+        in_flight = concurrency or by.settings.worker_concurrency
+        out.print(f"[bold green]batchyard worker[/] (pid {os.getpid()}) · handlers [cyan]{', '.join(names)}[/] · "
+                  f"concurrency {in_flight} · database {redact_url(by.settings.effective_database_url)}")
+        out.print("[dim]Ctrl-C or SIGTERM stops it gracefully.[/]")
+        stats = by.run_worker(handlers=names, concurrency=concurrency)
+    out.print(f"[bold]Worker stopped[/]: {humanize.count(stats.accepted)} items finished, "
+              f"{humanize.count(stats.claimed)} claimed.")
+
+
+db_app = typer.Typer(name="db", no_args_is_help=True, rich_markup_mode="rich",
+                     help="The database schema: [cyan]upgrade[/] applies migrations.")
+
+
+@db_app.command("upgrade")
+def upgrade(ctx: typer.Context, app: AppOption = None) -> None:
+    """Apply any pending migrations to the database and print its revision.
+
+    Workers and the server do this on start unless BATCHYARD_AUTO_MIGRATE=false; run it yourself when you
+    turn that off (e.g. once per deploy).
+
+    [bold]Examples[/]
+
+      [cyan]batchyard db upgrade[/]
+
+      [cyan]BATCHYARD_DATABASE_URL=postgresql://batch@db/batch batchyard db upgrade[/]
+    """
+    with open_app(ctx, app) as by:
+        url = by.settings.effective_database_url
+    store = Store(url)
+    try:
+        store.upgrade()
+        revision = store.revision()
+    finally:
+        store.close()
+    out.print(f"[green]✔[/] Database {redact_url(url)} is at revision [bold]{revision}[/] (latest).")
