@@ -39,6 +39,7 @@ log = logging.getLogger("batchyard.worker")
 WATCHDOG_INTERVAL = 0.1
 CONTROL_POLL_INTERVAL = 0.5
 MAX_TRACEBACK_CHARS = 8000
+_RESULT_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 _STOP_STATUSES = frozenset({JobStatus.CANCELLING, JobStatus.CANCELLED, JobStatus.FAILED, JobStatus.EXPIRED})
 
 
@@ -324,7 +325,7 @@ class Worker:
 
     def _emit_success(self, work: WorkItem, value: Any) -> None:
         try:
-            result = json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+            result = _RESULT_ENCODER.encode(value)
         except (TypeError, ValueError) as exc:
             self._emit(work, "failed", error=_error_json(
                 work, "ResultNotSerializable", f"the handler's result is not JSON-serializable: {exc}",

@@ -15,6 +15,7 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 from pydantic import ValidationError
+from rich import box
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
@@ -156,21 +157,22 @@ def print_json(data: Any) -> None:
 
 def fail(message: str, *, code: int = EXIT_ERROR, hint: str | None = None) -> NoReturn:
     """Print a one-line red error (and an optional hint) on stderr and exit."""
-    err.print(f"[bold red]Error:[/] {escape(message)}")
+    err.print(f"[bold red]Error:[/] {escape(message)}", soft_wrap=True)
     if hint:
         err.print(f"[dim]{escape(hint)}[/]")
     raise typer.Exit(code)
 
 
 def print_input_problems(exc: InputInvalid) -> None:
-    table = Table(title=None, show_edge=False, header_style="bold", pad_edge=False)
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, header_style="bold", pad_edge=False)
     table.add_column("Line", justify="right", style="cyan", no_wrap=True)
     table.add_column("Code", style="magenta", no_wrap=True)
     table.add_column("Problem", overflow="fold")
     for problem in exc.problems[:PROBLEMS_SHOWN]:
         table.add_row(str(problem.line), problem.code, escape(problem.message))
     noun = "problem" if exc.total == 1 else "problems"
-    err.print(f"[bold red]Error:[/] {escape(exc.source)} has {exc.total:,} {noun}; nothing was submitted.")
+    err.print(f"[bold red]Error:[/] {escape(exc.source)} has {exc.total:,} {noun}; nothing was submitted.",
+              soft_wrap=True)
     err.print(table)
     if exc.total > PROBLEMS_SHOWN:
         err.print(f"[dim]... and {exc.total - PROBLEMS_SHOWN:,} more[/]")

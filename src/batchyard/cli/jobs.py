@@ -64,7 +64,7 @@ def list_jobs(
       [cyan]batchyard jobs list --json | jq -r '.[].id'[/]
     """
     with open_app(ctx, app) as by:
-        views = by.service.list(statuses=[s.value for s in status or []], handler=handler, limit=limit)
+        views = by.service.list_jobs(statuses=[s.value for s in status or []], handler=handler, limit=limit)
     if json_output:
         print_json([v.to_dict() for v in views])
     elif not views:

@@ -38,7 +38,7 @@ class JobProgress:
         self.console = console
         self.progress = Progress(
             TextColumn("{task.description}"),
-            BarColumn(bar_width=28),
+            BarColumn(bar_width=28, complete_style="blue", finished_style="green"),
             TextColumn("{task.fields[counts]}", justify="right"),
             TaskProgressColumn(),
             TextColumn("{task.fields[speed]}", justify="right"),
@@ -60,13 +60,13 @@ class JobProgress:
         job = view.job
         rate, eta = live_rate(view)
         status = job.status.ljust(STATUS_WIDTH)
+        width = len(humanize.count(job.total))
         description = f"[{STATUS_STYLES.get(job.status, '')}]{status}[/]"
         fields: dict[str, Any] = {
-            "counts": f"{humanize.count(job.done)}/{humanize.count(job.total)}",
+            "counts": f"{humanize.count(job.done).rjust(width)}/{humanize.count(job.total)}",
             "speed": humanize.rate(rate),
-            "eta": f"took {humanize.duration(view.duration_seconds)}" if view.finished
-                   else f"ETA {humanize.duration(eta)}",
-            "outcomes": f"[green]✔ {humanize.count(job.succeeded)}[/] "
+            "eta": _eta_text(view, eta),
+            "outcomes": f"[green]✔ {humanize.count(job.succeeded).rjust(width)}[/] "
                         f"[{'red' if job.failed else 'dim'}]✘ {humanize.count(job.failed)}[/]",
         }
         total = max(job.total, 1)
@@ -75,6 +75,14 @@ class JobProgress:
             self.task = self.progress.add_task(description, total=total, completed=completed, **fields)
         else:
             self.progress.update(self.task, description=description, total=total, completed=completed, **fields)
+
+
+def _eta_text(view: JobView, eta: float | None) -> str:
+    if view.finished:
+        return f"took {humanize.duration(view.duration_seconds)}"
+    if view.job.status == "finalizing":
+        return "writing result files"
+    return f"ETA {humanize.duration(eta)}"
 
 
 def follow_job(service: JobService, job_id: str, *, timeout: float | None = None, console: Console | None = None,

@@ -155,7 +155,8 @@ def job_details(view: JobView, events: Sequence[EventRecord], files: Sequence[Re
     bar.append(f"  {humanize.count(job.done)} / {humanize.count(job.total)} items")
     grid.add_row("Progress", bar)
     grid.add_row("Items", _items_line(job))
-    grid.add_row("Rate", f"{humanize.rate(view.items_per_second)} · ETA {eta_text(view)}")
+    rate = humanize.rate(view.items_per_second)
+    grid.add_row("Rate", f"{rate} · ETA {eta_text(view)}" if job.status in ("queued", "running") else rate)
     grid.add_row("Created", _when(job.created_at, now))
     grid.add_row("Started", _when(job.started_at, now))
     if job.finished_at is not None:

@@ -147,7 +147,7 @@ class ClaimStore:
         token = secrets.token_hex(8)
         rows: list[Any] = []
         if hi > lo:
-            rows = list(conn.exec_driver_sql(self._sql_claim_range, (token, now, job.id, lo, hi)).fetchall())
+            rows = self.db.driver(conn).execute(self._sql_claim_range, (token, now, job.id, lo, hi)).fetchall()
         if requeued:
             rows += conn.execute(
                 update(items)
@@ -257,15 +257,13 @@ class ClaimStore:
             accepted = [(kind, o) for kind, o in finishing if (o.lease_token, o.seq) in valid]
             if not accepted:
                 return []
-            conn.exec_driver_sql(self._sql_finish, [
+            self.db.driver(conn).cursor().executemany(self._sql_finish, [
                 (kind, o.result, o.error, json.dumps(o.usage) if o.usage else None, o.finished_at or now,
                  job_id, o.seq, o.lease_token) for kind, o in accepted])
             return accepted
         # PostgreSQL: one UPDATE ... FROM unnest(...) per flush is both the fence and the write; RETURNING
         # tells which rows were still ours.
-        raw = conn.connection.driver_connection
-        assert raw is not None
-        with raw.cursor() as cur:  # %b: binary arrays; text-format array dumping costs more than the UPDATE
+        with self.db.driver(conn).cursor() as cur:  # %b: binary arrays; text-format array dumping costs more than the UPDATE
             rows = cur.execute(self._sql_finish_unnest, (
             [o.seq for _, o in finishing], [o.lease_token for _, o in finishing], [k for k, _ in finishing],
             [o.result for _, o in finishing], [o.error for _, o in finishing],
@@ -296,7 +294,7 @@ class ClaimStore:
         valid: set[tuple[str, int]] = set()
         for token, seqs in by_token.items():
             # A range scan on the primary key: a chunk's items are (mostly) contiguous.
-            rows = conn.exec_driver_sql(self._sql_fence, (job_id, min(seqs), max(seqs), token)).fetchall()
+            rows = self.db.driver(conn).execute(self._sql_fence, (job_id, min(seqs), max(seqs), token)).fetchall()
             valid.update((token, row[0]) for row in rows)
         return valid
 

@@ -110,6 +110,11 @@ class Database:
         except OperationalError as exc:
             raise StoreUnavailable(f"database error: {exc.orig}") from exc
 
+    @staticmethod
+    def driver(conn: Connection) -> Any:
+        """The driver's own connection inside this transaction (sqlite3 or psycopg), for the hot path."""
+        return conn.connection.driver_connection
+
     def now(self, conn: Connection) -> float:
         """Epoch seconds from the database clock, so leases agree across machines."""
         return float(conn.execute(self._now_sql).scalar_one())

@@ -71,7 +71,7 @@ class JobStore:
     def _insert_items(self, conn: Connection, job_id: str, reader: ItemReader) -> int:
         total = 0
         if self.db.is_postgres:
-            raw: Any = conn.connection.driver_connection  # psycopg's own connection, for COPY
+            raw = self.db.driver(conn)  # psycopg's own connection, for COPY
             copy_sql = "COPY items (job_id, seq, key, payload, status, attempts) FROM STDIN"
             with raw.cursor() as cur, cur.copy(copy_sql) as copy:
                 for chunk in reader.chunks(INSERT_CHUNK):
@@ -81,7 +81,7 @@ class JobStore:
             return total
         sql = "INSERT INTO items (job_id, seq, key, payload, status, attempts) VALUES (?, ?, ?, ?, 'queued', 0)"
         for chunk in reader.chunks(INSERT_CHUNK):
-            conn.exec_driver_sql(sql, [(job_id, it.seq, it.key, it.payload) for it in chunk])
+            self.db.driver(conn).executemany(sql, [(job_id, it.seq, it.key, it.payload) for it in chunk])
             total += len(chunk)
         return total
 
@@ -136,7 +136,7 @@ class JobStore:
         after = -1
         while True:
             with self.db.read() as conn:
-                page = conn.exec_driver_sql(sql, (job_id, after)).fetchall()
+                page = self.db.driver(conn).execute(sql, (job_id, after)).fetchall()
             yield from page
             if len(page) < page_size:
                 return
