@@ -18,8 +18,8 @@ from .helpers import assert_counters_match_items, wait_finished, wait_for
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(autouse=True)
-def _same_handlers(app: Batchyard) -> None:
+@pytest.fixture
+def same_handlers(app: Batchyard) -> None:
     """The test process knows the worker processes' handlers (to submit, and to finish in-process)."""
     from . import workerapp
 
@@ -27,10 +27,11 @@ def _same_handlers(app: Batchyard) -> None:
         app.registry.register(spec.name, spec.function, concurrency=spec.concurrency)
 
 
-def _start_worker(settings: Settings, *handlers: str, lease: float = 1.5) -> subprocess.Popen[bytes]:
+def _start_worker(settings: Settings, *handlers: str, lease: float = 1.5,
+                  poll_ms: int = 50) -> subprocess.Popen[bytes]:
     env = {**os.environ, "BATCHYARD_DATABASE_URL": str(settings.database_url),
            "BATCHYARD_DATA_DIR": str(settings.data_dir), "BATCHYARD_LEASE_SECONDS": str(lease),
-           "BATCHYARD_POLL_INTERVAL_MS": "50", "BATCHYARD_MAINTENANCE_INTERVAL_MS": "200",
+           "BATCHYARD_POLL_INTERVAL_MS": str(poll_ms), "BATCHYARD_MAINTENANCE_INTERVAL_MS": "200",
            "BATCHYARD_SHUTDOWN_GRACE_SECONDS": "10", "PYTHONPATH": str(ROOT)}
     args = [sys.executable, "-m", "tests.integration.workerapp"]
     if handlers:
@@ -42,7 +43,7 @@ def _start_worker(settings: Settings, *handlers: str, lease: float = 1.5) -> sub
 
 
 @pytest.mark.slow
-def test_kill_9_mid_batch_loses_nothing(app: Batchyard, settings: Settings) -> None:
+def test_kill_9_mid_batch_loses_nothing(app: Batchyard, settings: Settings, same_handlers: None) -> None:
     job = app.submit("nap", [{"n": i, "ms": 10} for i in range(1500)], max_attempts=5)
     victim = _start_worker(settings)
     survivor = None
@@ -70,7 +71,7 @@ def test_kill_9_mid_batch_loses_nothing(app: Batchyard, settings: Settings) -> N
 
 
 @pytest.mark.slow
-def test_sigterm_is_graceful(app: Batchyard, settings: Settings) -> None:
+def test_sigterm_is_graceful(app: Batchyard, settings: Settings, same_handlers: None) -> None:
     job = app.submit("nap_sync", [{"n": i, "ms": 300} for i in range(40)])
     worker = _start_worker(settings, "nap_sync", lease=30)
     try:
@@ -90,3 +91,28 @@ def test_sigterm_is_graceful(app: Batchyard, settings: Settings) -> None:
     view = job.wait(timeout=60)
     assert (view.job.status, view.job.succeeded) == ("completed", 40)
     assert_counters_match_items(app, job.id)
+
+
+@pytest.mark.postgres
+def test_postgres_notify_wakes_an_idle_worker_at_once(tmp_path: Path, postgres_url: str) -> None:
+    """A worker polling only every 30 s still starts a new job at once: LISTEN/NOTIFY wakes it."""
+    settings = Settings(data_dir=tmp_path / "data", database_url=postgres_url)
+    app = Batchyard(settings)
+    from . import workerapp
+
+    for spec in workerapp.app.registry.specs():
+        app.registry.register(spec.name, spec.function)
+    env_worker = _start_worker(settings, "nap", lease=30, poll_ms=30_000)
+    try:
+        wait_for(lambda: len(app.service.live_workers()) == 1, timeout=30, what="worker registered")
+        time.sleep(1.0)  # the worker is idle now, past its first poll
+        started = time.monotonic()
+        job = app.submit("nap", [{"n": i, "ms": 1} for i in range(10)])
+        view = wait_finished(app, job.id, timeout=20)
+        elapsed = time.monotonic() - started
+    finally:
+        env_worker.send_signal(signal.SIGTERM)
+        env_worker.wait(20)
+        app.close()
+    assert view.job.status == "completed"
+    assert elapsed < 10, f"took {elapsed:.1f}s: the worker waited for its poll instead of the notification"
