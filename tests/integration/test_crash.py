@@ -44,7 +44,7 @@ def _start_worker(settings: Settings, *handlers: str, lease: float = 1.5,
 
 @pytest.mark.slow
 def test_kill_9_mid_batch_loses_nothing(app: Batchyard, settings: Settings, same_handlers: None) -> None:
-    job = app.submit("nap", [{"n": i, "ms": 10} for i in range(1500)], max_attempts=5)
+    job = app.submit("nap", [{"n": i, "ms": 40} for i in range(1500)], max_attempts=5)
     victim = _start_worker(settings)
     survivor = None
     try:
