@@ -20,7 +20,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import ArgumentError, OperationalError
 from typer.core import TyperGroup
 
 from batchyard.app import Batchyard
@@ -66,16 +66,13 @@ class GlobalOptions:
 
 
 def remember_globals(ctx: typer.Context, data_dir: Path | None, database_url: str | None) -> None:
+    """Keep the root options for the commands; note which came from the command line rather than the env."""
     options = GlobalOptions(data_dir=data_dir, database_url=database_url)
-    for param, name in (("data_dir", "data_dir"), ("database_url", "database_url")):
-        source = ctx.get_parameter_source(param)
+    for name in ("data_dir", "database_url"):
+        source = ctx.get_parameter_source(name)
         if source is not None and source.name == "COMMANDLINE":
             options.explicit[name] = getattr(options, name)
     ctx.obj = options
-
-
-def build_settings(ctx: typer.Context) -> Settings:
-    return Settings(**GlobalOptions.from_context(ctx).overrides())
 
 
 @contextlib.contextmanager
@@ -117,7 +114,7 @@ def load_user_app(ref: str) -> Batchyard:
         except AttributeError:
             raise ConfigError(f"--app {ref!r}: module {module_name!r} has no attribute {attr!r}") from None
     if not isinstance(target, Batchyard):
-        raise ConfigError(f"--app {ref!r} is a {type(target).__name__}, not a Batchyard app")
+        raise ConfigError(f"--app {ref!r} is of type {type(target).__name__}, not a Batchyard app")
     return target
 
 
@@ -185,6 +182,9 @@ def report_error(exc: Exception) -> NoReturn:
         raise typer.Exit(EXIT_INPUT_INVALID)
     if isinstance(exc, BatchyardError):
         fail(exc.message)
+    if isinstance(exc, OperationalError):  # the store does not wrap driver errors (yet): say it plainly
+        reason = str(exc.orig or exc).strip().splitlines()[0]
+        fail(f"database unavailable: {reason}", hint="check --db / BATCHYARD_DATABASE_URL and that the server is up")
     if isinstance(exc, ValidationError):
         problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
         fail(f"invalid settings: {problems}", hint="check the BATCHYARD_* environment variables and flags")
@@ -197,5 +197,5 @@ class ReportingGroup(TyperGroup):
     def invoke(self, ctx: Any) -> Any:
         try:
             return super().invoke(ctx)
-        except (BatchyardError, ValidationError) as exc:
+        except (BatchyardError, ValidationError, OperationalError) as exc:
             report_error(exc)

@@ -27,6 +27,13 @@ def duration(seconds: float | None) -> str:
     return f"{whole // DAY}d {whole % DAY // HOUR:02d}h"
 
 
+def eta(seconds: float | None) -> str:
+    """Time left: like :func:`duration`, but ``<1s`` rather than false precision; ``-`` when unknown."""
+    if seconds is None:
+        return "-"
+    return "<1s" if seconds < 1 else duration(seconds)
+
+
 def _coarse(seconds: float) -> str:
     whole = int(seconds)
     if whole < MINUTE:
@@ -67,12 +74,13 @@ def count(n: int) -> str:
     return f"{n:,}"
 
 
-def rate(items_per_second: float | None) -> str:
-    """``0.5/s``, ``42/s``, ``24.7k/s``; ``-`` when unknown."""
+def rate(items_per_second: float | None, unit: str = "") -> str:
+    """``0.5/s``, ``42/s``, ``24.7k/s`` (``24.7k items/s`` with a unit); ``-`` when unknown."""
     if items_per_second is None:
         return "-"
+    per = f" {unit}/s" if unit else "/s"
     if items_per_second >= 1000:
-        return f"{items_per_second / 1000:.1f}k/s"
+        return f"{items_per_second / 1000:.1f}k{per}"
     if items_per_second >= 10:
-        return f"{items_per_second:.0f}/s"
-    return f"{items_per_second:.1f}/s"
+        return f"{items_per_second:.0f}{per}"
+    return f"{items_per_second:.1f}{per}"

@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
+from rich.text import Text
 
 from batchyard.cli import humanize, render
 from batchyard.cli.common import AppOption, JsonOption, hint_command, open_app, out, print_json
@@ -45,9 +47,13 @@ def last_events(store: Store, job_id: str, n: int) -> list[EventRecord]:
 def list_jobs(
     ctx: typer.Context,
     status: Annotated[list[JobStatus] | None, typer.Option(
-        "--status", "-s", metavar="STATUS", help="Only jobs in this status (repeatable).", case_sensitive=False)] = None,
-    handler: Annotated[str | None, typer.Option("--handler", "-H", metavar="NAME", help="Only jobs of this handler.")] = None,
-    limit: Annotated[int, typer.Option("--limit", "-n", min=1, max=1000, metavar="N", help="At most this many jobs.")] = 20,
+        "--status", "-s", metavar="STATUS", case_sensitive=False,
+        help="Only jobs in this status (repeatable): queued, running, paused, finalizing, completed, failed, "
+             "cancelling, cancelled, expired.")] = None,
+    handler: Annotated[str | None, typer.Option(
+        "--handler", "-H", metavar="NAME", help="Only jobs of this handler.")] = None,
+    limit: Annotated[int, typer.Option(
+        "--limit", "-n", min=1, max=1000, metavar="N", help="At most this many jobs.")] = 20,
     json_output: JsonOption = False,
     app: AppOption = None,
 ) -> None:
@@ -71,7 +77,7 @@ def list_jobs(
         filtered = " matching those filters" if status or handler else " yet"
         out.print(f"No jobs{filtered}. Submit one: [cyan]batchyard submit items.jsonl --handler echo --wait[/]")
     else:
-        out.print(render.jobs_table(views, time.time()))
+        out.print(render.jobs_table(views, time.time(), compact=out.width < render.WIDE_TABLE_COLUMNS))
 
 
 @jobs_app.command("show")
@@ -100,7 +106,7 @@ def _report_move(view: JobView, done: str, json_output: bool) -> None:
     if json_output:
         print_json(view.to_dict())
     else:
-        out.print(f"[green]✔[/] {done}: {render.job_summary_line(view.job)}")
+        out.print(Text.assemble(("✔ ", "green"), f"{done}: ", render.job_summary_line(view.job)), soft_wrap=True)
 
 
 @jobs_app.command("pause")
@@ -148,11 +154,12 @@ def retry(ctx: typer.Context, job_id: JobId, json_output: JsonOption = False, ap
     if json_output:
         print_json({"retried_items": n, "job": view.to_dict()})
         return
-    out.print(f"[green]✔[/] Queued {humanize.count(n)} failed item{'s' if n != 1 else ''} again: "
-              f"{render.job_summary_line(view.job)}")
+    items = f"{humanize.count(n)} failed item{'s' if n != 1 else ''}"
+    out.print(Text.assemble(("✔ ", "green"), f"Queued {items} again: ", render.job_summary_line(view.job)),
+              soft_wrap=True)
     if not has_worker:
-        out.print(f"  [yellow]No worker is running for {view.job.handler!r}[/]: start one with "
-                  f"[cyan]{hint_command(ctx, app, 'worker')}[/]")
+        out.print(f"  [yellow]No worker is running for {escape(repr(view.job.handler))}[/]: start one with "
+                  f"[cyan]{hint_command(ctx, app, 'worker')}[/]", soft_wrap=True)
 
 
 @jobs_app.command("delete")

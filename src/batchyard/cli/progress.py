@@ -15,6 +15,8 @@ from batchyard.service import JobService, JobView
 
 POLL_SECONDS = 0.2
 STATUS_WIDTH = 10  # "finalizing"
+MIN_BAR_WIDTH = 8
+MAX_BAR_WIDTH = 40
 
 
 def live_rate(view: JobView) -> tuple[float | None, float | None]:
@@ -31,6 +33,11 @@ def live_rate(view: JobView) -> tuple[float | None, float | None]:
     return rate, eta
 
 
+def _bar_width(console: Console) -> int:
+    # The text around the bar takes ~70 columns for a 100,000-item job; the bar gets what is left.
+    return max(MIN_BAR_WIDTH, min(MAX_BAR_WIDTH, console.width - 72))
+
+
 class JobProgress:
     """One Rich progress line for a job: status, bar, done/total, percent, items/s, ETA, ok/failed."""
 
@@ -38,7 +45,7 @@ class JobProgress:
         self.console = console
         self.progress = Progress(
             TextColumn("{task.description}"),
-            BarColumn(bar_width=28, complete_style="blue", finished_style="green"),
+            BarColumn(bar_width=_bar_width(console), complete_style="blue", finished_style="green"),
             TextColumn("{task.fields[counts]}", justify="right"),
             TaskProgressColumn(),
             TextColumn("{task.fields[speed]}", justify="right"),
@@ -81,8 +88,8 @@ def _eta_text(view: JobView, eta: float | None) -> str:
     if view.finished:
         return f"took {humanize.duration(view.duration_seconds)}"
     if view.job.status == "finalizing":
-        return "writing result files"
-    return f"ETA {humanize.duration(eta)}"
+        return "writing files"
+    return f"ETA {humanize.eta(eta)}"
 
 
 def follow_job(service: JobService, job_id: str, *, timeout: float | None = None, console: Console | None = None,
@@ -97,12 +104,17 @@ def follow_job(service: JobService, job_id: str, *, timeout: float | None = None
     job = view.job
     console.print(f"[bold cyan]{job.id}[/] · {escape(job.handler)} · {humanize.count(job.total)} items")
     deadline = None if timeout is None else time.monotonic() + timeout
-    with JobProgress(console) as display:
-        display.show(view)
-        while not view.finished:
-            if deadline is not None and time.monotonic() > deadline:
-                raise TimeoutError(f"job {job_id} still {view.job.status} after {timeout}s")
-            time.sleep(poll_seconds)
-            view = service.get(job_id)
+    try:
+        with JobProgress(console) as display:
             display.show(view)
+            while not view.finished:
+                if deadline is not None and time.monotonic() > deadline:
+                    raise TimeoutError(f"job {job_id} still {view.job.status} after {timeout}s")
+                time.sleep(poll_seconds)
+                view = service.get(job_id)
+                display.show(view)
+    except KeyboardInterrupt:
+        # Job.wait stops its in-process worker next, which lets items in flight finish first.
+        console.print("[yellow]Interrupted[/]: letting items in flight finish (Ctrl-C again to quit at once)...")
+        raise
     return view

@@ -35,7 +35,8 @@ STATUS_STYLES = {
 }
 BAR_STYLES = {"completed": "green", "failed": "red", "paused": "yellow", "cancelled": "magenta",
               "cancelling": "magenta", "expired": "red"}
-MINI_BAR_WIDTH = 12
+MINI_BAR_WIDTH = 10
+WIDE_TABLE_COLUMNS = 100  # narrower terminals get the compact jobs table
 DETAIL_BAR_WIDTH = 30
 
 
@@ -74,24 +75,30 @@ def ok_failed(job: JobRecord) -> Text:
 
 def eta_text(view: JobView) -> str:
     if view.job.status in ("queued", "running") and view.eta_seconds is not None:
-        return humanize.duration(view.eta_seconds)
+        return humanize.eta(view.eta_seconds)
     return "-"
 
 
-def jobs_table(views: Sequence[JobView], now: float) -> Table:
+def jobs_table(views: Sequence[JobView], now: float, *, compact: bool = False) -> Table:
+    """One row per job; ``compact`` (a narrow terminal) drops the bar and the creation time."""
     table = Table(show_edge=False, header_style="bold", pad_edge=False, box=None, padding=(0, 2, 0, 0))
     table.add_column("ID", style="cyan", no_wrap=True)
     table.add_column("Handler", no_wrap=True, max_width=20, overflow="ellipsis")
     table.add_column("Status", no_wrap=True)
-    table.add_column("Progress", no_wrap=True)
-    table.add_column("OK / Failed", justify="right", no_wrap=True)
+    table.add_column("Done" if compact else "Progress", no_wrap=True, justify="right")
+    table.add_column("OK/Failed" if compact else "OK / Failed", justify="right", no_wrap=True)
     table.add_column("Duration", justify="right", no_wrap=True)
     table.add_column("ETA", justify="right", no_wrap=True)
-    table.add_column("Created", justify="right", no_wrap=True, style="dim")
+    if not compact:
+        table.add_column("Created", justify="right", no_wrap=True, style="dim")
     for view in views:
         job = view.job
-        table.add_row(job.id, escape(job.handler), status_text(job.status), progress_bar(job), ok_failed(job),
-                      humanize.duration(view.duration_seconds), eta_text(view), humanize.ago(job.created_at, now))
+        progress = Text(f"{job.percent:.0f}%") if compact else progress_bar(job)
+        row: list[RenderableType] = [job.id, escape(job.handler), status_text(job.status), progress, ok_failed(job),
+               humanize.duration(view.duration_seconds), eta_text(view)]
+        if not compact:
+            row.append(humanize.ago(job.created_at, now))
+        table.add_row(*row)
     return table
 
 
@@ -155,7 +162,7 @@ def job_details(view: JobView, events: Sequence[EventRecord], files: Sequence[Re
     bar.append(f"  {humanize.count(job.done)} / {humanize.count(job.total)} items")
     grid.add_row("Progress", bar)
     grid.add_row("Items", _items_line(job))
-    rate = humanize.rate(view.items_per_second)
+    rate = humanize.rate(view.items_per_second, "items")
     grid.add_row("Rate", f"{rate} · ETA {eta_text(view)}" if job.status in ("queued", "running") else rate)
     grid.add_row("Created", _when(job.created_at, now))
     grid.add_row("Started", _when(job.started_at, now))
@@ -176,22 +183,27 @@ def job_details(view: JobView, events: Sequence[EventRecord], files: Sequence[Re
         grid.add_row("Error", Text(str(job.error.get("message") or job.error), style="red"))
     parts: list[RenderableType] = [grid]
     if files:
-        parts += [Text(""), Text("Result files", style="bold"), files_table(files)]
+        parts += [Text(""), Text.assemble(("Result files", "bold"), "  ", (f"{files[0].path.parent}{os.sep}", "dim")),
+                  files_table(files, with_paths=False)]
     if events:
         parts += [Text(""), Text("Recent events", style="bold"), events_table(events, now)]
     return Panel(Group(*parts), title=f"[bold cyan]{job.id}[/]", title_align="left", expand=False,
                  padding=(0, 1))
 
 
-def files_table(files: Sequence[ResultFile]) -> Table:
+def files_table(files: Sequence[ResultFile], *, with_paths: bool = True) -> Table:
     table = Table(show_edge=False, header_style="bold", box=None, pad_edge=False, padding=(0, 2, 0, 0))
     table.add_column("File", style="cyan", no_wrap=True)
     table.add_column("Size", justify="right", no_wrap=True)
     table.add_column("Rows", justify="right", no_wrap=True)
-    table.add_column("Path", overflow="fold", style="dim")
+    if with_paths:
+        table.add_column("Path", overflow="fold", style="dim")
     for f in files:
         rows = "-" if f.rows is None else humanize.count(f.rows)
-        table.add_row(f.name, humanize.size(f.bytes), rows, escape(str(f.path)))
+        cells = [f.name, humanize.size(f.bytes), rows]
+        if with_paths:
+            cells.append(escape(str(f.path)))
+        table.add_row(*cells)
     return table
 
 
@@ -217,21 +229,24 @@ def summary_panel(view: JobView, files: Sequence[ResultFile]) -> Panel:
     grid.add_row("Items", _items_line(job))
     duration = view.duration_seconds
     speed = job.done / duration if duration else None
-    grid.add_row("Duration", f"{humanize.duration(duration)}  ({humanize.rate(speed)})")
+    grid.add_row("Duration", f"{humanize.duration(duration)}  ({humanize.rate(speed, 'items')})")
     if job.error:
         grid.add_row("Error", Text(str(job.error.get("message") or job.error), style="red"))
+    if job.failed and job.status == "completed":
+        grid.add_row("Failures", f"[yellow]{humanize.count(job.failed)} item(s) failed[/]: see errors.jsonl")
     if files:
         grid.add_row("Results", escape(f"{files[0].path.parent}{os.sep}"))
         grid.add_row("", " · ".join(f"[cyan]{f.name}[/] [dim]{humanize.size(f.bytes)}[/]" for f in files))
     grid.add_row("Next", f"batchyard jobs download {job.id} -o DIR")
-    border = BAR_STYLES.get(job.status, "blue")
+    border = "yellow" if job.status == "completed" and job.failed else BAR_STYLES.get(job.status, "blue")
     return Panel(grid, title=f"[bold]{job.id}[/] · {escape(job.handler)}", title_align="left",
                  border_style=border, expand=False, padding=(0, 1))
 
 
-def job_summary_line(job: JobRecord) -> str:
-    return (f"[cyan]{job.id}[/] is now [{STATUS_STYLES.get(job.status, '')}]{job.status}[/] "
-            f"({humanize.count(job.done)}/{humanize.count(job.total)} done)")
+def job_summary_line(job: JobRecord) -> Text:
+    """``job_… is now paused · 3 succeeded · 0 failed · 0 cancelled · 7 queued · 0 running``."""
+    text = Text.assemble((job.id, "cyan"), " is now ", status_text(job.status), (" · ", "dim"))
+    return text.append_text(_items_line(job))
 
 
 def event_to_dict(event: EventRecord) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 
 from batchyard.cli import humanize, render
 from batchyard.cli.common import AppOption, JsonOption, err, hint_command, open_app, out, print_json
@@ -49,12 +50,14 @@ def parse_params(pairs: list[str] | None, params_json: str | None) -> dict[str, 
 def submit(
     ctx: typer.Context,
     file: Annotated[Path, typer.Argument(
-        metavar="FILE", exists=True, dir_okay=False, readable=True, allow_dash=True, show_default=False,
+        metavar="FILE", show_default=False,
         help="A JSONL or CSV file, one item per line; [bold]-[/] reads standard input.")],
-    handler: Annotated[str, typer.Option("--handler", "-H", metavar="NAME", help="The handler that processes each item.",
-                                         show_default=False)],
-    wait: Annotated[bool, typer.Option("--wait", "-w", metavar="", help="Follow the job with a progress bar until it is "
-                                       "finished; without a running worker the items are processed here.")] = False,
+    handler: Annotated[str, typer.Option(
+        "--handler", "-H", metavar="NAME", show_default=False, help="The handler that processes each item.")],
+    wait: Annotated[bool, typer.Option(
+        "--wait", "-w", metavar="",
+        help="Follow the job with a progress bar until it is finished; without a running worker the items are "
+             "processed here.")] = False,
     json_output: JsonOption = False,
     input_format: Annotated[InputFormat | None, typer.Option(
         "--format", metavar="jsonl|csv", help="Input format (default: from the file extension, else sniffed).")] = None,
@@ -64,9 +67,11 @@ def submit(
         help="A job parameter handed to every item (repeatable); VALUE is read as JSON when it parses.")] = None,
     params_json: Annotated[str | None, typer.Option(
         "--params-json", metavar="JSON", help="Job parameters as one JSON object.")] = None,
-    description: Annotated[str | None, typer.Option(metavar="TEXT", help="A note shown in lists and the dashboard.")] = None,
+    description: Annotated[str | None, typer.Option(
+        metavar="TEXT", help="A note shown in lists and the dashboard.")] = None,
     tag: Annotated[list[str] | None, typer.Option("--tag", "-t", metavar="TAG", help="A tag (repeatable).")] = None,
-    max_attempts: Annotated[int | None, typer.Option(min=1, metavar="N", help="Attempts per item before it fails.")] = None,
+    max_attempts: Annotated[int | None, typer.Option(
+        min=1, metavar="N", help="Attempts per item before it fails.")] = None,
     timeout: Annotated[float | None, typer.Option(
         min=0, metavar="SECONDS", help="Time limit per attempt at an item.")] = None,
     concurrency: Annotated[int | None, typer.Option(
@@ -99,6 +104,8 @@ def submit(
     """
     params = parse_params(param, params_json)
     from_stdin = str(file) == "-"
+    if not from_stdin and not file.is_file():
+        raise typer.BadParameter(f"no file {str(file)!r}", param_hint="FILE")
     with open_app(ctx, app) as by:
         job = by.submit(
             handler, sys.stdin.buffer if from_stdin else file,
@@ -120,8 +127,9 @@ def submit(
             view = job.wait(progress=not json_output)
         except KeyboardInterrupt:
             show = hint_command(ctx, app, "jobs show", job.id)
-            err.print(f"\n[yellow]Stopped following {job.id}.[/] It stays queued for a worker "
-                      f"([cyan]batchyard worker[/]); check on it with [cyan]{show}[/]")
+            err.print(f"[yellow]Stopped following {job.id}.[/] Its remaining items wait for a worker "
+                      f"([cyan]{hint_command(ctx, app, 'worker')}[/]); check on it with [cyan]{show}[/]",
+                      soft_wrap=True)
             raise typer.Exit(130) from None
         if json_output:
             print_json(view.to_dict())
@@ -137,8 +145,9 @@ def _print_submitted(ctx: typer.Context, app_ref: str | None, view: JobView, has
     if job.scheduled_at and job.scheduled_at > time.time():
         when = f", scheduled to start in {humanize.duration(job.scheduled_at - time.time())}"
     out.print(f"[green]✔[/] Submitted [bold cyan]{job.id}[/]: {job.total:,} items for "
-              f"[bold]{job.handler}[/] ({render.status_text(job.status).markup}{when})")
-    out.print(f"  Follow it: [cyan]{hint_command(ctx, app_ref, 'jobs show', job.id)}[/]")
+              f"[bold]{escape(job.handler)}[/] ({render.status_text(job.status).markup}{when})")
+    out.print(f"  Follow it: [cyan]{hint_command(ctx, app_ref, 'jobs show', job.id)}[/]", soft_wrap=True)
     if not has_worker:
-        out.print(f"  [yellow]No worker is running for {job.handler!r}[/]: start one with "
-                  f"[cyan]{hint_command(ctx, app_ref, 'worker')}[/], or submit with [cyan]--wait[/] to run it here.")
+        out.print(f"  [yellow]No worker is running for {escape(repr(job.handler))}[/]: start one with "
+                  f"[cyan]{hint_command(ctx, app_ref, 'worker')}[/], or submit with [cyan]--wait[/] to run it here.",
+                  soft_wrap=True)

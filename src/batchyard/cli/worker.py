@@ -23,9 +23,11 @@ class LogLevel(StrEnum):
 
 
 def configure_logging(level: LogLevel) -> None:
+    """Batchyard's own logs at ``level`` on stderr; other libraries' (alembic, ...) only from warnings up."""
     handler = RichHandler(console=err, show_path=False, rich_tracebacks=True, markup=False)
-    logging.basicConfig(level=level.value.upper(), format="%(message)s", datefmt="[%X]", handlers=[handler],
+    logging.basicConfig(level=logging.WARNING, format="%(message)s", datefmt="[%X]", handlers=[handler],
                         force=True)
+    logging.getLogger("batchyard").setLevel(level.value.upper())
 
 
 def worker(
@@ -37,9 +39,9 @@ def worker(
              "(64).")] = None,
     handlers: Annotated[str | None, typer.Option(
         "--handlers", metavar="NAME,NAME", help="Only run these handlers (comma-separated). Default: all.")] = None,
-    log_level: Annotated[LogLevel, typer.Option(metavar="LEVEL", help="How much to log on stderr: debug, info, warning, error.",
-                                                   case_sensitive=False)] =
-        LogLevel.info,
+    log_level: Annotated[LogLevel, typer.Option(
+        metavar="LEVEL", case_sensitive=False,
+        help="How much Batchyard logs on stderr: debug, info, warning, error.")] = LogLevel.info,
 ) -> None:
     """Run a worker: claim items of every job whose handler it knows and process them, until stopped.
 
@@ -62,7 +64,8 @@ def worker(
             by.registry.get(name)  # an unknown name is a clear error now, not a silent idle worker
         in_flight = concurrency or by.settings.worker_concurrency
         out.print(f"[bold green]batchyard worker[/] (pid {os.getpid()}) · handlers [cyan]{', '.join(names)}[/] · "
-                  f"concurrency {in_flight} · database {redact_url(by.settings.effective_database_url)}")
+                  f"concurrency {in_flight} · database {redact_url(by.settings.effective_database_url)}",
+                  soft_wrap=True)
         out.print("[dim]Ctrl-C or SIGTERM stops it gracefully.[/]")
         stats = by.run_worker(handlers=names, concurrency=concurrency)
     out.print(f"[bold]Worker stopped[/]: {humanize.count(stats.accepted)} items finished, "

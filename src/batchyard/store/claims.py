@@ -262,8 +262,9 @@ class ClaimStore:
                  job_id, o.seq, o.lease_token) for kind, o in accepted])
             return accepted
         # PostgreSQL: one UPDATE ... FROM unnest(...) per flush is both the fence and the write; RETURNING
-        # tells which rows were still ours.
-        with self.db.driver(conn).cursor() as cur:  # %b: binary arrays; text-format array dumping costs more than the UPDATE
+        # tells which rows were still ours. %b sends the arrays in binary: text-format array dumping would cost
+        # more than the UPDATE itself.
+        with self.db.driver(conn).cursor() as cur:
             rows = cur.execute(self._sql_finish_unnest, (
             [o.seq for _, o in finishing], [o.lease_token for _, o in finishing], [k for k, _ in finishing],
             [o.result for _, o in finishing], [o.error for _, o in finishing],
