@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
-from batchyard.errors import BatchyardError
+from batchyard.errors import NotReady
 from batchyard.handlers.demo import BUILTIN_HANDLERS
 from batchyard.registry import HandlerRegistry
 from batchyard.results import ERRORS_JSONL, RESULT_FILE_NAMES, RESULTS_JSONL
@@ -186,7 +186,8 @@ class Job:
         """Copy the job's result files into ``directory``; returns the paths written."""
         view = self.refresh()
         if not view.job.result_files:
-            raise BatchyardError(f"job {self.id} has no result files yet (status {view.job.status})")
+            raise NotReady(f"job {self.id} has no result files yet (status {view.job.status}); "
+                           "they are written when it finishes")
         out = Path(directory)
         out.mkdir(parents=True, exist_ok=True)
         written = []

@@ -31,6 +31,13 @@ class NotFound(BatchyardError):
     code = "not_found"
 
 
+class NotReady(BatchyardError):
+    """What was asked for does not exist yet (e.g. result files of a running job)."""
+
+    status = 409
+    code = "not_ready"
+
+
 class InvalidRequest(BatchyardError):
     status = 400
     code = "invalid_request"

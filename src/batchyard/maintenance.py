@@ -1,6 +1,6 @@
 """Maintenance: safe to run in every process at once (each step claims its work with a conditional update).
 
-One round: rescue expired leases, fail jobs over their failure threshold, expire jobs past their window, write
+One round: rescue expired leases, expire jobs past their window, write
 result files of finished jobs, record progress samples, mark workers that stopped reporting as lost.
 """
 
@@ -23,7 +23,6 @@ PRUNE_WORKERS_AFTER_SECONDS = 24 * 3600.0
 @dataclass
 class MaintenanceReport:
     rescued: int = 0
-    failed_jobs: int = 0
     expired_jobs: int = 0
     files_written: int = 0
     samples: int = 0
@@ -40,7 +39,6 @@ class Maintenance:
     def run_once(self) -> MaintenanceReport:
         report = MaintenanceReport()
         report.rescued = self.store.rescue_expired_leases()
-        report.failed_jobs = self.apply_failure_thresholds()
         report.expired_jobs = self.expire_jobs()
         report.files_written = self.write_pending_files()
         now = time.monotonic()
@@ -52,14 +50,6 @@ class Maintenance:
             self.store.mark_lost_workers(self.settings.worker_stale_seconds)
             self.store.prune_workers(PRUNE_WORKERS_AFTER_SECONDS)
         return report
-
-    def apply_failure_thresholds(self) -> int:
-        n = 0
-        for job_id, failed, done in self.store.jobs_over_failure_threshold():
-            error = {"code": "failure_threshold",
-                     "message": f"{failed} of {done} finished items failed, over the job's failure threshold"}
-            n += self.store.stop_job(job_id, Action.FAIL, error, actor="maintenance")
-        return n
 
     def expire_jobs(self) -> int:
         n = 0

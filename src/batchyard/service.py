@@ -141,8 +141,8 @@ class JobService:
                    self.store.recent_samples(job.id, now - RECENT_WINDOW_SECONDS)]
         if job.status in ("running", "paused", "cancelling", "queued") and job.started_at:
             samples.append(Sample(now, job.done))
-        if len(samples) < 2 and job.started_at and job.finished_at:
-            samples = [Sample(job.started_at, 0), Sample(job.finished_at, job.done)]
+        if len(samples) < 2 and job.started_at:  # not sampled yet: the average since the start
+            samples = [Sample(job.started_at, 0), Sample(job.finished_at or now, job.done)]
         est = estimate(samples, remaining)
         eta = est.eta_seconds if job.status not in TERMINAL_JOB_STATUSES else None
         if job.status == "paused":

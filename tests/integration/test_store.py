@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 
 import pytest
 
@@ -218,17 +219,68 @@ def test_failure_threshold_and_expiry_stop_jobs(app: Batchyard) -> None:
     batch = app.store.claim_items("w1", {"echo": 1}, 30)
     assert batch is not None
     app.store.complete_items(_done(batch, "failed"), [batch.lease_token])
+    f = app.store.get_job(failing.id)  # the failure that crosses the threshold fails the job at once
+    assert (f.status, f.failed, f.cancelled) == ("failed", 1, 4)
+    assert f.error is not None and f.error["code"] == "failure_threshold"
     expiring = app.submit("echo", [{"n": 1}], expires_in_seconds=0.01)
     time.sleep(0.05)
     from batchyard.maintenance import Maintenance
 
     report = Maintenance(app.store, app.storage, app.settings).run_once()
-    assert (report.failed_jobs, report.expired_jobs) == (1, 1)
-    f = app.store.get_job(failing.id)
-    assert (f.status, f.failed, f.cancelled) == ("failed", 1, 4)
-    assert f.error is not None and f.error["code"] == "failure_threshold"
+    assert report.expired_jobs == 1
     e = app.store.get_job(expiring.id)
     assert (e.status, e.cancelled) == ("expired", 1)
     assert app.store.stop_job(failing.id, Action.FAIL, {"message": "again"}) is False
     for job_id in (failing.id, expiring.id):
         assert_counters_match_items(app, job_id)
+
+
+CORPUS = Path(__file__).resolve().parent.parent / "data" / "bad_inputs"
+
+
+def test_bad_input_corpus_through_submit_inserts_nothing(app: Batchyard) -> None:
+    """Every bad file of the corpus is refused with its line numbers, and leaves no job, item or event."""
+    from sqlalchemy import func, select
+
+    from batchyard.schema import item_requeue, items, job_events, jobs
+
+    app.settings.max_line_bytes = 1024
+    expected = json.loads((CORPUS / "expected.json").read_text())
+    refused = 0
+    for name, problems in sorted(expected.items()):
+        if not problems:
+            continue  # the controls (valid files) are covered by the unit corpus test
+        with pytest.raises(InputInvalid) as info:
+            app.submit("echo", CORPUS / name)
+        assert [[p.line, p.code] for p in info.value.problems] == problems, name
+        refused += 1
+    assert refused >= 15
+    with app.store.db.read() as conn:
+        for table in (jobs, items, job_events, item_requeue):
+            assert conn.execute(select(func.count()).select_from(table)).scalar_one() == 0, table.name
+
+
+def test_progress_samples_feed_throughput_and_eta(app: Batchyard) -> None:
+    job = app.submit("echo", [{"n": i} for i in range(100)])
+    batch = app.store.claim_items("w1", {"echo": 30}, 30)
+    assert batch is not None
+    assert app.store.record_progress_samples(0.05) == 1
+    assert app.store.record_progress_samples(60) == 0  # one sample per interval, whoever records it
+    app.store.complete_items(_done(batch), [batch.lease_token])
+    time.sleep(0.1)
+    assert app.store.record_progress_samples(0.05) == 1
+    samples = app.store.recent_samples(job.id, 0)
+    assert [done for _, done, _ in samples] == [0, 30]
+    view = app.service.get(job.id)
+    assert view.items_per_second is not None and view.items_per_second > 0
+    assert view.eta_seconds is not None and view.eta_seconds > 0
+
+
+def test_delete_removes_rows_and_files(app: Batchyard) -> None:
+    job = app.submit("echo", [{"n": 1}])
+    job.wait(timeout=20)
+    folder = app.storage.path(f"jobs/{job.id}")
+    assert (folder / "results.jsonl").is_file()
+    app.service.delete(job.id)
+    assert not folder.exists()
+    assert app.store.list_events(job.id) == []

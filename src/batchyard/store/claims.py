@@ -12,10 +12,11 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, bindparam, delete, func, insert, or_, select, update
 
-from batchyard.lifecycle import ItemStatus, JobStatus
+from batchyard.lifecycle import Action, ItemStatus, JobStatus, failure_threshold_crossed
 from batchyard.schema import item_requeue, items, jobs, leases, workers
 from batchyard.store.engine import Database
 from batchyard.store.events import add_event
+from batchyard.store.moves import settle_job, stop_job
 from batchyard.store.records import ClaimBatch, ClaimedItem, ClaimedJob, Outcome, OutcomeKind
 
 # Job statuses whose items must not start again: a retry of such an item ends it cancelled instead.
@@ -207,10 +208,11 @@ class ClaimStore:
     def _complete_job_items(self, conn: Connection, job_id: str, group: list[Outcome],
                             now: float) -> tuple[int, bool]:
         """Apply one job's outcomes; returns (accepted, whether the job moved to finalizing/cancelled)."""
-        status = conn.execute(select(jobs.c.status).where(jobs.c.id == job_id)).scalar_one_or_none()
-        if status is None:  # deleted meanwhile: nothing to record
+        job = conn.execute(select(jobs.c.status, jobs.c.max_failures, jobs.c.max_failure_rate)
+                           .where(jobs.c.id == job_id)).first()
+        if job is None:  # deleted meanwhile: nothing to record
             return 0, False
-        stopping = status in STOPPING
+        stopping = job.status in STOPPING
         finishing: list[tuple[str, Outcome]] = []
         returning: list[Outcome] = []
         for o in group:
@@ -235,17 +237,24 @@ class ClaimStore:
             due = now + min(o.retry_delay for o in requeued)
             values["retry_due_at"] = func.least(func.coalesce(jobs.c.retry_due_at, due), due) \
                 if self.db.is_postgres else func.coalesce(func.min(jobs.c.retry_due_at, due), due)
-        cost = sum(o.cost for o in accepted)
+        cost, usage = _usage_totals(accepted)
         if cost:
             values["cost"] = jobs.c.cost + cost
-        usage: dict[str, float] = {}
-        for o in accepted:
-            for name, amount in (o.usage or {}).items():
-                usage[name] = usage.get(name, 0) + amount
         if usage:
             values["usage"] = self._merged_usage(conn, job_id, usage)
         conn.execute(update(jobs).where(jobs.c.id == job_id).values(**values))
-        return len(accepted), self._settle_job(conn, job_id, now)
+        if counts.get("failed") and (job.max_failures is not None or job.max_failure_rate is not None):
+            self._apply_failure_threshold(conn, job_id, now)
+        return len(accepted), settle_job(conn, job_id, now)
+
+    def _apply_failure_threshold(self, conn: Connection, job_id: str, now: float) -> None:
+        """Checked with the failures that cross it, so even a fast job cannot finish past its threshold."""
+        row = conn.execute(select(jobs.c.failed, jobs.c.succeeded, jobs.c.max_failures, jobs.c.max_failure_rate)
+                           .where(jobs.c.id == job_id)).one()
+        reason = failure_threshold_crossed(row.failed, row.succeeded, row.max_failures, row.max_failure_rate)
+        if reason is not None:
+            stop_job(conn, job_id, Action.FAIL, {"code": "failure_threshold", "message": reason}, now,
+                     actor="threshold")
 
     def _finish_fenced(self, conn: Connection, job_id: str, finishing: list[tuple[str, Outcome]],
                        now: float) -> list[tuple[str, Outcome]]:
@@ -306,26 +315,6 @@ class ClaimStore:
             merged[name] = merged.get(name, 0) + amount
         return json.dumps(merged, sort_keys=True)
 
-    def _settle_job(self, conn: Connection, job_id: str, now: float) -> bool:
-        """Move a job whose items are all terminal on: to ``finalizing``, or from ``cancelling`` to ``cancelled``."""
-        finalized = conn.execute(
-            update(jobs)
-            .where(jobs.c.id == job_id, jobs.c.status.in_((JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.PAUSED)),
-                   jobs.c.queued == 0, jobs.c.running == 0)
-            .values(status=JobStatus.FINALIZING)
-        ).rowcount
-        if finalized:
-            add_event(conn, job_id, now, "finalizing", message="every item finished; writing result files")
-            return True
-        settled = conn.execute(
-            update(jobs)
-            .where(jobs.c.id == job_id, jobs.c.status == JobStatus.CANCELLING, jobs.c.running == 0)
-            .values(status=JobStatus.CANCELLED, finished_at=now)
-        ).rowcount
-        if settled:
-            add_event(conn, job_id, now, "cancelled", message="no item is running any more")
-        return bool(settled)
-
     def job_statuses(self, job_ids: Sequence[str]) -> dict[str, str]:
         with self.db.read() as conn:
             rows = conn.execute(select(jobs.c.id, jobs.c.status).where(jobs.c.id.in_(list(job_ids)))).all()
@@ -385,3 +374,11 @@ class ClaimStore:
                       message=f"{accepted} item(s) of an expired lease returned to the queue or failed",
                       data={"items": accepted, "worker_id": lease.worker_id})
             return accepted
+
+
+def _usage_totals(outcomes: list[Outcome]) -> tuple[float, dict[str, float]]:
+    usage: dict[str, float] = {}
+    for o in outcomes:
+        for name, amount in (o.usage or {}).items():
+            usage[name] = usage.get(name, 0) + amount
+    return sum(o.cost for o in outcomes), usage

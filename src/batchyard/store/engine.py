@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from batchyard.errors import ConfigError, StoreUnavailable
 
@@ -84,6 +84,9 @@ class Database:
         self.dialect = self.engine.dialect.name
         self.is_postgres = self.dialect == "postgresql"
         self._now_sql = text(_POSTGRES_NOW if self.is_postgres else _SQLITE_NOW)
+        # Errors that mean "the database is not usable right now", raised by SQLAlchemy or, on the hot path
+        # where we use the driver directly, by the driver itself.
+        self.unavailable_errors = _unavailable_errors(self.is_postgres)
 
     @contextlib.contextmanager
     def write(self, *, relaxed: bool = False) -> Iterator[Connection]:
@@ -98,8 +101,8 @@ class Database:
                 if relaxed and self.is_postgres:
                     conn.exec_driver_sql("SET LOCAL synchronous_commit = off")
                 yield conn
-        except OperationalError as exc:
-            raise StoreUnavailable(f"database error: {exc.orig}") from exc
+        except self.unavailable_errors as exc:
+            raise StoreUnavailable(f"database unavailable: {_reason(exc)}") from exc
 
     @contextlib.contextmanager
     def read(self) -> Iterator[Connection]:
@@ -107,8 +110,8 @@ class Database:
         try:
             with self.engine.connect().execution_options(readonly=True) as conn, conn.begin():
                 yield conn
-        except OperationalError as exc:
-            raise StoreUnavailable(f"database error: {exc.orig}") from exc
+        except self.unavailable_errors as exc:
+            raise StoreUnavailable(f"database unavailable: {_reason(exc)}") from exc
 
     @staticmethod
     def driver(conn: Connection) -> Any:
@@ -127,6 +130,20 @@ class Database:
         self.engine.dispose()
 
 
+def _unavailable_errors(postgres: bool) -> tuple[type[Exception], ...]:
+    if postgres:
+        import psycopg
+
+        return (OperationalError, InterfaceError, psycopg.OperationalError, psycopg.InterfaceError)
+    import sqlite3
+
+    return (OperationalError, InterfaceError, sqlite3.OperationalError)
+
+
+def _reason(exc: Exception) -> str:
+    return str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+
+
 def upgrade_schema(db: Database, revision: str = "head") -> None:
     """Run the Alembic migrations up to ``revision`` (idempotent; safe when several processes start at once)."""
     from alembic import command
@@ -134,7 +151,7 @@ def upgrade_schema(db: Database, revision: str = "head") -> None:
 
     cfg = Config()
     cfg.set_main_option("script_location", str(Path(__file__).resolve().parent.parent / "migrations"))
-    with db.engine.begin() as conn:
+    with db.write() as conn:
         if db.is_postgres:
             # Two processes upgrading at once would race on CREATE TABLE; the advisory lock serialises them.
             conn.execute(text("SELECT pg_advisory_xact_lock(724519)"))
@@ -145,5 +162,5 @@ def upgrade_schema(db: Database, revision: str = "head") -> None:
 def schema_revision(db: Database) -> str | None:
     from alembic.runtime.migration import MigrationContext
 
-    with db.engine.connect() as conn:
+    with db.read() as conn:
         return MigrationContext.configure(conn).get_current_revision()

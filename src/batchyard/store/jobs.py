@@ -15,6 +15,7 @@ from batchyard.lifecycle import Action, ItemStatus, JobStatus, next_job_status
 from batchyard.schema import item_requeue, items, job_events, jobs, leases, progress_samples
 from batchyard.store.engine import Database
 from batchyard.store.events import add_event
+from batchyard.store.moves import move_job, settle_job, stop_job, stop_queued_items
 from batchyard.store.records import EventRecord, ItemRecord, JobRecord, JobSpec
 
 if TYPE_CHECKING:
@@ -178,31 +179,20 @@ class JobStore:
 
     # -- lifecycle moves ------------------------------------------------------------------------------------
 
-    def _move(self, conn: Connection, job_id: str, action: Action, **values: Any) -> tuple[str, JobStatus]:
-        """Move a job by the lifecycle table; raise NotFound or IllegalTransition (with the current status)."""
-        current = conn.execute(
-            select(jobs.c.status).where(jobs.c.id == job_id).with_for_update()
-        ).scalar_one_or_none()
-        if current is None:
-            raise NotFound(f"no job {job_id!r}", param="job_id")
-        target = next_job_status(current, action)
-        conn.execute(update(jobs).where(jobs.c.id == job_id).values(status=target, **values))
-        return current, target
-
     def pause_job(self, job_id: str, *, actor: str | None = None, reason: str | None = None) -> JobRecord:
         with self.db.write() as conn:
             now = self.db.now(conn)
-            self._move(conn, job_id, Action.PAUSE, last_activity_at=now)
+            move_job(conn, job_id, Action.PAUSE, last_activity_at=now)
             add_event(conn, job_id, now, "paused", actor=actor, message=reason)
         return self.get_job(job_id)
 
     def resume_job(self, job_id: str, *, actor: str | None = None, reason: str | None = None) -> JobRecord:
         with self.db.write() as conn:
             now = self.db.now(conn)
-            self._move(conn, job_id, Action.RESUME, last_activity_at=now)
+            move_job(conn, job_id, Action.RESUME, last_activity_at=now)
             conn.execute(update(jobs).where(jobs.c.id == job_id, jobs.c.started_at.is_(None))
                          .values(status=JobStatus.QUEUED))
-            self._settle_after_move(conn, job_id, now)
+            settle_job(conn, job_id, now)
             add_event(conn, job_id, now, "resumed", actor=actor, message=reason)
             self.wake_workers(conn)
         self.after_commit_wake()
@@ -212,47 +202,16 @@ class JobStore:
         """Cancel queued items at once; running ones are told (via heartbeats) and the job settles after them."""
         with self.db.write() as conn:
             now = self.db.now(conn)
-            self._move(conn, job_id, Action.CANCEL, last_activity_at=now)
-            n = self._stop_queued_items(conn, job_id, now)
-            add_event(conn, job_id, now, "cancelled" if self._settle_cancel(conn, job_id, now) else "cancelling",
+            move_job(conn, job_id, Action.CANCEL, last_activity_at=now)
+            n = stop_queued_items(conn, job_id, now)
+            add_event(conn, job_id, now, "cancelled" if settle_job(conn, job_id, now, record=False) else "cancelling",
                       actor=actor, message=reason, data={"queued_items_cancelled": n})
         return self.get_job(job_id)
 
     def stop_job(self, job_id: str, action: Action, error: dict[str, Any], *, actor: str | None = None) -> bool:
         """Fail or expire a job (failure threshold, completion window): queued items are cancelled."""
         with self.db.write() as conn:
-            now = self.db.now(conn)
-            status = conn.execute(select(jobs.c.status).where(jobs.c.id == job_id)).scalar_one_or_none()
-            if status not in _STOPPABLE:
-                return False
-            self._move(conn, job_id, action, error=json.dumps(error), finished_at=now, last_activity_at=now)
-            n = self._stop_queued_items(conn, job_id, now)
-            add_event(conn, job_id, now, "failed" if action is Action.FAIL else "expired", actor=actor,
-                      message=error.get("message"), data={"queued_items_cancelled": n})
-        return True
-
-    def _stop_queued_items(self, conn: Connection, job_id: str, now: float) -> int:
-        n = conn.execute(
-            update(items).where(items.c.job_id == job_id, items.c.status == ItemStatus.QUEUED)
-            .values(status=ItemStatus.CANCELLED, finished_at=now)
-        ).rowcount
-        conn.execute(delete(item_requeue).where(item_requeue.c.job_id == job_id))
-        conn.execute(update(jobs).where(jobs.c.id == job_id).values(
-            queued=0, cancelled=jobs.c.cancelled + n, claim_cursor=jobs.c.total, retry_due_at=None))
-        return int(n)
-
-    def _settle_cancel(self, conn: Connection, job_id: str, now: float) -> bool:
-        return bool(conn.execute(
-            update(jobs).where(jobs.c.id == job_id, jobs.c.status == JobStatus.CANCELLING, jobs.c.running == 0)
-            .values(status=JobStatus.CANCELLED, finished_at=now)
-        ).rowcount)
-
-    def _settle_after_move(self, conn: Connection, job_id: str, now: float) -> None:
-        if conn.execute(
-            update(jobs).where(jobs.c.id == job_id, jobs.c.status.in_(_STOPPABLE), jobs.c.queued == 0,
-                               jobs.c.running == 0).values(status=JobStatus.FINALIZING)
-        ).rowcount:
-            add_event(conn, job_id, now, "finalizing", message="every item finished; writing result files")
+            return stop_job(conn, job_id, action, error, self.db.now(conn), actor=actor)
 
     def retry_failed(self, job_id: str, *, actor: str | None = None) -> tuple[JobRecord, int]:
         """Queue the failed items of a job again with fresh attempts; returns the job and how many."""
@@ -263,7 +222,7 @@ class JobStore:
             failed = conn.execute(select(jobs.c.failed).where(jobs.c.id == job_id)).scalar_one_or_none()
             if failed is None:
                 raise NotFound(f"no job {job_id!r}", param="job_id")
-            current, _ = self._move(conn, job_id, Action.RETRY, last_activity_at=now, finished_at=None,
+            current, _ = move_job(conn, job_id, Action.RETRY, last_activity_at=now, finished_at=None,
                                     files_written_at=None, files_lease_until=None, result_files=None, error=None)
             if not failed:
                 raise IllegalTransition(f"job {job_id} has no failed items to retry", current=current)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from sqlalchemy import and_, delete, exists, insert, or_, select, update
+from sqlalchemy import delete, exists, insert, or_, select, update
 
 from batchyard.lifecycle import JobStatus
 from batchyard.schema import jobs, progress_samples, workers
@@ -14,7 +14,6 @@ from batchyard.store.events import add_event
 from batchyard.store.records import WorkerRecord
 
 FILES_LEASE_SECONDS = 300.0
-MIN_ITEMS_FOR_RATE = 20
 _NEEDS_FILES = (JobStatus.FINALIZING, JobStatus.CANCELLED, JobStatus.FAILED, JobStatus.EXPIRED)
 _ACTIVE = (JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.PAUSED)
 
@@ -59,21 +58,6 @@ class MaintenanceStore:
                 add_event(conn, job_id, now, "completed", message="result files written")
             conn.execute(update(jobs).where(jobs.c.id == job_id).values(**values))
             return str(status)
-
-    def jobs_over_failure_threshold(self) -> list[tuple[str, int, int]]:
-        done = jobs.c.succeeded + jobs.c.failed
-        with self.db.read() as conn:
-            rows = conn.execute(
-                select(jobs.c.id, jobs.c.failed, done).where(
-                    jobs.c.status.in_(_ACTIVE),
-                    or_(
-                        and_(jobs.c.max_failures.is_not(None), jobs.c.failed > jobs.c.max_failures),
-                        and_(jobs.c.max_failure_rate.is_not(None), done >= MIN_ITEMS_FOR_RATE,
-                             jobs.c.failed > jobs.c.max_failure_rate * done),
-                    ),
-                )
-            ).all()
-        return [(r[0], r[1], r[2]) for r in rows]
 
     def jobs_past_expiry(self) -> list[str]:
         with self.db.read() as conn:
