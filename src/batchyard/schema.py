@@ -45,6 +45,7 @@ jobs = Table(
     Column("failed", BigInteger, nullable=False, server_default="0"),
     Column("cancelled", BigInteger, nullable=False, server_default="0"),
     Column("cost", Float, nullable=False, server_default="0"),
+    Column("busy_seconds", Float, nullable=False, server_default="0"),  # summed handler time of finished items
     Column("usage", Text),  # JSON object of summed counters
     # timestamps: epoch seconds from the database clock
     Column("created_at", Float, nullable=False),
@@ -73,6 +74,7 @@ jobs = Table(
     Index("ix_jobs_claim", "status", "priority", "last_claimed_at"),
     Index("ix_jobs_owner_created", "owner", "created_at"),
     Index("ix_jobs_created", "created_at"),
+    Index("ix_jobs_activity", "last_activity_at"),
 )
 
 items = Table(
@@ -152,4 +154,66 @@ progress_samples = Table(
     Column("done", BigInteger, nullable=False),
     Column("failed", BigInteger, nullable=False),
     Index("ix_progress_samples_job", "job_id", "at"),
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("prefix", String(20), nullable=False),  # shown in lists; the key itself is never stored
+    Column("key_hash", String(64), nullable=False, unique=True),  # sha256 of the whole key
+    Column("owner", String(200), nullable=False),
+    Column("role", String(16), nullable=False),  # admin | member | viewer
+    Column("name", String(200)),
+    Column("created_at", Float, nullable=False),
+    Column("last_used_at", Float),
+    Column("revoked_at", Float),
+    Index("ix_api_keys_owner", "owner"),
+)
+
+sessions = Table(
+    "sessions",
+    metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column("owner", String(200), nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("csrf_token", String(64), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("expires_at", Float, nullable=False),
+    Index("ix_sessions_expires", "expires_at"),
+)
+
+login_tokens = Table(
+    "login_tokens",
+    metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column("owner", String(200), nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("expires_at", Float, nullable=False),
+    Column("used_at", Float),
+)
+
+files = Table(
+    "files",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("owner", String(200), nullable=False),
+    Column("filename", String(255), nullable=False),
+    Column("purpose", String(40), nullable=False),
+    Column("bytes", BigInteger, nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("expires_at", Float),
+    Index("ix_files_owner_created", "owner", "created_at"),
+)
+
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    Column("owner", String(200), primary_key=True),
+    Column("key", String(255), primary_key=True),
+    Column("request_hash", String(64), nullable=False),
+    Column("job_id", String(40), nullable=False),
+    Column("created_at", Float, nullable=False),
 )

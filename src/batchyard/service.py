@@ -58,6 +58,7 @@ class JobView:
             "percent": round(j.percent, 2), "items_per_second": self.items_per_second,
             "eta_seconds": self.eta_seconds, "duration_seconds": self.duration_seconds,
             "cost": j.cost, "usage": j.usage, "error": j.error,
+            "avg_item_seconds": j.busy_seconds / (j.succeeded + j.failed) if j.succeeded + j.failed else None,
             "created_at": j.created_at, "started_at": j.started_at, "finished_at": j.finished_at,
             "last_activity_at": j.last_activity_at, "scheduled_at": j.scheduled_at, "expires_at": j.expires_at,
             "settings": {"max_attempts": j.max_attempts, "backoff_base_seconds": j.backoff_base_seconds,

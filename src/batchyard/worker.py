@@ -390,9 +390,10 @@ class Worker:
                 return
             work._done = True
         released = kind == "release"
+        duration = time.monotonic() - work._started if work._started else 0.0
         self._outcomes.append(Outcome(
             work.job_id, work.seq, work._token, kind, result, error, time.time(), retry_delay,
-            0.0 if released else work.cost, None if released else work.usage))
+            0.0 if released else work.cost, None if released else work.usage, duration))
         # Flush early once half of what is in flight has finished, so claims never wait on the timer.
         pending = len(self._outcomes)
         if self._flush_now is not None and threading.get_ident() == self._loop_thread and (

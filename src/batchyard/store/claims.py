@@ -237,6 +237,9 @@ class ClaimStore:
             due = now + min(o.retry_delay for o in requeued)
             values["retry_due_at"] = func.least(func.coalesce(jobs.c.retry_due_at, due), due) \
                 if self.db.is_postgres else func.coalesce(func.min(jobs.c.retry_due_at, due), due)
+        busy = sum(o.duration for _, o in finished)
+        if busy:
+            values["busy_seconds"] = jobs.c.busy_seconds + busy
         cost, usage = _usage_totals(accepted)
         if cost:
             values["cost"] = jobs.c.cost + cost

@@ -54,6 +54,7 @@ class JobRecord:
     cancelled: int
     cost: float
     usage: dict[str, float]
+    busy_seconds: float
     created_at: float
     started_at: float | None
     finished_at: float | None
@@ -87,7 +88,8 @@ class JobRecord:
             priority=m["priority"], params=_json(m["params"], {}), description=m["description"],
             tags=_json(m["tags"], []), metadata=_json(m["meta"], {}), source=m["source"], total=m["total"],
             queued=m["queued"], running=m["running"], succeeded=m["succeeded"], failed=m["failed"],
-            cancelled=m["cancelled"], cost=m["cost"], usage=_json(m["usage"], {}), created_at=m["created_at"],
+            cancelled=m["cancelled"], cost=m["cost"], usage=_json(m["usage"], {}),
+            busy_seconds=m["busy_seconds"], created_at=m["created_at"],
             started_at=m["started_at"], finished_at=m["finished_at"], last_activity_at=m["last_activity_at"],
             scheduled_at=m["scheduled_at"], expires_at=m["expires_at"], error=_json(m["error"], None),
             max_attempts=m["max_attempts"], backoff_base_seconds=m["backoff_base_seconds"],
@@ -139,6 +141,7 @@ class Outcome:
     retry_delay: float = 0.0
     cost: float = 0.0
     usage: dict[str, float] | None = None
+    duration: float = 0.0  # seconds the handler ran
 
 
 @dataclass(frozen=True, slots=True)

@@ -37,6 +37,7 @@ def upgrade() -> None:
         sa.Column("failed", sa.BigInteger, nullable=False, server_default="0"),
         sa.Column("cancelled", sa.BigInteger, nullable=False, server_default="0"),
         sa.Column("cost", sa.Float, nullable=False, server_default="0"),
+        sa.Column("busy_seconds", sa.Float, nullable=False, server_default="0"),
         sa.Column("usage", sa.Text),
         sa.Column("created_at", sa.Float, nullable=False),
         sa.Column("started_at", sa.Float),
@@ -62,6 +63,7 @@ def upgrade() -> None:
     op.create_index("ix_jobs_claim", "jobs", ["status", "priority", "last_claimed_at"])
     op.create_index("ix_jobs_owner_created", "jobs", ["owner", "created_at"])
     op.create_index("ix_jobs_created", "jobs", ["created_at"])
+    op.create_index("ix_jobs_activity", "jobs", ["last_activity_at"])
 
     op.create_table(
         "items",
@@ -137,6 +139,64 @@ def upgrade() -> None:
     op.create_index("ix_progress_samples_job", "progress_samples", ["job_id", "at"])
 
 
+    op.create_table(
+        "api_keys",
+        sa.Column("id", sa.String(40), primary_key=True),
+        sa.Column("prefix", sa.String(20), nullable=False),
+        sa.Column("key_hash", sa.String(64), nullable=False, unique=True),
+        sa.Column("owner", sa.String(200), nullable=False),
+        sa.Column("role", sa.String(16), nullable=False),
+        sa.Column("name", sa.String(200)),
+        sa.Column("created_at", sa.Float, nullable=False),
+        sa.Column("last_used_at", sa.Float),
+        sa.Column("revoked_at", sa.Float),
+    )
+    op.create_index("ix_api_keys_owner", "api_keys", ["owner"])
+
+    op.create_table(
+        "sessions",
+        sa.Column("token_hash", sa.String(64), primary_key=True),
+        sa.Column("owner", sa.String(200), nullable=False),
+        sa.Column("role", sa.String(16), nullable=False),
+        sa.Column("csrf_token", sa.String(64), nullable=False),
+        sa.Column("created_at", sa.Float, nullable=False),
+        sa.Column("expires_at", sa.Float, nullable=False),
+    )
+    op.create_index("ix_sessions_expires", "sessions", ["expires_at"])
+
+    op.create_table(
+        "login_tokens",
+        sa.Column("token_hash", sa.String(64), primary_key=True),
+        sa.Column("owner", sa.String(200), nullable=False),
+        sa.Column("role", sa.String(16), nullable=False),
+        sa.Column("created_at", sa.Float, nullable=False),
+        sa.Column("expires_at", sa.Float, nullable=False),
+        sa.Column("used_at", sa.Float),
+    )
+
+    op.create_table(
+        "files",
+        sa.Column("id", sa.String(40), primary_key=True),
+        sa.Column("owner", sa.String(200), nullable=False),
+        sa.Column("filename", sa.String(255), nullable=False),
+        sa.Column("purpose", sa.String(40), nullable=False),
+        sa.Column("bytes", sa.BigInteger, nullable=False),
+        sa.Column("sha256", sa.String(64), nullable=False),
+        sa.Column("created_at", sa.Float, nullable=False),
+        sa.Column("expires_at", sa.Float),
+    )
+    op.create_index("ix_files_owner_created", "files", ["owner", "created_at"])
+
+    op.create_table(
+        "idempotency_keys",
+        sa.Column("owner", sa.String(200), primary_key=True),
+        sa.Column("key", sa.String(255), primary_key=True),
+        sa.Column("request_hash", sa.String(64), nullable=False),
+        sa.Column("job_id", sa.String(40), nullable=False),
+        sa.Column("created_at", sa.Float, nullable=False),
+    )
+
+
 def downgrade() -> None:
-    for table in ("progress_samples", "job_events", "workers", "leases", "item_requeue", "items", "jobs"):
+    for table in ("idempotency_keys", "files", "login_tokens", "sessions", "api_keys", "progress_samples", "job_events", "workers", "leases", "item_requeue", "items", "jobs"):
         op.drop_table(table)
