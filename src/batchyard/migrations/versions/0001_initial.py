@@ -198,5 +198,6 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    for table in ("idempotency_keys", "files", "login_tokens", "sessions", "api_keys", "progress_samples", "job_events", "workers", "leases", "item_requeue", "items", "jobs"):
+    for table in ("idempotency_keys", "files", "login_tokens", "sessions", "api_keys", "progress_samples",
+                  "job_events", "workers", "leases", "item_requeue", "items", "jobs"):
         op.drop_table(table)
