@@ -11,11 +11,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Literal
 
+from batchyard.auth import LOCAL_ADMIN, Principal
 from batchyard.errors import InvalidRequest, UnknownHandler
 from batchyard.ingest import ItemReader
 from batchyard.lifecycle import TERMINAL_JOB_STATUSES
 from batchyard.progress import RECENT_WINDOW_SECONDS, Sample, estimate
 from batchyard.registry import HandlerRegistry
+from batchyard.results import RESULT_FILE_NAMES
 from batchyard.settings import Settings
 from batchyard.storage import LocalStorage, job_prefix
 from batchyard.store import Store
@@ -150,11 +152,22 @@ class JobService:
             eta = None
         return JobView(job, est.items_per_second, eta)
 
-    def get(self, job_id: str) -> JobView:
-        return self.view(self.store.get_job(job_id))
+    def job_record(self, job_id: str, principal: Principal = LOCAL_ADMIN, *, write: bool = False) -> JobRecord:
+        """The job if ``principal`` may see it (and change it, with ``write``). Someone else's job is NotFound,
+        worded exactly like a missing one; a viewer asking to change anything is Forbidden."""
+        if write:
+            principal.require_write()
+        job = self.store.get_job(job_id)
+        principal.check_owner(job.owner, f"job {job_id!r}")
+        return job
+
+    def get(self, job_id: str, principal: Principal = LOCAL_ADMIN) -> JobView:
+        return self.view(self.job_record(job_id, principal))
 
     def list_jobs(self, *, statuses: Sequence[str] = (), handler: str | None = None, limit: int = 50,
-             owner: str | None = None) -> list[JobView]:
+                  owner: str | None = None, principal: Principal = LOCAL_ADMIN) -> list[JobView]:
+        if not principal.is_admin:
+            owner = principal.owner
         return [self.view(j) for j in self.store.list_jobs(statuses=statuses, handler=handler, limit=limit,
                                                            owner=owner)]
 
@@ -166,23 +179,33 @@ class JobService:
 
     # -- moves -----------------------------------------------------------------------------------------------
 
-    def pause(self, job_id: str, *, actor: str | None = None, reason: str | None = None) -> JobView:
-        return self.view(self.store.pause_job(job_id, actor=actor, reason=reason))
+    # ``actor`` names who acted in the job's timeline (default: the principal's owner).
 
-    def resume(self, job_id: str, *, actor: str | None = None) -> JobView:
-        return self.view(self.store.resume_job(job_id, actor=actor))
+    def pause(self, job_id: str, principal: Principal = LOCAL_ADMIN, *, reason: str | None = None,
+              actor: str | None = None) -> JobView:
+        self.job_record(job_id, principal, write=True)
+        return self.view(self.store.pause_job(job_id, actor=actor or principal.owner, reason=reason))
 
-    def cancel(self, job_id: str, *, actor: str | None = None, reason: str | None = None) -> JobView:
-        return self.view(self.store.cancel_job(job_id, actor=actor, reason=reason))
+    def resume(self, job_id: str, principal: Principal = LOCAL_ADMIN, *, actor: str | None = None) -> JobView:
+        self.job_record(job_id, principal, write=True)
+        return self.view(self.store.resume_job(job_id, actor=actor or principal.owner))
 
-    def retry_failed(self, job_id: str, *, actor: str | None = None) -> tuple[JobView, int]:
-        job, n = self.store.retry_failed(job_id, actor=actor)
-        for name in ("results.jsonl", "errors.jsonl", "results.csv", "artifacts.zip"):
+    def cancel(self, job_id: str, principal: Principal = LOCAL_ADMIN, *, reason: str | None = None,
+               actor: str | None = None) -> JobView:
+        self.job_record(job_id, principal, write=True)
+        return self.view(self.store.cancel_job(job_id, actor=actor or principal.owner, reason=reason))
+
+    def retry_failed(self, job_id: str, principal: Principal = LOCAL_ADMIN, *,
+                     actor: str | None = None) -> tuple[JobView, int]:
+        self.job_record(job_id, principal, write=True)
+        job, n = self.store.retry_failed(job_id, actor=actor or principal.owner)
+        for name in RESULT_FILE_NAMES:
             self.storage.delete(f"{job_prefix(job_id)}/{name}")
         return self.view(job), n
 
-    def delete(self, job_id: str, *, actor: str | None = None) -> JobRecord:
-        job = self.store.delete_job(job_id, actor=actor)
+    def delete(self, job_id: str, principal: Principal = LOCAL_ADMIN, *, actor: str | None = None) -> JobRecord:
+        self.job_record(job_id, principal, write=True)
+        job = self.store.delete_job(job_id, actor=actor or principal.owner)
         self.storage.delete_prefix(job_prefix(job_id))
         return job
 

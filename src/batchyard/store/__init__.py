@@ -8,15 +8,18 @@ from collections.abc import Callable
 
 from sqlalchemy import Connection, text
 
+from batchyard.store.auth import AuthStore
 from batchyard.store.claims import ClaimStore
 from batchyard.store.engine import Database, schema_revision, upgrade_schema
+from batchyard.store.files import FilesStore
 from batchyard.store.jobs import JobStore
 from batchyard.store.maintenance import MaintenanceStore
+from batchyard.store.stats import StatsStore
 
 NOTIFY_CHANNEL = "batchyard_work"
 
 
-class Store(ClaimStore, JobStore, MaintenanceStore):
+class Store(ClaimStore, JobStore, MaintenanceStore, AuthStore, FilesStore, StatsStore):
     """One database: SQLite (one machine) or PostgreSQL (many)."""
 
     def __init__(self, url: str) -> None:

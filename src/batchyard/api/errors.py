@@ -1,0 +1,58 @@
+"""One error shape for every failure: ``{"error": {"message", "type", "param", "code"}}`` with the right status.
+
+A client mistake is never a 5xx: validation problems are 422 (400 for a malformed body), unknown routes 404.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from batchyard.errors import BatchyardError
+
+log = logging.getLogger("batchyard.api")
+
+
+def error_body(message: str, type_: str, code: str, param: str | None = None, **extra: Any) -> dict[str, Any]:
+    return {"error": {"message": message, "type": type_, "param": param, "code": code, **extra}}
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(BatchyardError)
+    async def batchyard_error(request: Request, exc: BatchyardError) -> JSONResponse:
+        if exc.status >= 500:
+            log.error("%s on %s %s: %s", type(exc).__name__, request.method, request.url.path, exc.message)
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+        return JSONResponse({"error": exc.to_dict()}, status_code=exc.status, headers=headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = exc.errors()
+        first = errors[0] if errors else {}
+        location = [str(part) for part in first.get("loc", ()) if part not in ("body", "query", "path", "header")]
+        param = ".".join(location) or None
+        message = first.get("msg", "invalid request")
+        if param:
+            message = f"{param}: {message}"
+        if len(errors) > 1:
+            message += f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})"
+        status = 400 if first.get("type") == "json_invalid" else 422
+        details = [{"loc": [str(p) for p in e.get("loc", ())], "msg": e.get("msg"), "type": e.get("type")}
+                   for e in errors[:20]]
+        return JSONResponse(error_body(message, "InvalidRequest", "invalid_request", param, details=details),
+                            status_code=status)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed", 401: "unauthenticated", 403: "forbidden",
+                413: "too_large", 429: "rate_limited"}.get(exc.status_code, "http_error")
+        message = exc.detail if isinstance(exc.detail, str) else "request failed"
+        if exc.status_code == 404 and message == "Not Found":
+            message = f"no route {request.method} {request.url.path}"
+        return JSONResponse(error_body(message, "HTTPError", code), status_code=exc.status_code,
+                            headers=getattr(exc, "headers", None))

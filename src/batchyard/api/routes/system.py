@@ -1,0 +1,93 @@
+"""Health, readiness, the caller, live workers and registered handlers."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from pydantic import BaseModel
+
+from batchyard.api.deps import BatchyardDep, PrincipalDep
+from batchyard.api.models import DataList
+from batchyard.errors import StoreUnavailable
+
+router = APIRouter()
+
+
+class Health(BaseModel):
+    status: str
+
+
+class Me(BaseModel):
+    owner: str
+    role: str
+    via: str
+
+
+class WorkerOut(BaseModel):
+    id: str
+    host: str
+    pid: int
+    handlers: list[str]
+    concurrency: int
+    started_at: float
+    last_seen_at: float
+    in_flight: int
+    status: str
+
+
+class HandlerOut(BaseModel):
+    name: str
+    description: str
+    is_async: bool
+    concurrency: int
+    max_attempts: int | None
+    timeout_seconds: float | None
+    live_workers: int
+
+
+@router.get("/healthz", tags=["system"], summary="The process is up")
+def healthz() -> Health:
+    return Health(status="ok")
+
+
+@router.get("/readyz", tags=["system"], summary="The database is reachable",
+            responses={503: {"description": "The database is not reachable"}})
+def readyz(app: BatchyardDep) -> Health:
+    try:
+        app.store.db.ping()
+    except StoreUnavailable:
+        raise
+    except Exception as exc:  # any driver failure means "not ready", reported as 503
+        raise StoreUnavailable(f"database not reachable: {exc}") from exc
+    return Health(status="ready")
+
+
+@router.get("/api/v1/me", tags=["system"], summary="Who the caller is")
+def me(principal: PrincipalDep) -> Me:
+    return Me(owner=principal.owner, role=principal.role.value, via=principal.via)
+
+
+@router.get("/api/v1/workers", tags=["system"], summary="Live workers")
+def list_workers(app: BatchyardDep, principal: PrincipalDep) -> DataList[WorkerOut]:
+    workers = app.service.live_workers()
+    return DataList[WorkerOut](data=[WorkerOut(id=w.id, host=w.host, pid=w.pid, handlers=w.handlers,
+                                             concurrency=w.concurrency, started_at=w.started_at,
+                                             last_seen_at=w.last_seen_at, in_flight=w.in_flight,
+                                             status=w.status) for w in workers])
+
+
+@router.get("/api/v1/handlers", tags=["system"], summary="Handlers known here or on a live worker")
+def list_handlers(app: BatchyardDep, principal: PrincipalDep) -> DataList[HandlerOut]:
+    workers = app.service.live_workers()
+    names = set(app.registry.names()) | {h for w in workers for h in w.handlers}
+    out = []
+    for name in sorted(names):
+        live = sum(1 for w in workers if name in w.handlers)
+        if name in app.registry:
+            spec = app.registry.get(name)
+            out.append(HandlerOut(name=name, description=spec.description, is_async=spec.is_async,
+                                  concurrency=spec.concurrency, max_attempts=spec.max_attempts,
+                                  timeout_seconds=spec.timeout_seconds, live_workers=live))
+        else:
+            out.append(HandlerOut(name=name, description="", is_async=False, concurrency=0, max_attempts=None,
+                                  timeout_seconds=None, live_workers=live))
+    return DataList[HandlerOut](data=out)

@@ -1,0 +1,137 @@
+"""Who is asking, and what they may do: API keys, roles, sessions and one-time login tokens.
+
+Keys look like ``by_<40 random characters>``; only their SHA-256 is stored (a key has 240 bits of entropy, so a
+slow hash adds nothing). Roles: ``admin`` sees and changes everything of every owner; ``member`` sees and changes
+its own owner's jobs and files; ``viewer`` only reads its own. Another owner's data is reported as missing (404),
+exactly like a wrong id, so ids cannot be probed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from enum import StrEnum
+
+from batchyard.errors import BatchyardError, InvalidRequest, NotFound
+from batchyard.store.auth import ApiKeyRecord, AuthStore
+
+KEY_PREFIX = "by_"
+SESSION_TTL_SECONDS = 12 * 3600.0
+LOGIN_TOKEN_TTL_SECONDS = 24 * 3600.0
+MAX_OWNER_CHARS = 200
+
+
+class Role(StrEnum):
+    ADMIN = "admin"
+    MEMBER = "member"
+    VIEWER = "viewer"
+
+
+class Unauthenticated(BatchyardError):
+    status = 401
+    code = "unauthenticated"
+
+
+class Forbidden(BatchyardError):
+    status = 403
+    code = "forbidden"
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """The caller of a request: an owner with a role."""
+
+    owner: str
+    role: Role
+    via: str = "key"  # "key" | "session" | "local"
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role is Role.ADMIN
+
+    def can_see(self, owner: str) -> bool:
+        return self.is_admin or owner == self.owner
+
+    def require_write(self) -> None:
+        if self.role is Role.VIEWER:
+            raise Forbidden("this key can only read (role viewer)")
+
+    def require_admin(self) -> None:
+        if not self.is_admin:
+            raise Forbidden("only an admin may do this")
+
+    def check_owner(self, owner: str, what: str) -> None:
+        """Raise NotFound (never 403) for something owned by someone else."""
+        if not self.can_see(owner):
+            raise NotFound(f"no {what}")
+
+
+LOCAL_ADMIN = Principal("local", Role.ADMIN, "local")
+
+
+def hash_secret(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def check_owner_name(owner: str) -> str:
+    owner = owner.strip()
+    if not owner or len(owner) > MAX_OWNER_CHARS or any(c.isspace() for c in owner):
+        raise InvalidRequest(f"an owner is 1 to {MAX_OWNER_CHARS} characters without spaces", param="owner")
+    return owner
+
+
+class AuthService:
+    def __init__(self, store: AuthStore) -> None:
+        self.store = store
+
+    def create_key(self, owner: str, role: Role | str, name: str | None = None) -> tuple[str, ApiKeyRecord]:
+        """A new key: (the key, shown once; its record). The key itself is not kept."""
+        key = KEY_PREFIX + secrets.token_urlsafe(30)
+        record = self.store.add_api_key(f"key_{secrets.token_hex(8)}", key[:11], hash_secret(key),
+                                        check_owner_name(owner), Role(role).value, name)
+        return key, record
+
+    def authenticate_key(self, key: str) -> Principal:
+        if not key.startswith(KEY_PREFIX) or len(key) > 200:
+            raise Unauthenticated("invalid API key")
+        record = self.store.find_api_key(hash_secret(key))
+        if record is None:
+            raise Unauthenticated("invalid or revoked API key")
+        return Principal(record.owner, Role(record.role), "key")
+
+    def create_login_token(self, owner: str = "local", role: Role = Role.ADMIN) -> str:
+        token = secrets.token_urlsafe(24)
+        self.store.add_login_token(hash_secret(token), owner, role.value, LOGIN_TOKEN_TTL_SECONDS)
+        return token
+
+    def start_session(self, principal: Principal) -> tuple[str, str]:
+        """(session token for the cookie, CSRF token for the page)."""
+        token = secrets.token_urlsafe(32)
+        csrf = secrets.token_urlsafe(24)
+        self.store.add_session(hash_secret(token), principal.owner, principal.role.value, csrf,
+                               SESSION_TTL_SECONDS)
+        return token, csrf
+
+    def login_with_token(self, login_token: str) -> Principal:
+        found = self.store.use_login_token(hash_secret(login_token))
+        if found is None:
+            raise Unauthenticated("this login link was already used or has expired; restart the server for a new one"
+                                  " or sign in with an API key")
+        return Principal(found[0], Role(found[1]), "session")
+
+    def session(self, token: str, csrf_header: str | None, *, state_changing: bool) -> Principal:
+        record = self.store.find_session(hash_secret(token))
+        if record is None:
+            raise Unauthenticated("session expired; sign in again")
+        if state_changing and not (csrf_header and hmac.compare_digest(csrf_header, record.csrf_token)):
+            raise Forbidden("missing or wrong X-CSRF-Token header")
+        return Principal(record.owner, Role(record.role), "session")
+
+    def csrf_token(self, token: str) -> str | None:
+        record = self.store.find_session(hash_secret(token))
+        return None if record is None else record.csrf_token
+
+    def end_session(self, token: str) -> None:
+        self.store.delete_session(hash_secret(token))

@@ -1,0 +1,122 @@
+"""API keys, dashboard sessions and one-time login tokens. Only hashes of secrets are stored."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import delete, insert, select, update
+
+from batchyard.schema import api_keys, login_tokens, sessions
+from batchyard.store.engine import Database
+
+KEY_TOUCH_INTERVAL_SECONDS = 60.0  # last_used_at is refreshed at most this often per key
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKeyRecord:
+    id: str
+    prefix: str
+    owner: str
+    role: str
+    name: str | None
+    created_at: float
+    last_used_at: float | None
+    revoked_at: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class SessionRecord:
+    owner: str
+    role: str
+    csrf_token: str
+    expires_at: float
+
+
+class AuthStore:
+    db: Database
+
+    def add_api_key(self, key_id: str, prefix: str, key_hash: str, owner: str, role: str,
+                    name: str | None) -> ApiKeyRecord:
+        with self.db.write() as conn:
+            now = self.db.now(conn)
+            conn.execute(insert(api_keys).values(id=key_id, prefix=prefix, key_hash=key_hash, owner=owner,
+                                                 role=role, name=name, created_at=now))
+        return ApiKeyRecord(key_id, prefix, owner, role, name, now, None, None)
+
+    def find_api_key(self, key_hash: str) -> ApiKeyRecord | None:
+        """The live key with this hash (revoked keys are not found); refreshes its last use now and then."""
+        with self.db.read() as conn:
+            row = conn.execute(select(api_keys).where(api_keys.c.key_hash == key_hash,
+                                                      api_keys.c.revoked_at.is_(None))).first()
+            now = self.db.now(conn)
+        if row is None:
+            return None
+        if row.last_used_at is None or now - row.last_used_at > KEY_TOUCH_INTERVAL_SECONDS:
+            with self.db.write() as conn:
+                conn.execute(update(api_keys).where(api_keys.c.id == row.id).values(last_used_at=now))
+        return _key(row)
+
+    def list_api_keys(self, owner: str | None = None) -> list[ApiKeyRecord]:
+        query = select(api_keys).order_by(api_keys.c.created_at)
+        if owner is not None:
+            query = query.where(api_keys.c.owner == owner)
+        with self.db.read() as conn:
+            return [_key(r) for r in conn.execute(query)]
+
+    def get_api_key(self, key_id: str) -> ApiKeyRecord | None:
+        with self.db.read() as conn:
+            row = conn.execute(select(api_keys).where(api_keys.c.id == key_id)).first()
+        return None if row is None else _key(row)
+
+    def revoke_api_key(self, key_id: str) -> bool:
+        with self.db.write() as conn:
+            now = self.db.now(conn)
+            return bool(conn.execute(update(api_keys).where(api_keys.c.id == key_id,
+                                                            api_keys.c.revoked_at.is_(None))
+                                     .values(revoked_at=now)).rowcount)
+
+    # -- sessions and one-time tokens ------------------------------------------------------------------------
+
+    def add_login_token(self, token_hash: str, owner: str, role: str, ttl_seconds: float) -> None:
+        with self.db.write() as conn:
+            now = self.db.now(conn)
+            conn.execute(insert(login_tokens).values(token_hash=token_hash, owner=owner, role=role,
+                                                     created_at=now, expires_at=now + ttl_seconds))
+
+    def use_login_token(self, token_hash: str) -> tuple[str, str] | None:
+        """Spend a one-time token: (owner, role) the first time, None ever after or once expired."""
+        with self.db.write() as conn:
+            now = self.db.now(conn)
+            row = conn.execute(
+                update(login_tokens)
+                .where(login_tokens.c.token_hash == token_hash, login_tokens.c.used_at.is_(None),
+                       login_tokens.c.expires_at > now)
+                .values(used_at=now)
+                .returning(login_tokens.c.owner, login_tokens.c.role)
+            ).first()
+        return None if row is None else (row.owner, row.role)
+
+    def add_session(self, token_hash: str, owner: str, role: str, csrf_token: str, ttl_seconds: float) -> None:
+        with self.db.write() as conn:
+            now = self.db.now(conn)
+            conn.execute(delete(sessions).where(sessions.c.expires_at < now))
+            conn.execute(insert(sessions).values(token_hash=token_hash, owner=owner, role=role,
+                                                 csrf_token=csrf_token, created_at=now,
+                                                 expires_at=now + ttl_seconds))
+
+    def find_session(self, token_hash: str) -> SessionRecord | None:
+        with self.db.read() as conn:
+            now = self.db.now(conn)
+            row = conn.execute(select(sessions).where(sessions.c.token_hash == token_hash,
+                                                      sessions.c.expires_at > now)).first()
+        return None if row is None else SessionRecord(row.owner, row.role, row.csrf_token, row.expires_at)
+
+    def delete_session(self, token_hash: str) -> None:
+        with self.db.write() as conn:
+            conn.execute(delete(sessions).where(sessions.c.token_hash == token_hash))
+
+
+def _key(row: object) -> ApiKeyRecord:
+    m = row._mapping  # type: ignore[attr-defined]
+    return ApiKeyRecord(m["id"], m["prefix"], m["owner"], m["role"], m["name"], m["created_at"],
+                        m["last_used_at"], m["revoked_at"])
