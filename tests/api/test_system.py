@@ -1,0 +1,69 @@
+"""Health, the error shape, authentication basics and dashboard sessions with CSRF."""
+
+from __future__ import annotations
+
+from fastapi.testclient import TestClient
+
+from batchyard import Batchyard
+from batchyard.auth import AuthService
+
+from .conftest import Keys, bearer
+
+
+def test_health_and_readiness_need_no_key(client: TestClient) -> None:
+    assert client.get("/healthz").json() == {"status": "ok"}
+    assert client.get("/readyz").json() == {"status": "ready"}
+
+
+def test_api_routes_need_a_key(client: TestClient, keys: Keys) -> None:
+    response = client.get("/api/v1/me")
+    assert response.status_code == 401
+    error = response.json()["error"]
+    assert error["code"] == "unauthenticated" and "Bearer" in error["message"]
+    assert response.headers["www-authenticate"] == "Bearer"
+    assert client.get("/api/v1/me", headers=bearer("by_" + "x" * 40)).status_code == 401
+    assert client.get("/api/v1/me", headers={"Authorization": "Basic abc"}).status_code == 401
+    assert client.get("/api/v1/me", headers=bearer(keys.alice)).json() == {
+        "owner": "alice", "role": "member", "via": "key"}
+
+
+def test_revoked_key_stops_working(client: TestClient, app: Batchyard) -> None:
+    auth = AuthService(app.store)
+    key, record = auth.create_key("carol", "member")
+    assert client.get("/api/v1/me", headers=bearer(key)).status_code == 200
+    assert app.store.revoke_api_key(record.id)
+    assert client.get("/api/v1/me", headers=bearer(key)).status_code == 401
+    assert app.store.list_api_keys("carol")[0].prefix == key[:11]
+
+
+def test_unknown_route_uses_the_error_shape(client: TestClient) -> None:
+    response = client.get("/api/v1/nothing-here")
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "not_found"
+
+
+def test_one_time_token_gives_a_session_cookie_and_csrf(client: TestClient, app: Batchyard) -> None:
+    token = AuthService(app.store).create_login_token()
+    response = client.post("/api/v1/session", json={"token": token})
+    assert response.status_code == 200
+    session = response.json()
+    assert (session["owner"], session["role"]) == ("local", "admin")
+    cookie = response.headers["set-cookie"]
+    assert "HttpOnly" in cookie and "SameSite=strict" in cookie.replace("Strict", "strict")
+    assert client.get("/api/v1/me").json()["via"] == "session"
+    assert client.get("/api/v1/session").json()["csrf_token"] == session["csrf_token"]
+    # the token is single-use
+    assert client.post("/api/v1/session", json={"token": token}).status_code == 401
+    # a state-changing request with the cookie but without the CSRF header is refused
+    assert client.delete("/api/v1/jobs/job_x").status_code == 403
+    response = client.delete("/api/v1/jobs/job_x", headers={"X-CSRF-Token": session["csrf_token"]})
+    assert response.status_code in (404, 405)  # past the CSRF check
+    assert client.delete("/api/v1/session").status_code == 204
+    assert client.get("/api/v1/me").status_code == 401
+
+
+def test_sign_in_with_an_api_key(client: TestClient, keys: Keys) -> None:
+    response = client.post("/api/v1/session", json={"api_key": keys.vera})
+    assert response.json()["role"] == "viewer"
+    assert client.post("/api/v1/session", json={"api_key": "by_wrong"}).status_code == 401
+    assert client.post("/api/v1/session", json={}).status_code == 400
