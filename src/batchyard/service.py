@@ -5,6 +5,7 @@ CLI commands and HTTP routes call this; it calls the store. Nothing here writes 
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -21,7 +22,7 @@ from batchyard.results import RESULT_FILE_NAMES
 from batchyard.settings import Settings
 from batchyard.storage import LocalStorage, job_prefix
 from batchyard.store import Store
-from batchyard.store.records import JobRecord, JobSpec, WorkerRecord
+from batchyard.store.records import JobQuery, JobRecord, JobSpec, WorkerRecord
 
 MAX_TAGS = 20
 MAX_TAG_CHARS = 64
@@ -101,6 +102,7 @@ class JobService:
         max_failures: int | None = None,
         max_failure_rate: float | None = None,
         source_name: str | None = None,
+        idempotency: tuple[str, str] | None = None,
     ) -> JobRecord:
         """Validate and create a job; every item is checked before any runs (see :class:`ItemReader`)."""
         spec_defaults = self._handler_defaults(handler)
@@ -121,7 +123,7 @@ class JobService:
         )
         reader = ItemReader(items, format=format, max_line_bytes=self.settings.max_line_bytes,
                             max_problems=self.settings.max_input_errors, source_name=source_name)
-        return self.store.create_job(spec, reader)
+        return self.store.create_job(spec, reader, idempotency=idempotency)
 
     def _handler_defaults(self, handler: str) -> dict[str, Any]:
         if handler in self.registry:
@@ -137,20 +139,25 @@ class JobService:
 
     # -- reading -----------------------------------------------------------------------------------------------
 
-    def view(self, job: JobRecord) -> JobView:
+    def view(self, job: JobRecord, samples: list[tuple[float, int, int]] | None = None) -> JobView:
+        """The job with its rate and ETA; ``samples`` (recent progress samples) are read if not given."""
         now = time.time()
-        remaining = job.queued + job.running
-        samples = [Sample(at, done) for at, done, _ in
-                   self.store.recent_samples(job.id, now - RECENT_WINDOW_SECONDS)]
+        if samples is None:
+            samples = self.store.recent_samples(job.id, now - RECENT_WINDOW_SECONDS)
+        points = [Sample(at, done) for at, done, _ in samples]
         if job.status in ("running", "paused", "cancelling", "queued") and job.started_at:
-            samples.append(Sample(now, job.done))
-        if len(samples) < 2 and job.started_at:  # not sampled yet: the average since the start
-            samples = [Sample(job.started_at, 0), Sample(job.finished_at or now, job.done)]
-        est = estimate(samples, remaining)
-        eta = est.eta_seconds if job.status not in TERMINAL_JOB_STATUSES else None
-        if job.status == "paused":
-            eta = None
+            points.append(Sample(now, job.done))
+        if len(points) < 2 and job.started_at:  # not sampled yet: the average since the start
+            points = [Sample(job.started_at, 0), Sample(job.finished_at or now, job.done)]
+        est = estimate(points, job.queued + job.running)
+        eta = est.eta_seconds if job.status not in TERMINAL_JOB_STATUSES and job.status != "paused" else None
         return JobView(job, est.items_per_second, eta)
+
+    def views(self, records: Sequence[JobRecord]) -> list[JobView]:
+        """Views of a page of jobs with one query for all their samples."""
+        live = [j.id for j in records if j.status not in TERMINAL_JOB_STATUSES]
+        samples = self.store.samples_for(live, time.time() - RECENT_WINDOW_SECONDS)
+        return [self.view(j, samples.get(j.id, [])) for j in records]
 
     def job_record(self, job_id: str, principal: Principal = LOCAL_ADMIN, *, write: bool = False) -> JobRecord:
         """The job if ``principal`` may see it (and change it, with ``write``). Someone else's job is NotFound,
@@ -164,12 +171,13 @@ class JobService:
     def get(self, job_id: str, principal: Principal = LOCAL_ADMIN) -> JobView:
         return self.view(self.job_record(job_id, principal))
 
-    def list_jobs(self, *, statuses: Sequence[str] = (), handler: str | None = None, limit: int = 50,
-                  owner: str | None = None, principal: Principal = LOCAL_ADMIN) -> list[JobView]:
+    def list_jobs(self, query: JobQuery | None = None, *, principal: Principal = LOCAL_ADMIN,
+                  **filters: Any) -> list[JobView]:
+        """A page of jobs the principal may see (non-admins only ever see their own owner's)."""
+        q = query or JobQuery(**filters)
         if not principal.is_admin:
-            owner = principal.owner
-        return [self.view(j) for j in self.store.list_jobs(statuses=statuses, handler=handler, limit=limit,
-                                                           owner=owner)]
+            q = dataclasses.replace(q, owner=principal.owner)
+        return self.views(self.store.list_jobs(q))
 
     def live_workers(self) -> list[WorkerRecord]:
         return self.store.list_workers(live_within=self.settings.worker_stale_seconds)

@@ -8,20 +8,22 @@ import time
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy import Connection, and_, delete, func, insert, or_, select, update
 
 from batchyard.errors import NotFound
 from batchyard.lifecycle import Action, ItemStatus, JobStatus, next_job_status
-from batchyard.schema import item_requeue, items, job_events, jobs, leases, progress_samples
+from batchyard.schema import idempotency_keys, item_requeue, items, job_events, jobs, leases, progress_samples
 from batchyard.store.engine import Database
 from batchyard.store.events import add_event
 from batchyard.store.moves import move_job, settle_job, stop_job, stop_queued_items
-from batchyard.store.records import EventRecord, ItemRecord, JobRecord, JobSpec
+from batchyard.store.records import EventRecord, ItemRecord, JobQuery, JobRecord, JobSpec
 
 if TYPE_CHECKING:
     from batchyard.ingest import ItemReader
 
 INSERT_CHUNK = 5000
+SORTABLE = {"created_at": jobs.c.created_at, "priority": jobs.c.priority, "updated_at": jobs.c.last_activity_at,
+            "total": jobs.c.total}
 _STOPPABLE = (JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.PAUSED)
 
 
@@ -38,7 +40,8 @@ class JobStore:
 
     # -- creation -------------------------------------------------------------------------------------------
 
-    def create_job(self, spec: JobSpec, reader: ItemReader, *, actor: str | None = None) -> JobRecord:
+    def create_job(self, spec: JobSpec, reader: ItemReader, *, actor: str | None = None,
+                   idempotency: tuple[str, str] | None = None) -> JobRecord:
         """Create a job and insert its items, all in one transaction: bad input leaves nothing behind.
 
         Items are streamed from ``reader`` in chunks; when the reader finds a problem it raises
@@ -57,6 +60,10 @@ class JobStore:
                 timeout_seconds=spec.timeout_seconds, concurrency=spec.concurrency,
                 max_failures=spec.max_failures, max_failure_rate=spec.max_failure_rate,
             ))
+            if idempotency is not None:  # (key, request hash): a concurrent duplicate fails on the primary key
+                conn.execute(insert(idempotency_keys).values(owner=spec.owner, key=idempotency[0],
+                                                             request_hash=idempotency[1], job_id=job_id,
+                                                             created_at=now))
             total = self._insert_items(conn, job_id, reader)
             conn.execute(update(jobs).where(jobs.c.id == job_id).values(total=total, queued=total))
             add_event(conn, job_id, now, "created", actor=actor or spec.owner,
@@ -95,19 +102,64 @@ class JobStore:
             raise NotFound(f"no job {job_id!r}", param="job_id")
         return JobRecord.from_row(row)
 
-    def list_jobs(self, *, owner: str | None = None, statuses: Sequence[str] = (), handler: str | None = None,
-                  limit: int = 50, before_id: str | None = None) -> list[JobRecord]:
-        query = select(jobs).order_by(jobs.c.id.desc()).limit(limit)
-        if owner is not None:
-            query = query.where(jobs.c.owner == owner)
-        if statuses:
-            query = query.where(jobs.c.status.in_(list(statuses)))
-        if handler:
-            query = query.where(jobs.c.handler == handler)
-        if before_id:
-            query = query.where(jobs.c.id < before_id)
+    def list_jobs(self, query: JobQuery | None = None, **filters: Any) -> list[JobRecord]:
+        """One page of jobs, newest first unless ``query.sort`` says otherwise (keyset pagination: a page costs
+        O(page) whatever the offset). ``filters`` are JobQuery fields, for short calls."""
+        q = query or JobQuery(**filters)
+        column, descending = SORTABLE[q.sort.lstrip("-")], q.sort.startswith("-")
+        stmt = select(jobs)
+        if q.owner is not None:
+            stmt = stmt.where(jobs.c.owner == q.owner)
+        if q.statuses:
+            stmt = stmt.where(jobs.c.status.in_(list(q.statuses)))
+        if q.handler:
+            stmt = stmt.where(jobs.c.handler == q.handler)
+        if q.project:
+            stmt = stmt.where(jobs.c.project == q.project)
+        if q.tag:
+            stmt = stmt.where(jobs.c.tags.contains(json.dumps(q.tag), autoescape=True))
+        if q.created_after is not None:
+            stmt = stmt.where(jobs.c.created_at >= q.created_after)
+        if q.created_before is not None:
+            stmt = stmt.where(jobs.c.created_at < q.created_before)
+        if q.search:
+            term = q.search.lower()
+            stmt = stmt.where(or_(jobs.c.id.startswith(q.search, autoescape=True),
+                                  func.lower(jobs.c.description).contains(term, autoescape=True),
+                                  func.lower(jobs.c.tags).contains(term, autoescape=True)))
+        if q.after is not None:  # keyset: rows strictly after (value, id) in the sort order
+            value, last_id = q.after
+            if descending:
+                stmt = stmt.where(or_(column < value, and_(column == value, jobs.c.id < last_id)))
+            else:
+                stmt = stmt.where(or_(column > value, and_(column == value, jobs.c.id > last_id)))
+        order = (column.desc(), jobs.c.id.desc()) if descending else (column.asc(), jobs.c.id.asc())
+        stmt = stmt.order_by(*order).limit(q.limit)
         with self.db.read() as conn:
-            return [JobRecord.from_row(r) for r in conn.execute(query)]
+            return [JobRecord.from_row(r) for r in conn.execute(stmt)]
+
+    def samples_for(self, job_ids: Sequence[str], since: float) -> dict[str, list[tuple[float, int, int]]]:
+        """Recent progress samples of many jobs in one query (for a page of jobs)."""
+        out: dict[str, list[tuple[float, int, int]]] = {job_id: [] for job_id in job_ids}
+        if not job_ids:
+            return out
+        with self.db.read() as conn:
+            rows = conn.execute(
+                select(progress_samples.c.job_id, progress_samples.c.at, progress_samples.c.done,
+                       progress_samples.c.failed)
+                .where(progress_samples.c.job_id.in_(list(job_ids)), progress_samples.c.at >= since)
+                .order_by(progress_samples.c.at)
+            ).all()
+        for job_id, at, done, failed in rows:
+            out[job_id].append((at, done, failed))
+        return out
+
+    def find_idempotent_job(self, owner: str, key: str) -> tuple[str, str] | None:
+        """(request hash, job id) recorded for this owner's Idempotency-Key, if any."""
+        with self.db.read() as conn:
+            row = conn.execute(select(idempotency_keys.c.request_hash, idempotency_keys.c.job_id)
+                               .where(idempotency_keys.c.owner == owner, idempotency_keys.c.key == key)).first()
+        return None if row is None else (row.request_hash, row.job_id)
 
     def iter_items(self, job_id: str, *, statuses: Sequence[str] = (), page_size: int = 5000,
                    with_payload: bool = False) -> Iterator[ItemRecord]:

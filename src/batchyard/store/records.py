@@ -34,6 +34,23 @@ class JobSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class JobQuery:
+    """Filters, order and position of a page of jobs."""
+
+    owner: str | None = None
+    statuses: tuple[str, ...] | list[str] = ()
+    handler: str | None = None
+    project: str | None = None
+    tag: str | None = None
+    created_after: float | None = None
+    created_before: float | None = None
+    search: str | None = None
+    sort: str = "-created_at"  # created_at | priority | updated_at | total, "-" for descending
+    limit: int = 50
+    after: tuple[Any, str] | None = None  # (sort value, job id) of the last row of the previous page
+
+
+@dataclass(frozen=True, slots=True)
 class JobRecord:
     id: str
     handler: str

@@ -1,7 +1,387 @@
-"""Routes: jobs (being built)."""
+"""Jobs: create (inline items or an uploaded file, idempotent, optionally waiting), list, get, lifecycle moves,
+bulk actions, the event timeline and progress samples."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import asyncio
+import base64
+import binascii
+import hashlib
+import json
+import time
+from typing import Annotated, Any, Literal
 
-router = APIRouter()
+from fastapi import APIRouter, Header, Query, Response
+from fastapi.concurrency import run_in_threadpool
+from pydantic import BaseModel, Field
+from sqlalchemy.exc import IntegrityError
+
+from batchyard.api.deps import BatchyardDep, PrincipalDep
+from batchyard.api.models import DataList, ErrorResponse, Page
+from batchyard.app import Batchyard
+from batchyard.auth import Principal
+from batchyard.errors import BatchyardError, InvalidRequest
+from batchyard.lifecycle import JobStatus
+from batchyard.service import JobView
+from batchyard.store.records import JobQuery, JobRecord
+
+router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"])
+
+MAX_INLINE_ITEMS = 10_000
+MAX_WAIT_SECONDS = 300.0
+MAX_PAGE = 200
+MAX_BULK = 100
+WAIT_POLL_SECONDS = 0.05
+
+_E = {"model": ErrorResponse}
+READ_ERRORS: dict[int | str, dict[str, Any]] = {401: _E, 404: _E}
+WRITE_ERRORS: dict[int | str, dict[str, Any]] = {401: _E, 403: _E, 404: _E, 409: _E}
+
+
+# -- models ---------------------------------------------------------------------------------------------------
+
+
+class JobCreate(BaseModel):
+    """A new job: its items inline (up to 10,000) or from an uploaded file, and how to run them."""
+
+    handler: str = Field(min_length=1, max_length=200, description="Name of a registered handler")
+    items: list[Any] | None = Field(None, max_length=MAX_INLINE_ITEMS,
+                                    description="The items, inline; objects may carry `custom_id` or `key`")
+    input_file_id: str | None = Field(None, max_length=64, description="An uploaded JSONL or CSV file instead")
+    params: dict[str, Any] | None = Field(None, description="Passed to every item as `ctx.params`")
+    description: str | None = Field(None, max_length=2000)
+    tags: list[str] = Field(default_factory=list, max_length=20)
+    metadata: dict[str, Any] | None = None
+    project: str | None = Field(None, max_length=200)
+    priority: int = Field(0, ge=-1000, le=1000, description="Higher runs first")
+    scheduled_at: float | None = Field(None, ge=0, description="Do not start before (epoch seconds)")
+    max_attempts: int | None = Field(None, ge=1, le=100)
+    timeout_seconds: float | None = Field(None, gt=0, le=7 * 86400, description="Per attempt")
+    concurrency: int | None = Field(None, ge=1, le=100_000, description="Items of this job running at once")
+    max_failures: int | None = Field(None, ge=0, description="Fail the job when more items than this failed")
+    max_failure_rate: float | None = Field(None, gt=0, lt=1, description="Fail the job above this failed share")
+    expires_in_seconds: float | None = Field(None, gt=0, le=30 * 86400, description="Completion window")
+
+
+class Counts(BaseModel):
+    total: int
+    queued: int
+    running: int
+    succeeded: int
+    failed: int
+    cancelled: int
+    done: int
+
+
+class JobSettingsOut(BaseModel):
+    max_attempts: int
+    backoff_base_seconds: float
+    backoff_max_seconds: float
+    timeout_seconds: float | None
+    concurrency: int | None
+    max_failures: int | None
+    max_failure_rate: float | None
+
+
+class JobOut(BaseModel):
+    id: str
+    handler: str
+    owner: str
+    project: str | None
+    status: JobStatus
+    priority: int
+    description: str | None
+    tags: list[str]
+    metadata: dict[str, Any]
+    params: dict[str, Any]
+    source: str | None
+    counts: Counts
+    percent: float
+    items_per_second: float | None = Field(description="Recent rate, from progress samples")
+    eta_seconds: float | None = Field(description="Time to finish at the recent rate")
+    duration_seconds: float | None
+    avg_item_seconds: float | None
+    cost: float
+    usage: dict[str, float]
+    error: dict[str, Any] | None
+    created_at: float
+    started_at: float | None
+    finished_at: float | None
+    last_activity_at: float | None
+    scheduled_at: float | None
+    expires_at: float | None
+    settings: JobSettingsOut
+    result_files: dict[str, Any]
+
+
+class RetryOut(JobOut):
+    retried: int = Field(description="Failed items queued again")
+
+
+class EventOut(BaseModel):
+    id: int
+    type: str
+    at: float
+    actor: str | None
+    message: str | None
+    data: dict[str, Any]
+
+
+class SampleOut(BaseModel):
+    at: float
+    done: int
+    failed: int
+
+
+BulkAction = Literal["cancel", "pause", "resume", "retry", "delete"]
+
+
+class BulkRequest(BaseModel):
+    action: BulkAction
+    ids: list[str] = Field(min_length=1, max_length=MAX_BULK)
+
+
+class BulkResult(BaseModel):
+    id: str
+    ok: bool
+    status: str | None = None
+    error: dict[str, Any] | None = None
+
+
+class BulkOut(BaseModel):
+    results: list[BulkResult]
+
+
+def job_out(view: JobView) -> JobOut:
+    return JobOut.model_validate(view.to_dict())
+
+
+# -- create ---------------------------------------------------------------------------------------------------
+
+
+@router.post("", status_code=201, summary="Create a job", responses={
+    200: {"model": JobOut, "description": "An Idempotency-Key replay: the job created the first time"},
+    400: _E, 401: _E, 403: _E, 404: _E, 413: _E, 422: _E})
+async def create_job(
+    body: JobCreate,
+    response: Response,
+    app: BatchyardDep,
+    principal: PrincipalDep,
+    wait: Annotated[float, Query(ge=0, le=MAX_WAIT_SECONDS,
+                                 description="Return once the job finished, or after this many seconds")] = 0,
+    idempotency_key: Annotated[str | None, Header(max_length=255, description="Replays return the same job")] = None,
+) -> JobOut:
+    principal.require_write()
+    if (body.items is None) == (body.input_file_id is None):
+        raise InvalidRequest("give the items inline (items) or an uploaded file (input_file_id), not both",
+                             param="items")
+    job_id, created = await run_in_threadpool(_create_or_replay, app, principal, body, idempotency_key)
+    if not created:
+        response.status_code = 200
+    return job_out(await _wait_for(app, principal, job_id, wait))
+
+
+def _create_or_replay(app: Batchyard, principal: Principal, body: JobCreate,
+                      idempotency_key: str | None) -> tuple[str, bool]:
+    """(job id, whether it was created now). With an Idempotency-Key, a replay of the same body returns the
+    first job; the same key with another body is refused (422)."""
+    if not idempotency_key:
+        return _submit(app, principal, body, None).id, True
+    request_hash = hashlib.sha256(body.model_dump_json().encode()).hexdigest()
+    replay = _replay(app, principal, idempotency_key, request_hash)
+    if replay is not None:
+        return replay, False
+    try:
+        return _submit(app, principal, body, (idempotency_key, request_hash)).id, True
+    except IntegrityError:  # a concurrent request with the same key committed first
+        replay = _replay(app, principal, idempotency_key, request_hash)
+        if replay is None:
+            raise
+        return replay, False
+
+
+def _submit(app: Batchyard, principal: Principal, body: JobCreate,
+            idempotency: tuple[str, str] | None) -> JobRecord:
+    options: dict[str, Any] = {
+        "owner": principal.owner, "project": body.project, "priority": body.priority, "params": body.params,
+        "description": body.description, "tags": body.tags, "metadata": body.metadata,
+        "scheduled_at": body.scheduled_at, "expires_in_seconds": body.expires_in_seconds,
+        "max_attempts": body.max_attempts, "timeout_seconds": body.timeout_seconds,
+        "concurrency": body.concurrency, "max_failures": body.max_failures,
+        "max_failure_rate": body.max_failure_rate, "idempotency": idempotency,
+    }
+    if body.items is not None:
+        return app.service.submit(body.handler, body.items, source_name="inline items", **options)
+    from batchyard.files import FileService
+
+    files = FileService(app)
+    source, name = files.open_for_job(body.input_file_id or "", principal)
+    return app.service.submit(body.handler, source, source_name=name, **options)
+
+
+def _replay(app: Batchyard, principal: Principal, key: str, request_hash: str) -> str | None:
+    found = app.store.find_idempotent_job(principal.owner, key)
+    if found is None:
+        return None
+    if found[0] != request_hash:
+        raise IdempotencyKeyReused(
+            f"Idempotency-Key {key!r} was already used for a different request (job {found[1]}); use a new key")
+    return found[1]
+
+
+class IdempotencyKeyReused(BatchyardError):
+    status = 422
+    code = "idempotency_key_reused"
+
+
+async def _wait_for(app: Batchyard, principal: Principal, job_id: str, seconds: float) -> JobView:
+    deadline = time.monotonic() + seconds
+    view = await run_in_threadpool(app.service.get, job_id, principal)
+    while not view.finished and time.monotonic() < deadline:
+        await asyncio.sleep(WAIT_POLL_SECONDS)
+        view = await run_in_threadpool(app.service.get, job_id, principal)
+    return view
+
+
+# -- read -----------------------------------------------------------------------------------------------------
+
+SortField = Literal["created_at", "-created_at", "priority", "-priority", "updated_at", "-updated_at", "total",
+                    "-total"]
+
+
+@router.get("", summary="List jobs", responses={400: _E, 401: _E, 422: _E})
+def list_jobs(
+    app: BatchyardDep,
+    principal: PrincipalDep,
+    status: Annotated[list[JobStatus] | None, Query(description="Repeat for several")] = None,
+    handler: Annotated[str | None, Query(max_length=200)] = None,
+    project: Annotated[str | None, Query(max_length=200)] = None,
+    tag: Annotated[str | None, Query(max_length=64)] = None,
+    owner: Annotated[str | None, Query(max_length=200, description="Admins only")] = None,
+    created_after: Annotated[float | None, Query(ge=0)] = None,
+    created_before: Annotated[float | None, Query(ge=0)] = None,
+    q: Annotated[str | None, Query(max_length=200, description="Id prefix, description or tag")] = None,
+    sort: SortField = "-created_at",
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
+    cursor: Annotated[str | None, Query(max_length=500)] = None,
+) -> Page[JobOut]:
+    query = JobQuery(
+        owner=owner if principal.is_admin else principal.owner, statuses=[s.value for s in status or []],
+        handler=handler, project=project, tag=tag, created_after=created_after, created_before=created_before,
+        search=q, sort=sort, limit=limit + 1, after=_decode_cursor(cursor, sort),
+    )
+    views = app.service.list_jobs(query, principal=principal)
+    has_more = len(views) > limit
+    views = views[:limit]
+    next_cursor = _encode_cursor(views[-1].job, sort) if has_more and views else None
+    return Page[JobOut](data=[job_out(v) for v in views], has_more=has_more, next_cursor=next_cursor)
+
+
+_SORT_VALUE = {"created_at": "created_at", "priority": "priority", "updated_at": "last_activity_at",
+               "total": "total"}
+
+
+def _encode_cursor(job: JobRecord, sort: str) -> str:
+    value = getattr(job, _SORT_VALUE[sort.lstrip("-")])
+    raw = json.dumps([sort, value, job.id]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str | None, sort: str) -> tuple[Any, str] | None:
+    if not cursor:
+        return None
+    try:
+        sort_of_cursor, value, job_id = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    except (ValueError, binascii.Error, TypeError) as exc:
+        raise InvalidRequest("invalid cursor: pass next_cursor from the previous page unchanged",
+                             param="cursor") from exc
+    if sort_of_cursor != sort or not isinstance(job_id, str):
+        raise InvalidRequest("this cursor belongs to a different sort order", param="cursor")
+    return value, job_id
+
+
+@router.get("/{job_id}", summary="Get a job", responses=READ_ERRORS)
+def get_job(job_id: str, app: BatchyardDep, principal: PrincipalDep) -> JobOut:
+    return job_out(app.service.get(job_id, principal))
+
+
+@router.get("/{job_id}/events", summary="The job's timeline", responses=READ_ERRORS)
+def job_events(job_id: str, app: BatchyardDep, principal: PrincipalDep,
+               after: Annotated[int, Query(ge=0, description="Only events with a larger id")] = 0,
+               limit: Annotated[int, Query(ge=1, le=1000)] = 500) -> DataList[EventOut]:
+    app.service.job_record(job_id, principal)
+    events = app.store.list_events(job_id, after_id=after, limit=limit)
+    return DataList[EventOut](data=[EventOut(id=e.id, type=e.type, at=e.at, actor=e.actor, message=e.message,
+                                             data=e.data) for e in events])
+
+
+@router.get("/{job_id}/progress", summary="Progress samples (done and failed over time)", responses=READ_ERRORS)
+def job_progress(job_id: str, app: BatchyardDep, principal: PrincipalDep,
+                 since: Annotated[float, Query(ge=0, description="Epoch seconds")] = 0) -> DataList[SampleOut]:
+    app.service.job_record(job_id, principal)
+    samples = app.store.recent_samples(job_id, since)
+    return DataList[SampleOut](data=[SampleOut(at=at, done=done, failed=failed) for at, done, failed in samples])
+
+
+# -- moves ----------------------------------------------------------------------------------------------------
+
+
+class Reason(BaseModel):
+    reason: str | None = Field(None, max_length=500, description="Shown in the job's timeline")
+
+
+@router.post("/{job_id}/cancel", summary="Cancel: queued items at once, running ones are told",
+             responses=WRITE_ERRORS)
+def cancel_job(job_id: str, app: BatchyardDep, principal: PrincipalDep, body: Reason | None = None) -> JobOut:
+    return job_out(app.service.cancel(job_id, principal, reason=body.reason if body else None))
+
+
+@router.post("/{job_id}/pause", summary="Pause: no new items start; running ones finish",
+             responses=WRITE_ERRORS)
+def pause_job(job_id: str, app: BatchyardDep, principal: PrincipalDep, body: Reason | None = None) -> JobOut:
+    return job_out(app.service.pause(job_id, principal, reason=body.reason if body else None))
+
+
+@router.post("/{job_id}/resume", summary="Resume a paused job", responses=WRITE_ERRORS)
+def resume_job(job_id: str, app: BatchyardDep, principal: PrincipalDep) -> JobOut:
+    return job_out(app.service.resume(job_id, principal))
+
+
+@router.post("/{job_id}/retry", summary="Queue the failed items again", responses=WRITE_ERRORS)
+def retry_job(job_id: str, app: BatchyardDep, principal: PrincipalDep) -> RetryOut:
+    view, n = app.service.retry_failed(job_id, principal)
+    return RetryOut.model_validate({**view.to_dict(), "retried": n})
+
+
+@router.delete("/{job_id}", status_code=204, summary="Delete a finished job and its files",
+               responses=WRITE_ERRORS)
+def delete_job(job_id: str, app: BatchyardDep, principal: PrincipalDep) -> Response:
+    app.service.delete(job_id, principal)
+    return Response(status_code=204)
+
+
+@router.post("/bulk", summary="One action on many jobs", responses={400: _E, 401: _E, 403: _E, 422: _E})
+def bulk_action(body: BulkRequest, app: BatchyardDep, principal: PrincipalDep) -> BulkOut:
+    """Each id is handled on its own: one that fails (missing, illegal move) does not stop the others."""
+    principal.require_write()
+    results = []
+    for job_id in dict.fromkeys(body.ids):
+        try:
+            results.append(BulkResult(id=job_id, ok=True, status=_apply(app, principal, body.action, job_id)))
+        except BatchyardError as exc:
+            results.append(BulkResult(id=job_id, ok=False, error=exc.to_dict()))
+    return BulkOut(results=results)
+
+
+def _apply(app: Batchyard, principal: Principal, action: BulkAction, job_id: str) -> str:
+    service = app.service
+    if action == "cancel":
+        return service.cancel(job_id, principal).job.status
+    if action == "pause":
+        return service.pause(job_id, principal).job.status
+    if action == "resume":
+        return service.resume(job_id, principal).job.status
+    if action == "retry":
+        return service.retry_failed(job_id, principal)[0].job.status
+    service.delete(job_id, principal)
+    return "deleted"

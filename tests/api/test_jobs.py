@@ -1,0 +1,172 @@
+"""Jobs over HTTP: create, idempotency, wait, list with filters and cursors, moves, bulk, timeline."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from fastapi.testclient import TestClient
+
+from batchyard import Batchyard
+
+from ..integration.helpers import running_worker, wait_finished
+from .conftest import Keys, bearer
+
+
+def _create(client: TestClient, key: str, **body: Any) -> Any:
+    body.setdefault("handler", "echo")
+    body.setdefault("items", [{"n": i} for i in range(3)])
+    return client.post("/api/v1/jobs", json=body, headers=bearer(key))
+
+
+def test_create_get_and_run_to_completion(client: TestClient, app: Batchyard, keys: Keys) -> None:
+    response = _create(client, keys.alice, description="first", tags=["a", "b"], project="p1",
+                       params={"x": 1}, max_attempts=2)
+    assert response.status_code == 201
+    job = response.json()
+    assert (job["status"], job["owner"], job["counts"]["total"], job["counts"]["queued"]) == ("queued", "alice", 3, 3)
+    assert (job["project"], job["tags"], job["settings"]["max_attempts"]) == ("p1", ["a", "b"], 2)
+    with running_worker(app):
+        wait_finished(app, job["id"])
+    done = client.get(f"/api/v1/jobs/{job['id']}", headers=bearer(keys.alice)).json()
+    assert done["status"] == "completed" and done["counts"]["succeeded"] == 3 and done["percent"] == 100
+    assert done["result_files"]["results.jsonl"]["rows"] == 3
+    events = client.get(f"/api/v1/jobs/{job['id']}/events", headers=bearer(keys.alice)).json()["data"]
+    assert [e["type"] for e in events] == ["created", "started", "finalizing", "completed"]
+
+
+def test_wait_returns_the_finished_job(client: TestClient, app: Batchyard, keys: Keys) -> None:
+    with running_worker(app):
+        response = client.post("/api/v1/jobs?wait=20", json={"handler": "echo", "items": [1, 2, 3]},
+                               headers=bearer(keys.alice))
+    assert response.status_code == 201
+    assert response.json()["status"] == "completed"
+
+
+def test_bad_items_are_422_with_line_numbers_and_create_nothing(client: TestClient, keys: Keys) -> None:
+    response = _create(client, keys.alice, items=[{"custom_id": "a"}, {"custom_id": "a"}, {"custom_id": []}])
+    assert response.status_code == 422
+    error = response.json()["error"]
+    assert error["code"] == "invalid_input" and error["total"] == 2
+    assert [(p["line"], p["code"]) for p in error["problems"]] == [(2, "duplicate_key"), (3, "invalid_key")]
+    assert client.get("/api/v1/jobs", headers=bearer(keys.alice)).json()["data"] == []
+
+
+def test_client_mistakes_are_4xx(client: TestClient, keys: Keys) -> None:
+    assert _create(client, keys.alice, handler="nope").status_code == 400
+    assert _create(client, keys.alice, items=None).status_code == 400  # neither items nor a file
+    assert _create(client, keys.alice, priority=10**6).status_code == 422
+    assert client.post("/api/v1/jobs", content=b"{not json", headers={
+        **bearer(keys.alice), "Content-Type": "application/json"}).status_code == 400
+    assert client.get("/api/v1/jobs?limit=0", headers=bearer(keys.alice)).status_code == 422
+    assert client.get("/api/v1/jobs?cursor=%%%", headers=bearer(keys.alice)).status_code == 400
+
+
+def test_idempotency_key(client: TestClient, keys: Keys) -> None:
+    headers = {**bearer(keys.alice), "Idempotency-Key": "order-42"}
+    body = {"handler": "echo", "items": [{"n": 1}], "description": "once"}
+    first = client.post("/api/v1/jobs", json=body, headers=headers)
+    again = client.post("/api/v1/jobs", json=body, headers=headers)
+    assert (first.status_code, again.status_code) == (201, 200)
+    assert first.json()["id"] == again.json()["id"]
+    different = client.post("/api/v1/jobs", json={**body, "description": "twice"}, headers=headers)
+    assert different.status_code == 422
+    assert different.json()["error"]["code"] == "idempotency_key_reused"
+    # keys are per owner: bob's same key makes his own job
+    bob = client.post("/api/v1/jobs", json=body, headers={**bearer(keys.bob), "Idempotency-Key": "order-42"})
+    assert bob.status_code == 201 and bob.json()["id"] != first.json()["id"]
+    assert len(client.get("/api/v1/jobs", headers=bearer(keys.alice)).json()["data"]) == 1
+
+
+def test_list_filters_sorting_and_cursor(client: TestClient, keys: Keys) -> None:
+    ids = []
+    for i in range(7):
+        job = _create(client, keys.alice, project="p1" if i % 2 else "p2", tags=[f"t{i % 3}"], priority=i,
+                      description=f"batch number {i}").json()
+        ids.append(job["id"])
+        time.sleep(0.002)
+    _create(client, keys.bob)
+    h = bearer(keys.alice)
+    page = client.get("/api/v1/jobs?limit=3", headers=h).json()
+    assert [j["id"] for j in page["data"]] == ids[::-1][:3] and page["has_more"]
+    seen = [j["id"] for j in page["data"]]
+    while page["has_more"]:
+        page = client.get(f"/api/v1/jobs?limit=3&cursor={page['next_cursor']}", headers=h).json()
+        seen += [j["id"] for j in page["data"]]
+    assert seen == ids[::-1]  # every job once, newest first, none of bob's
+    assert {j["project"] for j in client.get("/api/v1/jobs?project=p1", headers=h).json()["data"]} == {"p1"}
+    assert len(client.get("/api/v1/jobs?tag=t0", headers=h).json()["data"]) == 3
+    assert [j["priority"] for j in client.get("/api/v1/jobs?sort=-priority&limit=2", headers=h).json()["data"]] \
+        == [6, 5]
+    assert [j["id"] for j in client.get("/api/v1/jobs?q=number 4", headers=h).json()["data"]] == [ids[4]]
+    assert [j["id"] for j in client.get(f"/api/v1/jobs?q={ids[2][:22]}", headers=h).json()["data"]] == [ids[2]]
+    assert client.get("/api/v1/jobs?status=queued&status=running", headers=h).json()["data"][0]["status"] == "queued"
+    assert client.get("/api/v1/jobs?status=completed", headers=h).json()["data"] == []
+    assert len(client.get("/api/v1/jobs", headers=bearer(keys.root)).json()["data"]) == 8
+    assert len(client.get("/api/v1/jobs?owner=bob", headers=bearer(keys.root)).json()["data"]) == 1
+    assert len(client.get("/api/v1/jobs?owner=bob", headers=h).json()["data"]) == 7  # owner is admin-only
+
+
+def test_moves_and_illegal_ones(client: TestClient, keys: Keys) -> None:
+    h = bearer(keys.alice)
+    job = _create(client, keys.alice, scheduled_at=time.time() + 3600).json()
+    url = f"/api/v1/jobs/{job['id']}"
+    assert client.post(f"{url}/pause", json={"reason": "top-up needed"}, headers=h).json()["status"] == "paused"
+    again = client.post(f"{url}/pause", headers=h)
+    assert again.status_code == 409
+    assert again.json()["error"]["current_status"] == "paused"
+    assert client.post(f"{url}/resume", headers=h).json()["status"] == "queued"
+    assert client.delete(url, headers=h).status_code == 409  # not finished
+    assert client.post(f"{url}/cancel", headers=h).json()["status"] == "cancelled"
+    retry = client.post(f"{url}/retry", headers=h)
+    assert retry.status_code == 409
+    events = client.get(f"{url}/events", headers=h).json()["data"]
+    assert [(e["type"], e["actor"]) for e in events][1:] == [("paused", "alice"), ("resumed", "alice"),
+                                                               ("cancelled", "alice")]
+    assert events[1]["message"] == "top-up needed"
+    assert client.delete(url, headers=h).status_code == 204
+    assert client.get(url, headers=h).status_code == 404
+
+
+def test_retry_returns_how_many(client: TestClient, app: Batchyard, keys: Keys) -> None:
+    job = _create(client, keys.alice, handler="flaky", params={"failure_rate": 1.0, "permanent": True},
+                  items=[{"n": i} for i in range(4)]).json()
+    with running_worker(app):
+        wait_finished(app, job["id"])
+        retried = client.post(f"/api/v1/jobs/{job['id']}/retry", headers=bearer(keys.alice)).json()
+        assert retried["retried"] == 4 and retried["counts"]["queued"] == 4
+        wait_finished(app, job["id"])
+
+
+def test_bulk_actions_report_each_id(client: TestClient, keys: Keys) -> None:
+    h = bearer(keys.alice)
+    a = _create(client, keys.alice, scheduled_at=time.time() + 3600).json()["id"]
+    b = _create(client, keys.alice, scheduled_at=time.time() + 3600).json()["id"]
+    bobs = _create(client, keys.bob).json()["id"]
+    out = client.post("/api/v1/jobs/bulk", json={"action": "pause", "ids": [a, b, bobs, "job_missing"]},
+                      headers=h).json()["results"]
+    assert [(r["id"], r["ok"]) for r in out] == [(a, True), (b, True), (bobs, False), ("job_missing", False)]
+    assert out[2]["error"]["code"] == out[3]["error"]["code"] == "not_found"
+    assert client.post("/api/v1/jobs/bulk", json={"action": "explode", "ids": [a]}, headers=h).status_code == 422
+    assert client.post("/api/v1/jobs/bulk", json={"action": "cancel", "ids": [a]},
+                       headers=bearer(keys.vera)).status_code == 403
+
+
+def test_owner_isolation_and_roles(client: TestClient, keys: Keys) -> None:
+    job = _create(client, keys.alice, scheduled_at=time.time() + 3600).json()
+    url = f"/api/v1/jobs/{job['id']}"
+    missing = client.get("/api/v1/jobs/job_000000000000deadbeef", headers=bearer(keys.bob))
+    others = client.get(url, headers=bearer(keys.bob))
+    assert others.status_code == missing.status_code == 404
+    assert others.json()["error"]["message"].replace(job["id"], "X") == \
+        missing.json()["error"]["message"].replace("job_000000000000deadbeef", "X")
+    for path in ("", "/events", "/progress"):
+        assert client.get(url + path, headers=bearer(keys.bob)).status_code == 404
+        assert client.get(url + path, headers=bearer(keys.vera)).status_code == 200
+        assert client.get(url + path).status_code == 401
+    for action in ("pause", "cancel", "retry"):
+        assert client.post(f"{url}/{action}", headers=bearer(keys.bob)).status_code == 404
+        assert client.post(f"{url}/{action}", headers=bearer(keys.vera)).status_code == 403
+    assert _create(client, keys.vera).status_code == 403
+    assert client.get(url, headers=bearer(keys.root)).status_code == 200
+    assert client.post(f"{url}/pause", headers=bearer(keys.root)).json()["status"] == "paused"
