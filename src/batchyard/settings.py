@@ -45,6 +45,8 @@ class Settings(BaseSettings):
     backoff_max_seconds: float = Field(300.0, ge=0, description="Cap on the retry delay.")
     max_line_bytes: int = Field(DEFAULT_MAX_LINE_BYTES, ge=64, description="Longest accepted input line.")
     max_input_errors: int = Field(DEFAULT_MAX_INPUT_ERRORS, ge=1, description="Input errors reported in full.")
+    max_upload_bytes: int = Field(512 * 1024 * 1024, ge=1, description="Largest file upload over HTTP.")
+    max_request_bytes: int = Field(32 * 1024 * 1024, ge=1024, description="Largest JSON request body.")
     sample_interval_seconds: float = Field(2.0, gt=0, description="Progress sample period per running job.")
     worker_stale_seconds: float = Field(60.0, gt=0, description="A worker unseen this long counts as gone.")
 

@@ -67,3 +67,50 @@ def test_sign_in_with_an_api_key(client: TestClient, keys: Keys) -> None:
     assert response.json()["role"] == "viewer"
     assert client.post("/api/v1/session", json={"api_key": "by_wrong"}).status_code == 401
     assert client.post("/api/v1/session", json={}).status_code == 400
+
+
+def test_login_link_sets_the_cookie_once(client: TestClient, app: Batchyard) -> None:
+    token = AuthService(app.store).create_login_token()
+    response = client.get(f"/login?token={token}", follow_redirects=False)
+    assert response.status_code == 303 and response.headers["location"] == "/"
+    assert "httponly" in response.headers["set-cookie"].lower()
+    home = client.get("/")
+    assert home.status_code == 200 and "Signed in as <b>local</b>" in home.text
+    client.cookies.clear()
+    assert client.get(f"/login?token={token}").status_code == 401  # spent
+    assert "Not signed in" in client.get("/").text
+
+
+def test_keys_over_http(client: TestClient, keys: Keys) -> None:
+    created = client.post("/api/v1/keys", json={"role": "viewer", "name": "ci"}, headers=bearer(keys.alice))
+    assert created.status_code == 201
+    new = created.json()
+    assert new["owner"] == "alice" and new["key"].startswith("by_") and new["prefix"] == new["key"][:11]
+    assert client.get("/api/v1/me", headers=bearer(new["key"])).json()["role"] == "viewer"
+    listed = client.get("/api/v1/keys", headers=bearer(keys.alice)).json()["data"]
+    assert {k["owner"] for k in listed} == {"alice"} and all("key" not in k for k in listed)
+    # a member cannot mint admin keys or keys for someone else
+    assert client.post("/api/v1/keys", json={"role": "admin"}, headers=bearer(keys.alice)).status_code == 403
+    assert client.post("/api/v1/keys", json={"owner": "bob"}, headers=bearer(keys.alice)).status_code == 403
+    assert client.post("/api/v1/keys", json={}, headers=bearer(keys.vera)).status_code == 403
+    # bob cannot see or revoke alice's keys; alice can
+    assert client.delete(f"/api/v1/keys/{new['id']}", headers=bearer(keys.bob)).status_code == 404
+    assert client.delete(f"/api/v1/keys/{new['id']}", headers=bearer(keys.alice)).status_code == 204
+    assert client.get("/api/v1/me", headers=bearer(new["key"])).status_code == 401
+    admin_made = client.post("/api/v1/keys", json={"owner": "dave", "role": "admin"}, headers=bearer(keys.root))
+    assert admin_made.status_code == 201 and admin_made.json()["owner"] == "dave"
+    assert len(client.get("/api/v1/keys", headers=bearer(keys.root)).json()["data"]) >= 6
+
+
+def test_request_bodies_are_bounded(client: TestClient, app: Batchyard, keys: Keys) -> None:
+    limit = app.settings.max_request_bytes
+    big = {"handler": "echo", "items": ["x" * 1000] * (limit // 1000 + 10)}
+    response = client.post("/api/v1/jobs", json=big, headers=bearer(keys.alice))
+    assert response.status_code == 413
+    assert response.json()["error"]["code"] == "too_large"
+    assert client.get("/api/v1/jobs", headers=bearer(keys.alice)).json()["data"] == []
+
+
+def test_no_wildcard_cors(client: TestClient, keys: Keys) -> None:
+    response = client.get("/api/v1/me", headers={**bearer(keys.alice), "Origin": "https://evil.example"})
+    assert "access-control-allow-origin" not in response.headers

@@ -12,6 +12,7 @@ from fastapi import FastAPI
 
 from batchyard import __version__
 from batchyard.api.errors import install_error_handlers
+from batchyard.api.limits import BodyLimitMiddleware
 from batchyard.app import Batchyard
 from batchyard.settings import Settings
 
@@ -51,6 +52,8 @@ def create_app(settings: Settings | None = None, *, batchyard: Batchyard | None 
     )
     api.state.batchyard = by
     install_error_handlers(api)
+    api.add_middleware(BodyLimitMiddleware, max_request_bytes=by.settings.max_request_bytes,
+                       max_upload_bytes=by.settings.max_upload_bytes)
     from batchyard.api.routes import register_routes
 
     register_routes(api)

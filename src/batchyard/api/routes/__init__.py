@@ -10,3 +10,4 @@ def register_routes(api: FastAPI) -> None:
 
     for module in (system, session, keys, jobs, items, results, files, stats, stream):
         api.include_router(module.router)
+    api.include_router(session.page_router)

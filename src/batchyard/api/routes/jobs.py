@@ -213,10 +213,11 @@ def _submit(app: Batchyard, principal: Principal, body: JobCreate,
     if body.items is not None:
         return app.service.submit(body.handler, body.items, source_name="inline items", **options)
     from batchyard.files import FileService
+    from batchyard.ingest import detect_format
 
-    files = FileService(app)
-    source, name = files.open_for_job(body.input_file_id or "", principal)
-    return app.service.submit(body.handler, source, source_name=name, **options)
+    files = FileService(app.store, app.storage, app.settings)
+    path, name = files.open_for_job(body.input_file_id or "", principal)
+    return app.service.submit(body.handler, path, format=detect_format(name), source_name=name, **options)
 
 
 def _replay(app: Batchyard, principal: Principal, key: str, request_hash: str) -> str | None:

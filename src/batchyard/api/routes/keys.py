@@ -1,7 +1,76 @@
-"""Routes: keys (being built)."""
+"""API keys over HTTP: list (by prefix; never the key), create (shown once), revoke.
+
+Admins manage every owner's keys. A member may create keys for its own owner with role member or viewer and
+revoke its own owner's keys; a viewer only lists its own."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated
 
-router = APIRouter()
+from fastapi import APIRouter, Query, Response
+from pydantic import BaseModel, Field
+
+from batchyard.api.deps import BatchyardDep, PrincipalDep
+from batchyard.api.models import DataList, ErrorResponse
+from batchyard.auth import AuthService, Role
+from batchyard.errors import NotFound
+from batchyard.store.auth import ApiKeyRecord
+
+router = APIRouter(prefix="/api/v1/keys", tags=["keys"])
+_E = {"model": ErrorResponse}
+
+
+class KeyOut(BaseModel):
+    id: str
+    prefix: str = Field(description="The key's first characters, to recognise it")
+    owner: str
+    role: Role
+    name: str | None
+    created_at: float
+    last_used_at: float | None
+    revoked_at: float | None
+
+
+class KeyCreate(BaseModel):
+    owner: str | None = Field(None, max_length=200, description="Admins only; default: the caller's owner")
+    role: Role = Role.MEMBER
+    name: str | None = Field(None, max_length=200)
+
+
+class NewKeyOut(KeyOut):
+    key: str = Field(description="The key itself: shown only this once")
+
+
+def _out(record: ApiKeyRecord) -> KeyOut:
+    return KeyOut(id=record.id, prefix=record.prefix, owner=record.owner, role=Role(record.role),
+                  name=record.name, created_at=record.created_at, last_used_at=record.last_used_at,
+                  revoked_at=record.revoked_at)
+
+
+@router.get("", summary="List API keys", responses={401: _E})
+def list_keys(app: BatchyardDep, principal: PrincipalDep,
+              owner: Annotated[str | None, Query(max_length=200, description="Admins only")] = None,
+              ) -> DataList[KeyOut]:
+    records = app.store.list_api_keys(owner if principal.is_admin else principal.owner)
+    return DataList[KeyOut](data=[_out(r) for r in records])
+
+
+@router.post("", status_code=201, summary="Create an API key", responses={400: _E, 401: _E, 403: _E, 422: _E})
+def create_key(body: KeyCreate, app: BatchyardDep, principal: PrincipalDep) -> NewKeyOut:
+    principal.require_write()
+    owner = body.owner or principal.owner
+    if owner != principal.owner or body.role is Role.ADMIN:
+        principal.require_admin()
+    key, record = AuthService(app.store).create_key(owner, body.role, body.name)
+    return NewKeyOut(**_out(record).model_dump(), key=key)
+
+
+@router.delete("/{key_id}", status_code=204, summary="Revoke an API key", responses={401: _E, 403: _E, 404: _E})
+def revoke_key(key_id: str, app: BatchyardDep, principal: PrincipalDep) -> Response:
+    principal.require_write()
+    record = app.store.get_api_key(key_id)
+    if record is None or not principal.can_see(record.owner):
+        raise NotFound(f"no API key {key_id!r}", param="key_id")
+    if not app.store.revoke_api_key(key_id):
+        raise NotFound(f"API key {key_id!r} is already revoked", param="key_id")
+    return Response(status_code=204)

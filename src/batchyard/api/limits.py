@@ -1,0 +1,78 @@
+"""Bounded request bodies: a plain ASGI middleware, so oversized bodies are refused while they stream in."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+UPLOAD_PATHS = ("/api/v1/files", "/v1/files")
+
+
+class BodyTooLarge(Exception):  # noqa: N818 - internal signal, never leaves this module
+    pass
+
+
+class BodyLimitMiddleware:
+    """413 for a body over the limit: by its Content-Length up front, or by counting a chunked body."""
+
+    def __init__(self, app: ASGIApp, *, max_request_bytes: int, max_upload_bytes: int) -> None:
+        self.app = app
+        self.max_request_bytes = max_request_bytes
+        self.max_upload_bytes = max_upload_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path: str = scope["path"]
+        limit = self.max_upload_bytes if path.startswith(UPLOAD_PATHS) else self.max_request_bytes
+        declared = _content_length(scope)
+        if declared is not None and declared > limit:
+            await _reject(send, limit)
+            return
+        received = 0
+        started = False
+
+        async def counting_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise BodyTooLarge
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, counting_receive, tracking_send)
+        except BodyTooLarge:
+            if not started:
+                await _reject(send, limit)
+
+
+def _content_length(scope: Scope) -> int | None:
+    for name, value in scope.get("headers", ()):
+        if name == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return None
+    return None
+
+
+async def _reject(send: Send, limit: int) -> None:
+    body: dict[str, Any] = {"error": {
+        "message": f"request body too large: the limit is {limit:,} bytes", "type": "PayloadTooLarge",
+        "param": None, "code": "too_large"}}
+    payload = json.dumps(body).encode()
+    await send({"type": "http.response.start", "status": 413,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode()),
+                            (b"connection", b"close")]})
+    await send({"type": "http.response.body", "body": payload})
