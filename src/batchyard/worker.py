@@ -267,6 +267,17 @@ class Worker:
                     self._threads.append(thread)
         return tasks
 
+    def _begin(self, work: WorkItem) -> bool:
+        """Start an item's clock, or report it skipped (job paused or cancelled, worker draining)."""
+        skip = self._skip_reason(work)
+        if skip is not None:
+            self._emit(work, skip)
+            return False
+        work._started = time.monotonic()
+        if work._deadline is not None:
+            work._deadline += work._started
+        return True
+
     def _skip_reason(self, work: WorkItem) -> str | None:
         if work._control.cancelled:
             return "cancelled"
@@ -288,13 +299,8 @@ class Worker:
             work = pending.popleft()
             if work is None:
                 return
-            skip = self._skip_reason(work)
-            if skip is not None:
-                self._emit(work, skip)
+            if not self._begin(work):
                 continue
-            work._started = time.monotonic()
-            if work._deadline is not None:
-                work._deadline += work._started
             self._running_async[slot] = (work, task)
             try:
                 value = await work._spec.function(json.loads(work._payload), work)
@@ -319,13 +325,8 @@ class Worker:
             work = q.get()
             if work is None:
                 return
-            skip = self._skip_reason(work)
-            if skip is not None:
-                self._emit(work, skip)
+            if not self._begin(work):
                 continue
-            work._started = time.monotonic()
-            if work._deadline is not None:
-                work._deadline += work._started
             self._running_sync[ident] = work
             try:
                 value = work._spec.function(json.loads(work._payload), work)
