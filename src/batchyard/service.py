@@ -69,6 +69,8 @@ class JobView:
                          "concurrency": j.concurrency, "max_failures": j.max_failures,
                          "max_failure_rate": j.max_failure_rate},
             "result_files": j.result_files,
+            "files_written_at": j.files_written_at,
+            "finished": self.finished,
         }
 
 

@@ -6,6 +6,7 @@ A client mistake is never a 5xx: validation problems are 422 (400 for a malforme
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -64,18 +65,23 @@ def install_error_handlers(app: FastAPI) -> None:
                             headers=headers or None)
 
 
-def _allowed_methods(request: Request) -> list[str]:
-    from starlette.routing import Match
+_HTTP_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE"})
 
+
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method some route accepts on this path, from the OpenAPI description (built once per app)."""
+    table = getattr(request.app.state, "allow_table", None)
+    if table is None:
+        table = [(re.compile("^" + re.sub(r"\{[^}]+\}", "[^/]+", path) + "$"),
+                  {m.upper() for m in operations} & _HTTP_METHODS)
+                 for path, operations in request.app.openapi()["paths"].items()]
+        request.app.state.allow_table = table
+    path = request.url.path
+    exact = request.app.openapi()["paths"].get(path)
+    if exact is not None:  # a literal route (/jobs/bulk) names its resource better than a template (/jobs/{id})
+        return sorted({m.upper() for m in exact} & _HTTP_METHODS)
     methods: set[str] = set()
-    for route in request.app.router.routes:
-        match, _ = route.matches({**request.scope, "method": "GET"})
-        route_methods = getattr(route, "methods", None)
-        if match is not Match.NONE and route_methods:
-            methods.update(route_methods)
-        for method in ("POST", "PUT", "PATCH", "DELETE"):
-            if route_methods and method in route_methods:
-                m, _ = route.matches({**request.scope, "method": method})
-                if m is Match.FULL:
-                    methods.add(method)
+    for pattern, allowed in table:
+        if pattern.match(path):
+            methods |= allowed
     return sorted(methods)

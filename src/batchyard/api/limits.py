@@ -10,7 +10,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 UPLOAD_PATHS = ("/api/v1/files", "/v1/files")
 
 
-class BodyTooLarge(Exception):  # noqa: N818 - internal signal, never leaves this module
+class BodyTooLarge(Exception):  # an internal signal that never leaves this module
     pass
 
 

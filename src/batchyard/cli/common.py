@@ -24,8 +24,11 @@ from sqlalchemy.exc import ArgumentError, OperationalError
 from typer.core import TyperGroup
 
 from batchyard.app import Batchyard
+from batchyard.client import ApiError, Client, ServerUnreachable
 from batchyard.errors import BatchyardError, ConfigError, InputInvalid
+from batchyard.service import JobView
 from batchyard.settings import Settings
+from batchyard.store.records import EventRecord, JobRecord
 
 out = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
@@ -43,6 +46,29 @@ AppOption = Annotated[
     ),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", metavar="", help="Print only JSON on stdout (for scripts).")]
+UrlOption = Annotated[
+    str | None,
+    typer.Option(
+        "--url", envvar="BATCHYARD_URL", metavar="URL", show_default=False,
+        help="Work against a Batchyard server (e.g. [bold]http://127.0.0.1:8000[/]) through its REST API instead of "
+             "a local database; needs --key.",
+    ),
+]
+KeyOption = Annotated[
+    str | None,
+    typer.Option(
+        "--key", envvar="BATCHYARD_API_KEY", metavar="KEY", show_default=False,
+        help="The API key for --url (create one on the server with [bold]batchyard keys create[/]). Prefer the "
+             "environment variable: a flag shows up in your shell history.",
+    ),
+]
+# ``serve`` and ``keys`` take the root's --data-dir/--db after the command too ("batchyard serve --db URL").
+LocalDataDirOption = Annotated[Path | None, typer.Option(
+    "--data-dir", metavar="DIR", file_okay=False, show_default=False,
+    help="Same as [bold]batchyard --data-dir[/] (env BATCHYARD_DATA_DIR). Default: ~/.batchyard")]
+LocalDatabaseOption = Annotated[str | None, typer.Option(
+    "--db", metavar="URL", show_default=False,
+    help="Same as [bold]batchyard --db[/] (env BATCHYARD_DATABASE_URL). Default: SQLite in the data dir.")]
 
 
 @dataclass
@@ -73,6 +99,15 @@ def remember_globals(ctx: typer.Context, data_dir: Path | None, database_url: st
         if source is not None and source.name == "COMMANDLINE":
             options.explicit[name] = getattr(options, name)
     ctx.obj = options
+
+
+def override_globals(ctx: typer.Context, data_dir: Path | None, database_url: str | None) -> None:
+    """A command's own --data-dir/--db: they win over the root's and the environment."""
+    options = GlobalOptions.from_context(ctx)
+    if data_dir is not None:
+        options.data_dir = options.explicit["data_dir"] = data_dir
+    if database_url is not None:
+        options.database_url = options.explicit["database_url"] = database_url
 
 
 @contextlib.contextmanager
@@ -147,6 +182,71 @@ def redact_url(url: str) -> str:
     return "<unparsable URL>" if parsed is None else parsed.render_as_string(hide_password=True)
 
 
+# -- remote mode (--url/--key) --------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def open_client(url: str, key: str | None, app_ref: str | None = None) -> Iterator[Client]:
+    """A client for ``--url``, authenticated with ``--key``; closed afterwards."""
+    if app_ref:
+        fail("--app loads handlers into a local process; with --url the server's handlers are used",
+             hint="drop --app, or drop --url (and BATCHYARD_URL) to work on the local database")
+    if not key:
+        fail(f"--url {url} needs an API key: pass --key or set BATCHYARD_API_KEY",
+             hint="create one where the server runs: batchyard keys create --owner NAME --role member")
+    with Client(url, key) as client:
+        yield client
+
+
+def remote_hint(ctx: typer.Context, *words: str) -> str:
+    """A follow-up command (as Rich markup) for remote mode: repeats --url if it was typed, never the key."""
+    parts = ["batchyard", *words]
+    url_source = ctx.get_parameter_source("url")
+    if url_source is not None and url_source.name == "COMMANDLINE":
+        parts += ["--url", shlex.quote(str(ctx.params["url"]))]
+    key_source = ctx.get_parameter_source("key")
+    if key_source is not None and key_source.name == "COMMANDLINE":
+        parts += ["--key", "KEY"]
+    return escape(" ".join(parts))
+
+
+def view_from_json(data: dict[str, Any]) -> JobView:
+    """A job's JSON from the API (the shape of :meth:`JobView.to_dict`) as a view, for the same rendering."""
+    counts = data.get("counts") or {}
+    settings = data.get("settings") or {}
+    succeeded, failed = int(counts.get("succeeded", 0)), int(counts.get("failed", 0))
+    result_files = data.get("result_files") or {}
+    files_written_at = data.get("files_written_at")
+    if files_written_at is None and result_files:  # written files are what makes a finished job finished
+        files_written_at = data.get("finished_at") or data.get("last_activity_at") or data.get("created_at") or 0.0
+    record = JobRecord(
+        id=data["id"], handler=data.get("handler", ""), owner=data.get("owner", ""), project=data.get("project"),
+        status=data.get("status", ""), priority=int(data.get("priority") or 0), params=data.get("params") or {},
+        description=data.get("description"), tags=list(data.get("tags") or []), metadata=data.get("metadata") or {},
+        source=data.get("source"), total=int(counts.get("total", 0)), queued=int(counts.get("queued", 0)),
+        running=int(counts.get("running", 0)), succeeded=succeeded, failed=failed,
+        cancelled=int(counts.get("cancelled", 0)), cost=float(data.get("cost") or 0.0), usage=data.get("usage") or {},
+        busy_seconds=float(data.get("avg_item_seconds") or 0.0) * (succeeded + failed),
+        created_at=float(data.get("created_at") or 0.0), started_at=data.get("started_at"),
+        finished_at=data.get("finished_at"), last_activity_at=data.get("last_activity_at"),
+        scheduled_at=data.get("scheduled_at"), expires_at=data.get("expires_at"), error=data.get("error"),
+        max_attempts=int(settings.get("max_attempts") or 1),
+        backoff_base_seconds=float(settings.get("backoff_base_seconds") or 0.0),
+        backoff_max_seconds=float(settings.get("backoff_max_seconds") or 0.0),
+        timeout_seconds=settings.get("timeout_seconds"), concurrency=settings.get("concurrency"),
+        max_failures=settings.get("max_failures"), max_failure_rate=settings.get("max_failure_rate"),
+        files_written_at=files_written_at,
+        result_files=result_files,
+    )
+    return JobView(record, data.get("items_per_second"), data.get("eta_seconds"))
+
+
+def event_from_json(job_id: str, data: dict[str, Any]) -> EventRecord:
+    return EventRecord(id=int(data.get("id") or 0), job_id=job_id, at=float(data.get("at") or 0.0),
+                       type=str(data.get("type") or ""), actor=data.get("actor"), message=data.get("message"),
+                       data=data.get("data") or {})
+
+
 def print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
     sys.stdout.flush()
@@ -177,9 +277,13 @@ def print_input_problems(exc: InputInvalid) -> None:
 
 def report_error(exc: Exception) -> NoReturn:
     """Turn an expected error into a message and an exit code, never a traceback."""
+    if isinstance(exc, ApiError):
+        report_api_error(exc)
     if isinstance(exc, InputInvalid):
         print_input_problems(exc)
         raise typer.Exit(EXIT_INPUT_INVALID)
+    if isinstance(exc, ServerUnreachable):
+        fail(exc.message, hint="is 'batchyard serve' running there? Check --url / BATCHYARD_URL")
     if isinstance(exc, BatchyardError):
         fail(exc.message)
     if isinstance(exc, OperationalError):  # the store does not wrap driver errors (yet): say it plainly
@@ -189,6 +293,18 @@ def report_error(exc: Exception) -> NoReturn:
         problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
         fail(f"invalid settings: {problems}", hint="check the BATCHYARD_* environment variables and flags")
     raise exc
+
+
+def report_api_error(exc: ApiError, source: str = "input") -> NoReturn:
+    """An error answer from the server: its problem list (exit 2) for rejected input, else one red line."""
+    invalid = exc.input_invalid(source)
+    if invalid is not None:
+        print_input_problems(invalid)
+        raise typer.Exit(EXIT_INPUT_INVALID)
+    if exc.status == 401:
+        fail(exc.message, hint="check --key / BATCHYARD_API_KEY (keys are listed with 'batchyard keys list' "
+                               "where the server runs)")
+    fail(exc.message)
 
 
 class ReportingGroup(TyperGroup):

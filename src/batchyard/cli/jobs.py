@@ -5,15 +5,31 @@ from __future__ import annotations
 import collections
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
 from rich.text import Text
 
 from batchyard.cli import humanize, render
-from batchyard.cli.common import AppOption, JsonOption, hint_command, open_app, out, print_json
+from batchyard.cli.common import (
+    AppOption,
+    JsonOption,
+    KeyOption,
+    UrlOption,
+    event_from_json,
+    hint_command,
+    open_app,
+    open_client,
+    out,
+    print_json,
+    remote_hint,
+    view_from_json,
+)
+from batchyard.client import Client
+from batchyard.errors import NotReady
 from batchyard.lifecycle import Action, JobStatus, next_job_status
+from batchyard.results import RESULT_FILE_NAMES
 from batchyard.service import JobView
 from batchyard.store import Store
 from batchyard.store.records import EventRecord
@@ -24,7 +40,8 @@ EVENT_PAGE = 500
 
 jobs_app = typer.Typer(
     name="jobs", no_args_is_help=True, rich_markup_mode="rich",
-    help="List, inspect and control jobs: [cyan]list, show, pause, resume, cancel, retry, download, delete[/].",
+    help="List, inspect and control jobs: [cyan]list, show, pause, resume, cancel, retry, download, delete[/]. "
+         "Each works on the local database, or on a server with [cyan]--url[/] and [cyan]--key[/].",
 )
 
 JobId = Annotated[str, typer.Argument(metavar="JOB_ID", help="The job's id (from submit or jobs list).",
@@ -55,6 +72,8 @@ def list_jobs(
     limit: Annotated[int, typer.Option(
         "--limit", "-n", min=1, max=1000, metavar="N", help="At most this many jobs.")] = 20,
     json_output: JsonOption = False,
+    url: UrlOption = None,
+    key: KeyOption = None,
     app: AppOption = None,
 ) -> None:
     """List jobs, newest first, with their progress.
@@ -68,11 +87,20 @@ def list_jobs(
       [cyan]batchyard jobs list --status running --status paused --handler thumbnail[/]
 
       [cyan]batchyard jobs list --json | jq -r '.[].id'[/]
+
+      [cyan]batchyard jobs list --url http://127.0.0.1:8000 --status failed[/]   [dim]# key in BATCHYARD_API_KEY[/]
     """
-    with open_app(ctx, app) as by:
-        views = by.service.list_jobs(statuses=[s.value for s in status or []], handler=handler, limit=limit)
+    statuses = [s.value for s in status or []]
+    if url:
+        with open_client(url, key, app) as client:
+            data = list(client.iter_jobs(limit=limit, statuses=statuses, handler=handler))
+        views = [view_from_json(j) for j in data]
+    else:
+        with open_app(ctx, app) as by:
+            views = by.service.list_jobs(statuses=statuses, handler=handler, limit=limit)
+        data = [v.to_dict() for v in views]
     if json_output:
-        print_json([v.to_dict() for v in views])
+        print_json(data)
     elif not views:
         filtered = " matching those filters" if status or handler else " yet"
         out.print(f"No jobs{filtered}. Submit one: [cyan]batchyard submit items.jsonl --handler echo --wait[/]")
@@ -81,7 +109,8 @@ def list_jobs(
 
 
 @jobs_app.command("show")
-def show(ctx: typer.Context, job_id: JobId, json_output: JsonOption = False, app: AppOption = None) -> None:
+def show(ctx: typer.Context, job_id: JobId, json_output: JsonOption = False, url: UrlOption = None,
+         key: KeyOption = None, app: AppOption = None) -> None:
     """Show one job: progress, counts, timings, settings, error, result files and its latest events.
 
     With [cyan]--json[/] the job comes with its last 50 events.
@@ -92,9 +121,14 @@ def show(ctx: typer.Context, job_id: JobId, json_output: JsonOption = False, app
 
       [cyan]batchyard jobs show job_0123abcd --json | jq .counts[/]
     """
+    n_events = EVENTS_IN_JSON if json_output else EVENTS_SHOWN
+    if url:
+        with open_client(url, key, app) as client:
+            _show_remote(ctx, client, job_id, n_events, json_output)
+        return
     with open_app(ctx, app) as by:
         view = by.service.get(job_id)
-        events = last_events(by.store, job_id, EVENTS_IN_JSON if json_output else EVENTS_SHOWN)
+        events = last_events(by.store, job_id, n_events)
         files = render.result_files(view, by.storage)
     if json_output:
         print_json({**view.to_dict(), "events": [render.event_to_dict(e) for e in events]})
@@ -102,64 +136,116 @@ def show(ctx: typer.Context, job_id: JobId, json_output: JsonOption = False, app
         out.print(render.job_details(view, events, files, time.time()))
 
 
-def _report_move(view: JobView, done: str, json_output: bool) -> None:
+def _show_remote(ctx: typer.Context, client: Client, job_id: str, n_events: int, json_output: bool) -> None:
+    data = client.get_job(job_id)
+    events = client.last_events(job_id, n_events)
     if json_output:
-        print_json(view.to_dict())
+        print_json({**data, "events": events})
+        return
+    view = view_from_json(data)
+    out.print(render.job_details(view, [event_from_json(job_id, e) for e in events], [], time.time()))
+    files = _remote_result_files(data)
+    if files:
+        out.print(Text("Result files", style="bold"))
+        out.print(render.files_table(files, with_paths=False))
+        out.print(f"Download them: [cyan]{remote_hint(ctx, 'jobs download', job_id, '-o', 'DIR')}[/]",
+                  soft_wrap=True)
+
+
+def _remote_result_files(data: dict[str, Any], directory: Path = Path()) -> list[render.ResultFile]:
+    files = data.get("result_files") or {}
+    return [render.ResultFile(name, directory / name, files[name].get("bytes"), files[name].get("rows"))
+            for name in RESULT_FILE_NAMES if name in files]
+
+
+def _report_move(view: JobView, done: str, json_output: bool, data: dict[str, Any] | None = None) -> None:
+    if json_output:
+        print_json(data if data is not None else view.to_dict())
     else:
         out.print(Text.assemble(("✔ ", "green"), f"{done}: ", render.job_summary_line(view.job)), soft_wrap=True)
 
 
+def _move_remote(url: str, key: str | None, app_ref: str | None, job_id: str, action: str, done: str,
+                 json_output: bool) -> None:
+    with open_client(url, key, app_ref) as client:
+        data = {"pause": client.pause_job, "resume": client.resume_job, "cancel": client.cancel_job}[action](job_id)
+    _report_move(view_from_json(data), done, json_output, data)
+
+
 @jobs_app.command("pause")
-def pause(ctx: typer.Context, job_id: JobId, json_output: JsonOption = False, app: AppOption = None) -> None:
+def pause(ctx: typer.Context, job_id: JobId, json_output: JsonOption = False, url: UrlOption = None,
+          key: KeyOption = None, app: AppOption = None) -> None:
     """Pause a queued or running job: no new items start; items in flight finish.
 
     [bold]Example[/]   [cyan]batchyard jobs pause job_0123abcd[/]
     """
+    if url:
+        _move_remote(url, key, app, job_id, "pause", "Paused", json_output)
+        return
     with open_app(ctx, app) as by:
         view = by.service.pause(job_id, actor="cli")
     _report_move(view, "Paused", json_output)
 
 
 @jobs_app.command("resume")
-def resume(ctx: typer.Context, job_id: JobId, json_output: JsonOption = False, app: AppOption = None) -> None:
+def resume(ctx: typer.Context, job_id: JobId, json_output: JsonOption = False, url: UrlOption = None,
+           key: KeyOption = None, app: AppOption = None) -> None:
     """Resume a paused job.
 
     [bold]Example[/]   [cyan]batchyard jobs resume job_0123abcd[/]
     """
+    if url:
+        _move_remote(url, key, app, job_id, "resume", "Resumed", json_output)
+        return
     with open_app(ctx, app) as by:
         view = by.service.resume(job_id, actor="cli")
     _report_move(view, "Resumed", json_output)
 
 
 @jobs_app.command("cancel")
-def cancel(ctx: typer.Context, job_id: JobId, json_output: JsonOption = False, app: AppOption = None) -> None:
+def cancel(ctx: typer.Context, job_id: JobId, json_output: JsonOption = False, url: UrlOption = None,
+           key: KeyOption = None, app: AppOption = None) -> None:
     """Cancel a job: queued items are cancelled at once, items in flight are told to stop.
 
     [bold]Example[/]   [cyan]batchyard jobs cancel job_0123abcd[/]
     """
+    if url:
+        _move_remote(url, key, app, job_id, "cancel", "Cancelled", json_output)
+        return
     with open_app(ctx, app) as by:
         view = by.service.cancel(job_id, actor="cli")
     _report_move(view, "Cancelled", json_output)
 
 
 @jobs_app.command("retry")
-def retry(ctx: typer.Context, job_id: JobId, json_output: JsonOption = False, app: AppOption = None) -> None:
+def retry(ctx: typer.Context, job_id: JobId, json_output: JsonOption = False, url: UrlOption = None,
+          key: KeyOption = None, app: AppOption = None) -> None:
     """Queue a job's failed items again, with fresh attempts.
 
     [bold]Example[/]   [cyan]batchyard jobs retry job_0123abcd[/]
     """
-    with open_app(ctx, app) as by:
-        view, n = by.service.retry_failed(job_id, actor="cli")
-        has_worker = by.service.has_live_worker_for(view.job.handler)
+    if url:
+        with open_client(url, key, app) as client:
+            data = dict(client.retry_job(job_id))
+            n = int(data.pop("retried", 0))
+            view = view_from_json(data)
+            worker_note = None if client.has_live_worker_for(view.job.handler) else (
+                "the items wait until a worker for it runs ([cyan]batchyard serve[/] runs one).")
+    else:
+        with open_app(ctx, app) as by:
+            view, n = by.service.retry_failed(job_id, actor="cli")
+            worker_note = None if by.service.has_live_worker_for(view.job.handler) else (
+                f"start one with [cyan]{hint_command(ctx, app, 'worker')}[/]")
+        data = view.to_dict()
     if json_output:
-        print_json({"retried_items": n, "job": view.to_dict()})
+        print_json({"retried_items": n, "job": data})
         return
     items = f"{humanize.count(n)} failed item{'s' if n != 1 else ''}"
     out.print(Text.assemble(("✔ ", "green"), f"Queued {items} again: ", render.job_summary_line(view.job)),
               soft_wrap=True)
-    if not has_worker:
-        out.print(f"  [yellow]No worker is running for {escape(repr(view.job.handler))}[/]: start one with "
-                  f"[cyan]{hint_command(ctx, app, 'worker')}[/]", soft_wrap=True)
+    if worker_note:
+        out.print(f"  [yellow]No worker is running for {escape(repr(view.job.handler))}[/]: {worker_note}",
+                  soft_wrap=True)
 
 
 @jobs_app.command("delete")
@@ -168,6 +254,8 @@ def delete(
     job_id: JobId,
     yes: Annotated[bool, typer.Option("--yes", "-y", metavar="", help="Do not ask for confirmation.")] = False,
     json_output: JsonOption = False,
+    url: UrlOption = None,
+    key: KeyOption = None,
     app: AppOption = None,
 ) -> None:
     """Delete a finished job, its items and its result files, for good.
@@ -180,17 +268,26 @@ def delete(
 
       [cyan]batchyard jobs delete job_0123abcd --yes --json[/]
     """
-    with open_app(ctx, app) as by:
-        job = by.service.get(job_id).job
-        next_job_status(job.status, Action.DELETE)  # refuse before asking, not after
-        if not yes:
-            typer.confirm(f"Delete job {job.id} ({job.status}, {job.total:,} items) and its result files?",
-                          abort=True, err=True)
-        by.service.delete(job_id, actor="cli")
+    if url:
+        with open_client(url, key, app) as client:
+            _confirm_delete(view_from_json(client.get_job(job_id)), yes)
+            client.delete_job(job_id)
+    else:
+        with open_app(ctx, app) as by:
+            _confirm_delete(by.service.get(job_id), yes)
+            by.service.delete(job_id, actor="cli")
     if json_output:
         print_json({"deleted": job_id})
     else:
         out.print(f"[green]✔[/] Deleted [cyan]{job_id}[/]")
+
+
+def _confirm_delete(view: JobView, yes: bool) -> None:
+    job = view.job
+    next_job_status(job.status, Action.DELETE)  # refuse before asking, not after
+    if not yes:
+        typer.confirm(f"Delete job {job.id} ({job.status}, {job.total:,} items) and its result files?",
+                      abort=True, err=True)
 
 
 @jobs_app.command("download")
@@ -201,6 +298,8 @@ def download(
         "--output", "-o", metavar="DIR", file_okay=False,
         help="Where to write the files (created if missing). Default: ./JOB_ID")] = None,
     json_output: JsonOption = False,
+    url: UrlOption = None,
+    key: KeyOption = None,
     app: AppOption = None,
 ) -> None:
     """Download a finished job's result files: results.jsonl, errors.jsonl, results.csv, artifacts.zip.
@@ -215,11 +314,15 @@ def download(
       [cyan]batchyard jobs download job_0123abcd -o out/ --json | jq -r '.files[].path'[/]
     """
     directory = output or Path(job_id)
-    with open_app(ctx, app) as by:
-        job = by.job(job_id)
-        paths = job.download(directory)
-        rows = {f.name: f.rows for f in render.result_files(job.refresh(), by.storage)}
-    files = [render.ResultFile(p.name, p, p.stat().st_size, rows.get(p.name)) for p in paths]
+    if url:
+        with open_client(url, key, app) as client:
+            files = _download_remote(client, job_id, directory)
+    else:
+        with open_app(ctx, app) as by:
+            job = by.job(job_id)
+            paths = job.download(directory)
+            rows = {f.name: f.rows for f in render.result_files(job.refresh(), by.storage)}
+        files = [render.ResultFile(p.name, p, p.stat().st_size, rows.get(p.name)) for p in paths]
     if json_output:
         print_json({"job_id": job_id, "directory": str(directory),
                     "files": [{"name": f.name, "path": str(f.path), "bytes": f.bytes, "rows": f.rows}
@@ -228,3 +331,14 @@ def download(
     out.print(f"[green]✔[/] Wrote {len(files)} file{'s' if len(files) != 1 else ''} of [cyan]{job_id}[/] "
               f"to {directory}")
     out.print(render.files_table(files))
+
+
+def _download_remote(client: Client, job_id: str, directory: Path) -> list[render.ResultFile]:
+    """The finished job's result files, streamed from the server into ``directory``."""
+    data = client.get_job(job_id)
+    listed = _remote_result_files(data, directory)
+    if not listed:
+        raise NotReady(f"job {job_id} has no result files yet (status {data.get('status')}); "
+                       "they are written when it finishes")
+    directory.mkdir(parents=True, exist_ok=True)
+    return [render.ResultFile(f.name, f.path, client.download(job_id, f.name, f.path), f.rows) for f in listed]

@@ -10,6 +10,8 @@ import typer
 from batchyard import __version__
 from batchyard.cli.common import ReportingGroup, out, remember_globals
 from batchyard.cli.jobs import jobs_app
+from batchyard.cli.keys import keys_app
+from batchyard.cli.serve import serve
 from batchyard.cli.submit import submit
 from batchyard.cli.worker import db_app, worker
 
@@ -27,6 +29,11 @@ app = typer.Typer(
   [cyan]batchyard submit items.jsonl --handler echo --wait[/]
 
   [cyan]batchyard jobs list[/]
+
+  [cyan]batchyard serve[/]                    [dim]# API, dashboard and workers on http://127.0.0.1:8000[/]
+
+With [cyan]--url[/] and [cyan]--key[/] (BATCHYARD_URL, BATCHYARD_API_KEY), [cyan]submit[/] and [cyan]jobs[/] work
+on a server.
 
 Settings come from BATCHYARD_* environment variables; the flags below override them.""",
 )
@@ -53,9 +60,11 @@ def root(
     remember_globals(ctx, data_dir, database_url)
 
 
+app.command()(serve)
 app.command(no_args_is_help=True)(submit)
 app.command()(worker)
 app.add_typer(jobs_app)
+app.add_typer(keys_app)
 app.add_typer(db_app)
 
 

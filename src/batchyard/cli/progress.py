@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 from rich.console import Console
@@ -17,6 +18,8 @@ POLL_SECONDS = 0.2
 STATUS_WIDTH = 10  # "finalizing"
 MIN_BAR_WIDTH = 8
 MAX_BAR_WIDTH = 40
+# Job.wait stops its in-process worker after an interrupt, which lets items in flight finish first.
+IN_PROCESS_INTERRUPT_NOTE = "[yellow]Interrupted[/]: letting items in flight finish (Ctrl-C again to quit at once)..."
 
 
 def live_rate(view: JobView) -> tuple[float | None, float | None]:
@@ -99,8 +102,16 @@ def follow_job(service: JobService, job_id: str, *, timeout: float | None = None
     Raises :class:`TimeoutError` if ``timeout`` seconds pass first. Processing happens elsewhere (a worker, or
     the in-process one that :meth:`batchyard.Job.wait` starts); this only watches.
     """
+    return follow(lambda: service.get(job_id), timeout=timeout, console=console, poll_seconds=poll_seconds)
+
+
+def follow(fetch: Callable[[], JobView], *, timeout: float | None = None, console: Console | None = None,
+           poll_seconds: float = POLL_SECONDS, interrupt_note: str | None = IN_PROCESS_INTERRUPT_NOTE) -> JobView:
+    """Like :func:`follow_job`, for any source of the job's current view: ``fetch`` is called every
+    ``poll_seconds`` (the local database, or a server's ``GET /api/v1/jobs/{id}``). ``interrupt_note`` is printed
+    on Ctrl-C (None: nothing)."""
     console = console or Console(stderr=True, highlight=False)
-    view = service.get(job_id)
+    view = fetch()
     job = view.job
     console.print(f"[bold cyan]{job.id}[/] · {escape(job.handler)} · {humanize.count(job.total)} items")
     deadline = None if timeout is None else time.monotonic() + timeout
@@ -109,12 +120,12 @@ def follow_job(service: JobService, job_id: str, *, timeout: float | None = None
             display.show(view)
             while not view.finished:
                 if deadline is not None and time.monotonic() > deadline:
-                    raise TimeoutError(f"job {job_id} still {view.job.status} after {timeout}s")
+                    raise TimeoutError(f"job {job.id} still {view.job.status} after {timeout}s")
                 time.sleep(poll_seconds)
-                view = service.get(job_id)
+                view = fetch()
                 display.show(view)
     except KeyboardInterrupt:
-        # Job.wait stops its in-process worker next, which lets items in flight finish first.
-        console.print("[yellow]Interrupted[/]: letting items in flight finish (Ctrl-C again to quit at once)...")
+        if interrupt_note:
+            console.print(interrupt_note)
         raise
     return view

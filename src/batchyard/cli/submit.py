@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 import time
@@ -13,10 +14,28 @@ import typer
 from rich.markup import escape
 
 from batchyard.cli import humanize, render
-from batchyard.cli.common import AppOption, JsonOption, err, hint_command, open_app, out, print_json
+from batchyard.cli.common import (
+    AppOption,
+    JsonOption,
+    KeyOption,
+    UrlOption,
+    err,
+    hint_command,
+    open_app,
+    open_client,
+    out,
+    print_json,
+    remote_hint,
+    report_api_error,
+    view_from_json,
+)
+from batchyard.cli.progress import follow
+from batchyard.client import ApiError, Client
+from batchyard.errors import BatchyardError
 from batchyard.service import JobView
 
 EXIT_JOB_UNSUCCESSFUL = 1
+REMOTE_POLL_SECONDS = 0.3
 
 
 class InputFormat(StrEnum):
@@ -84,12 +103,15 @@ def submit(
         min=0, metavar="SECONDS", help="Start no earlier than this many seconds from now.")] = None,
     expires_in: Annotated[float | None, typer.Option(
         min=0, metavar="SECONDS", help="Completion window: the job expires if not finished by then.")] = None,
+    url: UrlOption = None,
+    key: KeyOption = None,
     app: AppOption = None,
 ) -> None:
     """Submit a batch: every line of FILE becomes an item for HANDLER.
 
     The whole file is checked first; if any line is bad, nothing is created and each problem is listed with
-    its line number (exit code 2). With [bold]--wait[/] the exit code is 1 when the job ends failed, cancelled
+    its line number (exit code 2). With [bold]--url[/] the file is uploaded to that server and its workers
+    process it. With [bold]--wait[/] the exit code is 1 when the job ends failed, cancelled
     or expired (a job whose items partly failed still ends [green]completed[/]).
 
     [bold]Examples[/]
@@ -101,27 +123,39 @@ def submit(
       [cyan]batchyard submit big.jsonl -H thumbnail --app mypkg.jobs:app --json[/]
 
       [cyan]cat items.jsonl | batchyard submit - -H echo --wait --json | jq .counts[/]
+
+      [cyan]BATCHYARD_API_KEY=by_... batchyard submit items.jsonl -H echo --url http://127.0.0.1:8000 --wait[/]
     """
     params = parse_params(param, params_json)
     from_stdin = str(file) == "-"
     if not from_stdin and not file.is_file():
         raise typer.BadParameter(f"no file {str(file)!r}", param_hint="FILE")
+    options: dict[str, Any] = {
+        "priority": priority, "params": params, "description": description, "tags": tag or [],
+        "scheduled_at": time.time() + schedule_in if schedule_in else None, "expires_in_seconds": expires_in,
+        "max_attempts": max_attempts, "timeout_seconds": timeout, "concurrency": concurrency,
+        "max_failures": max_failures, "max_failure_rate": max_failure_rate,
+    }
+    if url:
+        with open_client(url, key, app) as client:
+            _submit_remote(ctx, client, handler, None if from_stdin else file, input_format, options, wait,
+                           json_output)
+        return
     with open_app(ctx, app) as by:
         job = by.submit(
             handler, sys.stdin.buffer if from_stdin else file,
             format=input_format.value if input_format else ("jsonl" if from_stdin else None),
-            priority=priority, params=params, description=description, tags=tag or (),
-            scheduled_at=time.time() + schedule_in if schedule_in else None, expires_in_seconds=expires_in,
-            max_attempts=max_attempts, timeout_seconds=timeout, concurrency=concurrency,
-            max_failures=max_failures, max_failure_rate=max_failure_rate,
-            source_name="stdin" if from_stdin else file.name,
+            source_name="stdin" if from_stdin else file.name, **options,
         )
         if not wait:
             view = job.refresh()
             if json_output:
                 print_json(view.to_dict())
             else:
-                _print_submitted(ctx, app, view, by.service.has_live_worker_for(handler))
+                worker_note = None if by.service.has_live_worker_for(handler) else (
+                    f"start one with [cyan]{hint_command(ctx, app, 'worker')}[/], or submit with [cyan]--wait[/] "
+                    "to run it here.")
+                _print_submitted(view, hint_command(ctx, app, "jobs show", job.id), worker_note)
             return
         try:
             view = job.wait(progress=not json_output)
@@ -139,15 +173,76 @@ def submit(
         raise typer.Exit(EXIT_JOB_UNSUCCESSFUL)
 
 
-def _print_submitted(ctx: typer.Context, app_ref: str | None, view: JobView, has_worker: bool) -> None:
+def _print_submitted(view: JobView, show_command: str, worker_note: str | None) -> None:
     job = view.job
     when = ""
     if job.scheduled_at and job.scheduled_at > time.time():
         when = f", scheduled to start in {humanize.duration(job.scheduled_at - time.time())}"
     out.print(f"[green]✔[/] Submitted [bold cyan]{job.id}[/]: {job.total:,} items for "
               f"[bold]{escape(job.handler)}[/] ({render.status_text(job.status).markup}{when})")
-    out.print(f"  Follow it: [cyan]{hint_command(ctx, app_ref, 'jobs show', job.id)}[/]", soft_wrap=True)
-    if not has_worker:
-        out.print(f"  [yellow]No worker is running for {escape(repr(job.handler))}[/]: start one with "
-                  f"[cyan]{hint_command(ctx, app_ref, 'worker')}[/], or submit with [cyan]--wait[/] to run it here.",
-                  soft_wrap=True)
+    out.print(f"  Follow it: [cyan]{show_command}[/]", soft_wrap=True)
+    if worker_note:
+        out.print(f"  [yellow]No worker is running for {escape(repr(job.handler))}[/]: {worker_note}", soft_wrap=True)
+
+
+# -- remote mode: the same over the REST API ---------------------------------------------------------------------
+
+
+def upload_name(file: Path | None, input_format: InputFormat | None) -> str:
+    """The name the upload gets: the file's own, with the format as its extension when --format says so."""
+    name = file.name if file is not None else "stdin"
+    fmt = input_format.value if input_format else ("jsonl" if file is None else None)
+    if fmt and not name.lower().endswith(f".{fmt}"):
+        name = f"{name}.{fmt}"
+    return name
+
+
+def _submit_remote(ctx: typer.Context, client: Client, handler: str, file: Path | None,
+                   input_format: InputFormat | None, options: dict[str, Any], wait: bool, json_output: bool) -> None:
+    """Upload the file (streamed), create the job from it, then follow it by polling the server."""
+    source = file.name if file is not None else "stdin"
+    with contextlib.ExitStack() as stack:
+        stream = sys.stdin.buffer if file is None else stack.enter_context(file.open("rb"))
+        uploaded = client.upload_file(stream, filename=upload_name(file, input_format))
+    try:
+        created = client.create_job(handler, input_file_id=uploaded["id"], **options)
+    except ApiError as exc:
+        with contextlib.suppress(BatchyardError):  # the server keeps nothing of a submission that failed
+            client.delete_file(uploaded["id"])
+        report_api_error(exc, source)
+    job_id = created["id"]
+    if not wait:
+        if json_output:
+            print_json(created)
+        else:
+            worker_note = None if client.has_live_worker_for(handler) else (
+                "the job waits until a worker for it runs ([cyan]batchyard serve[/] runs one; "
+                "[cyan]batchyard worker[/] on a machine that shares the server's database).")
+            _print_submitted(view_from_json(created), remote_hint(ctx, "jobs show", job_id), worker_note)
+        return
+    latest = [created]
+
+    def fetch() -> JobView:
+        latest.append(client.get_job(job_id))
+        del latest[:-1]
+        return view_from_json(latest[0])
+
+    try:
+        if json_output:
+            final = client.wait_job(job_id, poll_seconds=REMOTE_POLL_SECONDS)
+        else:
+            follow(fetch, poll_seconds=REMOTE_POLL_SECONDS, interrupt_note=None)
+            final = latest[0]
+    except KeyboardInterrupt:
+        err.print(f"[yellow]Stopped following {job_id}[/]: it goes on on the server; check on it with "
+                  f"[cyan]{remote_hint(ctx, 'jobs show', job_id)}[/]", soft_wrap=True)
+        raise typer.Exit(130) from None
+    if json_output:
+        print_json(final)
+    else:
+        out.print(render.summary_panel(view_from_json(final), []))
+        download = remote_hint(ctx, "jobs download", job_id, "-o", "DIR")
+        if "--url" in download:  # the panel's hint lacks the flags that reach this server
+            out.print(f"Download the results: [cyan]{download}[/]", soft_wrap=True)
+    if final.get("status") != "completed":
+        raise typer.Exit(EXIT_JOB_UNSUCCESSFUL)

@@ -65,7 +65,10 @@ class JobStore:
                                                              request_hash=idempotency[1], job_id=job_id,
                                                              created_at=now))
             total = self._insert_items(conn, job_id, reader)
-            conn.execute(update(jobs).where(jobs.c.id == job_id).values(total=total, queued=total))
+            # last_activity_at again at the end: the live feed orders changes by it, and a big input can take
+            # a while between the transaction's start and its commit.
+            conn.execute(update(jobs).where(jobs.c.id == job_id).values(total=total, queued=total,
+                                                                        last_activity_at=self.db.now(conn)))
             add_event(conn, job_id, now, "created", actor=actor or spec.owner,
                       message=f"{total} item(s) from {spec.source or 'Python'}", data={"total": total})
             self.wake_workers(conn)

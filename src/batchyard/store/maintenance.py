@@ -50,7 +50,8 @@ class MaintenanceStore:
             row = conn.execute(select(jobs.c.status).where(jobs.c.id == job_id).with_for_update()).first()
             if row is None:
                 return None
-            values: dict[str, Any] = {"files_written_at": now, "result_files": json.dumps(files)}
+            values: dict[str, Any] = {"files_written_at": now, "result_files": json.dumps(files),
+                                      "last_activity_at": now}
             status = row.status
             if status == JobStatus.FINALIZING:
                 values.update(status=JobStatus.COMPLETED, finished_at=now)

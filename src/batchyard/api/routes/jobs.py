@@ -48,6 +48,7 @@ class JobCreate(BaseModel):
     items: list[Any] | None = Field(None, max_length=MAX_INLINE_ITEMS,
                                     description="The items, inline; objects may carry `custom_id` or `key`")
     input_file_id: str | None = Field(None, max_length=64, description="An uploaded JSONL or CSV file instead")
+    format: Literal["jsonl", "csv"] | None = Field(None, description="Of the uploaded file; default: by its name")
     params: dict[str, Any] | None = Field(None, description="Passed to every item as `ctx.params`")
     description: str | None = Field(None, max_length=2000)
     tags: list[str] = Field(default_factory=list, max_length=20)
@@ -112,6 +113,8 @@ class JobOut(BaseModel):
     expires_at: float | None
     settings: JobSettingsOut
     result_files: dict[str, Any]
+    files_written_at: float | None
+    finished: bool = Field(description="Terminal and its result files are written: nothing will change")
 
 
 class RetryOut(JobOut):
@@ -217,7 +220,8 @@ def _submit(app: Batchyard, principal: Principal, body: JobCreate,
 
     files = FileService(app.store, app.storage, app.settings)
     path, name = files.open_for_job(body.input_file_id or "", principal)
-    return app.service.submit(body.handler, path, format=detect_format(name), source_name=name, **options)
+    return app.service.submit(body.handler, path, format=body.format or detect_format(name), source_name=name,
+                              **options)
 
 
 def _replay(app: Batchyard, principal: Principal, key: str, request_hash: str) -> str | None:

@@ -1,0 +1,199 @@
+"""``batchyard serve``: the HTTP API, the dashboard, workers and maintenance in one process (Uvicorn)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import signal
+import socket
+from typing import Annotated, Any
+
+import typer
+import uvicorn
+from rich.markup import escape
+
+from batchyard import __version__
+from batchyard.app import Batchyard
+from batchyard.auth import AuthService
+from batchyard.cli.common import (
+    AppOption,
+    LocalDatabaseOption,
+    LocalDataDirOption,
+    hint_command,
+    open_app,
+    out,
+    override_globals,
+    redact_url,
+)
+from batchyard.cli.worker import LogLevel, configure_logging
+from batchyard.errors import ConfigError
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8000
+GRACEFUL_SHUTDOWN_SECONDS = 5  # open connections (live event streams) get this long to finish on SIGTERM
+LISTEN_BACKLOG = 2048
+_ALL_INTERFACES = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}
+_SECRET_QUERY = re.compile(r"((?:token|api_key)=)[^&\s]+")
+
+
+class RedactSecrets(logging.Filter):
+    """Access-log lines must not carry the one-time login token (``/login?token=...``)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(_SECRET_QUERY.sub(r"\1***", a) if isinstance(a, str) else a for a in record.args)
+        return True
+
+
+def bind_socket(host: str, port: int) -> socket.socket:
+    """Listen on host:port now, so a taken port is a clear error before anything starts (port 0: any free one)."""
+    try:
+        infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise ConfigError(f"--host {host!r}: not an address or host name this machine has ({exc.strerror})",
+                          param="host") from None
+    family, kind, proto, _, address = infos[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(LISTEN_BACKLOG)
+    except OSError as exc:
+        sock.close()
+        hint = "pick another with --port" if exc.errno in (98, 48, 10048) else "check --host and --port"
+        raise ConfigError(f"cannot listen on {_display_host(host)}:{port}: {exc.strerror or exc}; {hint}",
+                          param="port") from None
+    sock.set_inheritable(True)
+    return sock
+
+
+def _display_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+def base_url(sock: socket.socket) -> str:
+    """The URL to open in a browser: loopback when listening on every interface."""
+    host, port = sock.getsockname()[:2]
+    return f"http://{_display_host(_ALL_INTERFACES.get(host, host))}:{port}"
+
+
+class BannerServer(uvicorn.Server):
+    """Uvicorn, printing Batchyard's banner once it really accepts connections."""
+
+    def __init__(self, config: uvicorn.Config, banner: Any) -> None:
+        super().__init__(config)
+        self._banner = banner
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.started:
+            self._banner()
+
+    def request_stop(self, signum: int, frame: object) -> None:
+        # Only in use until Uvicorn installs its own handlers, and after it restores these and re-raises the
+        # signal it stopped for: a second graceful stop request is harmless, dying by the signal (exit -15) is not.
+        self.should_exit = True
+
+
+def serve(
+    ctx: typer.Context,
+    host: Annotated[str, typer.Option(
+        "--host", envvar="BATCHYARD_HOST", metavar="ADDRESS",
+        help="Address to listen on; 0.0.0.0 opens it to the network (every API call still needs a key).")]
+    = DEFAULT_HOST,
+    port: Annotated[int, typer.Option(
+        "--port", "-p", envvar="BATCHYARD_PORT", min=0, max=65535, metavar="PORT",
+        help="Port to listen on (0: any free port, printed on start).")] = DEFAULT_PORT,
+    data_dir: LocalDataDirOption = None,
+    database_url: LocalDatabaseOption = None,
+    app: AppOption = None,
+    no_workers: Annotated[bool, typer.Option(
+        "--no-workers", metavar="",
+        help="Serve the API only; run [bold]batchyard worker[/] processes (on the same database) for the items.")]
+    = False,
+    concurrency: Annotated[int | None, typer.Option(
+        "--concurrency", "-c", min=1, metavar="N",
+        help="Items in flight in the built-in worker. Default: BATCHYARD_WORKER_CONCURRENCY (64).")] = None,
+    log_level: Annotated[LogLevel, typer.Option(
+        metavar="LEVEL", case_sensitive=False,
+        help="How much Batchyard logs on stderr: debug, info, warning, error.")] = LogLevel.info,
+    access_log: Annotated[bool, typer.Option(
+        "--access-log", metavar="", help="Log every HTTP request on stderr.")] = False,
+) -> None:
+    """Run the server: REST API, dashboard, a worker and maintenance in one process, until stopped.
+
+    On start it prints the dashboard URL with a one-time login token (like Jupyter) and where the API docs
+    are. SQLite under the data dir unless [bold]--db[/] says otherwise. Ctrl-C or SIGTERM stops it gracefully:
+    no new requests, items in flight get BATCHYARD_SHUTDOWN_GRACE_SECONDS to finish.
+
+    [bold]Examples[/]
+
+      [cyan]batchyard serve[/]
+
+      [cyan]batchyard serve --app mypkg.jobs:app --port 9000[/]
+
+      [cyan]batchyard serve --db postgresql://batch@db/batch --host 0.0.0.0 --no-workers[/]
+    """
+    override_globals(ctx, data_dir, database_url)
+    configure_logging(log_level)
+    _configure_server_logs(log_level, access_log)
+    sock = bind_socket(host, port)
+    try:
+        with open_app(ctx, app) as by:
+            worker_options = {"concurrency": concurrency} if concurrency else None
+            from batchyard.api import create_app
+
+            api = create_app(batchyard=by, run_workers=not no_workers, worker_options=worker_options)
+            token = AuthService(by.store).create_login_token()
+            config = uvicorn.Config(api, log_config=None, access_log=access_log, lifespan="on",
+                                    timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS, server_header=False)
+            url = base_url(sock)
+            server = BannerServer(config, lambda: _print_banner(ctx, app, by, url, token, host, no_workers,
+                                                                concurrency))
+            _run(server, sock)
+    finally:
+        sock.close()
+    out.print("[bold]Batchyard stopped.[/]")
+
+
+def _run(server: BannerServer, sock: socket.socket) -> None:
+    previous = {sig: signal.signal(sig, server.request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        server.run(sockets=[sock])
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if not server.started:  # startup failed (Uvicorn logged why)
+        raise typer.Exit(1)
+
+
+def _configure_server_logs(level: LogLevel, access_log: bool) -> None:
+    # Uvicorn's "Started server process" and friends say nothing the banner does not; warnings still show.
+    verbose = level is LogLevel.debug
+    logging.getLogger("uvicorn.error").setLevel(logging.DEBUG if verbose else logging.WARNING)
+    access = logging.getLogger("uvicorn.access")
+    access.setLevel(logging.INFO if access_log else logging.WARNING)
+    access.addFilter(RedactSecrets())
+
+
+def _print_banner(ctx: typer.Context, app_ref: str | None, by: Batchyard, url: str, token: str, host: str,
+                  no_workers: bool, concurrency: int | None) -> None:
+    def row(label: str, value: str) -> None:
+        out.print(f"  [bold]{label:<10}[/] {value}", soft_wrap=True)
+
+    out.print(f"[bold green]Batchyard {__version__}[/] is running (pid {os.getpid()}).", soft_wrap=True)
+    row("Dashboard", f"{escape(url)}/login?token={token}")
+    row("", "[dim]a one-time link that signs your browser in; restart the server for a new one[/]")
+    row("API docs", f"{escape(url)}/docs  [dim](OpenAPI: {escape(url)}/openapi.json)[/]")
+    row("Database", escape(redact_url(by.settings.effective_database_url)))
+    if no_workers:
+        row("Workers", f"none here (--no-workers): run [cyan]{hint_command(ctx, app_ref, 'worker')}[/]")
+    else:
+        in_flight = concurrency or by.settings.worker_concurrency
+        row("Workers", f"handlers [cyan]{escape(', '.join(by.registry.names()))}[/] · concurrency {in_flight}")
+    row("API key", f"[cyan]{hint_command(ctx, app_ref, 'keys create', '--owner', 'NAME', '--role', 'member')}[/]")
+    if host in _ALL_INTERFACES:
+        out.print(f"  [yellow]Listening on every interface ({escape(host or '*')})[/]: anyone who can reach this "
+                  "machine reaches the API; every call still needs a key.", soft_wrap=True)
+    out.print("[dim]Ctrl-C or SIGTERM stops it gracefully.[/]")

@@ -1,0 +1,352 @@
+"""A small typed client for Batchyard's REST API (``/api/v1/``), over httpx.
+
+>>> from batchyard.client import Client
+>>> with Client("http://127.0.0.1:8000", key="by_...") as api:
+...     upload = api.upload_file("items.jsonl")
+...     job = api.create_job("echo", input_file_id=upload["id"], wait=30)
+...     job["status"]
+'completed'
+
+Every failure is a :class:`batchyard.errors.BatchyardError`: :class:`ApiError` carries the server's error
+(``{"error": {"message", "type", "param", "code"}}``) and its HTTP status; :class:`ServerUnreachable` says which URL
+could not be reached. The API key is sent only in the ``Authorization`` header and never appears in a message,
+a ``repr`` or a log line.
+"""
+
+from __future__ import annotations
+
+import collections
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+from urllib.parse import quote, urlsplit
+
+import httpx
+
+from batchyard import __version__
+from batchyard.errors import BatchyardError, ConfigError, InputInvalid, InputProblem
+from batchyard.lifecycle import TERMINAL_JOB_STATUSES
+
+DEFAULT_TIMEOUT_SECONDS = 30.0
+CONNECT_TIMEOUT_SECONDS = 10.0
+MAX_WAIT_SECONDS = 300  # the server's limit on ``?wait=``
+BODY_EXCERPT_CHARS = 200
+DOWNLOAD_CHUNK_BYTES = 1 << 20
+UPLOAD_TIMEOUT_SECONDS = 300.0  # per read/write of a large upload or download, not for the whole transfer
+EVENTS_PAGE = 500
+JobJson = dict[str, Any]
+
+
+class ApiError(BatchyardError):
+    """The server answered with an error. ``status`` is the HTTP status, ``code`` the error's code."""
+
+    def __init__(self, status: int, message: str, *, type_: str = "HTTPError", code: str = "http_error",
+                 param: str | None = None, body: dict[str, Any] | None = None) -> None:
+        super().__init__(message, param=param)
+        self.status = status
+        self.type = type_
+        self.code = code
+        self.body = body or {}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.body, "message": self.message, "type": self.type, "param": self.param, "code": self.code}
+
+    def input_invalid(self, source: str = "input") -> InputInvalid | None:
+        """The error as :class:`InputInvalid` (its problem list by line) when the server rejected the input."""
+        problems = self.body.get("problems")
+        if self.code != "invalid_input" or not isinstance(problems, list):
+            return None
+        parsed = [InputProblem(int(p.get("line") or 0), str(p.get("code") or ""), str(p.get("message") or ""))
+                  for p in problems if isinstance(p, dict)]
+        total = self.body.get("total")
+        return InputInvalid(parsed, total if isinstance(total, int) else len(parsed), source=source)
+
+
+class ServerUnreachable(BatchyardError):
+    """No HTTP answer at all: nothing listening, DNS failure, timeout, connection dropped."""
+
+    status = 503
+    code = "server_unreachable"
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of a list; pass ``next_cursor`` back as ``cursor`` for the next one."""
+
+    data: list[dict[str, Any]]
+    has_more: bool
+    next_cursor: str | None
+
+
+def normalize_url(url: str) -> str:
+    """``http://host:port`` from what a user typed (a trailing ``/`` or ``/api/v1`` is dropped)."""
+    cleaned = url.strip().rstrip("/")
+    for suffix in ("/api/v1", "/api"):
+        if cleaned.endswith(suffix):
+            cleaned = cleaned[: -len(suffix)]
+    parts = urlsplit(cleaned)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ConfigError(f"server URL {url!r} is not an http(s) URL; expected e.g. http://127.0.0.1:8000",
+                          param="url")
+    return cleaned
+
+
+class _Unsized:
+    """A pipe (stdin) for httpx: without ``fileno`` it is sent chunked, not with a length taken from fstat."""
+
+    def __init__(self, stream: IO[bytes]) -> None:
+        self._stream = stream
+
+    def read(self, size: int = -1) -> bytes:
+        return self._stream.read(size)
+
+
+def _seekable(stream: IO[bytes]) -> bool:
+    try:
+        return stream.seekable()
+    except (AttributeError, ValueError):
+        return False
+
+
+def _segment(value: str) -> str:
+    return quote(value, safe="")
+
+
+class Client:
+    """A connection to one Batchyard server, authenticated with one API key."""
+
+    def __init__(self, url: str, key: str | None = None, *, timeout: float = DEFAULT_TIMEOUT_SECONDS,
+                 transport: httpx.BaseTransport | None = None) -> None:
+        self.url = normalize_url(url)
+        headers = {"User-Agent": f"batchyard/{__version__}", "Accept": "application/json"}
+        if key:
+            headers["Authorization"] = f"Bearer {key}"
+        self._http = httpx.Client(
+            base_url=self.url, headers=headers, transport=transport, follow_redirects=False,
+            timeout=httpx.Timeout(timeout, connect=min(timeout, CONNECT_TIMEOUT_SECONDS)),
+        )
+
+    def __repr__(self) -> str:
+        return f"Client({self.url!r})"
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._http.close()
+
+    # -- plumbing -----------------------------------------------------------------------------------------------
+
+    def request(self, method: str, path: str, *, timeout: float | None = None, **kwargs: Any) -> httpx.Response:
+        """Send a request; an error answer raises :class:`ApiError`, no answer :class:`ServerUnreachable`."""
+        if timeout is not None:
+            kwargs["timeout"] = httpx.Timeout(timeout, connect=CONNECT_TIMEOUT_SECONDS)
+        try:
+            response = self._http.request(method, path, **kwargs)
+        except httpx.TransportError as exc:
+            raise self._unreachable(exc) from None
+        if response.is_error:
+            raise error_from_response(response)
+        return response
+
+    def _json(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = self.request(method, path, **kwargs)
+        try:
+            return response.json()
+        except ValueError:
+            raise ApiError(response.status_code, f"{method} {path}: the server at {self.url} answered with "
+                           f"something that is not JSON; is this a Batchyard server?") from None
+
+    def _unreachable(self, exc: httpx.TransportError) -> ServerUnreachable:
+        if isinstance(exc, httpx.TimeoutException):
+            reason = "no answer in time"
+        else:
+            reason = str(exc).strip() or type(exc).__name__
+            if "[Errno" in reason:  # "[Errno 111] Connection refused" -> "connection refused"
+                reason = reason.split("]", 1)[1].strip().lower()
+        return ServerUnreachable(f"could not reach the Batchyard server at {self.url}: {reason}")
+
+    # -- the caller ---------------------------------------------------------------------------------------------
+
+    def me(self) -> dict[str, Any]:
+        """Who the key belongs to: ``{"owner", "role", "via"}``."""
+        result: dict[str, Any] = self._json("GET", "/api/v1/me")
+        return result
+
+    def handlers(self) -> list[dict[str, Any]]:
+        """Handlers the server knows, each with how many live workers run it."""
+        return list(self._json("GET", "/api/v1/handlers")["data"])
+
+    def has_live_worker_for(self, handler: str) -> bool:
+        return any(h.get("name") == handler and h.get("live_workers") for h in self.handlers())
+
+    # -- files --------------------------------------------------------------------------------------------------
+
+    def upload_file(self, source: str | Path | IO[bytes], *, filename: str | None = None,
+                    purpose: str = "batch") -> dict[str, Any]:
+        """Upload a file (streamed, any size up to the server's limit); returns its record with ``id``."""
+        if isinstance(source, str | Path):
+            path = Path(source)
+            with path.open("rb") as stream:
+                return self.upload_file(stream, filename=filename or path.name, purpose=purpose)
+        name = filename or Path(str(getattr(source, "name", "") or "upload")).name
+        content: Any = source if _seekable(source) else _Unsized(source)  # read() is all httpx needs
+        result: dict[str, Any] = self._json("POST", "/api/v1/files", data={"purpose": purpose},
+                                            files={"file": (name, content, "application/octet-stream")},
+                                            timeout=UPLOAD_TIMEOUT_SECONDS)
+        return result
+
+    def delete_file(self, file_id: str) -> None:
+        self.request("DELETE", f"/api/v1/files/{_segment(file_id)}")
+
+    # -- jobs ---------------------------------------------------------------------------------------------------
+
+    def create_job(self, handler: str, *, items: Sequence[Any] | None = None, input_file_id: str | None = None,
+                   wait: float | None = None, idempotency_key: str | None = None, **options: Any) -> JobJson:
+        """Create a job from inline ``items`` or an uploaded file; ``options`` are the other body fields
+        (params, description, tags, metadata, project, priority, scheduled_at, max_attempts, ...; None is left
+        out). With ``wait`` the server answers once the job is finished or after that many seconds."""
+        body: dict[str, Any] = {"handler": handler, **{k: v for k, v in options.items() if v is not None}}
+        if items is not None:
+            body["items"] = list(items)
+        if input_file_id is not None:
+            body["input_file_id"] = input_file_id
+        params = {"wait": min(wait, MAX_WAIT_SECONDS)} if wait else None
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
+        timeout = DEFAULT_TIMEOUT_SECONDS + (params["wait"] if params else 0)
+        result: JobJson = self._json("POST", "/api/v1/jobs", json=body, params=params, headers=headers,
+                                     timeout=timeout)
+        return result
+
+    def list_jobs(self, *, statuses: Sequence[str] = (), handler: str | None = None, project: str | None = None,
+                  tag: str | None = None, owner: str | None = None, q: str | None = None, sort: str | None = None,
+                  limit: int | None = None, cursor: str | None = None) -> Page:
+        """One page of jobs, newest first unless ``sort`` says otherwise."""
+        query: list[tuple[str, str | int]] = [("status", s) for s in statuses]
+        for name, value in (("handler", handler), ("project", project), ("tag", tag), ("owner", owner), ("q", q),
+                            ("sort", sort), ("limit", limit), ("cursor", cursor)):
+            if value is not None:
+                query.append((name, value))
+        page = self._json("GET", "/api/v1/jobs", params=query)
+        return Page(list(page["data"]), bool(page.get("has_more")), page.get("next_cursor"))
+
+    def iter_jobs(self, *, limit: int | None = None, page_size: int = 100, **filters: Any) -> Iterator[JobJson]:
+        """Jobs across pages (following ``next_cursor``), at most ``limit`` of them."""
+        cursor: str | None = None
+        seen = 0
+        while True:
+            size = page_size if limit is None else min(page_size, limit - seen)
+            page = self.list_jobs(limit=size, cursor=cursor, **filters)
+            for job in page.data:
+                yield job
+                seen += 1
+                if limit is not None and seen >= limit:
+                    return
+            if not page.has_more or not page.next_cursor:
+                return
+            cursor = page.next_cursor
+
+    def get_job(self, job_id: str) -> JobJson:
+        result: JobJson = self._json("GET", f"/api/v1/jobs/{_segment(job_id)}")
+        return result
+
+    def _move(self, job_id: str, action: str) -> JobJson:
+        result: JobJson = self._json("POST", f"/api/v1/jobs/{_segment(job_id)}/{action}")
+        return result
+
+    def cancel_job(self, job_id: str) -> JobJson:
+        return self._move(job_id, "cancel")
+
+    def pause_job(self, job_id: str) -> JobJson:
+        return self._move(job_id, "pause")
+
+    def resume_job(self, job_id: str) -> JobJson:
+        return self._move(job_id, "resume")
+
+    def retry_job(self, job_id: str) -> JobJson:
+        """Queue the failed items again; the job comes back with ``"retried"``: how many."""
+        return self._move(job_id, "retry")
+
+    def delete_job(self, job_id: str) -> None:
+        self.request("DELETE", f"/api/v1/jobs/{_segment(job_id)}")
+
+    def job_events(self, job_id: str, *, after: int = 0, limit: int = EVENTS_PAGE) -> list[dict[str, Any]]:
+        """A page of the job's timeline, oldest first: ``{"id", "type", "at", "actor", "message", "data"}`` with
+        an id above ``after``."""
+        page = self._json("GET", f"/api/v1/jobs/{_segment(job_id)}/events", params={"after": after, "limit": limit})
+        return list(page["data"])
+
+    def last_events(self, job_id: str, n: int) -> list[dict[str, Any]]:
+        """The newest ``n`` events of a job, oldest first (pages through the timeline)."""
+        newest: collections.deque[dict[str, Any]] = collections.deque(maxlen=n)
+        after = 0
+        while True:
+            page = self.job_events(job_id, after=after)
+            newest.extend(page)
+            if len(page) < EVENTS_PAGE:
+                return list(newest)
+            after = int(page[-1]["id"])
+
+    def wait_job(self, job_id: str, *, timeout: float | None = None, poll_seconds: float = 0.5) -> JobJson:
+        """Poll until the job is finished (a terminal status, result files written); TimeoutError after
+        ``timeout`` seconds."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        job = self.get_job(job_id)
+        while not job_is_finished(job):
+            if deadline is not None and time.monotonic() > deadline:
+                raise TimeoutError(f"job {job_id} still {job.get('status')} after {timeout}s")
+            time.sleep(poll_seconds)
+            job = self.get_job(job_id)
+        return job
+
+    def download(self, job_id: str, name: str, target: str | Path) -> int:
+        """Stream one result file (``results.jsonl``, ``errors.jsonl``, ``results.csv``, ``artifacts.zip``) to
+        ``target``; returns its size. A failed download leaves no partial file behind."""
+        target = Path(target)
+        partial = target.with_name(f".{target.name}.part")
+        path = f"/api/v1/jobs/{_segment(job_id)}/{_segment(name)}"
+        written = 0
+        try:
+            timeout = httpx.Timeout(UPLOAD_TIMEOUT_SECONDS, connect=CONNECT_TIMEOUT_SECONDS)
+            with self._http.stream("GET", path, timeout=timeout) as response:
+                if response.is_error:
+                    response.read()
+                    raise error_from_response(response)
+                with partial.open("wb") as out:
+                    for chunk in response.iter_bytes(DOWNLOAD_CHUNK_BYTES):
+                        out.write(chunk)
+                        written += len(chunk)
+            partial.replace(target)
+        except httpx.TransportError as exc:
+            raise self._unreachable(exc) from None
+        finally:
+            partial.unlink(missing_ok=True)
+        return written
+
+
+def job_is_finished(job: JobJson) -> bool:
+    """Done for good: a terminal status and its result files written (or nothing to write)."""
+    counts = job.get("counts") or {}
+    return job.get("status") in TERMINAL_JOB_STATUSES and (bool(job.get("result_files")) or not counts.get("total"))
+
+
+def error_from_response(response: httpx.Response) -> ApiError:
+    """The server's ``{"error": {...}}`` as an :class:`ApiError`; anything else described by status and body."""
+    status = response.status_code
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    error = body.get("error") if isinstance(body, dict) else None
+    if isinstance(error, dict) and isinstance(error.get("message"), str):
+        return ApiError(status, error["message"], type_=str(error.get("type") or "HTTPError"),
+                        code=str(error.get("code") or "http_error"), param=error.get("param"), body=error)
+    excerpt = " ".join(response.text.split())[:BODY_EXCERPT_CHARS]
+    where = f"{response.request.method} {response.request.url.copy_with(query=None)}"
+    return ApiError(status, f"{where} answered HTTP {status} {response.reason_phrase}"
+                            + (f": {excerpt}" if excerpt else ""))
