@@ -18,7 +18,8 @@ from batchyard import Batchyard, Settings
 
 POSTGRES_URL = os.environ.get("BATCHYARD_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
-TEMPLATE_DB = "batchyard_test_template"
+# One template per test session, so two sessions on one server (a developer and CI) never race on it.
+TEMPLATE_DB = f"batchyard_test_template_{secrets.token_hex(4)}"
 
 _postgres_state: dict[str, object] = {}
 
@@ -101,3 +102,9 @@ def app(settings: Settings) -> Iterator[Batchyard]:
     application = Batchyard(settings)
     yield application
     application.close()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if _postgres_state.get("error", "not tried") is None:
+        with _admin_connect() as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {TEMPLATE_DB} WITH (FORCE)")

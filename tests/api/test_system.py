@@ -114,3 +114,18 @@ def test_request_bodies_are_bounded(client: TestClient, app: Batchyard, keys: Ke
 def test_no_wildcard_cors(client: TestClient, keys: Keys) -> None:
     response = client.get("/api/v1/me", headers={**bearer(keys.alice), "Origin": "https://evil.example"})
     assert "access-control-allow-origin" not in response.headers
+
+
+def test_nul_bytes_are_never_a_server_error(client: TestClient, keys: Keys) -> None:
+    """PostgreSQL text cannot hold NUL: values carrying one must be refused as the client's mistake (400)."""
+    h = bearer(keys.alice)
+    for response in (
+        client.get("/api/v1/jobs/job_%00x", headers=h),
+        client.get("/api/v1/jobs?handler=a%00b", headers=h),
+        client.get("/api/v1/jobs?q=%00", headers=h),
+        client.post("/api/v1/jobs", json={"handler": "echo", "items": [{"n": "a\u0000b"}]}, headers=h),
+        client.post("/api/v1/jobs", json={"handler": "echo", "items": [1], "description": "x\u0000"}, headers=h),
+    ):
+        assert response.status_code < 500, response.text
+        if response.status_code >= 400:
+            assert response.json()["error"]["code"] in ("invalid_value", "not_found")

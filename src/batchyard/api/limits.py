@@ -8,6 +8,7 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 UPLOAD_PATHS = ("/api/v1/files", "/v1/files")
+MULTIPART_SLACK_BYTES = 64 * 1024
 
 
 class BodyTooLarge(Exception):  # an internal signal that never leaves this module
@@ -27,7 +28,9 @@ class BodyLimitMiddleware:
             await self.app(scope, receive, send)
             return
         path: str = scope["path"]
-        limit = self.max_upload_bytes if path.startswith(UPLOAD_PATHS) else self.max_request_bytes
+        # An upload's body is the file plus its multipart framing; the route enforces the file's exact limit.
+        limit = self.max_upload_bytes + MULTIPART_SLACK_BYTES if path.startswith(UPLOAD_PATHS) \
+            else self.max_request_bytes
         declared = _content_length(scope)
         if declared is not None and declared > limit:
             await _reject(send, limit)

@@ -19,6 +19,7 @@ from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
 from batchyard.api.deps import BatchyardDep, PrincipalDep
+from batchyard.api.limits import MULTIPART_SLACK_BYTES
 from batchyard.api.models import ErrorResponse, Page
 from batchyard.app import Batchyard
 from batchyard.errors import InvalidRequest
@@ -36,7 +37,6 @@ from batchyard.store.files import FileRecord
 
 router = APIRouter(prefix="/api/v1/files", tags=["files"])
 
-MULTIPART_SLACK_BYTES = 64 * 1024  # boundaries, part headers and the purpose field around the file's bytes
 MAX_PARTS = 1000  # as Starlette allows; the bytes are bounded by the upload limit anyway
 MAX_FIELD_BYTES = 1024
 MAX_PART_HEADER_BYTES = 16 * 1024
