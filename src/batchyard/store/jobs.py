@@ -164,21 +164,32 @@ class JobStore:
                                .where(idempotency_keys.c.owner == owner, idempotency_keys.c.key == key)).first()
         return None if row is None else (row.request_hash, row.job_id)
 
-    def iter_items(self, job_id: str, *, statuses: Sequence[str] = (), page_size: int = 5000,
-                   with_payload: bool = False) -> Iterator[ItemRecord]:
-        """Every item of a job in order, read page by page (keyset on seq) so no transaction stays open long."""
+    def item_page(self, job_id: str, *, after_seq: int = -1, limit: int = 100, statuses: Sequence[str] = (),
+                  max_seq: int | None = None, with_payload: bool = False) -> list[ItemRecord]:
+        """Up to ``limit`` items with ``after_seq < seq <= max_seq`` in order, read over the primary key.
+
+        Items have no status index (see :mod:`batchyard.schema`), so a status filter scans rows; ``max_seq``
+        bounds that scan."""
         cols = [items.c.job_id, items.c.seq, items.c.key, items.c.status, items.c.attempts, items.c.result,
                 items.c.error, items.c.started_at, items.c.finished_at, items.c.usage,
                 (items.c.payload if with_payload else items.c.lease_token.label("payload"))]
+        query = select(*cols).where(items.c.job_id == job_id, items.c.seq > after_seq)
+        if max_seq is not None:
+            query = query.where(items.c.seq <= max_seq)
+        if statuses:
+            query = query.where(items.c.status.in_(list(statuses)))
+        with self.db.read() as conn:
+            rows = conn.execute(query.order_by(items.c.seq).limit(limit)).all()
+        return [ItemRecord.from_row(r, with_payload=with_payload) for r in rows]
+
+    def iter_items(self, job_id: str, *, statuses: Sequence[str] = (), page_size: int = 5000,
+                   with_payload: bool = False) -> Iterator[ItemRecord]:
+        """Every item of a job in order, read page by page (keyset on seq) so no transaction stays open long."""
         after = -1
         while True:
-            query = select(*cols).where(items.c.job_id == job_id, items.c.seq > after)
-            if statuses:
-                query = query.where(items.c.status.in_(list(statuses)))
-            with self.db.read() as conn:
-                page = conn.execute(query.order_by(items.c.seq).limit(page_size)).all()
-            for row in page:
-                yield ItemRecord.from_row(row, with_payload=with_payload)
+            page = self.item_page(job_id, after_seq=after, limit=page_size, statuses=statuses,
+                                  with_payload=with_payload)
+            yield from page
             if len(page) < page_size:
                 return
             after = page[-1].seq

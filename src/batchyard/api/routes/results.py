@@ -32,7 +32,7 @@ from batchyard.results import (
 )
 from batchyard.storage import job_prefix
 from batchyard.store import Store
-from batchyard.store.files import JobExportRow
+from batchyard.store.records import JobQuery, JobRecord
 
 router = APIRouter(prefix="/api/v1", tags=["results"])
 
@@ -177,11 +177,11 @@ def _job_rows(store: Store, *, owner: str | None, statuses: Sequence[str], handl
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(JOBS_CSV_COLUMNS)
     written = 0
-    before_id = None
+    after: tuple[float, str] | None = None
     while written < MAX_JOBS_CSV_ROWS:
         limit = min(JOBS_CSV_PAGE, MAX_JOBS_CSV_ROWS - written)
-        page = store.job_export_page(owner=owner, statuses=statuses, handler=handler, project=project,
-                                     before_id=before_id, limit=limit)
+        page = store.list_jobs(JobQuery(owner=owner, statuses=tuple(statuses), handler=handler, project=project,
+                                        after=after, limit=limit))
         writer.writerows(_job_cells(job) for job in page)
         written += len(page)
         yield out.getvalue()
@@ -189,10 +189,10 @@ def _job_rows(store: Store, *, owner: str | None, statuses: Sequence[str], handl
         out.truncate()
         if len(page) < limit:
             return
-        before_id = page[-1].id
+        after = (page[-1].created_at, page[-1].id)
 
 
-def _job_cells(job: JobExportRow) -> list[str | int]:
+def _job_cells(job: JobRecord) -> list[str | int]:
     return [job.id, _text(job.handler), job.status, _text(job.owner), _text(job.project or ""), job.total,
             job.succeeded, job.failed, job.cancelled, f"{job.percent:.2f}", _iso(job.created_at),
             _iso(job.finished_at), f"{job.cost:.6f}"]
