@@ -39,13 +39,14 @@ from batchyard.auth import AuthService, Role
 POSTGRES_ADMIN_URL = os.environ.get("BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 TARGET_P95_MS = {"list": 50.0, "list filtered": 50.0, "stats": 50.0, "detail": 20.0}
 STATUSES = ["completed"] * 6 + ["running", "failed", "cancelled", "queued"]
-console = Console()
+console = Console(width=max(140, Console().width))
 
 
 def fill(app: Batchyard, jobs: int, items_per_job: int, owners: int = 20) -> list[str]:
     """Insert jobs and items straight into the tables, counters consistent with the items."""
     from sqlalchemy import insert
 
+    from batchyard.schema import job_usage
     from batchyard.schema import jobs as jobs_table
 
     rng = random.Random(7)
@@ -73,6 +74,8 @@ def fill(app: Batchyard, jobs: int, items_per_job: int, owners: int = 20) -> lis
         job_ids.append(job_id)
     with app.store.db.write() as conn:
         conn.execute(insert(jobs_table), job_rows)
+        conn.execute(insert(job_usage), [
+            {"job_id": r["id"], "name": "tokens", "amount": json.loads(r["usage"])["tokens"]} for r in job_rows])
     for start in range(0, jobs, 200):
         rows: list[tuple[Any, ...]] = []
         for row in job_rows[start:start + 200]:
@@ -127,7 +130,7 @@ def server(data_dir: Path, database_url: str) -> Iterator[str]:
 
 def requests_to_measure(job_ids: list[str], client: httpx.Client) -> dict[str, list[str]]:
     sample = random.Random(3).sample(job_ids, 20)
-    first_page = client.get(f"/api/v1/jobs/{sample[0]}/items?limit=100").json()
+    first_page = client.get(f"/api/v1/jobs/{sample[0]}/items?limit=50").json()
     deep = first_page.get("next_cursor")
     return {
         "list": ["/api/v1/jobs?limit=50"],
@@ -135,7 +138,7 @@ def requests_to_measure(job_ids: list[str], client: httpx.Client) -> dict[str, l
         "detail": [f"/api/v1/jobs/{j}" for j in sample],
         "stats": ["/api/v1/stats"],
         "items page": [f"/api/v1/jobs/{j}/items?limit=100" for j in sample],
-        "items page (cursor)": [f"/api/v1/jobs/{sample[0]}/items?limit=100&cursor={deep}"] if deep else [],
+        "items page (cursor)": [f"/api/v1/jobs/{sample[0]}/items?limit=50&cursor={deep}"] if deep else [],
     }
 
 
@@ -160,7 +163,7 @@ def measure(base: str, key: str, paths: dict[str, list[str]], n: int) -> dict[st
 def count_queries(app: Batchyard, key: str, paths: dict[str, list[str]]) -> dict[str, int]:
     """SQL statements per request, counted in-process on the same database."""
     from fastapi.testclient import TestClient
-    from sqlalchemy import event
+    from sqlalchemy import Engine, event
 
     from batchyard.api import create_app
 
@@ -169,7 +172,7 @@ def count_queries(app: Batchyard, key: str, paths: dict[str, list[str]]) -> dict
     def on_execute(*_: Any) -> None:
         counter["n"] += 1
 
-    event.listen(app.store.db.engine, "before_cursor_execute", on_execute)
+    event.listen(Engine, "before_cursor_execute", on_execute)  # every engine: the app's may be recreated
     counts: dict[str, int] = {}
     with TestClient(create_app(batchyard=app)) as client:
         for name, urls in paths.items():
@@ -179,7 +182,7 @@ def count_queries(app: Batchyard, key: str, paths: dict[str, list[str]]) -> dict
             counter["n"] = 0
             client.get(urls[0], headers={"Authorization": f"Bearer {key}"})
             counts[name] = counter["n"]
-    event.remove(app.store.db.engine, "before_cursor_execute", on_execute)
+    event.remove(Engine, "before_cursor_execute", on_execute)
     return counts
 
 

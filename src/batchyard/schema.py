@@ -156,6 +156,16 @@ progress_samples = Table(
     Index("ix_progress_samples_job", "job_id", "at"),
 )
 
+# Usage counters per job, one row per name: summed by the stats with a plain GROUP BY (jobs.usage keeps the same
+# totals as one JSON object, for showing a job). Both change in the completion that adds the usage.
+job_usage = Table(
+    "job_usage",
+    metadata,
+    Column("job_id", String(40), primary_key=True),
+    Column("name", String(100), primary_key=True),
+    Column("amount", Float, nullable=False),
+)
+
 api_keys = Table(
     "api_keys",
     metadata,

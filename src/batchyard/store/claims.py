@@ -11,9 +11,11 @@ from functools import cached_property
 from typing import Any
 
 from sqlalchemy import Connection, and_, bindparam, delete, func, insert, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from batchyard.lifecycle import Action, ItemStatus, JobStatus, failure_threshold_crossed
-from batchyard.schema import item_requeue, items, jobs, leases, workers
+from batchyard.schema import item_requeue, items, job_usage, jobs, leases, workers
 from batchyard.store.engine import Database
 from batchyard.store.events import add_event
 from batchyard.store.moves import settle_job, stop_job
@@ -245,6 +247,7 @@ class ClaimStore:
             values["cost"] = jobs.c.cost + cost
         if usage:
             values["usage"] = self._merged_usage(conn, job_id, usage)
+            self._add_usage_rows(conn, job_id, usage)
         conn.execute(update(jobs).where(jobs.c.id == job_id).values(**values))
         if counts.get("failed") and (job.max_failures is not None or job.max_failure_rate is not None):
             self._apply_failure_threshold(conn, job_id, now)
@@ -317,6 +320,13 @@ class ClaimStore:
         for name, amount in add.items():
             merged[name] = merged.get(name, 0) + amount
         return json.dumps(merged, sort_keys=True)
+
+    def _add_usage_rows(self, conn: Connection, job_id: str, add: dict[str, float]) -> None:
+        dialect_insert = postgresql_insert if self.db.is_postgres else sqlite_insert
+        stmt = dialect_insert(job_usage)
+        stmt = stmt.on_conflict_do_update(index_elements=[job_usage.c.job_id, job_usage.c.name],
+                                          set_={"amount": job_usage.c.amount + stmt.excluded.amount})
+        conn.execute(stmt, [{"job_id": job_id, "name": name[:100], "amount": amount} for name, amount in add.items()])
 
     def job_statuses(self, job_ids: Sequence[str]) -> dict[str, str]:
         with self.db.read() as conn:

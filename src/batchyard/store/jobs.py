@@ -12,7 +12,16 @@ from sqlalchemy import Connection, and_, delete, func, insert, or_, select, upda
 
 from batchyard.errors import NotFound
 from batchyard.lifecycle import Action, ItemStatus, JobStatus, next_job_status
-from batchyard.schema import idempotency_keys, item_requeue, items, job_events, jobs, leases, progress_samples
+from batchyard.schema import (
+    idempotency_keys,
+    item_requeue,
+    items,
+    job_events,
+    job_usage,
+    jobs,
+    leases,
+    progress_samples,
+)
 from batchyard.store.engine import Database
 from batchyard.store.events import add_event
 from batchyard.store.moves import move_job, settle_job, stop_job, stop_queued_items
@@ -316,7 +325,7 @@ class JobStore:
             if row is None:
                 raise NotFound(f"no job {job_id!r}", param="job_id")
             next_job_status(row.status, Action.DELETE)
-            for table in (items, item_requeue, leases, job_events, progress_samples):
+            for table in (items, item_requeue, leases, job_events, progress_samples, job_usage):
                 conn.execute(delete(table).where(table.c.job_id == job_id))
             conn.execute(delete(jobs).where(jobs.c.id == job_id))
         return JobRecord.from_row(row)

@@ -10,11 +10,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Float, and_, case, cast, func, or_, select, true
-from sqlalchemy.dialects.postgresql import JSON
+from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.sql.elements import ColumnElement
 
-from batchyard.schema import jobs, progress_samples
+from batchyard.schema import job_usage, jobs, progress_samples
 from batchyard.store.engine import Database
 from batchyard.store.records import JobRecord
 
@@ -119,20 +118,12 @@ class StatsStore:
         return StatsSnapshot(now, recent_seconds, throughput_seconds, ordered)
 
     def _usage_query(self, conditions: list[ColumnElement[bool]]) -> Any:
-        """Usage counters summed by the database: each job's ``usage`` JSON object expanded into rows."""
-        if self.db.is_postgres:
-            # json, not jsonb: the text is only read once, and building jsonb costs more than it saves here
-            entries = func.json_each_text(cast(jobs.c.usage, JSON)).table_valued("key", "value").alias("u")
-            amount: ColumnElement[Any] = cast(entries.c.value, Float)
-        else:
-            entries = func.json_each(jobs.c.usage).table_valued("key", "value").alias("u")
-            amount = entries.c.value
+        """Usage counters summed by the database over the narrow job_usage rows of the matching jobs."""
         return (
-            select(jobs.c.project, jobs.c.handler, entries.c.key, func.sum(amount))
-            .select_from(jobs)
-            .join(entries, true())
-            .where(*conditions, jobs.c.usage.is_not(None))
-            .group_by(jobs.c.project, jobs.c.handler, entries.c.key)
+            select(jobs.c.project, jobs.c.handler, job_usage.c.name, func.sum(job_usage.c.amount))
+            .select_from(job_usage.join(jobs, jobs.c.id == job_usage.c.job_id))
+            .where(*conditions)
+            .group_by(jobs.c.project, jobs.c.handler, job_usage.c.name)
         )
 
     # -- the change feed ------------------------------------------------------------------------------------

@@ -140,6 +140,13 @@ def upgrade() -> None:
 
 
     op.create_table(
+        "job_usage",
+        sa.Column("job_id", sa.String(40), primary_key=True),
+        sa.Column("name", sa.String(100), primary_key=True),
+        sa.Column("amount", sa.Float, nullable=False),
+    )
+
+    op.create_table(
         "api_keys",
         sa.Column("id", sa.String(40), primary_key=True),
         sa.Column("prefix", sa.String(20), nullable=False),
@@ -198,6 +205,6 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    for table in ("idempotency_keys", "files", "login_tokens", "sessions", "api_keys", "progress_samples",
+    for table in ("idempotency_keys", "files", "login_tokens", "sessions", "api_keys", "job_usage", "progress_samples",
                   "job_events", "workers", "leases", "item_requeue", "items", "jobs"):
         op.drop_table(table)
