@@ -62,10 +62,11 @@ class Principal:
         if not self.is_admin:
             raise Forbidden("only an admin may do this")
 
-    def check_owner(self, owner: str, what: str) -> None:
-        """Raise NotFound (never 403) for something owned by someone else."""
+    def check_owner(self, owner: str, what: str, param: str | None = None) -> None:
+        """Raise NotFound (never 403) for something owned by someone else, worded (``what``, ``param``) exactly
+        like the error for a missing one."""
         if not self.can_see(owner):
-            raise NotFound(f"no {what}")
+            raise NotFound(f"no {what}", param=param)
 
 
 LOCAL_ADMIN = Principal("local", Role.ADMIN, "local")

@@ -167,7 +167,7 @@ class JobService:
         if write:
             principal.require_write()
         job = self.store.get_job(job_id)
-        principal.check_owner(job.owner, f"job {job_id!r}")
+        principal.check_owner(job.owner, f"job {job_id!r}", param="job_id")
         return job
 
     def get(self, job_id: str, principal: Principal = LOCAL_ADMIN) -> JobView:

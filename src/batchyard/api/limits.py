@@ -28,13 +28,17 @@ class BodyLimitMiddleware:
             await self.app(scope, receive, send)
             return
         path: str = scope["path"]
-        # An upload's body is the file plus its multipart framing; the route enforces the file's exact limit.
-        limit = self.max_upload_bytes + MULTIPART_SLACK_BYTES if path.startswith(UPLOAD_PATHS) \
-            else self.max_request_bytes
-        declared = _content_length(scope)
-        if declared is not None and declared > limit:
-            await _reject(send, limit)
-            return
+        upload = path.startswith(UPLOAD_PATHS)
+        if upload:
+            # The upload route refuses an oversized file itself (its limit plus the multipart framing), with a
+            # precise message; this is only a backstop behind it, so it leaves the route room to answer first.
+            limit = self.max_upload_bytes + 2 * MULTIPART_SLACK_BYTES
+        else:
+            limit = self.max_request_bytes
+            declared = _content_length(scope)
+            if declared is not None and declared > limit:
+                await _reject(send, limit, "request body")
+                return
         received = 0
         started = False
 
@@ -57,7 +61,7 @@ class BodyLimitMiddleware:
             await self.app(scope, counting_receive, tracking_send)
         except BodyTooLarge:
             if not started:
-                await _reject(send, limit)
+                await _reject(send, self.max_upload_bytes if upload else limit, "file" if upload else "request body")
 
 
 def _content_length(scope: Scope) -> int | None:
@@ -70,9 +74,9 @@ def _content_length(scope: Scope) -> int | None:
     return None
 
 
-async def _reject(send: Send, limit: int) -> None:
+async def _reject(send: Send, limit: int, what: str) -> None:
     body: dict[str, Any] = {"error": {
-        "message": f"request body too large: the limit is {limit:,} bytes", "type": "PayloadTooLarge",
+        "message": f"{what} too large: the limit is {limit:,} bytes", "type": "PayloadTooLarge",
         "param": None, "code": "too_large"}}
     payload = json.dumps(body).encode()
     await send({"type": "http.response.start", "status": 413,
