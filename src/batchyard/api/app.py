@@ -12,7 +12,7 @@ from fastapi import FastAPI
 
 from batchyard import __version__
 from batchyard.api.errors import install_error_handlers
-from batchyard.api.limits import BodyLimitMiddleware
+from batchyard.api.limits import BodyLimitMiddleware, SingleValuedQueryMiddleware
 from batchyard.app import Batchyard
 from batchyard.settings import Settings
 
@@ -54,7 +54,26 @@ def create_app(settings: Settings | None = None, *, batchyard: Batchyard | None 
     install_error_handlers(api)
     api.add_middleware(BodyLimitMiddleware, max_request_bytes=by.settings.max_request_bytes,
                        max_upload_bytes=by.settings.max_upload_bytes)
+    api.add_middleware(SingleValuedQueryMiddleware, repeatable=lambda: _array_query_parameters(api))
     from batchyard.api.routes import register_routes
 
     register_routes(api)
     return api
+
+
+def _array_query_parameters(api: FastAPI) -> frozenset[str]:
+    """Names of query parameters that some route takes as a list (worked out once, from the OpenAPI document)."""
+    cached: frozenset[str] | None = getattr(api.state, "array_query_parameters", None)
+    if cached is None:
+        cached = frozenset(
+            parameter["name"]
+            for operations in api.openapi()["paths"].values() for operation in operations.values()
+            for parameter in operation.get("parameters", ())
+            if parameter.get("in") == "query" and _is_array(parameter.get("schema", {})))
+        api.state.array_query_parameters = cached
+    return cached
+
+
+def _is_array(schema: dict[str, Any]) -> bool:
+    options = schema.get("anyOf", [schema])
+    return any(option.get("type") == "array" for option in options)

@@ -1,9 +1,12 @@
-"""Bounded request bodies: a plain ASGI middleware, so oversized bodies are refused while they stream in."""
+"""Request limits as plain ASGI middleware: bounded bodies (refused while they stream in) and query parameters
+that must not repeat."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
+from urllib.parse import parse_qsl
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -75,11 +78,35 @@ def _content_length(scope: Scope) -> int | None:
 
 
 async def _reject(send: Send, limit: int, what: str) -> None:
-    body: dict[str, Any] = {"error": {
-        "message": f"{what} too large: the limit is {limit:,} bytes", "type": "PayloadTooLarge",
-        "param": None, "code": "too_large"}}
+    await _send_error(send, 413, "too_large", "PayloadTooLarge", f"{what} too large: the limit is {limit:,} bytes")
+
+
+async def _send_error(send: Send, status: int, code: str, type_: str, message: str, param: str | None = None) -> None:
+    body: dict[str, Any] = {"error": {"message": message, "type": type_, "param": param, "code": code}}
     payload = json.dumps(body).encode()
-    await send({"type": "http.response.start", "status": 413,
+    await send({"type": "http.response.start", "status": status,
                 "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode()),
                             (b"connection", b"close")]})
     await send({"type": "http.response.body", "body": payload})
+
+
+class SingleValuedQueryMiddleware:
+    """422 for a query parameter given more than once unless the route takes a list for it (``status=a&status=b``).
+
+    Starlette would silently keep the last value, so ``?owner=a&owner=b`` would answer for ``b`` as if the
+    request were well formed. The names that may repeat come from the OpenAPI description (array parameters)."""
+
+    def __init__(self, app: ASGIApp, *, repeatable: Callable[[], frozenset[str]]) -> None:
+        self.app = app
+        self._repeatable = repeatable
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope.get("query_string"):
+            names = [name for name, _ in parse_qsl(scope["query_string"].decode("latin-1"), keep_blank_values=True)]
+            repeated = sorted({n for n in names if names.count(n) > 1} - self._repeatable())
+            if repeated:
+                await _send_error(send, 422, "invalid_request", "InvalidRequest",
+                                  f"query parameter {repeated[0]!r} was given more than once; give it once",
+                                  param=repeated[0])
+                return
+        await self.app(scope, receive, send)
