@@ -16,6 +16,8 @@ from typing import Any
 
 import pytest
 
+from .helpers import assert_clean_error, write_jsonl
+
 CLI = [sys.executable, "-m", "batchyard.cli.main"]
 BIG_BATCH = 100_000
 
@@ -50,22 +52,6 @@ class Cli:
 @pytest.fixture
 def cli(tmp_path: Path) -> Cli:
     return Cli(tmp_path / "data", tmp_path)
-
-
-def write_jsonl(path: Path, n: int, **fields: Any) -> Path:
-    with path.open("w") as out:
-        for i in range(n):
-            out.write(json.dumps({"custom_id": f"item-{i}", "n": i, **fields}) + "\n")
-    return path
-
-
-def assert_clean_error(done: subprocess.CompletedProcess[str], code: int, *phrases: str) -> None:
-    """Failed with ``code``, said why on stderr, printed nothing on stdout and no traceback."""
-    assert done.returncode == code, f"exit {done.returncode}\n{done.stdout}\n{done.stderr}"
-    assert done.stdout == ""
-    assert "Traceback" not in done.stderr
-    for phrase in phrases:
-        assert phrase in done.stderr, done.stderr
 
 
 # -- submit ---------------------------------------------------------------------------------------------------

@@ -17,6 +17,8 @@ import pytest
 
 from tests.e2e.test_serve import CLI, ServerProcess, bearer, cli_env, free_port, running_server
 
+from .helpers import assert_clean_error, write_jsonl
+
 
 class RemoteCli:
     """Runs ``batchyard`` against the server with one key (from BATCHYARD_URL / BATCHYARD_API_KEY)."""
@@ -56,21 +58,6 @@ def alice_key(server: ServerProcess) -> str:
 @pytest.fixture
 def remote(server: ServerProcess, alice_key: str, tmp_path: Path) -> RemoteCli:
     return RemoteCli(server, alice_key, tmp_path)
-
-
-def write_jsonl(path: Path, n: int, **fields: Any) -> Path:
-    with path.open("w") as out:
-        for i in range(n):
-            out.write(json.dumps({"custom_id": f"item-{i}", "n": i, **fields}) + "\n")
-    return path
-
-
-def assert_clean_error(done: subprocess.CompletedProcess[str], code: int, *phrases: str) -> None:
-    assert done.returncode == code, f"exit {done.returncode}\n{done.stdout}\n{done.stderr}"
-    assert done.stdout == ""
-    assert "Traceback" not in done.stderr
-    for phrase in phrases:
-        assert phrase in done.stderr, done.stderr
 
 
 # -- submit ---------------------------------------------------------------------------------------------------

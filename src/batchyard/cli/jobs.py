@@ -172,6 +172,18 @@ def _move_remote(url: str, key: str | None, app_ref: str | None, job_id: str, ac
     _report_move(view_from_json(data), done, json_output, data)
 
 
+def _move(ctx: typer.Context, job_id: str, action: str, done: str, json_output: bool, url: str | None,
+          key: str | None, app: str | None) -> None:
+    """Pause, resume or cancel, on the local database or (with ``url``) over the API."""
+    if url:
+        _move_remote(url, key, app, job_id, action, done, json_output)
+        return
+    with open_app(ctx, app) as by:
+        moves = {"pause": by.service.pause, "resume": by.service.resume, "cancel": by.service.cancel}
+        view = moves[action](job_id, actor="cli")
+    _report_move(view, done, json_output)
+
+
 @jobs_app.command("pause")
 def pause(ctx: typer.Context, job_id: JobId, json_output: JsonOption = False, url: UrlOption = None,
           key: KeyOption = None, app: AppOption = None) -> None:
@@ -179,12 +191,7 @@ def pause(ctx: typer.Context, job_id: JobId, json_output: JsonOption = False, ur
 
     [bold]Example[/]   [cyan]batchyard jobs pause job_0123abcd[/]
     """
-    if url:
-        _move_remote(url, key, app, job_id, "pause", "Paused", json_output)
-        return
-    with open_app(ctx, app) as by:
-        view = by.service.pause(job_id, actor="cli")
-    _report_move(view, "Paused", json_output)
+    _move(ctx, job_id, "pause", "Paused", json_output, url, key, app)
 
 
 @jobs_app.command("resume")
@@ -194,12 +201,7 @@ def resume(ctx: typer.Context, job_id: JobId, json_output: JsonOption = False, u
 
     [bold]Example[/]   [cyan]batchyard jobs resume job_0123abcd[/]
     """
-    if url:
-        _move_remote(url, key, app, job_id, "resume", "Resumed", json_output)
-        return
-    with open_app(ctx, app) as by:
-        view = by.service.resume(job_id, actor="cli")
-    _report_move(view, "Resumed", json_output)
+    _move(ctx, job_id, "resume", "Resumed", json_output, url, key, app)
 
 
 @jobs_app.command("cancel")
@@ -209,12 +211,7 @@ def cancel(ctx: typer.Context, job_id: JobId, json_output: JsonOption = False, u
 
     [bold]Example[/]   [cyan]batchyard jobs cancel job_0123abcd[/]
     """
-    if url:
-        _move_remote(url, key, app, job_id, "cancel", "Cancelled", json_output)
-        return
-    with open_app(ctx, app) as by:
-        view = by.service.cancel(job_id, actor="cli")
-    _report_move(view, "Cancelled", json_output)
+    _move(ctx, job_id, "cancel", "Cancelled", json_output, url, key, app)
 
 
 @jobs_app.command("retry")
