@@ -25,7 +25,7 @@ from typing import Any
 
 from batchyard.backoff import backoff_delay
 from batchyard.context import ItemContext, JobControl
-from batchyard.errors import ItemCancelled, ItemError
+from batchyard.errors import ItemCancelled, ItemError, StoreUnavailable
 from batchyard.lifecycle import JobStatus
 from batchyard.maintenance import Maintenance
 from batchyard.registry import HandlerRegistry, HandlerSpec
@@ -37,6 +37,9 @@ from batchyard.store.records import ClaimBatch, ClaimedItem, ClaimedJob, Outcome
 log = logging.getLogger("batchyard.worker")
 
 WATCHDOG_INTERVAL = 0.1
+FINAL_FLUSH_TRIES = 10
+STORE_RETRY_SECONDS = 1.0  # after a failed claim or flush (database unavailable)
+STORE_WARNING_INTERVAL = 30.0  # at most one warning per this many seconds while the database is away
 CONTROL_POLL_INTERVAL = 0.5
 MAX_TRACEBACK_CHARS = 8000
 _RESULT_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
@@ -120,6 +123,8 @@ class Worker:
         self._maintain_now: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread = 0
+        self._flush_lock = asyncio.Lock()
+        self._last_store_warning = 0.0
         self._remove_wake: Callable[[], None] | None = None
 
     # -- public -------------------------------------------------------------------------------------------
@@ -211,7 +216,13 @@ class Worker:
             if all(free <= 0 for free in capacity.values()):
                 await self._sleep_until_wake(poll / 5)
                 continue
-            batch = await asyncio.to_thread(self.store.claim_items, self.id, capacity, self.settings.lease_seconds)
+            try:
+                batch = await asyncio.to_thread(self.store.claim_items, self.id, capacity,
+                                                self.settings.lease_seconds)
+            except StoreUnavailable as exc:
+                self._store_trouble("claim", exc)
+                await self._sleep_until_wake(STORE_RETRY_SECONDS)
+                continue
             if batch is None:
                 await self._sleep_until_wake(poll)
                 continue
@@ -413,31 +424,24 @@ class Worker:
             await self._flush()
 
     async def _flush(self) -> None:
-        if not self._outcomes:
-            return
-        take = min(len(self._outcomes), self.settings.flush_max_items * 2)
-        popleft = self._outcomes.popleft
-        batch = [popleft() for _ in range(take)]
-        finished: list[str] = []
-        for token, n in collections.Counter(o.lease_token for o in batch).items():
-            handler = self._lease_handler[token]
-            self._outstanding[handler] -= n
-            left = self._lease_left[token] - n
-            if left:
-                self._lease_left[token] = left
-            else:
-                del self._lease_left[token]
-                del self._lease_handler[token]
-                finished.append(token)
-        self._in_flight_total -= take
-        for job_id, n in collections.Counter(o.job_id for o in batch).items():
-            left = self._control_items[job_id] - n
-            if left > 0:
-                self._control_items[job_id] = left
-            else:
-                self._controls.pop(job_id, None)
-                self._control_items.pop(job_id, None)
-        report = await asyncio.to_thread(self.store.complete_items, batch, finished)
+        """Record finished outcomes in one transaction. If the database is unavailable they stay queued here
+        and the next flush tries again: nothing is lost, and leases keep the items from running twice meanwhile."""
+        async with self._flush_lock:
+            if not self._outcomes:
+                return
+            take = min(len(self._outcomes), self.settings.flush_max_items * 2)
+            popleft = self._outcomes.popleft
+            batch = [popleft() for _ in range(take)]
+            per_token = collections.Counter(o.lease_token for o in batch)
+            finished = [token for token, n in per_token.items() if self._lease_left[token] == n]
+            try:
+                report = await asyncio.to_thread(self.store.complete_items, batch, finished)
+            except StoreUnavailable as exc:
+                self._outcomes.extendleft(reversed(batch))
+                self._store_trouble("flush", exc)
+                await asyncio.sleep(STORE_RETRY_SECONDS)
+                return
+            self._forget(batch, per_token)
         self.stats.flushed += len(batch)
         self.stats.accepted += report.accepted
         if report.settled and self._maintain_now is not None:
@@ -445,14 +449,47 @@ class Worker:
         if self._wake is not None:
             self._wake.set()  # capacity freed: claim more
 
+    def _forget(self, batch: list[Outcome], per_token: collections.Counter[str]) -> None:
+        """Release the bookkeeping of outcomes now recorded: capacity, leases, job controls."""
+        for token, n in per_token.items():
+            self._outstanding[self._lease_handler[token]] -= n
+            left = self._lease_left[token] - n
+            if left:
+                self._lease_left[token] = left
+            else:
+                del self._lease_left[token]
+                del self._lease_handler[token]
+        self._in_flight_total -= len(batch)
+        for job_id, n in collections.Counter(o.job_id for o in batch).items():
+            left = self._control_items[job_id] - n
+            if left > 0:
+                self._control_items[job_id] = left
+            else:
+                self._controls.pop(job_id, None)
+                self._control_items.pop(job_id, None)
+
+    def _store_trouble(self, what: str, exc: StoreUnavailable) -> None:
+        now = time.monotonic()
+        if now - self._last_store_warning > STORE_WARNING_INTERVAL:
+            self._last_store_warning = now
+            log.warning("worker %s: %s failed, retrying: %s", self.id, what, exc.message)
+
     async def _final_flush(self) -> None:
-        while self._outcomes:
+        for _ in range(FINAL_FLUSH_TRIES):
+            if not self._outcomes:
+                return
             await self._flush()
+        if self._outcomes:  # the database stayed away: these items come back when their leases expire
+            log.error("worker %s: could not record %d outcomes; their items will run again", self.id,
+                      len(self._outcomes))
 
     async def _heartbeat_loop(self) -> None:
         while True:
             await asyncio.sleep(self.settings.heartbeat_seconds)
-            await asyncio.to_thread(self.store.heartbeat, self.id, self.in_flight, self.settings.lease_seconds)
+            try:
+                await asyncio.to_thread(self.store.heartbeat, self.id, self.in_flight, self.settings.lease_seconds)
+            except StoreUnavailable as exc:
+                self._store_trouble("heartbeat", exc)
 
     async def _control_loop(self) -> None:
         """Tell in-flight items about their job's status: cancelled jobs stop, paused jobs start nothing new."""
@@ -460,7 +497,11 @@ class Worker:
             await asyncio.sleep(CONTROL_POLL_INTERVAL)
             if not self._controls:
                 continue
-            statuses = await asyncio.to_thread(self.store.job_statuses, list(self._controls))
+            try:
+                statuses = await asyncio.to_thread(self.store.job_statuses, list(self._controls))
+            except StoreUnavailable as exc:
+                self._store_trouble("status check", exc)
+                continue
             for job_id, control in list(self._controls.items()):
                 status = statuses.get(job_id, JobStatus.CANCELLED)
                 control.paused = status == JobStatus.PAUSED

@@ -203,3 +203,26 @@ def test_artifacts_usage_and_cost(app: Batchyard) -> None:
     csv_text = (app.settings.data_dir / "dl" / "results.csv").read_text()
     assert csv_text.splitlines()[0].startswith("key,status,attempts,duration_ms,error_type,error_message,result.ok")
     assert app.store.get_item(job.id, "1").usage == {"pages": 2}
+
+
+def test_a_database_outage_during_flushes_loses_nothing(app: Batchyard, monkeypatch: Any) -> None:
+    """Completions that fail to reach the database stay with the worker and are written on the next try."""
+    from batchyard.errors import StoreUnavailable
+
+    real = app.store.complete_items
+    failures = {"left": 3}
+
+    def flaky_complete(*args: Any, **kwargs: Any) -> Any:
+        if failures["left"] > 0:
+            failures["left"] -= 1
+            raise StoreUnavailable("database unavailable: connection refused")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(app.store, "complete_items", flaky_complete)
+    job = app.submit("echo", [{"n": i} for i in range(300)])
+    with running_worker(app):
+        view = wait_finished(app, job.id, timeout=60)
+    assert failures["left"] == 0
+    assert (view.job.status, view.job.succeeded, view.job.failed) == ("completed", 300, 0)
+    assert {i.attempts for i in job.items()} == {1}  # nothing ran twice
+    assert_counters_match_items(app, job.id)
