@@ -434,9 +434,12 @@ class Worker:
             batch = [popleft() for _ in range(take)]
             per_token = collections.Counter(o.lease_token for o in batch)
             finished = [token for token, n in per_token.items() if self._lease_left[token] == n]
+            # Free the capacity now, so the next claim overlaps this write instead of waiting for it.
+            self._free_capacity(per_token, -1)
             try:
                 report = await asyncio.to_thread(self.store.complete_items, batch, finished)
             except StoreUnavailable as exc:
+                self._free_capacity(per_token, +1)
                 self._outcomes.extendleft(reversed(batch))
                 self._store_trouble("flush", exc)
                 await asyncio.sleep(STORE_RETRY_SECONDS)
@@ -449,17 +452,20 @@ class Worker:
         if self._wake is not None:
             self._wake.set()  # capacity freed: claim more
 
-    def _forget(self, batch: list[Outcome], per_token: collections.Counter[str]) -> None:
-        """Release the bookkeeping of outcomes now recorded: capacity, leases, job controls."""
+    def _free_capacity(self, per_token: collections.Counter[str], sign: int) -> None:
         for token, n in per_token.items():
-            self._outstanding[self._lease_handler[token]] -= n
+            self._outstanding[self._lease_handler[token]] += sign * n
+            self._in_flight_total += sign * n
+
+    def _forget(self, batch: list[Outcome], per_token: collections.Counter[str]) -> None:
+        """Drop the bookkeeping of outcomes now recorded: leases and job controls."""
+        for token, n in per_token.items():
             left = self._lease_left[token] - n
             if left:
                 self._lease_left[token] = left
             else:
                 del self._lease_left[token]
                 del self._lease_handler[token]
-        self._in_flight_total -= len(batch)
         for job_id, n in collections.Counter(o.job_id for o in batch).items():
             left = self._control_items[job_id] - n
             if left > 0:
