@@ -14,7 +14,7 @@ import secrets
 from dataclasses import dataclass
 from enum import StrEnum
 
-from batchyard.errors import BatchyardError, InvalidRequest, NotFound
+from batchyard.errors import Forbidden, InvalidRequest, NotFound, Unauthenticated
 from batchyard.store.auth import ApiKeyRecord, AuthStore
 
 KEY_PREFIX = "by_"
@@ -27,16 +27,6 @@ class Role(StrEnum):
     ADMIN = "admin"
     MEMBER = "member"
     VIEWER = "viewer"
-
-
-class Unauthenticated(BatchyardError):
-    status = 401
-    code = "unauthenticated"
-
-
-class Forbidden(BatchyardError):
-    status = 403
-    code = "forbidden"
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,6 +31,34 @@ class NotFound(BatchyardError):
     code = "not_found"
 
 
+class Unauthenticated(BatchyardError):
+    """No credentials, or a bad, revoked or expired key, token or session."""
+
+    status = 401
+    code = "unauthenticated"
+
+
+class Forbidden(BatchyardError):
+    """The caller is known but its role does not allow this (a viewer writing, a member acting as admin)."""
+
+    status = 403
+    code = "forbidden"
+
+
+class FileTooLarge(BatchyardError):
+    """An upload went past the size limit; nothing of it was kept."""
+
+    status = 413
+    code = "file_too_large"
+
+
+class IdempotencyKeyReused(BatchyardError):
+    """The same Idempotency-Key came with a different request."""
+
+    status = 422
+    code = "idempotency_key_reused"
+
+
 class NotReady(BatchyardError):
     """What was asked for does not exist yet (e.g. result files of a running job)."""
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import BinaryIO, Literal, get_args
 
 from batchyard.auth import Principal
-from batchyard.errors import BatchyardError, InvalidRequest, NotFound
+from batchyard.errors import FileTooLarge, InvalidRequest, NotFound
 from batchyard.settings import Settings
 from batchyard.storage import LocalStorage
 from batchyard.store import Store
@@ -32,13 +32,6 @@ READ_CHUNK_BYTES = 1 << 20
 _FILE_ID = re.compile(r"file_[0-9a-f]{24}")
 FILE_CURSOR_PATTERN = r"^[0-9]{1,16}(\.[0-9]{1,17})?~file_[0-9a-f]{24}$"  # every match is a valid position
 _FILE_CURSOR = re.compile(FILE_CURSOR_PATTERN)
-
-
-class FileTooLarge(BatchyardError):
-    """An upload went past the size limit (413 over HTTP); nothing of it was kept."""
-
-    status = 413
-    code = "file_too_large"
 
 
 def new_file_id() -> str:

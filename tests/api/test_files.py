@@ -14,9 +14,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from batchyard import Batchyard
-from batchyard.auth import Forbidden, Principal, Role
-from batchyard.errors import NotFound
-from batchyard.files import FileService, FileTooLarge, clean_filename
+from batchyard.auth import Principal, Role
+from batchyard.errors import FileTooLarge, Forbidden, NotFound
+from batchyard.files import FileService, clean_filename
 from batchyard.ingest import detect_format
 
 from .conftest import Keys, bearer

@@ -8,7 +8,8 @@ from fastapi import Depends, Request
 from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
 
 from batchyard.app import Batchyard
-from batchyard.auth import AuthService, Principal, Unauthenticated
+from batchyard.auth import AuthService, Principal
+from batchyard.errors import Unauthenticated
 
 SESSION_COOKIE = "batchyard_session"
 CSRF_HEADER = "X-CSRF-Token"

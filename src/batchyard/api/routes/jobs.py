@@ -20,7 +20,7 @@ from batchyard.api.deps import BatchyardDep, PrincipalDep
 from batchyard.api.models import DataList, ErrorResponse, Page
 from batchyard.app import Batchyard
 from batchyard.auth import Principal
-from batchyard.errors import BatchyardError, InvalidRequest
+from batchyard.errors import BatchyardError, IdempotencyKeyReused, InvalidRequest
 from batchyard.lifecycle import JobStatus
 from batchyard.service import JobView
 from batchyard.store.records import JobQuery, JobRecord
@@ -232,11 +232,6 @@ def _replay(app: Batchyard, principal: Principal, key: str, request_hash: str) -
         raise IdempotencyKeyReused(
             f"Idempotency-Key {key!r} was already used for a different request (job {found[1]}); use a new key")
     return found[1]
-
-
-class IdempotencyKeyReused(BatchyardError):
-    status = 422
-    code = "idempotency_key_reused"
 
 
 async def _wait_for(app: Batchyard, principal: Principal, job_id: str, seconds: float) -> JobView:

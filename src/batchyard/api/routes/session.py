@@ -10,8 +10,8 @@ from fastapi import APIRouter, Cookie, Response
 from pydantic import BaseModel, Field
 
 from batchyard.api.deps import SESSION_COOKIE, BatchyardDep
-from batchyard.auth import SESSION_TTL_SECONDS, AuthService, Unauthenticated
-from batchyard.errors import InvalidRequest
+from batchyard.auth import SESSION_TTL_SECONDS, AuthService
+from batchyard.errors import InvalidRequest, Unauthenticated
 
 router = APIRouter(prefix="/api/v1/session", tags=["session"])
 

@@ -11,7 +11,8 @@ from pydantic import BaseModel, Field
 
 from batchyard.api.deps import BatchyardDep, PrincipalDep
 from batchyard.api.models import ErrorResponse
-from batchyard.auth import Forbidden, Principal
+from batchyard.auth import Principal
+from batchyard.errors import Forbidden
 from batchyard.lifecycle import JobStatus
 from batchyard.store.stats import ITEM_COUNTERS, StatsBucket, StatsFilter, StatsSnapshot
 
