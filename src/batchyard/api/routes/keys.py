@@ -42,9 +42,7 @@ class NewKeyOut(KeyOut):
 
 
 def _out(record: ApiKeyRecord) -> KeyOut:
-    return KeyOut(id=record.id, prefix=record.prefix, owner=record.owner, role=Role(record.role),
-                  name=record.name, created_at=record.created_at, last_used_at=record.last_used_at,
-                  revoked_at=record.revoked_at)
+    return KeyOut.model_validate(record, from_attributes=True)
 
 
 @router.get("", summary="List API keys", responses={401: _E})

@@ -69,10 +69,7 @@ def me(principal: PrincipalDep) -> Me:
 @router.get("/api/v1/workers", tags=["system"], summary="Live workers")
 def list_workers(app: BatchyardDep, principal: PrincipalDep) -> DataList[WorkerOut]:
     workers = app.service.live_workers()
-    return DataList[WorkerOut](data=[WorkerOut(id=w.id, host=w.host, pid=w.pid, handlers=w.handlers,
-                                             concurrency=w.concurrency, started_at=w.started_at,
-                                             last_seen_at=w.last_seen_at, in_flight=w.in_flight,
-                                             status=w.status) for w in workers])
+    return DataList[WorkerOut](data=[WorkerOut.model_validate(w, from_attributes=True) for w in workers])
 
 
 @router.get("/api/v1/handlers", tags=["system"], summary="Handlers known here or on a live worker")
