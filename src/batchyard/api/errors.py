@@ -70,7 +70,8 @@ def install_error_handlers(app: FastAPI) -> None:
             allowed = _allowed_methods(request)
             headers["Allow"] = ", ".join(allowed)
             message = f"{request.method} is not allowed on {request.url.path}; use {', '.join(allowed)}"
-        return JSONResponse(error_body(message, "HTTPError", code), status_code=exc.status_code,
+        type_ = "PayloadTooLarge" if exc.status_code == 413 else "HTTPError"
+        return JSONResponse(error_body(message, type_, code), status_code=exc.status_code,
                             headers=headers or None)
 
 

@@ -8,14 +8,19 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qsl
 
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 UPLOAD_PATHS = ("/api/v1/files", "/v1/files")
 MULTIPART_SLACK_BYTES = 64 * 1024
 
 
-class BodyTooLarge(Exception):  # an internal signal that never leaves this module
-    pass
+class BodyTooLarge(HTTPException):
+    """Raised from ``receive`` once a body passes its limit. An HTTPException, because FastAPI turns any other
+    error met while reading a body into a 400; this one it lets through to be answered 413."""
+
+    def __init__(self, limit: int, what: str) -> None:
+        super().__init__(413, too_large_message(limit, what))
 
 
 class BodyLimitMiddleware:
@@ -51,7 +56,8 @@ class BodyLimitMiddleware:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
-                    raise BodyTooLarge
+                    raise BodyTooLarge(self.max_upload_bytes if upload else limit,
+                                       "file" if upload else "request body")
             return message
 
         async def tracking_send(message: Message) -> None:
@@ -77,8 +83,12 @@ def _content_length(scope: Scope) -> int | None:
     return None
 
 
+def too_large_message(limit: int, what: str) -> str:
+    return f"{what} too large: the limit is {limit:,} bytes"
+
+
 async def _reject(send: Send, limit: int, what: str) -> None:
-    await _send_error(send, 413, "too_large", "PayloadTooLarge", f"{what} too large: the limit is {limit:,} bytes")
+    await _send_error(send, 413, "too_large", "PayloadTooLarge", too_large_message(limit, what))
 
 
 async def _send_error(send: Send, status: int, code: str, type_: str, message: str, param: str | None = None) -> None:

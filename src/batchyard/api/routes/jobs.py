@@ -8,6 +8,8 @@ import base64
 import binascii
 import hashlib
 import json
+import math
+import re
 import time
 from typing import Annotated, Any, Literal
 
@@ -32,6 +34,7 @@ MAX_WAIT_SECONDS = 300.0
 MAX_PAGE = 200
 MAX_BULK = 100
 WAIT_POLL_SECONDS = 0.05
+MAX_EVENT_ID = 2**31 - 1  # job_events.id is a 32-bit integer on PostgreSQL
 
 _E = {"model": ErrorResponse}
 READ_ERRORS: dict[int | str, dict[str, Any]] = {401: _E, 404: _E}
@@ -288,16 +291,41 @@ def _encode_cursor(job: JobRecord, sort: str) -> str:
 
 
 def _decode_cursor(cursor: str | None, sort: str) -> tuple[Any, str] | None:
+    """The (sort value, job id) a cursor made by :func:`_encode_cursor` holds. Anything else, however it is
+    made, is the client's mistake: a 400 naming ``cursor``, never a value the database would choke on."""
     if not cursor:
         return None
     try:
-        sort_of_cursor, value, job_id = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-    except (ValueError, binascii.Error, TypeError) as exc:
-        raise InvalidRequest("invalid cursor: pass next_cursor from the previous page unchanged",
-                             param="cursor") from exc
-    if sort_of_cursor != sort or not isinstance(job_id, str):
+        decoded = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    except (ValueError, binascii.Error) as exc:
+        raise _bad_cursor() from exc
+    if not (isinstance(decoded, list) and len(decoded) == 3):
+        raise _bad_cursor()
+    sort_of_cursor, value, job_id = decoded
+    if sort_of_cursor != sort:
         raise InvalidRequest("this cursor belongs to a different sort order", param="cursor")
+    value = _sort_value(value, sort)
+    if value is None or not (isinstance(job_id, str) and _CURSOR_JOB_ID.fullmatch(job_id)):
+        raise _bad_cursor()
     return value, job_id
+
+
+_CURSOR_JOB_ID = re.compile(r"[A-Za-z0-9_-]{1,100}")
+_INTEGER_SORTS = frozenset({"priority", "total"})
+_MAX_BIGINT = 2**63 - 1
+
+
+def _sort_value(value: Any, sort: str) -> int | float | None:
+    """The cursor's sort value as the column holds it (an integer or a finite float), or None if it is not one."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value if -_MAX_BIGINT <= value <= _MAX_BIGINT else None
+    if isinstance(value, float) and sort.lstrip("-") not in _INTEGER_SORTS:
+        return value if math.isfinite(value) else None
+    return None
+
+
+def _bad_cursor() -> InvalidRequest:
+    return InvalidRequest("invalid cursor: pass next_cursor from the previous page unchanged", param="cursor")
 
 
 @router.get("/{job_id}", summary="Get a job", responses=READ_ERRORS)
@@ -307,7 +335,7 @@ def get_job(job_id: str, app: BatchyardDep, principal: PrincipalDep) -> JobOut:
 
 @router.get("/{job_id}/events", summary="The job's timeline", responses=READ_ERRORS)
 def job_events(job_id: str, app: BatchyardDep, principal: PrincipalDep,
-               after: Annotated[int, Query(ge=0, description="Only events with a larger id")] = 0,
+               after: Annotated[int, Query(ge=0, le=MAX_EVENT_ID, description="Only events with a larger id")] = 0,
                limit: Annotated[int, Query(ge=1, le=1000)] = 500) -> DataList[EventOut]:
     app.service.job_record(job_id, principal)
     events = app.store.list_events(job_id, after_id=after, limit=limit)
