@@ -6,19 +6,52 @@ import contextlib
 import os
 import shutil
 from collections.abc import Iterator
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import BinaryIO
 
 from batchyard.errors import InvalidRequest
 
+MAX_NAME_CHARS = 1024  # a whole relative name
+MAX_PART_BYTES = 255  # one folder or file name, in UTF-8 (the usual file system limit)
+
+
+class UnsafeName(InvalidRequest, ValueError):
+    """A file name that could leave its folder, stand for the folder itself, or not be stored as given."""
+
 
 def safe_relative_path(name: str) -> str:
-    """Reject absolute paths, ``..`` and empty parts so a name can never leave its folder."""
-    posix = PurePosixPath(name.replace("\\", "/"))
-    if not name or posix.is_absolute() or any(part in ("", ".", "..") for part in posix.parts) \
-            or "\x00" in name or len(name) > 255:
-        raise InvalidRequest(f"invalid file name {name!r}: use a relative name without '..'", param="name")
-    return str(posix)
+    """``name`` unchanged if it is a plain relative path of folder and file names separated by ``/``; otherwise
+    :class:`UnsafeName` (a ValueError) saying why. Refused: empty, absolute, ``.``/``..``/empty parts (so
+    ``.``, ``./`` and ``a/..``, which name the folder itself, and ``a//b``), backslashes, NUL and other control
+    characters, text UTF-8 cannot encode, and over-long names. Nothing is normalised: what is stored is what the
+    caller named."""
+    problem = _name_problem(name)
+    if problem is not None:
+        raise UnsafeName(f"invalid file name {name[:100]!r}: {problem}", param="name")
+    return name
+
+
+def _name_problem(name: str) -> str | None:
+    if not isinstance(name, str) or not name:
+        return "it is empty"
+    if len(name) > MAX_NAME_CHARS:
+        return f"longer than {MAX_NAME_CHARS} characters"
+    if "\\" in name:
+        return "use '/' between folders, not '\\'"
+    if any(ord(c) < 32 or ord(c) == 127 for c in name):
+        return "control characters (NUL, newlines, tabs ...) are not allowed"
+    if name.startswith("/"):
+        return "it must be relative, not start with '/'"
+    for part in name.split("/"):
+        if part in ("", ".", ".."):
+            return "every part between '/' must be a name: no empty parts, '.' or '..'"
+        try:
+            size = len(part.encode("utf-8"))
+        except UnicodeEncodeError:
+            return "it holds characters UTF-8 cannot encode (lone surrogates)"
+        if size > MAX_PART_BYTES:
+            return f"a folder or file name is longer than {MAX_PART_BYTES} bytes"
+    return None
 
 
 class LocalStorage:
