@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import zipfile
 from collections.abc import Iterator
 from json.encoder import encode_basestring as encode_string
@@ -77,7 +78,8 @@ class CsvWriter:
                     if len(columns) < CSV_MAX_RESULT_COLUMNS:
                         columns.setdefault(str(name))
         self._columns = list(columns)
-        self._writer.writerow([*CSV_BASE_COLUMNS, *(f"result.{c}" for c in self._columns), "result"])
+        self._writer.writerow([csv_cell(c) for c in (*CSV_BASE_COLUMNS, *(f"result.{c}" for c in self._columns),
+                                                    "result")])
         for row in self._pending:
             self._row(row)
         self._pending = []
@@ -101,15 +103,37 @@ class CsvWriter:
                 rest = json.dumps(extra, ensure_ascii=False) if extra else ""
             else:
                 spread = [""] * len(columns)
-        self._writer.writerow([key, status, attempts, duration, error_type, error_message, *spread, rest])
+        self._writer.writerow([csv_cell(cell) for cell in
+                               (key, status, attempts, duration, error_type, error_message, *spread, rest)])
 
 
-def _cell(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, str):
+def _cell(value: Any) -> Any:
+    if value is None or isinstance(value, str) or (isinstance(value, int | float) and not isinstance(value, bool)):
         return value
     return json.dumps(value, ensure_ascii=False)
+
+
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+_PLAIN_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+
+
+def csv_cell(value: Any) -> Any:
+    """One cell of any CSV Batchyard writes, as a spreadsheet should show it: text that a spreadsheet would run
+    as a formula (``=cmd|...``, ``@SUM(1)``, ``+1+1``: CSV injection) gets a leading ``'``, a plain number such as
+    ``-5`` is left alone, and text UTF-8 cannot encode (a lone surrogate) is escaped as ``\\udXXX`` instead of
+    failing the whole file. None is an empty cell; numbers stay numbers."""
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        return value
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            value = value.encode("utf-8", "backslashreplace").decode("utf-8")
+    if value.startswith(_FORMULA_STARTS) and not _PLAIN_NUMBER.fullmatch(value):
+        return "'" + value
+    return value
 
 
 def write_result_files(store: Store, storage: LocalStorage, job_id: str) -> dict[str, Any]:

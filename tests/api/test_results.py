@@ -175,6 +175,31 @@ def test_result_downloads_are_owner_scoped(client: TestClient, app: Batchyard, k
     assert missing.status_code == 404
 
 
+def test_results_csv_never_holds_a_live_formula(client: TestClient, app: Batchyard, keys: Keys) -> None:
+    """Issue 11: results.csv wrote ``=cmd|calc`` and ``@SUM(1)`` raw (CSV injection); jobs.csv already guarded."""
+
+    @app.handler("formulas", max_attempts=1)
+    def formulas(item: dict[str, Any], ctx: ItemContext) -> Any:
+        if item.get("fail"):
+            raise ValueError("=HYPERLINK(\"http://evil.example\")")
+        return item["result"]
+
+    job = app.submit("formulas", [
+        {"custom_id": "=cmd|' /C calc'!A0", "result": {"v": "=cmd|calc", "n": -5, "w": "@SUM(1)"}},
+        {"custom_id": "@k", "result": "@SUM(1)"},
+        {"custom_id": "+k", "result": {"v": "+1+1", "n": -1.5}},
+        {"custom_id": "-k", "fail": True},
+    ], owner="alice")
+    job.wait(timeout=60)
+    body = client.get(f"/api/v1/jobs/{job.id}/results.csv", headers=bearer(keys.alice)).text
+    cells = [cell for row in csv.reader(io.StringIO(body)) for cell in row]
+    assert not [c for c in cells if c[:1] in ("=", "@", "+", "\t", "\r") or (c[:1] == "-" and not c[1:2].isdigit())]
+    rows = csv_rows(body)
+    assert [r["key"] for r in rows] == ["'=cmd|' /C calc'!A0", "'@k", "'+k", "'-k"]
+    assert (rows[0]["result.v"], rows[0]["result.n"], rows[0]["result.w"]) == ("'=cmd|calc", "-5", "'@SUM(1)")
+    assert rows[2]["result.n"] == "-1.5" and rows[3]["error_message"].startswith("'=HYPERLINK(")
+
+
 def test_job_list_as_csv(client: TestClient, app: Batchyard, keys: Keys) -> None:
     first = app.job(submit_apart(app, "echo", [{"n": 1}, {"n": 2}], owner="alice", project="=cmd|calc"))
     first.wait(timeout=60)

@@ -28,6 +28,7 @@ from batchyard.results import (
     RESULTS_CSV,
     RESULTS_JSONL,
     CsvWriter,
+    csv_cell,
     iter_partial_lines,
 )
 from batchyard.storage import job_prefix
@@ -46,7 +47,6 @@ PARTIAL_HEADER = "X-Batchyard-Partial"
 MEDIA_TYPES = {RESULTS_JSONL: "application/x-ndjson", ERRORS_JSONL: "application/x-ndjson",
                RESULTS_CSV: "text/csv; charset=utf-8", ARTIFACTS_ZIP: "application/zip"}
 _FINISHED_ITEM_STATUSES = frozenset(s.value for s in TERMINAL_ITEM_STATUSES)
-_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 def _download_doc(name: str, what: str, *statuses: int) -> dict[int | str, dict[str, Any]]:
@@ -175,7 +175,7 @@ def _job_rows(store: Store, *, owner: str | None, statuses: Sequence[str], handl
               project: str | None) -> Iterator[str]:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(JOBS_CSV_COLUMNS)
+    writer.writerow([csv_cell(c) for c in JOBS_CSV_COLUMNS])
     written = 0
     after: tuple[float, str] | None = None
     while written < MAX_JOBS_CSV_ROWS:
@@ -192,15 +192,10 @@ def _job_rows(store: Store, *, owner: str | None, statuses: Sequence[str], handl
         after = (page[-1].created_at, page[-1].id)
 
 
-def _job_cells(job: JobRecord) -> list[str | int]:
-    return [job.id, _text(job.handler), job.status, _text(job.owner), _text(job.project or ""), job.total,
-            job.succeeded, job.failed, job.cancelled, f"{job.percent:.2f}", _iso(job.created_at),
-            _iso(job.finished_at), f"{job.cost:.6f}"]
-
-
-def _text(value: str) -> str:
-    """Keep spreadsheets from running a user-chosen name as a formula (CSV injection)."""
-    return "'" + value if value.startswith(_FORMULA_STARTS) else value
+def _job_cells(job: JobRecord) -> list[Any]:
+    cells = [job.id, job.handler, job.status, job.owner, job.project or "", job.total, job.succeeded, job.failed,
+             job.cancelled, f"{job.percent:.2f}", _iso(job.created_at), _iso(job.finished_at), f"{job.cost:.6f}"]
+    return [csv_cell(cell) for cell in cells]
 
 
 def _iso(epoch: float | None) -> str:
