@@ -11,7 +11,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 from batchyard.errors import Forbidden, InvalidRequest, NotFound, Unauthenticated
@@ -19,7 +20,7 @@ from batchyard.store.auth import ApiKeyRecord, AuthStore
 
 KEY_PREFIX = "by_"
 SESSION_TTL_SECONDS = 12 * 3600.0
-LOGIN_TOKEN_TTL_SECONDS = 24 * 3600.0
+LOGIN_TOKEN_TTL_SECONDS = 15 * 60.0  # a login link is for opening the dashboard now, not tomorrow
 MAX_OWNER_CHARS = 200
 
 
@@ -29,13 +30,19 @@ class Role(StrEnum):
     VIEWER = "viewer"
 
 
+# What a request authenticated with, to check later that it still holds (an open stream re-checks it):
+# ("key", api key id) or ("session", hash of the session token).
+Credential = tuple[str, str]
+
+
 @dataclass(frozen=True, slots=True)
 class Principal:
-    """The caller of a request: an owner with a role."""
+    """The caller of a request: an owner with a role, and the credential it proved that with (None: local)."""
 
     owner: str
     role: Role
     via: str = "key"  # "key" | "session" | "local"
+    credential: Credential | None = field(default=None, compare=False, repr=False)
 
     @property
     def is_admin(self) -> bool:
@@ -90,35 +97,49 @@ class AuthService:
         record = self.store.find_api_key(hash_secret(key))
         if record is None:
             raise Unauthenticated("invalid or revoked API key")
-        return Principal(record.owner, Role(record.role), "key")
+        return Principal(record.owner, Role(record.role), "key", ("key", record.id))
 
     def create_login_token(self, owner: str = "local", role: Role = Role.ADMIN) -> str:
+        """A one-time login token, valid LOGIN_TOKEN_TTL_SECONDS; every earlier token stops working."""
         token = secrets.token_urlsafe(24)
         self.store.add_login_token(hash_secret(token), owner, role.value, LOGIN_TOKEN_TTL_SECONDS)
         return token
 
     def start_session(self, principal: Principal) -> tuple[str, str]:
-        """(session token for the cookie, CSRF token for the page)."""
+        """(session token for the cookie, CSRF token for the page). A session signed in with an API key ends
+        when that key is revoked."""
         token = secrets.token_urlsafe(32)
         csrf = secrets.token_urlsafe(24)
+        key_id = principal.credential[1] if principal.credential and principal.credential[0] == "key" else None
         self.store.add_session(hash_secret(token), principal.owner, principal.role.value, csrf,
-                               SESSION_TTL_SECONDS)
+                               SESSION_TTL_SECONDS, api_key_id=key_id)
         return token, csrf
 
     def login_with_token(self, login_token: str) -> Principal:
         found = self.store.use_login_token(hash_secret(login_token))
         if found is None:
-            raise Unauthenticated("this login link was already used or has expired; restart the server for a new one"
-                                  " or sign in with an API key")
+            raise Unauthenticated("this login link was already used, has expired or was replaced by a newer one; "
+                                  "restart the server for a new one or sign in with an API key")
         return Principal(found[0], Role(found[1]), "session")
 
     def session(self, token: str, csrf_header: str | None, *, state_changing: bool) -> Principal:
-        record = self.store.find_session(hash_secret(token))
+        token_hash = hash_secret(token)
+        record = self.store.find_session(token_hash)
         if record is None:
-            raise Unauthenticated("session expired; sign in again")
+            raise Unauthenticated("session expired or ended; sign in again")
         if state_changing and not (csrf_header and hmac.compare_digest(csrf_header, record.csrf_token)):
             raise Forbidden("missing or wrong X-CSRF-Token header")
-        return Principal(record.owner, Role(record.role), "session")
+        return Principal(record.owner, Role(record.role), "session", ("session", token_hash))
+
+    def ended(self, credentials: Iterable[Credential]) -> set[Credential]:
+        """Those of ``credentials`` that no longer hold: a revoked (or deleted) key, a session signed out, ended
+        by its key's revocation, or expired. Two queries however many there are."""
+        wanted = set(credentials)
+        key_ids = {value for kind, value in wanted if kind == "key"}
+        session_hashes = {value for kind, value in wanted if kind == "session"}
+        live = ({("key", k) for k in self.store.live_api_keys(key_ids)}
+                | {("session", h) for h in self.store.live_sessions(session_hashes)})
+        return wanted - live
 
     def csrf_token(self, token: str) -> str | None:
         record = self.store.find_session(hash_secret(token))

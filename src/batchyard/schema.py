@@ -190,7 +190,9 @@ sessions = Table(
     Column("csrf_token", String(64), nullable=False),
     Column("created_at", Float, nullable=False),
     Column("expires_at", Float, nullable=False),
+    Column("api_key_id", String(40)),  # the key signed in with (revoking it ends the session); null: a login link
     Index("ix_sessions_expires", "expires_at"),
+    Index("ix_sessions_api_key", "api_key_id"),
 )
 
 login_tokens = Table(

@@ -162,6 +162,38 @@ def test_the_one_time_login_token_signs_in_once(server: ServerProcess) -> None:
     assert "already used" in again.json()["error"]["message"]
 
 
+def test_a_restart_voids_the_login_links_printed_before(tmp_path: Path) -> None:
+    """Issue 11: a link printed by an earlier run signed in as admin after two restarts (it lived 24 h)."""
+    data_dir = tmp_path / "data"
+    earlier = []
+    for _ in range(2):
+        with running_server(data_dir, tmp_path, "--port", str(free_port())) as server:
+            earlier.append(server.login_token)
+            assert "valid 15 minutes" in server.stdout and "voids this one" in server.stdout
+            assert server.stop() == 0
+    with running_server(data_dir, tmp_path, "--port", str(free_port())) as server:
+        for token in earlier:
+            response = httpx.get(f"{server.url}/login", params={"token": token}, follow_redirects=False)
+            assert response.status_code == 401, response.text
+            assert httpx.post(f"{server.url}/api/v1/session", json={"token": token}).status_code == 401
+        assert httpx.get(f"{server.url}/login", params={"token": server.login_token},
+                         follow_redirects=False).status_code == 303
+
+        # and revoking a key with the CLI signs out the browser that signed in with it
+        key = server.create_key("carol")
+        browser = httpx.Client(base_url=server.url)
+        signed_in = browser.post("/api/v1/session", json={"api_key": key})
+        csrf = signed_in.json()["csrf_token"]
+        assert browser.get("/api/v1/me").status_code == 200
+        key_id = json.loads(server.cli("keys", "list", "--json").stdout)[-1]["id"]
+        assert server.cli("keys", "revoke", key_id).returncode == 0
+        assert browser.get("/api/v1/me").status_code == 401
+        submitted = browser.post("/api/v1/jobs", json={"handler": "echo", "items": [1]},
+                                 headers={"X-CSRF-Token": csrf})
+        assert submitted.status_code == 401
+        browser.close()
+
+
 def test_keys_create_prints_only_a_key_that_authenticates_until_revoked(server: ServerProcess) -> None:
     created = server.cli("keys", "create", "--owner", "alice", "--role", "viewer", "--name", "e2e")
 

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from alembic.autogenerate import compare_metadata
+from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 
+import batchyard
 from batchyard.schema import metadata
 from batchyard.store import Store
 
@@ -14,9 +18,48 @@ def test_migrations_match_the_declared_schema(database_url: str) -> None:
     try:
         store.upgrade()
         store.upgrade()  # idempotent
-        assert store.revision() == "0001"
+        assert store.revision() == _head_revision()
         with store.db.engine.connect() as conn:
             diff = compare_metadata(MigrationContext.configure(conn), metadata)
         assert diff == []
+    finally:
+        store.close()
+
+
+def _config() -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(Path(batchyard.__file__).parent / "migrations"))
+    return config
+
+
+def _head_revision() -> str:
+    from alembic.script import ScriptDirectory
+
+    head = ScriptDirectory.from_config(_config()).get_current_head()
+    assert head is not None
+    return head
+
+
+def test_0002_signs_out_the_sessions_that_cannot_name_their_key(database_url: str) -> None:
+    from alembic import command
+    from sqlalchemy import insert, inspect, text
+
+    store = Store(database_url)
+    try:
+        store.upgrade()
+        with store.db.write() as conn:  # back to 0001 (the downgrade works), as a database made before 0002
+            config = _config()
+            config.attributes["connection"] = conn
+            command.downgrade(config, "0001")
+        with store.db.read() as conn:
+            assert "api_key_id" not in {c["name"] for c in inspect(conn).get_columns("sessions")}
+        with store.db.write() as conn:
+            conn.execute(insert(metadata.tables["sessions"]).values(
+                token_hash="h", owner="alice", role="member", csrf_token="c", created_at=0.0, expires_at=1e12))
+        store.upgrade()
+        with store.db.read() as conn:
+            assert conn.execute(text("SELECT COUNT(*) FROM sessions")).scalar() == 0
+            columns = {c["name"] for c in inspect(conn).get_columns("sessions")}
+        assert "api_key_id" in columns
     finally:
         store.close()

@@ -15,7 +15,7 @@ from rich.markup import escape
 
 from batchyard import __version__
 from batchyard.app import Batchyard
-from batchyard.auth import AuthService
+from batchyard.auth import LOGIN_TOKEN_TTL_SECONDS, AuthService
 from batchyard.cli.common import (
     AppOption,
     LocalDatabaseOption,
@@ -184,7 +184,8 @@ def _print_banner(ctx: typer.Context, app_ref: str | None, by: Batchyard, url: s
 
     out.print(f"[bold green]Batchyard {__version__}[/] is running (pid {os.getpid()}).", soft_wrap=True)
     row("Dashboard", f"{escape(url)}/login?token={token}")
-    row("", "[dim]a one-time link that signs your browser in; restart the server for a new one[/]")
+    row("", f"[dim]a one-time link that signs your browser in, valid {LOGIN_TOKEN_TTL_SECONDS / 60:.0f} minutes; "
+            "restarting the server prints a new one and voids this one[/]")
     row("API docs", f"{escape(url)}/docs  [dim](OpenAPI: {escape(url)}/openapi.json)[/]")
     row("Database", escape(redact_url(by.settings.effective_database_url)))
     if no_workers:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 
 from sqlalchemy import delete, insert, select, update
@@ -69,17 +70,31 @@ class AuthStore:
         return None if row is None else _key(row)
 
     def revoke_api_key(self, key_id: str) -> bool:
+        """Revoke a key and end the dashboard sessions signed in with it, in one transaction. True if the key
+        was live until now."""
         with self.db.write() as conn:
             now = self.db.now(conn)
-            return bool(conn.execute(update(api_keys).where(api_keys.c.id == key_id,
-                                                            api_keys.c.revoked_at.is_(None))
-                                     .values(revoked_at=now)).rowcount)
+            revoked = conn.execute(update(api_keys).where(api_keys.c.id == key_id, api_keys.c.revoked_at.is_(None))
+                                   .values(revoked_at=now)).rowcount
+            conn.execute(delete(sessions).where(sessions.c.api_key_id == key_id))
+        return bool(revoked)
+
+    def live_api_keys(self, key_ids: Collection[str]) -> set[str]:
+        """Those of ``key_ids`` that still exist and are not revoked (one query, for open streams)."""
+        if not key_ids:
+            return set()
+        with self.db.read() as conn:
+            return set(conn.execute(select(api_keys.c.id).where(api_keys.c.id.in_(list(key_ids)),
+                                                                api_keys.c.revoked_at.is_(None))).scalars())
 
     # -- sessions and one-time tokens ------------------------------------------------------------------------
 
     def add_login_token(self, token_hash: str, owner: str, role: str, ttl_seconds: float) -> None:
+        """Record a new one-time token; every earlier one, used or not, stops working (a server restart prints a
+        new link, and the links in earlier logs must not sign anyone in)."""
         with self.db.write() as conn:
             now = self.db.now(conn)
+            conn.execute(delete(login_tokens))
             conn.execute(insert(login_tokens).values(token_hash=token_hash, owner=owner, role=role,
                                                      created_at=now, expires_at=now + ttl_seconds))
 
@@ -96,13 +111,15 @@ class AuthStore:
             ).first()
         return None if row is None else (row.owner, row.role)
 
-    def add_session(self, token_hash: str, owner: str, role: str, csrf_token: str, ttl_seconds: float) -> None:
+    def add_session(self, token_hash: str, owner: str, role: str, csrf_token: str, ttl_seconds: float,
+                    api_key_id: str | None = None) -> None:
+        """A dashboard session; ``api_key_id`` is the key signed in with (revoking it ends the session)."""
         with self.db.write() as conn:
             now = self.db.now(conn)
             conn.execute(delete(sessions).where(sessions.c.expires_at < now))
             conn.execute(insert(sessions).values(token_hash=token_hash, owner=owner, role=role,
                                                  csrf_token=csrf_token, created_at=now,
-                                                 expires_at=now + ttl_seconds))
+                                                 expires_at=now + ttl_seconds, api_key_id=api_key_id))
 
     def find_session(self, token_hash: str) -> SessionRecord | None:
         with self.db.read() as conn:
@@ -110,6 +127,15 @@ class AuthStore:
             row = conn.execute(select(sessions).where(sessions.c.token_hash == token_hash,
                                                       sessions.c.expires_at > now)).first()
         return None if row is None else SessionRecord(row.owner, row.role, row.csrf_token, row.expires_at)
+
+    def live_sessions(self, token_hashes: Collection[str]) -> set[str]:
+        """Those of ``token_hashes`` whose session still exists and has not expired (one query, for streams)."""
+        if not token_hashes:
+            return set()
+        with self.db.read() as conn:
+            now = self.db.now(conn)
+            return set(conn.execute(select(sessions.c.token_hash).where(
+                sessions.c.token_hash.in_(list(token_hashes)), sessions.c.expires_at > now)).scalars())
 
     def delete_session(self, token_hash: str) -> None:
         with self.db.write() as conn:
