@@ -24,7 +24,7 @@ from fastapi.testclient import TestClient
 from batchyard import Batchyard
 from batchyard.api import create_app
 from batchyard.api.events import JobChange, JobFeed, Subscription, close_job_feed, encode_cursor, job_feed
-from batchyard.auth import Principal, Role
+from batchyard.auth import AuthService, Principal, Role
 from batchyard.errors import StoreUnavailable
 from tests.integration.helpers import running_worker, wait_finished
 
@@ -66,10 +66,11 @@ def live(app: Batchyard) -> Iterator[LiveServer]:
     port = listener.sockets[0].getsockname()[1]
     live_server = LiveServer(api, server, f"http://127.0.0.1:{port}", listener.get_loop())
 
-    async def install_feed() -> None:  # a quicker poll and keepalive than production, to keep tests short
+    async def install_feed() -> None:  # a quicker poll, keepalive and credential check than production
         feed = job_feed(api)
         feed.poll_interval = 0.2
         feed.keepalive = 0.5
+        feed.credential_check_interval = 0.5
 
     live_server.call(install_feed)
     try:
@@ -356,6 +357,48 @@ def test_closing_the_feed_ends_open_streams(app: Batchyard, live: LiveServer, ke
         async with client_for(live) as client, open_stream(client, keys.alice) as stream:
             live.call(lambda: close_job_feed(live.api))  # what the application's shutdown does
             await stream.wait_until(lambda s: s.ended, "the stream to end", timeout=5)
+
+    asyncio.run(scenario())
+
+
+def test_revoking_a_key_ends_its_open_streams(app: Batchyard, live: LiveServer, keys: Keys) -> None:
+    """Issue 11: an open stream kept delivering new jobs after its key was revoked."""
+    key, record = AuthService(app.store).create_key("alice", "member")
+
+    async def scenario() -> None:
+        async with client_for(live) as client, open_stream(client, key) as doomed, \
+                open_stream(client, keys.alice) as other:
+            await asyncio.to_thread(app.store.revoke_api_key, record.id)  # what `batchyard keys revoke` does
+            await doomed.wait_until(lambda s: s.ended, "the revoked key's stream to end", timeout=5)
+            assert doomed.events[-1].event == "end"
+            assert doomed.events[-1].data["code"] == "unauthenticated"
+            job = app.service.submit("echo", items(1), owner="alice")
+            await other.wait_until(lambda s: bool(s.jobs(job.id)), "the other key's stream to go on")
+            assert not doomed.jobs(job.id)
+        wait_until(lambda: live.feed.subscribers == 0, "the streams to be forgotten")
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("how", ["sign out", "revoke the key"])
+def test_a_session_stream_ends_when_the_session_does(app: Batchyard, live: LiveServer, how: str) -> None:
+    """Issue 11: a dashboard stream outlived DELETE /api/v1/session and the revocation of the key signed in with."""
+    key, record = AuthService(app.store).create_key("alice", "member")
+
+    async def scenario() -> None:
+        async with client_for(live) as client:
+            signed_in = await client.post("/api/v1/session", json={"api_key": key})
+            assert signed_in.status_code == 200
+            async with open_stream(client, None) as stream:
+                if how == "sign out":
+                    assert (await client.delete("/api/v1/session")).status_code == 204
+                else:
+                    await asyncio.to_thread(app.store.revoke_api_key, record.id)
+                await stream.wait_until(lambda s: s.ended, "the session's stream to end", timeout=5)
+                job = app.service.submit("echo", items(1), owner="alice")
+                await asyncio.sleep(0.5)
+                assert not stream.jobs(job.id)
+            assert (await client.get("/api/v1/stream")).status_code == 401
 
     asyncio.run(scenario())
 

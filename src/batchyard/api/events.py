@@ -19,6 +19,10 @@ Details that make it correct:
 - The event id is a cursor (when the job changed, and its id). A reconnect with ``Last-Event-ID`` replays, from
   the database, the jobs changed since slightly before that cursor (the same lookback), then continues live.
   Events carry a job's whole state, so the few repeats a lookback can cause are harmless.
+- A stream lives longer than the request that authenticated it, so every ``credential_check_interval`` seconds
+  the poller asks, in two queries for all streams, whether each stream's API key or session still holds. A
+  stream whose key was revoked or whose session ended (signed out, revoked with its key, expired) gets an ``end``
+  event and closes; its reconnect is then refused (401).
 """
 
 from __future__ import annotations
@@ -36,7 +40,7 @@ from dataclasses import dataclass, field
 from starlette.applications import Starlette
 
 from batchyard.app import Batchyard
-from batchyard.auth import Principal
+from batchyard.auth import AuthService, Credential, Principal
 from batchyard.errors import BatchyardError, InvalidRequest, StoreUnavailable
 from batchyard.lifecycle import JobStatus
 from batchyard.store.records import JobRecord
@@ -51,6 +55,7 @@ POLL_LIMIT = 1000
 REPLAY_LIMIT = 500
 MAX_AWAITING_FILES = 1000
 RETRY_MILLISECONDS = 2000
+CREDENTIAL_CHECK_SECONDS = 5.0
 MAX_BACKOFF_FACTOR = 20  # after failed polls, wait up to 20 intervals before the next
 
 _CURSOR_PREFIX = "c1:"
@@ -123,6 +128,7 @@ class Subscription:
         self._ready = asyncio.Event()
         self._closed = False
         self._replayed: dict[str, float] = {}
+        self.ended_because: str | None = None  # set when the credential ended: the stream says so, then closes
 
     @property
     def closed(self) -> bool:
@@ -163,6 +169,12 @@ class Subscription:
         self._closed = True
         self._ready.set()
 
+    def end(self, reason: str) -> None:
+        """Close at once, dropping the changes not yet sent: the caller may no longer see them."""
+        self.ended_because = reason
+        self._pending.clear()
+        self.close()
+
 
 @dataclass(frozen=True)
 class Replay:
@@ -178,12 +190,15 @@ class JobFeed:
 
     def __init__(self, app: Batchyard, *, poll_interval: float = POLL_INTERVAL_SECONDS,
                  lookback: float = LOOKBACK_SECONDS, mailbox_size: int = MAILBOX_SIZE,
-                 keepalive: float = KEEPALIVE_SECONDS) -> None:
+                 keepalive: float = KEEPALIVE_SECONDS,
+                 credential_check_interval: float = CREDENTIAL_CHECK_SECONDS) -> None:
         self.app = app
         self.poll_interval = poll_interval
         self.lookback = lookback
         self.mailbox_size = mailbox_size
         self.keepalive = keepalive
+        self.credential_check_interval = credential_check_interval
+        self._credentials_checked_at = 0.0  # event-loop time of the last check
         self.polls = 0  # database polls made: one per interval while anyone listens, however many do
         self.pollers_started = 0
         self._subscribers: set[Subscription] = set()
@@ -300,9 +315,31 @@ class JobFeed:
                     log.info("job feed: polling works again after %d failure(s)", failures)
                 failures = 0
                 self._dispatch(changes)
+                await self._end_streams_whose_credential_ended()
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self.poll_interval * min(2 ** failures, MAX_BACKOFF_FACTOR)):
                     await self._wake.wait()
+
+    async def _end_streams_whose_credential_ended(self) -> None:
+        loop = asyncio.get_running_loop()
+        if loop.time() - self._credentials_checked_at < self.credential_check_interval:
+            return
+        self._credentials_checked_at = loop.time()
+        credentials = {sub.principal.credential for sub in self._subscribers if sub.principal.credential}
+        if not credentials:
+            return
+        try:
+            ended = await asyncio.to_thread(self._ended, credentials)
+        except Exception as exc:  # the database is down: nobody can revoke anything either; check next time
+            log.warning("job feed: could not re-check the streams' credentials (%s)", exc)
+            return
+        for sub in list(self._subscribers):
+            if sub.principal.credential in ended:
+                self._subscribers.discard(sub)
+                sub.end("the API key was revoked or the session ended; sign in again")
+
+    def _ended(self, credentials: set[Credential]) -> set[Credential]:
+        return AuthService(self.app.store).ended(credentials)
 
     def _drop_subscribers(self) -> None:
         for sub in list(self._subscribers):

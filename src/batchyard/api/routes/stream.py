@@ -56,7 +56,9 @@ RESPONSES: dict[int | str, dict[str, Any]] = {
             "An endless `text/event-stream`. Each `job` event has the job's cursor as `id` and the job as JSON "
             "(the same shape as `GET /api/v1/jobs/{job_id}`) as `data`. A `: keepalive` comment comes every "
             "15 s. A `resync` event (data: `{\"reason\": ...}`) means more changed while disconnected than a "
-            "replay sends: reload the job list."),
+            "replay sends: reload the job list. An `end` event (data: the error shape's `{\"code\": "
+            "\"unauthenticated\", \"message\": ...}`) comes last when the stream's API key was revoked or its "
+            "session ended (checked every few seconds); reconnecting then answers 401."),
         "content": {"text/event-stream": {"schema": {"type": "string"}, "example": _EXAMPLE}},
     },
     400: _error("A malformed Last-Event-ID"),
@@ -136,6 +138,9 @@ async def _frames(feed: JobFeed, sub: Subscription, replay: Replay) -> AsyncIter
         if change is not None:
             yield change.frame
         elif sub.closed:
+            if sub.ended_because is not None:
+                ended = {"code": "unauthenticated", "message": sub.ended_because}
+                yield sse_frame("end", json.dumps(ended))
             return
         else:
             yield KEEPALIVE_FRAME
