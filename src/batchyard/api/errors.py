@@ -5,6 +5,7 @@ A client mistake is never a 5xx: validation problems are 422 (400 for a malforme
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from typing import Any
@@ -24,13 +25,24 @@ def error_body(message: str, type_: str, code: str, param: str | None = None, **
     return {"error": {"message": message, "type": type_, "param": param, "code": code, **extra}}
 
 
+class ErrorJSONResponse(JSONResponse):
+    """An error answer that always renders: a message quoting odd text (a lone surrogate) is sent ASCII-escaped
+    instead of failing into a 500."""
+
+    def render(self, content: Any) -> bytes:
+        try:
+            return super().render(content)
+        except UnicodeEncodeError:
+            return json.dumps(content, ensure_ascii=True, separators=(",", ":")).encode("ascii")
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(BatchyardError)
     async def batchyard_error(request: Request, exc: BatchyardError) -> JSONResponse:
         if exc.status >= 500:
             log.error("%s on %s %s: %s", type(exc).__name__, request.method, request.url.path, exc.message)
         headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
-        return JSONResponse({"error": exc.to_dict()}, status_code=exc.status, headers=headers)
+        return ErrorJSONResponse({"error": exc.to_dict()}, status_code=exc.status, headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -46,14 +58,14 @@ def install_error_handlers(app: FastAPI) -> None:
         status = 400 if first.get("type") == "json_invalid" else 422
         details = [{"loc": [str(p) for p in e.get("loc", ())], "msg": e.get("msg"), "type": e.get("type")}
                    for e in errors[:20]]
-        return JSONResponse(error_body(message, "InvalidRequest", "invalid_request", param, details=details),
+        return ErrorJSONResponse(error_body(message, "InvalidRequest", "invalid_request", param, details=details),
                             status_code=status)
 
     @app.exception_handler(DataError)
     async def data_error(request: Request, exc: DataError) -> JSONResponse:
         # The database refused a value the request carried (e.g. a NUL byte, which PostgreSQL text cannot hold):
         # the client's mistake, so a 400, never a 500.
-        return JSONResponse(error_body("the request contains a value the database cannot store (such as a NUL "
+        return ErrorJSONResponse(error_body("the request contains a value the database cannot store (such as a NUL "
                                        "character); remove it and try again", "InvalidRequest", "invalid_value"),
                             status_code=400)
 
@@ -71,7 +83,7 @@ def install_error_handlers(app: FastAPI) -> None:
             headers["Allow"] = ", ".join(allowed)
             message = f"{request.method} is not allowed on {request.url.path}; use {', '.join(allowed)}"
         type_ = "PayloadTooLarge" if exc.status_code == 413 else "HTTPError"
-        return JSONResponse(error_body(message, type_, code), status_code=exc.status_code,
+        return ErrorJSONResponse(error_body(message, type_, code), status_code=exc.status_code,
                             headers=headers or None)
 
 

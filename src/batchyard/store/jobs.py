@@ -25,7 +25,7 @@ from batchyard.schema import (
 from batchyard.store.engine import Database
 from batchyard.store.events import add_event
 from batchyard.store.moves import move_job, settle_job, stop_job, stop_queued_items
-from batchyard.store.records import EventRecord, ItemRecord, JobQuery, JobRecord, JobSpec
+from batchyard.store.records import EventRecord, ItemRecord, JobQuery, JobRecord, JobSpec, decode_json
 
 if TYPE_CHECKING:
     from batchyard.ingest import ItemReader
@@ -231,7 +231,7 @@ class JobStore:
                 select(job_events).where(job_events.c.job_id == job_id, job_events.c.id > after_id)
                 .order_by(job_events.c.id).limit(limit)
             ).all()
-        return [EventRecord(r.id, r.job_id, r.at, r.type, r.actor, r.message, json.loads(r.data) if r.data else {})
+        return [EventRecord(r.id, r.job_id, r.at, r.type, r.actor, r.message, decode_json(r.data) if r.data else {})
                 for r in rows]
 
     def recent_samples(self, job_id: str, since: float) -> list[tuple[float, int, int]]:

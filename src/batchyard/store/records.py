@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -211,4 +212,26 @@ class WorkerRecord:
 
 
 def _json(value: str | None, default: Any) -> Any:
-    return default if value is None else json.loads(value)
+    return default if value is None else decode_json(value)
+
+
+# A JSON text can hold a lone surrogate as an escape ("\\ud800"): valid JSON, but a str UTF-8 cannot encode, which
+# would make every response, file or terminal showing it fail. Such escapes are rare; only texts with one are walked.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def decode_json(text: str) -> Any:
+    """A stored JSON text as Python values; lone surrogates in it become U+FFFD, so whatever was stored shows."""
+    value = json.loads(text)
+    return _replace_lone_surrogates(value) if _SURROGATE_ESCAPE.search(text) else value
+
+
+def _replace_lone_surrogates(value: Any) -> Any:
+    if isinstance(value, str):
+        return _LONE_SURROGATE.sub("\ufffd", value)
+    if isinstance(value, list):
+        return [_replace_lone_surrogates(v) for v in value]
+    if isinstance(value, dict):
+        return {_replace_lone_surrogates(k): _replace_lone_surrogates(v) for k, v in value.items()}
+    return value

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
+from batchyard.api.bodies import refuse_unstorable_text
 from batchyard.api.models import ErrorResponse
 
 _ERROR = {"model": ErrorResponse}
@@ -26,5 +27,5 @@ def register_routes(api: FastAPI) -> None:
     from batchyard.api.routes import files, items, jobs, keys, results, session, stats, stream, system
 
     for module in (system, session, keys, jobs, items, results, files, stats, stream):
-        api.include_router(module.router, responses=COMMON_ERRORS)
+        api.include_router(module.router, responses=COMMON_ERRORS, dependencies=[Depends(refuse_unstorable_text)])
     api.include_router(session.page_router)

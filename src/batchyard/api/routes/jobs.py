@@ -15,9 +15,11 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Query, Response
 from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field
 from sqlalchemy.exc import IntegrityError
 
+from batchyard.api.bodies import PlainText, RequestModel
 from batchyard.api.deps import BatchyardDep, PrincipalDep
 from batchyard.api.models import DataList, ErrorResponse, Page
 from batchyard.app import Batchyard
@@ -44,19 +46,19 @@ WRITE_ERRORS: dict[int | str, dict[str, Any]] = {401: _E, 403: _E, 404: _E, 409:
 # -- models ---------------------------------------------------------------------------------------------------
 
 
-class JobCreate(BaseModel):
+class JobCreate(RequestModel):
     """A new job: its items inline (up to 10,000) or from an uploaded file, and how to run them."""
 
-    handler: str = Field(min_length=1, max_length=200, description="Name of a registered handler")
+    handler: PlainText = Field(min_length=1, max_length=200, description="Name of a registered handler")
     items: list[Any] | None = Field(None, max_length=MAX_INLINE_ITEMS,
                                     description="The items, inline; objects may carry `custom_id` or `key`")
-    input_file_id: str | None = Field(None, max_length=64, description="An uploaded JSONL or CSV file instead")
+    input_file_id: PlainText | None = Field(None, max_length=64, description="An uploaded JSONL or CSV file instead")
     format: Literal["jsonl", "csv"] | None = Field(None, description="Of the uploaded file; default: by its name")
     params: dict[str, Any] | None = Field(None, description="Passed to every item as `ctx.params`")
-    description: str | None = Field(None, max_length=2000)
+    description: PlainText | None = Field(None, max_length=2000)
     tags: list[str] = Field(default_factory=list, max_length=20)
     metadata: dict[str, Any] | None = None
-    project: str | None = Field(None, max_length=200)
+    project: PlainText | None = Field(None, max_length=200)
     priority: int = Field(0, ge=-1000, le=1000, description="Higher runs first")
     scheduled_at: float | None = Field(None, ge=0, description="Do not start before (epoch seconds)")
     max_attempts: int | None = Field(None, ge=1, le=100)
@@ -142,9 +144,9 @@ class SampleOut(BaseModel):
 BulkAction = Literal["cancel", "pause", "resume", "retry", "delete"]
 
 
-class BulkRequest(BaseModel):
+class BulkRequest(RequestModel):
     action: BulkAction
-    ids: list[str] = Field(min_length=1, max_length=MAX_BULK)
+    ids: list[PlainText] = Field(min_length=1, max_length=MAX_BULK)
 
 
 class BulkResult(BaseModel):
@@ -181,6 +183,9 @@ async def create_job(
     if (body.items is None) == (body.input_file_id is None):
         raise InvalidRequest("give the items inline (items) or an uploaded file (input_file_id), not both",
                              param="items")
+    if idempotency_key is not None and any(ord(c) < 32 or ord(c) == 127 for c in idempotency_key):
+        raise RequestValidationError([{"type": "value_error", "loc": ("header", "Idempotency-Key"), "input": None,
+                                       "msg": "control characters (such as NUL) are not allowed"}])
     job_id, created = await run_in_threadpool(_create_or_replay, app, principal, body, idempotency_key)
     if not created:
         response.status_code = 200
@@ -354,8 +359,8 @@ def job_progress(job_id: str, app: BatchyardDep, principal: PrincipalDep,
 # -- moves ----------------------------------------------------------------------------------------------------
 
 
-class Reason(BaseModel):
-    reason: str | None = Field(None, max_length=500, description="Shown in the job's timeline")
+class Reason(RequestModel):
+    reason: PlainText | None = Field(None, max_length=500, description="Shown in the job's timeline")
 
 
 @router.post("/{job_id}/cancel", summary="Cancel: queued items at once, running ones are told",

@@ -10,6 +10,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, Field
 
+from batchyard.api.bodies import PlainText, RequestModel
 from batchyard.api.deps import BatchyardDep, PrincipalDep
 from batchyard.api.models import DataList, ErrorResponse
 from batchyard.auth import AuthService, Role
@@ -31,10 +32,10 @@ class KeyOut(BaseModel):
     revoked_at: float | None
 
 
-class KeyCreate(BaseModel):
-    owner: str | None = Field(None, max_length=200, description="Admins only; default: the caller's owner")
+class KeyCreate(RequestModel):
+    owner: PlainText | None = Field(None, max_length=200, description="Admins only; default: the caller's owner")
     role: Role = Role.MEMBER
-    name: str | None = Field(None, max_length=200)
+    name: PlainText | None = Field(None, max_length=200)
 
 
 class NewKeyOut(KeyOut):

@@ -9,6 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Cookie, Response
 from pydantic import BaseModel, Field
 
+from batchyard.api.bodies import RequestModel
 from batchyard.api.deps import SESSION_COOKIE, BatchyardDep
 from batchyard.auth import SESSION_TTL_SECONDS, AuthService
 from batchyard.errors import InvalidRequest, Unauthenticated
@@ -16,7 +17,7 @@ from batchyard.errors import InvalidRequest, Unauthenticated
 router = APIRouter(prefix="/api/v1/session", tags=["session"])
 
 
-class LoginRequest(BaseModel):
+class LoginRequest(RequestModel):
     token: str | None = Field(None, max_length=200, description="The one-time token printed by `batchyard serve`")
     api_key: str | None = Field(None, max_length=200, description="An API key")
 
