@@ -16,28 +16,29 @@ from batchyard.schema import jobs as jobs_table
 
 from .conftest import Keys, bearer
 
-LONE = "\\ud800"  # as the JSON escape a client sends: valid JSON, but not text UTF-8 can encode
+LONE = "\ud800"  # a lone surrogate: json.dumps sends it as the escape "\\ud800", valid JSON that UTF-8 cannot encode
 
 
-def post_raw(client: TestClient, path: str, raw: str, key: str, **headers: str) -> Any:
-    return client.post(path, content=raw.encode(), headers={**bearer(key), "Content-Type": "application/json",
-                                                            **headers})
+def post_raw(client: TestClient, path: str, body: Any, key: str) -> Any:
+    """POST ``body`` as JSON exactly as json.dumps writes it (ASCII, with escapes)."""
+    return client.post(path, content=json.dumps(body).encode(),
+                       headers={**bearer(key), "Content-Type": "application/json"})
 
 
 @pytest.mark.parametrize(("body", "param"), [
-    ('{"handler": "echo", "items": [1], "tags": ["ok", "%s"]}' % LONE, "tags.1"),
-    ('{"handler": "echo", "items": [1], "params": {"a": {"b": "x%s"}}}' % LONE, "params.a.b"),
-    ('{"handler": "echo", "items": [1], "metadata": {"%s": 1}}' % LONE, "metadata.\\ud800"),
-    ('{"handler": "echo", "items": [1], "metadata": {"k": ["%s"]}}' % LONE, "metadata.k.0"),
-    ('{"handler": "echo", "items": [1], "description": "a%sb"}' % LONE, "description"),
-    ('{"handler": "echo", "items": [{"text": "%s"}]}' % LONE, "items.0.text"),
-    ('{"handler": "echo", "items": ["ok", "%s"]}' % LONE, "items.1"),
-    ('{"handler": "echo", "items": [{"custom_id": "\\udfff"}]}', "items.0.custom_id"),
-    ('{"handler": "ec%sho", "items": [1]}' % LONE, "handler"),
-    ('{"handler": "echo", "items": [1], "project": "%s"}' % LONE, "project"),
+    ({"handler": "echo", "items": [1], "tags": ["ok", LONE]}, "tags.1"),
+    ({"handler": "echo", "items": [1], "params": {"a": {"b": "x" + LONE}}}, "params.a.b"),
+    ({"handler": "echo", "items": [1], "metadata": {LONE: 1}}, "metadata.\\ud800"),
+    ({"handler": "echo", "items": [1], "metadata": {"k": [LONE]}}, "metadata.k.0"),
+    ({"handler": "echo", "items": [1], "description": "a" + LONE + "b"}, "description"),
+    ({"handler": "echo", "items": [{"text": LONE}]}, "items.0.text"),
+    ({"handler": "echo", "items": ["ok", LONE]}, "items.1"),
+    ({"handler": "echo", "items": [{"custom_id": "\udfff"}]}, "items.0.custom_id"),
+    ({"handler": "ec" + LONE + "ho", "items": [1]}, "handler"),
+    ({"handler": "echo", "items": [1], "project": LONE}, "project"),
 ])
 def test_a_lone_surrogate_anywhere_in_a_job_is_a_422_naming_where(client: TestClient, app: Batchyard, keys: Keys,
-                                                                  body: str, param: str) -> None:
+                                                                  body: dict[str, Any], param: str) -> None:
     response = post_raw(client, "/api/v1/jobs", body, keys.alice)
     assert response.status_code == 422, response.text
     error = response.json()["error"]
@@ -79,14 +80,14 @@ def test_nul_inside_json_values_is_stored_and_given_back(client: TestClient, key
 
 
 @pytest.mark.parametrize(("path", "body", "param"), [
-    ("/api/v1/keys", '{"name": "%s"}' % LONE, "name"),
-    ("/api/v1/keys", '{"name": "a\\u0000"}', "name"),
-    ("/api/v1/keys", '{"owner": "al%sice"}' % LONE, "owner"),
-    ("/api/v1/jobs/bulk", '{"action": "cancel", "ids": ["%s"]}' % LONE, "ids.0"),
-    ("/api/v1/jobs/bulk", '{"action": "cancel", "ids": ["job_\\u0000"]}', "ids.0"),
-    ("/api/v1/session", '{"api_key": "by_%s"}' % LONE, "api_key"),
+    ("/api/v1/keys", {"name": LONE}, "name"),
+    ("/api/v1/keys", {"name": "a\u0000"}, "name"),
+    ("/api/v1/keys", {"owner": "al" + LONE + "ice"}, "owner"),
+    ("/api/v1/jobs/bulk", {"action": "cancel", "ids": [LONE]}, "ids.0"),
+    ("/api/v1/jobs/bulk", {"action": "cancel", "ids": ["job_\u0000"]}, "ids.0"),
+    ("/api/v1/session", {"api_key": "by_" + LONE}, "api_key"),
 ])
-def test_every_json_body_refuses_unstorable_text(client: TestClient, keys: Keys, path: str, body: str,
+def test_every_json_body_refuses_unstorable_text(client: TestClient, keys: Keys, path: str, body: dict[str, Any],
                                                  param: str) -> None:
     response = post_raw(client, path, body, keys.root)
     assert response.status_code == 422, response.text
@@ -95,8 +96,8 @@ def test_every_json_body_refuses_unstorable_text(client: TestClient, keys: Keys,
 
 def test_a_move_reason_with_unstorable_text_is_refused(client: TestClient, app: Batchyard, keys: Keys) -> None:
     job = app.submit("echo", [1], owner="alice")
-    for reason in (LONE, "a\\u0000b"):
-        response = post_raw(client, f"/api/v1/jobs/{job.id}/pause", '{"reason": "%s"}' % reason, keys.alice)
+    for reason in (LONE, "a\u0000b"):
+        response = post_raw(client, f"/api/v1/jobs/{job.id}/pause", {"reason": reason}, keys.alice)
         assert response.status_code == 422, response.text
         assert response.json()["error"]["param"] == "reason"
     assert app.store.get_job(job.id).status == "queued"
