@@ -4,10 +4,17 @@ status, header, content type and body as documented, invalid requests rejected, 
 
 One default check is left out: ``positive_data_acceptance`` expects every schema-valid request to succeed, but
 the API rightly refuses schema-valid requests that break rules a schema cannot say: the handler must exist, items
-must be valid and unique, a cursor must come from a previous page, a file id must be an upload's."""
+must be valid and unique, a cursor must come from a previous page, a file id must be an upload's.
+
+The schema is loaded when this module is imported, so ``@schema.parametrize()`` makes one ordinary pytest test per
+operation (``test_every_route_holds_its_contract[GET /api/v1/jobs]`` ...). The lazy
+``schemathesis.pytest.from_fixture`` is not used: it rewrites a private pytest attribute (``Function._nodeid``)
+that pytest 9 no longer has. The app behind the schema lives in a temporary directory; the module fixture below
+gives it an admin key and a finished job, and removes it all after the last operation's test."""
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,33 +28,31 @@ from batchyard.auth import AuthService, Role
 
 MAX_EXAMPLES = 25  # per operation; locally, 60 random examples per operation passed twice as well
 
+_DATA = tempfile.TemporaryDirectory(prefix="batchyard-fuzz-")
+_BATCHYARD = Batchyard(Settings(data_dir=Path(_DATA.name), database_url=f"sqlite:///{Path(_DATA.name) / 'b.db'}",
+                                max_upload_bytes=10_000))
+_API = create_app(batchyard=_BATCHYARD)
 
-@pytest.fixture(scope="module")
-def fuzz_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[object, str]]:
-    data = Path(tmp_path_factory.mktemp("fuzz"))
-    app = Batchyard(Settings(data_dir=data, database_url=f"sqlite:///{data / 'b.db'}", max_upload_bytes=10_000))
-    key, _ = AuthService(app.store).create_key("fuzzer", Role.ADMIN)
-    app.submit("echo", [{"n": i} for i in range(3)], owner="fuzzer").wait(timeout=30)
-    api = create_app(batchyard=app)
-    yield api, key
-    app.close()
+# The event stream never ends by itself; tests/api/test_stream.py covers it.
+schema = schemathesis.openapi.from_asgi("/openapi.json", _API).exclude(path="/api/v1/stream")
 
 
 @pytest.fixture(scope="module")
-def api_schema(fuzz_app: tuple[object, str]) -> schemathesis.BaseSchema:
-    api, _ = fuzz_app
-    # The event stream never ends by itself; tests/api/test_stream.py covers it.
-    return schemathesis.openapi.from_asgi("/openapi.json", api).exclude(path="/api/v1/stream")
-
-
-schema = schemathesis.pytest.from_fixture("api_schema")
+def admin_key() -> Iterator[str]:
+    """An admin key for the fuzzer, and a finished job of three items so the read routes have something to show."""
+    try:
+        key, _ = AuthService(_BATCHYARD.store).create_key("fuzzer", Role.ADMIN)
+        _BATCHYARD.submit("echo", [{"n": i} for i in range(3)], owner="fuzzer").wait(timeout=30)
+        yield key
+    finally:
+        _BATCHYARD.close()
+        _DATA.cleanup()
 
 
 @schema.parametrize()
 @settings(max_examples=MAX_EXAMPLES, deadline=None, derandomize=True,  # the same examples every run: no flakes
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
                                  HealthCheck.filter_too_much, HealthCheck.data_too_large])
-def test_every_route_holds_its_contract(case: schemathesis.Case, fuzz_app: tuple[object, str]) -> None:
-    _, key = fuzz_app
-    case.call_and_validate(headers={"Authorization": f"Bearer {key}"},
+def test_every_route_holds_its_contract(case: schemathesis.Case, admin_key: str) -> None:
+    case.call_and_validate(headers={"Authorization": f"Bearer {admin_key}"},
                            excluded_checks=[schemathesis.checks.positive_data_acceptance])
