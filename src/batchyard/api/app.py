@@ -13,6 +13,7 @@ from fastapi import FastAPI
 from batchyard import __version__
 from batchyard.api.errors import install_error_handlers
 from batchyard.api.limits import BodyLimitMiddleware, SingleValuedQueryMiddleware
+from batchyard.api.security import SecurityHeadersMiddleware
 from batchyard.app import Batchyard
 from batchyard.settings import Settings
 
@@ -55,6 +56,7 @@ def create_app(settings: Settings | None = None, *, batchyard: Batchyard | None 
     api.add_middleware(BodyLimitMiddleware, max_request_bytes=by.settings.max_request_bytes,
                        max_upload_bytes=by.settings.max_upload_bytes)
     api.add_middleware(SingleValuedQueryMiddleware, repeatable=lambda: _array_query_parameters(api))
+    api.add_middleware(SecurityHeadersMiddleware)  # outermost: the other middlewares' answers get the headers too
     from batchyard.api.routes import register_routes
 
     register_routes(api)

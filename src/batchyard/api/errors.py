@@ -16,7 +16,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from batchyard.errors import BatchyardError
+from batchyard.errors import BatchyardError, StoreUnavailable
 
 log = logging.getLogger("batchyard.api")
 
@@ -42,7 +42,10 @@ def install_error_handlers(app: FastAPI) -> None:
         if exc.status >= 500:
             log.error("%s on %s %s: %s", type(exc).__name__, request.method, request.url.path, exc.message)
         headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
-        return ErrorJSONResponse({"error": exc.to_dict()}, status_code=exc.status, headers=headers)
+        error = exc.to_dict()
+        if isinstance(exc, StoreUnavailable):  # the driver's reason names the database's host: logged, not sent
+            error["message"] = "the database is unavailable; try again in a moment"
+        return ErrorJSONResponse({"error": error}, status_code=exc.status, headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:

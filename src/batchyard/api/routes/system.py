@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
+
 from fastapi import APIRouter
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from batchyard.api.deps import BatchyardDep, PrincipalDep
 from batchyard.api.models import DataList
@@ -23,9 +25,10 @@ class Me(BaseModel):
 
 
 class WorkerOut(BaseModel):
-    id: str
-    host: str
-    pid: int
+    id: str = Field(description="For admins the worker's own id (host-pid-random); for others a stable alias "
+                                "that does not reveal where it runs")
+    host: str | None = Field(description="The machine it runs on: admins only, null for others")
+    pid: int | None = Field(description="Its process id: admins only, null for others")
     handlers: list[str]
     concurrency: int
     started_at: float
@@ -66,10 +69,16 @@ def me(principal: PrincipalDep) -> Me:
     return Me(owner=principal.owner, role=principal.role.value, via=principal.via)
 
 
-@router.get("/api/v1/workers", tags=["system"], summary="Live workers")
+@router.get("/api/v1/workers", tags=["system"], summary="Live workers (where they run: admins only)")
 def list_workers(app: BatchyardDep, principal: PrincipalDep) -> DataList[WorkerOut]:
-    workers = app.service.live_workers()
-    return DataList[WorkerOut](data=[WorkerOut.model_validate(w, from_attributes=True) for w in workers])
+    workers = [WorkerOut.model_validate(w, from_attributes=True) for w in app.service.live_workers()]
+    if not principal.is_admin:  # where the servers run is the operator's business
+        workers = [w.model_copy(update={"id": _worker_alias(w.id), "host": None, "pid": None}) for w in workers]
+    return DataList[WorkerOut](data=workers)
+
+
+def _worker_alias(worker_id: str) -> str:
+    return "worker_" + hashlib.sha256(worker_id.encode()).hexdigest()[:16]
 
 
 @router.get("/api/v1/handlers", tags=["system"], summary="Handlers known here or on a live worker")
