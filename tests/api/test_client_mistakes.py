@@ -106,3 +106,28 @@ def test_a_chunked_body_over_the_limit_is_413(client: TestClient, app: Batchyard
     assert response.json()["error"]["code"] == "too_large"
     assert "limit" in response.json()["error"]["message"]
     assert client.get("/api/v1/jobs", headers=bearer(keys.alice)).json()["data"] == []
+
+
+def test_a_number_out_of_a_columns_range_is_a_422_naming_it(client: TestClient, app: Batchyard,
+                                                            keys: Keys) -> None:
+    body = {"handler": "echo", "items": [1], "max_failures": 10**30}
+    response = client.post("/api/v1/jobs", json=body, headers=bearer(keys.alice))
+    assert response.status_code == 422, response.text
+    assert response.json()["error"]["param"] == "max_failures"
+    assert app.store.list_jobs() == []
+
+
+@pytest.mark.parametrize(("raw", "param"), [
+    (b'{"handler": "echo", "items": [1], "scheduled_at": Infinity}', "scheduled_at"),
+    (b'{"handler": "echo", "items": [1], "params": {"x": NaN}}', "params.x"),
+    (b'{"handler": "echo", "items": [1], "metadata": {"x": [-Infinity]}}', "metadata.x.0"),
+    (b'{"handler": "echo", "items": [{"n": NaN}]}', "items.0.n"),
+])
+def test_nan_and_infinity_are_not_json(client: TestClient, app: Batchyard, keys: Keys, raw: bytes,
+                                       param: str) -> None:
+    """Python's json module reads them, but they are not JSON: stored, they would come back as something else."""
+    response = client.post("/api/v1/jobs", content=raw,
+                           headers={**bearer(keys.alice), "Content-Type": "application/json"})
+    assert response.status_code == 422, response.text
+    assert response.json()["error"]["param"] == param
+    assert app.store.list_jobs() == []

@@ -64,7 +64,8 @@ class JobCreate(RequestModel):
     max_attempts: int | None = Field(None, ge=1, le=100)
     timeout_seconds: float | None = Field(None, gt=0, le=7 * 86400, description="Per attempt")
     concurrency: int | None = Field(None, ge=1, le=100_000, description="Items of this job running at once")
-    max_failures: int | None = Field(None, ge=0, description="Fail the job when more items than this failed")
+    max_failures: int | None = Field(None, ge=0, le=2**63 - 1,
+                                     description="Fail the job when more items than this failed")
     max_failure_rate: float | None = Field(None, gt=0, lt=1, description="Fail the job above this failed share")
     expires_in_seconds: float | None = Field(None, gt=0, le=30 * 86400, description="Completion window")
 
