@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,6 +14,7 @@ from batchyard.errors import InvalidRequest
 
 MAX_NAME_CHARS = 1024  # a whole relative name
 MAX_PART_BYTES = 255  # one folder or file name, in UTF-8 (the usual file system limit)
+TEMP_SUFFIX = ".batchyard-tmp"  # files being written end so; listings skip them, names may not end so
 
 
 class UnsafeName(InvalidRequest, ValueError):
@@ -45,6 +47,8 @@ def _name_problem(name: str) -> str | None:
     for part in name.split("/"):
         if part in ("", ".", ".."):
             return "every part between '/' must be a name: no empty parts, '.' or '..'"
+        if part.endswith(TEMP_SUFFIX):
+            return f"names ending in {TEMP_SUFFIX!r} are reserved for files being written"
         try:
             size = len(part.encode("utf-8"))
         except UnicodeEncodeError:
@@ -67,7 +71,8 @@ class LocalStorage:
     def open_write(self, name: str) -> Iterator[BinaryIO]:
         target = self.path(name)
         target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+        # Unique per write: two threads writing one name at once must not share (and unlink) a temporary file.
+        tmp = target.with_name(f".{target.name}.{os.getpid()}-{secrets.token_hex(4)}{TEMP_SUFFIX}")
         try:
             with open(tmp, "wb") as fh:
                 yield fh
@@ -94,7 +99,7 @@ class LocalStorage:
         if not base.is_dir():
             return []
         return sorted(str(p.relative_to(self.root).as_posix()) for p in base.rglob("*")
-                      if p.is_file() and not p.name.endswith(".tmp"))
+                      if p.is_file() and not p.name.endswith(TEMP_SUFFIX))
 
     def delete_prefix(self, prefix: str) -> None:
         shutil.rmtree(self.path(prefix), ignore_errors=True)
