@@ -128,6 +128,14 @@ class StoreUnavailable(BatchyardError):
     code = "store_unavailable"
 
 
+class WorkerCrashed(BatchyardError):
+    """A worker stopped because one of its own tasks failed unexpectedly (logged with its traceback when it
+    happened). Its items go back to the queue as suspects; a supervisor should start it again."""
+
+    status = 503
+    code = "worker_crashed"
+
+
 # Raised by handlers -------------------------------------------------------------------------------------------
 
 

@@ -38,7 +38,7 @@ class Maintenance:
 
     def run_once(self) -> MaintenanceReport:
         report = MaintenanceReport()
-        report.rescued = self.store.rescue_expired_leases()
+        report.rescued = self.store.rescue_expired_leases(max_rescues=self.settings.max_rescues)
         report.expired_jobs = self.expire_jobs()
         report.files_written = self.write_pending_files()
         now = time.monotonic()

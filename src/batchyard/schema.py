@@ -86,6 +86,7 @@ items = Table(
     Column("payload", Text, nullable=False),  # JSON
     Column("status", String(16), nullable=False),
     Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("rescues", Integer, nullable=False, server_default="0"),  # crashes it was in flight in (not attempts)
     Column("lease_token", String(40)),
     Column("available_at", Float),
     Column("started_at", Float),
@@ -103,6 +104,7 @@ item_requeue = Table(
     Column("job_id", String(40), primary_key=True),
     Column("seq", BigInteger, primary_key=True, autoincrement=False),
     Column("available_at", Float, nullable=False),
+    Column("rescues", Integer, nullable=False, server_default="0"),  # > 0: a suspect, claimed apart
     Index("ix_item_requeue_due", "job_id", "available_at"),
 )
 

@@ -14,24 +14,29 @@ import json
 import logging
 import os
 import queue
+import re
 import socket
+import sys
 import threading
 import time
 import traceback
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from batchyard.backoff import backoff_delay
 from batchyard.context import ItemContext, JobControl
-from batchyard.errors import ItemCancelled, ItemError, StoreUnavailable
+from batchyard.errors import ItemCancelled, ItemError, StoreUnavailable, WorkerCrashed
 from batchyard.lifecycle import JobStatus
 from batchyard.maintenance import Maintenance
 from batchyard.registry import HandlerRegistry, HandlerSpec
 from batchyard.settings import Settings
+from batchyard.storable import json_text, storable
 from batchyard.storage import LocalStorage
 from batchyard.store import Store
+from batchyard.store.claims import CompletionReport
 from batchyard.store.records import ClaimBatch, ClaimedItem, ClaimedJob, Outcome
 
 log = logging.getLogger("batchyard.worker")
@@ -42,7 +47,6 @@ STORE_RETRY_SECONDS = 1.0  # after a failed claim or flush (database unavailable
 STORE_WARNING_INTERVAL = 30.0  # at most one warning per this many seconds while the database is away
 CONTROL_POLL_INTERVAL = 0.5
 MAX_TRACEBACK_CHARS = 8000
-_RESULT_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 _STOP_STATUSES = frozenset({JobStatus.CANCELLING, JobStatus.CANCELLED, JobStatus.FAILED, JobStatus.EXPIRED})
 
 
@@ -126,6 +130,9 @@ class Worker:
         self._flush_lock = asyncio.Lock()
         self._last_store_warning = 0.0
         self._remove_wake: Callable[[], None] | None = None
+        self._crash: tuple[str, BaseException] | None = None
+        self._suspect_leases: set[str] = set()  # leases of items handed back by a crash: one at a time
+        self._redact = PathRedactor(settings.data_dir)
 
     # -- public -------------------------------------------------------------------------------------------
 
@@ -149,6 +156,9 @@ class Worker:
         return sum(self._outstanding.values())
 
     async def run(self) -> WorkerStats:
+        """Process items until :meth:`request_stop`. If one of the worker's own tasks fails unexpectedly, the
+        failure is logged with its traceback at once, the worker stops, hands its items back as suspects (see
+        :meth:`ClaimStore.rescue_expired_leases`) and raises :class:`WorkerCrashed`."""
         self._loop = asyncio.get_running_loop()
         self._loop_thread = threading.get_ident()
         self._wake = asyncio.Event()
@@ -167,23 +177,21 @@ class Worker:
         log.info("worker %s started: handlers %s", self.id, ", ".join(self.handlers))
         lanes = self._start_lanes()
         side = [
-            asyncio.create_task(self._flush_loop(), name="flusher"),
-            asyncio.create_task(self._heartbeat_loop(), name="heartbeat"),
-            asyncio.create_task(self._control_loop(), name="control"),
-            asyncio.create_task(self._watchdog_loop(), name="watchdog"),
+            self._supervised(self._flush_loop(), "flusher"),
+            self._supervised(self._heartbeat_loop(), "heartbeat"),
+            self._supervised(self._control_loop(), "control"),
+            self._supervised(self._watchdog_loop(), "watchdog"),
         ]
         if self.run_maintenance:
-            side.append(asyncio.create_task(self._maintenance_loop(), name="maintenance"))
+            side.append(self._supervised(self._maintenance_loop(), "maintenance"))
         if self.store.db.is_postgres:
-            side.append(asyncio.create_task(self._listen_loop(), name="listener"))
-        fetch = asyncio.create_task(self._fetch_loop(), name="fetch")
+            side.append(self._supervised(self._listen_loop(), "listener"))
+        fetch = self._supervised(self._fetch_loop(), "fetch")
         try:
-            done, _ = await asyncio.wait([fetch, *side], return_when=asyncio.FIRST_COMPLETED)
-            for task in done:
-                if task is not fetch and task.exception() is not None:
-                    raise RuntimeError(f"worker side task {task.get_name()} crashed") from task.exception()
-            await fetch
-            await self._drain(lanes)
+            with contextlib.suppress(Exception):  # a failure of the fetch loop is recorded by _task_ended
+                await fetch
+            if self._crash is None:
+                await self._drain(lanes)
         finally:
             for task in side:
                 task.cancel()
@@ -194,9 +202,49 @@ class Worker:
             await asyncio.shield(self._final_flush())
             if self._remove_wake is not None:
                 self._remove_wake()
-            await asyncio.to_thread(self.store.set_worker_status, self.id, "stopped")
-            log.info("worker %s stopped: %d claimed, %d finished", self.id, self.stats.claimed, self.stats.accepted)
+            await asyncio.shield(self._record_end())
+        if self._crash is not None:
+            what, exc = self._crash
+            raise WorkerCrashed(f"worker {self.id} stopped: its {what} task failed: {type(exc).__name__}: "
+                                f"{storable(str(exc))}") from exc
         return self.stats
+
+    def _supervised(self, coro: Any, name: str) -> asyncio.Task[Any]:
+        """A task of the worker's own: if it ends with an error, the worker stops (loudly, at once)."""
+        task = asyncio.create_task(coro, name=name)
+        task.add_done_callback(self._task_ended)
+        return task
+
+    def _task_ended(self, task: asyncio.Task[Any]) -> None:
+        if task.cancelled():
+            return
+        exc = task.exception()
+        if exc is not None:
+            self._crashed(task.get_name(), exc)
+        elif not self._stopping and task.get_name() != "fetch" and not task.get_name().startswith("lane-"):
+            self._crashed(task.get_name(), RuntimeError("the task ended on its own"))
+
+    def _crashed(self, what: str, exc: BaseException) -> None:
+        """Called on the event loop when one of the worker's own tasks or threads failed."""
+        if self._crash is not None:
+            log.error("worker %s: %s also failed", self.id, what, exc_info=exc)
+            return
+        self._crash = (what, exc)
+        log.error("worker %s: %s failed unexpectedly; stopping the worker (its items return to the queue)",
+                  self.id, what, exc_info=exc)
+        self._begin_stop()
+
+    async def _record_end(self) -> None:
+        """Mark this worker stopped (or crashed, handing its leases over at once: their items are suspects)."""
+        try:
+            if self._crash is not None:
+                await asyncio.to_thread(self.store.expire_leases_of, self.id)
+            await asyncio.to_thread(self.store.set_worker_status, self.id,
+                                    "crashed" if self._crash is not None else "stopped")
+        except StoreUnavailable as exc:
+            log.warning("worker %s: could not record its stop: %s", self.id, exc.message)
+        log.info("worker %s %s: %d claimed, %d finished", self.id,
+                 "crashed" if self._crash is not None else "stopped", self.stats.claimed, self.stats.accepted)
 
     def _wake_up(self) -> None:
         if self._wake is not None:
@@ -218,7 +266,8 @@ class Worker:
                 continue
             try:
                 batch = await asyncio.to_thread(self.store.claim_items, self.id, capacity,
-                                                self.settings.lease_seconds)
+                                                self.settings.lease_seconds, suspects=not self._suspect_leases,
+                                                max_rescues=self.settings.max_rescues)
             except StoreUnavailable as exc:
                 self._store_trouble("claim", exc)
                 await self._sleep_until_wake(STORE_RETRY_SECONDS)
@@ -228,6 +277,8 @@ class Worker:
                 continue
             if batch.items:
                 self._dispatch(batch)
+            else:  # e.g. only suspects are due and this worker already runs its one group of them
+                await self._sleep_until_wake(poll / 5)
 
     async def _sleep_until_wake(self, seconds: float) -> None:
         assert self._wake is not None
@@ -247,6 +298,8 @@ class Worker:
         self._in_flight_total += n
         self._lease_left[batch.lease_token] = n
         self._lease_handler[batch.lease_token] = job.handler
+        if batch.suspect:
+            self._suspect_leases.add(batch.lease_token)
         self.stats.claimed += n
         timeout = job.timeout_seconds or spec.timeout_seconds
         for item in batch.items:
@@ -267,19 +320,22 @@ class Worker:
             if spec.is_async:
                 self._async_work[name] = collections.deque()
                 self._async_ready[name] = asyncio.Event()
-                tasks += [asyncio.create_task(self._async_lane(name, i), name=f"lane-{name}-{i}")
-                          for i in range(lanes)]
+                tasks += [self._supervised(self._async_lane(name, i), f"lane-{name}-{i}") for i in range(lanes)]
             else:
                 self._sync_queues[name] = queue.SimpleQueue()
                 for i in range(lanes):
-                    thread = threading.Thread(target=self._sync_lane, args=(name,), name=f"batchyard-{name}-{i}",
-                                              daemon=True)
+                    thread = threading.Thread(target=self._sync_lane_supervised, args=(name,),
+                                              name=f"batchyard-{name}-{i}", daemon=True)
                     thread.start()
                     self._threads.append(thread)
         return tasks
 
     def _begin(self, work: WorkItem) -> bool:
-        """Start an item's clock, or report it skipped (job paused or cancelled, worker draining)."""
+        """Start an item's clock, or report it skipped (job paused or cancelled, worker draining).
+
+        After a crash nothing starts and nothing is reported: the item's lease is handed over as a suspect."""
+        if self._crash is not None:
+            return False
         skip = self._skip_reason(work)
         if skip is not None:
             self._emit(work, skip)
@@ -329,6 +385,14 @@ class Worker:
                 if work._interrupt is not None and task.cancelling():
                     task.uncancel()
 
+    def _sync_lane_supervised(self, name: str) -> None:
+        try:
+            self._sync_lane(name)
+        except BaseException as exc:  # a bug in the lane itself, not a handler's failure: stop the worker
+            loop = self._loop
+            if loop is not None and not loop.is_closed():
+                loop.call_soon_threadsafe(self._crashed, threading.current_thread().name, exc)
+
     def _sync_lane(self, name: str) -> None:
         q = self._sync_queues[name]
         ident = threading.get_ident()
@@ -341,8 +405,6 @@ class Worker:
             self._running_sync[ident] = work
             try:
                 value = work._spec.function(json.loads(work._payload), work)
-            except ItemCancelled:
-                self._emit(work, "cancelled", error=_error_json(work, "Cancelled", "item cancelled", "cancelled"))
             except Exception as exc:
                 self._emit_failure(work, exc)
             else:
@@ -354,23 +416,23 @@ class Worker:
 
     def _emit_success(self, work: WorkItem, value: Any) -> None:
         try:
-            result = _RESULT_ENCODER.encode(value)
+            result = json_text(value)
         except (TypeError, ValueError) as exc:
-            self._emit(work, "failed", error=_error_json(
+            self._emit(work, "failed", error=self._error_json(
                 work, "ResultNotSerializable", f"the handler's result is not JSON-serializable: {exc}",
                 "result_not_serializable"))
             return
         self._emit(work, "succeeded", result=result)
 
     def _emit_failure(self, work: WorkItem, exc: BaseException) -> None:
-        if isinstance(exc, ItemCancelled):
-            self._emit(work, "cancelled", error=_error_json(work, "Cancelled", str(exc), "cancelled"))
+        if isinstance(exc, ItemCancelled) and work.cancelled:
+            self._emit(work, "cancelled", error=self._error_json(work, "Cancelled", str(exc), "cancelled"))
             return
         retryable = exc.retryable if isinstance(exc, ItemError) else True
         retry_after = exc.retry_after if isinstance(exc, ItemError) else None
         code = exc.code if isinstance(exc, ItemError) else None
         tb = "".join(traceback.format_exception(exc))[-MAX_TRACEBACK_CHARS:]
-        error = _error_json(work, type(exc).__name__, str(exc) or type(exc).__name__, code, tb, retryable)
+        error = self._error_json(work, type(exc).__name__, str(exc) or type(exc).__name__, code, tb, retryable)
         self._emit_error(work, error, retryable, retry_after)
 
     def _emit_error(self, work: WorkItem, error: str, retryable: bool, retry_after: float | None) -> None:
@@ -382,17 +444,30 @@ class Worker:
         else:
             self._emit(work, "failed", error=error)
 
+    def _error_json(self, work: WorkItem, type_: str, message: str, code: str | None, tb: str | None = None,
+                    retryable: bool | None = None) -> str:
+        """An item's error as stored: storable text, without the server's own paths (data dir, venv, home)."""
+        error: dict[str, Any] = {"type": type_, "message": self._redact(storable(message))[:4000],
+                                 "attempt": work.attempt}
+        if code:
+            error["code"] = code
+        if retryable is not None:
+            error["retryable"] = retryable
+        if tb:
+            error["traceback"] = self._redact(storable(tb))
+        return json_text(error)
+
     def _emit_interrupted(self, work: WorkItem) -> None:
         if work._interrupt == "timeout":
             self._emit_timeout(work)
         elif work._interrupt == "shutdown":
             self._emit(work, "release")
         else:
-            self._emit(work, "cancelled", error=_error_json(work, "Cancelled", "job cancelled", "cancelled"))
+            self._emit(work, "cancelled", error=self._error_json(work, "Cancelled", "job cancelled", "cancelled"))
 
     def _emit_timeout(self, work: WorkItem) -> None:
         limit = work._job.timeout_seconds or work._spec.timeout_seconds
-        error = _error_json(work, "Timeout", f"item took longer than its {limit:g}s timeout", "timeout")
+        error = self._error_json(work, "Timeout", f"item took longer than its {limit:g}s timeout", "timeout")
         self._emit_error(work, error, True, None)
 
     def _emit(self, work: WorkItem, kind: Any, *, result: str | None = None, error: str | None = None,
@@ -437,7 +512,14 @@ class Worker:
             # Free the capacity now, so the next claim overlaps this write instead of waiting for it.
             self._free_capacity(per_token, -1)
             try:
-                report = await asyncio.to_thread(self.store.complete_items, batch, finished)
+                try:
+                    report = await asyncio.to_thread(self.store.complete_items, batch, finished)
+                except StoreUnavailable:
+                    raise
+                except Exception as exc:
+                    log.error("worker %s: recording %d outcomes failed; recording them one at a time", self.id,
+                              len(batch), exc_info=exc)
+                    report = await asyncio.to_thread(self._complete_one_at_a_time, batch, finished)
             except StoreUnavailable as exc:
                 self._free_capacity(per_token, +1)
                 self._outcomes.extendleft(reversed(batch))
@@ -451,6 +533,37 @@ class Worker:
             self._maintain_now.set()
         if self._wake is not None:
             self._wake.set()  # capacity freed: claim more
+
+    def _complete_one_at_a_time(self, batch: list[Outcome], finished: list[str]) -> CompletionReport:
+        """After a flush failed for a reason other than the database being away: find the outcomes that cannot
+        be stored and fail their items (``unrecordable``) instead, so one item cannot stop the worker."""
+        report = CompletionReport()
+        for outcome in batch:
+            try:
+                single = self.store.complete_items([outcome])
+            except StoreUnavailable:
+                raise
+            except Exception as exc:
+                log.error("worker %s: the outcome of item %s of %s cannot be stored; failing the item",
+                          self.id, outcome.seq, outcome.job_id, exc_info=exc)
+                error = json_text({"type": "UnrecordableOutcome", "code": "unrecordable", "retryable": False,
+                                   "message": "the item's outcome could not be stored: "
+                                              f"{type(exc).__name__}: {storable(str(exc))[:500]}"})
+                substitute = Outcome(outcome.job_id, outcome.seq, outcome.lease_token, "failed", error=error,
+                                     finished_at=outcome.finished_at, duration=outcome.duration)
+                try:
+                    single = self.store.complete_items([substitute])
+                except StoreUnavailable:
+                    raise
+                except Exception:  # its lease expires and it comes back as a suspect
+                    log.exception("worker %s: could not fail item %s of %s either", self.id, outcome.seq,
+                                  outcome.job_id)
+                    continue
+            report.accepted += single.accepted
+            report.settled += single.settled
+        if finished:
+            self.store.complete_items([], finished)
+        return report
 
     def _free_capacity(self, per_token: collections.Counter[str], sign: int) -> None:
         for token, n in per_token.items():
@@ -466,6 +579,7 @@ class Worker:
             else:
                 del self._lease_left[token]
                 del self._lease_handler[token]
+                self._suspect_leases.discard(token)
         for job_id, n in collections.Counter(o.job_id for o in batch).items():
             left = self._control_items[job_id] - n
             if left > 0:
@@ -484,7 +598,11 @@ class Worker:
         for _ in range(FINAL_FLUSH_TRIES):
             if not self._outcomes:
                 return
-            await self._flush()
+            try:
+                await self._flush()
+            except Exception:  # the crash being handled may be the flusher's own
+                log.exception("worker %s: final flush failed", self.id)
+                break
         if self._outcomes:  # the database stayed away: these items come back when their leases expire
             log.error("worker %s: could not record %d outcomes; their items will run again", self.id,
                       len(self._outcomes))
@@ -503,17 +621,29 @@ class Worker:
             await asyncio.sleep(CONTROL_POLL_INTERVAL)
             if not self._controls:
                 continue
+            asked = list(self._controls)
             try:
-                statuses = await asyncio.to_thread(self.store.job_statuses, list(self._controls))
+                statuses = await asyncio.to_thread(self.store.job_statuses, asked)
             except StoreUnavailable as exc:
                 self._store_trouble("status check", exc)
                 continue
-            for job_id, control in list(self._controls.items()):
-                status = statuses.get(job_id, JobStatus.CANCELLED)
-                control.paused = status == JobStatus.PAUSED
-                if status in _STOP_STATUSES and not control.cancelled:
-                    control.cancelled = True
-                    self._interrupt_async(job_id, "cancel")
+            self._apply_statuses(asked, statuses)
+
+    def _apply_statuses(self, asked: list[str], statuses: dict[str, str]) -> None:
+        """Apply the answer about exactly the jobs that were asked about: a job dispatched while the question
+        was out is left alone until the next poll. A job that was asked about and is missing was deleted."""
+        for job_id in asked:
+            control = self._controls.get(job_id)
+            if control is None:
+                continue
+            status = statuses.get(job_id)
+            control.paused = status == JobStatus.PAUSED
+            stop = status is None or status in _STOP_STATUSES
+            if stop and not control.cancelled:
+                control.cancelled = True
+                self._interrupt_async(job_id, "cancel")
+            elif not stop:
+                control.cancelled = False  # retried after failing: its new items run
 
     def _interrupt_async(self, job_id: str | None, reason: str, *, deadline_before: float | None = None) -> None:
         """Cancel running async items: of one job (or all), or only those past their deadline."""
@@ -601,13 +731,28 @@ def _drain_queue(q: queue.SimpleQueue[WorkItem | None]) -> list[WorkItem]:
     return items
 
 
-def _error_json(work: WorkItem, type_: str, message: str, code: str | None, tb: str | None = None,
-                retryable: bool | None = None) -> str:
-    error: dict[str, Any] = {"type": type_, "message": message[:4000], "attempt": work.attempt}
-    if code:
-        error["code"] = code
-    if retryable is not None:
-        error["retryable"] = retryable
-    if tb:
-        error["traceback"] = tb
-    return json.dumps(error, ensure_ascii=False)
+class PathRedactor:
+    """Replaces this server's own paths in texts shown to API users: the data dir, the Python installation
+    (site-packages, the standard library), the working directory and the home directory."""
+
+    def __init__(self, data_dir: Path) -> None:
+        places: dict[str, str] = {}
+        for path in sorted({p for p in sys.path if p.endswith(("site-packages", "dist-packages"))}):
+            places[path] = "<site-packages>"
+        for prefix in {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix}:
+            places.setdefault(prefix, "<python>")
+        places[str(Path(data_dir).resolve())] = "<data-dir>"
+        places[str(data_dir)] = "<data-dir>"
+        with contextlib.suppress(OSError):
+            places.setdefault(os.getcwd(), ".")
+        home = os.path.expanduser("~")
+        if home not in ("/", "~"):
+            places.setdefault(home, "~")
+        ordered = sorted((p for p in places if len(p) > 1), key=len, reverse=True)
+        self._places = places
+        self._pattern = re.compile("|".join(re.escape(p) for p in ordered)) if ordered else None
+
+    def __call__(self, text: str) -> str:
+        if self._pattern is None:
+            return text
+        return self._pattern.sub(lambda m: self._places[m.group(0)], text)

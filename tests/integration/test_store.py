@@ -79,7 +79,8 @@ def test_completion_with_stale_lease_token_changes_nothing(app: Batchyard) -> No
     assert app.store.rescue_expired_leases() == 3  # the worker "died": its items go back to the queue
     fresh = app.store.claim_items("w2", {"echo": 10}, 30)
     assert fresh is not None and sorted(i.seq for i in fresh.items) == [0, 1, 2]
-    assert all(i.attempt == 2 for i in fresh.items)
+    assert all(i.attempt == 1 for i in fresh.items)  # a rescue gives the attempt back
+    assert fresh.suspect  # ...and the items come back as suspects, claimed apart
     # The first worker wakes up and reports: fenced out, nothing changes.
     report = app.store.complete_items(_done(stale, "failed"), [stale.lease_token])
     assert report.accepted == 0
@@ -91,15 +92,61 @@ def test_completion_with_stale_lease_token_changes_nothing(app: Batchyard) -> No
     assert_counters_match_items(app, job.id)
 
 
-def test_rescue_fails_items_past_max_attempts(app: Batchyard) -> None:
+def test_rescue_does_not_spend_attempts(app: Batchyard) -> None:
+    """An item merely in flight when its worker died did nothing wrong: max_attempts=1 still lets it run again."""
     job = app.submit("echo", [{"n": 1}], max_attempts=1)
     app.store.claim_items("w1", {"echo": 10}, 0.01)
     time.sleep(0.1)
     assert app.store.rescue_expired_leases() == 1
     item = app.store.get_item(job.id, "1")
-    assert item.status == "failed" and item.error is not None
-    assert item.error["type"] == "LeaseExpired" and item.error["attempt"] == 1
+    assert (item.status, item.attempts, item.rescues) == ("queued", 0, 1)
+    assert item.error is not None and item.error["code"] == "lease_expired"
+    batch = app.store.claim_items("w2", {"echo": 10}, 30)
+    assert batch is not None and [i.attempt for i in batch.items] == [1]
+    assert app.store.complete_items(_done(batch), [batch.lease_token]).accepted == 1
     assert app.store.get_job(job.id).status == "finalizing"
+    assert_counters_match_items(app, job.id)
+
+
+def test_suspects_are_claimed_apart_in_halving_groups(app: Batchyard) -> None:
+    job = app.submit("echo", [{"n": i} for i in range(40)])
+    crashed = app.store.claim_items("w1", {"echo": 40}, 0.01)
+    assert crashed is not None and len(crashed.items) == 40 and not crashed.suspect
+    time.sleep(0.05)
+    assert app.store.rescue_expired_leases(max_rescues=4) == 40
+    # A worker that already runs a group of suspects gets none: nothing else is due.
+    assert app.store.claim_items("w2", {"echo": 40}, 30, suspects=False, max_rescues=4).items == []
+    # Level 1 of 4: groups of 1 << (4 - 1 - 1) = 4.
+    group = app.store.claim_items("w2", {"echo": 40}, 0.01, max_rescues=4)
+    assert group is not None and group.suspect and len(group.items) == 4
+    time.sleep(0.05)
+    assert app.store.rescue_expired_leases(max_rescues=4) == 4  # it crashed again: level 2, groups of 2
+    group = app.store.claim_items("w2", {"echo": 40}, 0.01, max_rescues=4)
+    assert group is not None and group.suspect and [i.seq for i in group.items] == [0, 1]
+    assert {app.store.get_item(job.id, key).rescues for key in ("1", "2")} == {2}  # keys: line numbers
+    assert app.store.get_item(job.id, "6").rescues == 1
+    assert_counters_match_items(app, job.id)
+
+
+def test_an_item_that_keeps_killing_its_worker_is_set_aside_as_poison(app: Batchyard) -> None:
+    job = app.submit("echo", [{"n": i} for i in range(8)])
+    bad = "3"
+    for _ in range(10):  # the worker "dies" whenever it holds item 3; the others are finished by a good one
+        batch = app.store.claim_items("w", {"echo": 8}, 0.01, max_rescues=4)
+        if batch is None:
+            break
+        keys = {i.key for i in batch.items}
+        if bad in keys:
+            time.sleep(0.05)
+            app.store.rescue_expired_leases(max_rescues=4)
+        else:
+            app.store.complete_items(_done(batch), [batch.lease_token])
+    record = app.store.get_job(job.id)
+    assert (record.status, record.succeeded, record.failed) == ("finalizing", 7, 1)
+    poison = app.store.get_item(job.id, bad)
+    assert poison.status == "failed" and poison.error is not None and poison.error["code"] == "poison"
+    assert poison.rescues == 3 and poison.attempts == 1
+    assert all(app.store.get_item(job.id, str(n)).status == "succeeded" for n in range(1, 9) if str(n) != bad)
     assert_counters_match_items(app, job.id)
 
 

@@ -226,3 +226,65 @@ def test_a_database_outage_during_flushes_loses_nothing(app: Batchyard, monkeypa
     assert (view.job.status, view.job.succeeded, view.job.failed) == ("completed", 300, 0)
     assert {i.attempts for i in job.items()} == {1}  # nothing ran twice
     assert_counters_match_items(app, job.id)
+
+
+def test_jobs_dispatched_while_a_status_check_is_out_are_never_cancelled(app: Batchyard, monkeypatch: Any) -> None:
+    """The control poll asks about the jobs it runs; a job dispatched while the answer is on its way is not in
+    the answer, and that must not read as "cancelled" (it once cancelled items of healthy jobs)."""
+    real = app.store.job_statuses
+
+    def slow_answer(job_ids: list[str]) -> dict[str, str]:
+        answer = real(job_ids)
+        time.sleep(0.4)  # new jobs get dispatched meanwhile
+        return answer
+
+    monkeypatch.setattr(app.store, "job_statuses", slow_answer)
+
+    @app.handler("short_nap", concurrency=32)
+    async def short_nap(item: Any, ctx: ItemContext) -> int:
+        await asyncio.sleep(0.05)
+        return 1
+
+    jobs = []
+    with running_worker(app):
+        for _ in range(8):  # each runs ~0.3 s and the next starts 0.2 s later: every answer misses one
+            jobs.append(app.submit("short_nap", [{"n": i} for i in range(200)]))
+            time.sleep(0.2)
+        views = [wait_finished(app, job.id, timeout=60) for job in jobs]
+    assert [(v.job.status, v.job.succeeded, v.job.cancelled) for v in views] == [("completed", 200, 0)] * 8
+    for job in jobs:
+        assert_counters_match_items(app, job.id)
+
+
+def test_a_stale_cancelled_outcome_sends_the_item_back_instead(app: Batchyard) -> None:
+    """Only a stopping job's items end cancelled, whatever a worker reports: the store has the last word."""
+    from batchyard.store.records import Outcome
+
+    job = app.submit("echo", [{"n": 1}, {"n": 2}])
+    batch = app.store.claim_items("w1", {"echo": 10}, 30)
+    assert batch is not None
+    outcomes = [Outcome(job.id, item.seq, batch.lease_token, "cancelled", finished_at=time.time())
+                for item in batch.items]
+    assert app.store.complete_items(outcomes, [batch.lease_token]).accepted == 2
+    record = app.store.get_job(job.id)
+    assert (record.status, record.queued, record.cancelled) == ("running", 2, 0)
+    assert {i.attempts for i in job.items()} == {0}  # not counted
+    with running_worker(app):
+        view = wait_finished(app, job.id)
+    assert (view.job.status, view.job.succeeded, view.job.cancelled) == ("completed", 2, 0)
+    assert_counters_match_items(app, job.id)
+
+
+def test_a_handler_raising_item_cancelled_on_its_own_is_a_failure(app: Batchyard) -> None:
+    from batchyard.errors import ItemCancelled
+
+    @app.handler("confused")
+    def confused(item: Any, ctx: ItemContext) -> None:
+        raise ItemCancelled("nobody asked for this")
+
+    job = app.submit("confused", [{"n": 1}], max_attempts=2)
+    with running_worker(app):
+        view = wait_finished(app, job.id)
+    assert (view.job.status, view.job.failed, view.job.cancelled) == ("completed", 1, 0)
+    [item] = list(job.errors())
+    assert item.attempts == 2 and item.error is not None and item.error["type"] == "ItemCancelled"

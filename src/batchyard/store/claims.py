@@ -6,11 +6,11 @@ import json
 import secrets
 from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, delete, func, insert, or_, select, update
+from sqlalchemy import Connection, Float, and_, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -19,7 +19,7 @@ from batchyard.schema import item_requeue, items, job_usage, jobs, leases, worke
 from batchyard.store.engine import Database
 from batchyard.store.events import add_event
 from batchyard.store.moves import settle_job, stop_job
-from batchyard.store.records import ClaimBatch, ClaimedItem, ClaimedJob, Outcome, OutcomeKind
+from batchyard.store.records import ClaimBatch, ClaimedItem, ClaimedJob, Outcome
 
 # Job statuses whose items must not start again: a retry of such an item ends it cancelled instead.
 STOPPING = (JobStatus.CANCELLING, JobStatus.CANCELLED, JobStatus.FAILED, JobStatus.EXPIRED)
@@ -34,8 +34,23 @@ _fence = and_(
 _REQUEUE = update(items).where(_fence).values(
     status=ItemStatus.QUEUED, error=bindparam("e"), available_at=bindparam("a"), lease_token=None,
     attempts=items.c.attempts - bindparam("back", type_=items.c.attempts.type),
+    rescues=items.c.rescues + bindparam("r", type_=items.c.rescues.type),
 )
-_REQUEUE_ROW = insert(item_requeue).values(job_id=bindparam("j"), seq=bindparam("s"), available_at=bindparam("a"))
+# The requeue row carries the item's rescue count: an item handed back by a crash stays a suspect when it is
+# later released (pause, SIGTERM) or retried.
+_REQUEUE_ROW = insert(item_requeue).from_select(
+    ["job_id", "seq", "available_at", "rescues"],
+    select(items.c.job_id, items.c.seq, bindparam("a", type_=Float), items.c.rescues)
+    .where(items.c.job_id == bindparam("j"), items.c.seq == bindparam("s")),
+)
+DEFAULT_MAX_RESCUES = 6
+
+
+def suspect_group_size(rescues: int, max_rescues: int = DEFAULT_MAX_RESCUES) -> int:
+    """How many items handed back by crashes ``rescues`` times run together: halving at every crash, down to
+    one at ``max_rescues - 1``, so a poisonous item ends up alone before it is set aside and its neighbours
+    are cleared along the way."""
+    return max(1, 1 << max(0, max_rescues - 1 - rescues))
 
 
 @dataclass
@@ -89,11 +104,15 @@ class ClaimStore:
 
     # -- claims ---------------------------------------------------------------------------------------------
 
-    def claim_items(self, worker_id: str, capacity: Mapping[str, int], lease_seconds: float) -> ClaimBatch | None:
+    def claim_items(self, worker_id: str, capacity: Mapping[str, int], lease_seconds: float, *,
+                    suspects: bool = True, max_rescues: int = DEFAULT_MAX_RESCUES) -> ClaimBatch | None:
         """Claim up to ``capacity[handler]`` items of one job, leased to ``worker_id``.
 
         The job is the highest-priority claimable one, least recently claimed first (round-robin across jobs).
         Items due for another attempt come first, then fresh ones by range from the job's claim cursor.
+        *Suspects* (items that were in flight when a worker died) are claimed apart, in a lease of their own
+        holding only suspects of one level (see :func:`suspect_group_size`), and only when ``suspects`` is
+        true: a worker holds one such lease at a time.
         """
         handlers = [name for name, free in capacity.items() if free > 0]
         if not handlers:
@@ -105,7 +124,8 @@ class ClaimStore:
                 job = self._pick_job(conn, handlers, now, skip_locked=False)
             if job is None:
                 return None
-            return self._claim_from_job(conn, job, worker_id, capacity[job.handler], lease_seconds, now)
+            return self._claim_from_job(conn, job, worker_id, capacity[job.handler], lease_seconds, now,
+                                        suspects=suspects, max_rescues=max_rescues)
 
     def _pick_job(self, conn: Connection, handlers: list[str], now: float, *, skip_locked: bool) -> Any:
         query = (
@@ -126,15 +146,26 @@ class ClaimStore:
         return conn.execute(query).first()
 
     def _claim_from_job(self, conn: Connection, job: Any, worker_id: str, limit: int, lease_seconds: float,
-                        now: float) -> ClaimBatch:
+                        now: float, *, suspects: bool, max_rescues: int) -> ClaimBatch:
         if job.concurrency is not None:
             limit = min(limit, job.concurrency - job.running)
         requeued: list[int] = []
+        suspect = False
         due_at = job.retry_due_at
         if due_at is not None and due_at <= now:
+            due = and_(item_requeue.c.job_id == job.id, item_requeue.c.available_at <= now)
+            level = conn.execute(
+                select(func.max(item_requeue.c.rescues)).where(due, item_requeue.c.rescues > 0)
+            ).scalar() if suspects else None
+            if level:
+                suspect = True
+                limit = min(limit, suspect_group_size(level, max_rescues))
+                chosen = item_requeue.c.rescues == level
+            else:
+                chosen = item_requeue.c.rescues == 0
             requeued = list(conn.execute(
                 select(item_requeue.c.seq)
-                .where(item_requeue.c.job_id == job.id, item_requeue.c.available_at <= now)
+                .where(due, chosen)
                 .order_by(item_requeue.c.available_at, item_requeue.c.seq)
                 .limit(limit)
                 .with_for_update(skip_locked=True)
@@ -146,7 +177,7 @@ class ClaimStore:
                 select(func.min(item_requeue.c.available_at)).where(item_requeue.c.job_id == job.id)
             ).scalar()
         lo = job.claim_cursor
-        hi = min(job.total, lo + max(0, limit - len(requeued)))
+        hi = lo if suspect else min(job.total, lo + max(0, limit - len(requeued)))
         token = secrets.token_hex(8)
         rows: list[Any] = []
         if hi > lo:
@@ -181,7 +212,7 @@ class ClaimStore:
             max_attempts=job.max_attempts, backoff_base_seconds=job.backoff_base_seconds,
             backoff_max_seconds=job.backoff_max_seconds, timeout_seconds=job.timeout_seconds,
         )
-        return ClaimBatch(claimed_job, token, claimed)
+        return ClaimBatch(claimed_job, token, claimed, suspect=suspect and bool(claimed))
 
     # -- completions ----------------------------------------------------------------------------------------
 
@@ -214,17 +245,7 @@ class ClaimStore:
                            .where(jobs.c.id == job_id)).first()
         if job is None:  # deleted meanwhile: nothing to record
             return 0, False
-        stopping = job.status in STOPPING
-        finishing: list[tuple[str, Outcome]] = []
-        returning: list[Outcome] = []
-        for o in group:
-            kind = o.kind
-            if kind in ("retry", "release") and stopping:
-                kind = "cancelled"
-            if kind in ("retry", "release"):
-                returning.append(o)
-            else:
-                finishing.append((kind, o))
+        finishing, returning = _sort_outcomes(group, stopping=job.status in STOPPING)
         finished = self._finish_fenced(conn, job_id, finishing, now)
         requeued = self._requeue_fenced(conn, job_id, returning, now)
         accepted = [o for _, o in finished] + requeued
@@ -297,7 +318,8 @@ class ClaimStore:
         accepted = [o for o in returning if (o.lease_token, o.seq) in valid]
         if accepted:
             conn.execute(_REQUEUE, [{"j": job_id, "s": o.seq, "t": o.lease_token, "e": o.error,
-                                     "a": now + o.retry_delay, "back": 1 if o.kind == "release" else 0}
+                                     "a": now + o.retry_delay, "back": 0 if o.kind == "retry" else 1,
+                                     "r": 1 if o.kind == "rescue" else 0}
                                     for o in accepted])
             conn.execute(_REQUEUE_ROW, [{"j": job_id, "s": o.seq, "a": now + o.retry_delay} for o in accepted])
         return accepted
@@ -344,20 +366,31 @@ class ClaimStore:
             conn.execute(update(workers).where(workers.c.id == worker_id)
                          .values(last_seen_at=now, in_flight=in_flight))
 
-    def rescue_expired_leases(self, limit: int = 100) -> int:
-        """Return items of leases past their expiry (a dead or stalled worker) to the queue; count the attempt.
+    def rescue_expired_leases(self, limit: int = 100, max_rescues: int = DEFAULT_MAX_RESCUES) -> int:
+        """Return items of leases past their expiry (a dead or stalled worker) to the queue.
 
-        Items that used their last attempt end ``failed``. Safe to run in every process: the lease row is
-        deleted conditionally, so exactly one process rescues each lease.
+        A rescue is not a failed attempt: the item did nothing wrong that anyone saw, it was merely in flight
+        when its worker died (a deploy, an OOM kill, a preemption) -- or it is what killed the worker. So the
+        attempt is given back and the item's ``rescues`` count goes up instead; it comes back as a *suspect*,
+        claimed with fewer and fewer others (halving, see :func:`suspect_group_size`). An item in flight in
+        ``max_rescues`` crashes -- the last one alone among suspects -- is set aside as failed with the code
+        ``poison``. Safe to run in every process: the lease row is deleted conditionally, so exactly one
+        process rescues each lease.
         """
         with self.db.read() as conn:
             now = self.db.now(conn)
             expired = conn.execute(
                 select(leases.c.token).where(leases.c.expires_at < now).order_by(leases.c.expires_at).limit(limit)
             ).scalars().all()
-        return sum(self._rescue_lease(token) for token in expired)
+        return sum(self._rescue_lease(token, max_rescues) for token in expired)
 
-    def _rescue_lease(self, token: str) -> int:
+    def expire_leases_of(self, worker_id: str) -> int:
+        """Hand a crashed worker's leases over at once (the next rescue takes them); returns how many."""
+        with self.db.write() as conn:
+            return int(conn.execute(update(leases).where(leases.c.worker_id == worker_id)
+                                    .values(expires_at=0.0)).rowcount)
+
+    def _rescue_lease(self, token: str, max_rescues: int) -> int:
         with self.db.write() as conn:
             now = self.db.now(conn)
             lease = conn.execute(
@@ -366,27 +399,59 @@ class ClaimStore:
             ).first()
             if lease is None:
                 return 0
-            job = conn.execute(select(jobs.c.max_attempts, jobs.c.backoff_base_seconds)
-                               .where(jobs.c.id == lease.job_id)).first()
             rows = conn.execute(
-                select(items.c.seq, items.c.attempts)
+                select(items.c.seq, items.c.attempts, items.c.rescues)
                 .where(items.c.job_id == lease.job_id, items.c.seq.in_(json.loads(lease.seqs)),
                        items.c.lease_token == token, items.c.status == ItemStatus.RUNNING)
             ).all()
-            if not rows or job is None:
+            if not rows:
                 return 0
             error = {"type": "LeaseExpired", "code": "lease_expired",
                      "message": f"worker {lease.worker_id} stopped renewing its lease (crashed or stalled)"}
             outcomes = []
-            for seq, attempts in rows:
-                err = json.dumps({**error, "attempt": attempts})
-                kind: OutcomeKind = "failed" if attempts >= job.max_attempts else "retry"
-                outcomes.append(Outcome(lease.job_id, seq, token, kind, error=err, finished_at=now))
+            poisoned = 0
+            for seq, attempts, rescues in rows:
+                if rescues + 1 >= max_rescues:
+                    poisoned += 1
+                    err = json.dumps({
+                        "type": "Poison", "code": "poison", "attempt": attempts, "retryable": False,
+                        "message": f"set aside: its worker died {rescues + 1} times while running it, the last "
+                                   "time with no other suspect item; look for what makes the process exit "
+                                   "(a crash in native code, os._exit, running out of memory)"})
+                    outcomes.append(Outcome(lease.job_id, seq, token, "failed", error=err, finished_at=now))
+                else:
+                    err = json.dumps({**error, "attempt": attempts, "rescues": rescues + 1})
+                    outcomes.append(Outcome(lease.job_id, seq, token, "rescue", error=err, finished_at=now))
             accepted, _ = self._complete_job_items(conn, lease.job_id, outcomes, now)
-            add_event(conn, lease.job_id, now, "rescued", actor=lease.worker_id,
-                      message=f"{accepted} item(s) of an expired lease returned to the queue or failed",
-                      data={"items": accepted, "worker_id": lease.worker_id})
+            message = f"{accepted} item(s) of an expired lease returned to the queue"
+            if poisoned:
+                message += f"; {poisoned} set aside as poison"
+            add_event(conn, lease.job_id, now, "rescued", actor=lease.worker_id, message=message,
+                      data={"items": accepted, "worker_id": lease.worker_id, "poison": poisoned})
             return accepted
+
+
+def _sort_outcomes(group: list[Outcome], *, stopping: bool) -> tuple[list[tuple[str, Outcome]], list[Outcome]]:
+    """Split outcomes into final ones (with the status to record) and ones that go back to the queue.
+
+    A stopping job's items never go back: they end cancelled. And only a stopping job's items end cancelled:
+    a worker that says otherwise had a stale view (the job was retried since, say), so the item goes back to
+    the queue with its attempt given back -- a missing or late answer about a job never cancels its items.
+    """
+    finishing: list[tuple[str, Outcome]] = []
+    returning: list[Outcome] = []
+    for outcome in group:
+        kind = outcome.kind
+        if kind in ("retry", "release", "rescue"):
+            if stopping:
+                finishing.append(("cancelled", outcome))
+            else:
+                returning.append(outcome)
+        elif kind == "cancelled" and not stopping:
+            returning.append(replace(outcome, kind="release"))
+        else:
+            finishing.append((kind, outcome))
+    return finishing, returning
 
 
 def _usage_totals(outcomes: list[Outcome]) -> tuple[float, dict[str, float]]:

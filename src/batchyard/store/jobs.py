@@ -180,7 +180,7 @@ class JobStore:
         Items have no status index (see :mod:`batchyard.schema`), so a status filter scans rows; ``max_seq``
         bounds that scan."""
         cols = [items.c.job_id, items.c.seq, items.c.key, items.c.status, items.c.attempts, items.c.result,
-                items.c.error, items.c.started_at, items.c.finished_at, items.c.usage,
+                items.c.error, items.c.started_at, items.c.finished_at, items.c.usage, items.c.rescues,
                 (items.c.payload if with_payload else items.c.lease_token.label("payload"))]
         query = select(*cols).where(items.c.job_id == job_id, items.c.seq > after_seq)
         if max_seq is not None:
@@ -308,7 +308,8 @@ class JobStore:
             ))
             n = conn.execute(
                 update(items).where(items.c.job_id == job_id, items.c.status == ItemStatus.FAILED)
-                .values(status=ItemStatus.QUEUED, attempts=0, available_at=now, finished_at=None, result=None)
+                .values(status=ItemStatus.QUEUED, attempts=0, rescues=0, available_at=now, finished_at=None,
+                        result=None)
             ).rowcount
             conn.execute(update(jobs).where(jobs.c.id == job_id).values(
                 failed=jobs.c.failed - n, queued=jobs.c.queued + n, retry_due_at=now))

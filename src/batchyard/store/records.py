@@ -7,7 +7,9 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-OutcomeKind = Literal["succeeded", "failed", "retry", "cancelled", "release"]
+# retry: failed, try again later (counts the attempt); release: not run, back to the queue (attempt given
+# back); rescue: in flight when its worker died (attempt given back, counted as a rescue instead).
+OutcomeKind = Literal["succeeded", "failed", "retry", "cancelled", "release", "rescue"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,6 +145,7 @@ class ClaimBatch:
     job: ClaimedJob
     lease_token: str
     items: list[ClaimedItem]
+    suspect: bool = False  # items handed back by a worker's crash, claimed apart to find a poisonous one
 
 
 @dataclass(slots=True)
@@ -175,6 +178,7 @@ class ItemRecord:
     started_at: float | None
     finished_at: float | None
     usage: dict[str, float] | None
+    rescues: int = 0
 
     @classmethod
     def from_row(cls, row: Any, *, with_payload: bool = True) -> ItemRecord:
@@ -183,7 +187,7 @@ class ItemRecord:
             job_id=m["job_id"], seq=m["seq"], key=m["key"], status=m["status"], attempts=m["attempts"],
             payload=_json(m["payload"], None) if with_payload else None, result=_json(m["result"], None),
             error=_json(m["error"], None), started_at=m["started_at"], finished_at=m["finished_at"],
-            usage=_json(m["usage"], None),
+            usage=_json(m["usage"], None), rescues=m.get("rescues", 0),
         )
 
 

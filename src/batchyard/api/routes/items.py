@@ -47,6 +47,8 @@ class ItemOut(BaseModel):
     key: str = Field(description="The item's key (custom_id), unique in its job")
     status: ItemStatus
     attempts: int = Field(description="Attempts started so far")
+    rescues: int = Field(0, description="Times a worker died while running it: not counted as attempts; at "
+                                        "BATCHYARD_MAX_RESCUES the item is set aside as failed (code poison)")
     payload: Any = Field(None, description="The item as submitted; only when getting one item (null in lists)")
     result: Any = Field(None, description="What the handler returned, once succeeded")
     error: ItemErrorOut | None = Field(None, description="The last error, if an attempt failed")
@@ -64,7 +66,7 @@ class ItemOut(BaseModel):
                    attempts=item.attempts, payload=item.payload, result=item.result,
                    error=ItemErrorOut.model_validate(item.error) if item.error else None,
                    started_at=item.started_at, finished_at=item.finished_at, duration_seconds=duration,
-                   usage=item.usage)
+                   usage=item.usage, rescues=item.rescues)
 
 
 def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
