@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Any
 
 from batchyard.errors import ItemCancelled
+from batchyard.storable import is_storable
 from batchyard.storage import artifact_prefix, safe_relative_path
 
 if TYPE_CHECKING:
     from batchyard.storage import LocalStorage
+
+
+MAX_USAGE_NAME_CHARS = 100
 
 
 class JobControl:
@@ -64,10 +69,24 @@ class ItemContext:
         return safe
 
     def add_usage(self, cost: float = 0.0, **counters: float) -> None:
-        """Add cost and named counters (tokens, pages, ...); summed per job and per owner."""
+        """Add cost and named counters (tokens, pages, ...); summed per job and per owner.
+
+        Raises ``ValueError`` (failing this item, nothing else) for a name that is not plain text of at most
+        100 characters, or an amount that is not a finite number."""
+        _check_amount("cost", cost)
+        for name, amount in counters.items():
+            if not name or len(name) > MAX_USAGE_NAME_CHARS or not is_storable(name):
+                raise ValueError(f"usage name {name[:120]!r} must be 1-{MAX_USAGE_NAME_CHARS} characters of "
+                                 "plain text")
+            _check_amount(name, amount)
         self.cost += cost
         if counters:
             usage = self.usage if self.usage is not None else {}
             for name, amount in counters.items():
                 usage[name] = usage.get(name, 0) + amount
             self.usage = usage
+
+
+def _check_amount(name: str, amount: object) -> None:
+    if isinstance(amount, bool) or not isinstance(amount, int | float) or not math.isfinite(amount):
+        raise ValueError(f"usage {name!r} must be a finite number, got {amount!r}")

@@ -20,6 +20,7 @@ from itertools import chain
 from typing import Any, BinaryIO, Literal, TypeAlias, cast
 
 from batchyard.errors import InputInvalid, InputProblem
+from batchyard.storable import is_storable, json_text
 
 Format: TypeAlias = Literal["jsonl", "csv"]
 
@@ -68,7 +69,6 @@ def _reject_constant(name: str) -> Any:
 
 
 _json_decode = json.JSONDecoder(parse_constant=_reject_constant).raw_decode
-_json_encode = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode
 _encode_json_string = json.encoder.encode_basestring
 
 
@@ -307,7 +307,7 @@ class ItemReader:
         admit = self._admit
         for position, value in enumerate(values, 1):
             try:
-                payload = _json_encode(value)
+                payload = json_text(value)  # ASCII-escaped if it holds a lone surrogate, so it can be stored
             except (TypeError, ValueError, RecursionError) as exc:
                 self._problem(
                     position,
@@ -332,7 +332,7 @@ class ItemReader:
         """
         if raw_key is _MISSING:
             key = str(line)
-        elif type(raw_key) is str and 0 < len(raw_key) <= MAX_KEY_CHARS:
+        elif type(raw_key) is str and 0 < len(raw_key) <= MAX_KEY_CHARS and is_storable(raw_key):
             key = raw_key
         else:
             problem = _key_problem(raw_key, field)
@@ -446,6 +446,9 @@ def _key_problem(value: object, field: str) -> tuple[str, str] | None:
         return "invalid_key", f"{field} must be a non-empty string or an integer, got {_describe(value)}"
     if len(text) > MAX_KEY_CHARS:
         return "key_too_long", f"{field} is {len(text):,} characters long; the limit is {MAX_KEY_CHARS}"
+    if not is_storable(text):
+        return "invalid_key", (f"{field} holds a NUL character or a lone surrogate (like \\ud800), which the "
+                               "database cannot store; use plain text")
     return None
 
 

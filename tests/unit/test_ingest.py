@@ -719,3 +719,21 @@ def test_memory_stays_bounded_for_a_large_input() -> None:
         tracemalloc.stop()
     assert total == 5_000
     assert peak < 3 * 1024 * 1024
+
+
+@pytest.mark.parametrize("escaped", ["\\ud800", "a\\u0000b", "\\udfff-tail"])
+def test_keys_the_database_cannot_store_are_line_numbered_problems(escaped: str) -> None:
+    (problem,) = read_problems(jsonl('{"x": 1}', f'{{"custom_id": "{escaped}"}}'))
+    assert (problem.line, problem.code) == (2, "invalid_key")
+    assert "lone surrogate" in problem.message
+
+
+def test_lone_surrogates_in_payloads_are_kept_storable() -> None:
+    # From a file the line is kept as written (ASCII escapes); from Python the JSON is escaped to ASCII.
+    [from_file] = read_items(jsonl('{"x": "\\ud800"}'))
+    assert from_file.payload == '{"x": "\\ud800"}'
+    [from_python] = read_items([{"x": "\ud800", "y": "é"}])
+    from_python.payload.encode("utf-8")  # storable
+    assert json.loads(from_python.payload) == {"x": "\ud800", "y": "é"}
+    [plain] = read_items([{"y": "é"}])
+    assert plain.payload == '{"y":"é"}'  # the common case keeps its UTF-8
