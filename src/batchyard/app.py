@@ -148,6 +148,8 @@ class Job:
                 return follow_job(self.app.service, self.id, timeout=timeout)
             deadline = None if timeout is None else time.monotonic() + timeout
             while not view.finished:
+                if runner is not None and runner.error is not None:
+                    raise runner.error  # it crashed (logged with its traceback): waiting would never end
                 if deadline is not None and time.monotonic() > deadline:
                     raise TimeoutError(f"job {self.id} still {view.job.status} after {timeout}s")
                 time.sleep(poll_seconds)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi.testclient import TestClient
 
 from batchyard import Batchyard
+from batchyard.api import create_app
 from batchyard.auth import AuthService
 
 from .conftest import Keys, bearer
@@ -137,3 +140,39 @@ def test_a_repeated_single_valued_query_parameter_is_refused(client: TestClient,
     assert response.status_code == 422
     assert response.json()["error"]["param"] == "owner"
     assert client.get("/api/v1/jobs?status=queued&status=failed", headers=h).status_code == 200  # a list param
+
+
+def test_a_crashed_built_in_worker_is_not_ready_and_is_restarted(app: Batchyard, monkeypatch: Any) -> None:
+    """serve's worker crashing (a bug in one of its tasks) must not leave the server half alive: /readyz says
+    so, a new worker starts after a backoff, and jobs submitted meanwhile still finish."""
+    import time
+
+    from batchyard.api import app as api_module
+
+    monkeypatch.setattr(api_module, "RESTART_FIRST_DELAY", 1.5)
+    monkeypatch.setattr(app.settings, "lease_seconds", 0.6)
+    real = app.store.heartbeat
+    calls = {"n": 0}
+
+    def heartbeat_failing_once(*args: Any) -> None:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise KeyError("a bug in the heartbeat")
+        real(*args)
+
+    monkeypatch.setattr(app.store, "heartbeat", heartbeat_failing_once)
+    with TestClient(create_app(batchyard=app, run_workers=True)) as client:
+        deadline = time.monotonic() + 10
+        while client.get("/readyz").status_code == 200:
+            assert time.monotonic() < deadline, "the crash never showed in /readyz"
+            time.sleep(0.05)
+        answer = client.get("/readyz")
+        assert answer.status_code == 503 and answer.json()["error"]["code"] == "worker_crashed"
+        job = app.submit("echo", [{"n": i} for i in range(5)])  # while no worker runs
+        while not app.service.get(job.id).finished:  # the restarted worker finishes it
+            assert time.monotonic() < deadline + 30, "the worker was not restarted"
+            time.sleep(0.05)
+        assert app.service.get(job.id).job.succeeded == 5
+        assert client.get("/readyz").json() == {"status": "ready"}
+    statuses = sorted(w.status for w in app.store.list_workers())
+    assert statuses == ["crashed", "stopped"]

@@ -123,7 +123,7 @@ def test_tracebacks_do_not_show_the_servers_paths(app: Batchyard) -> None:
 
     @app.handler("opens")
     def opens(item: Any, ctx: ItemContext) -> None:
-        open(f"{data_dir}/missing/file.txt").close()  # noqa: SIM115 - fails
+        open(f"{data_dir}/missing/file.txt").close()
 
     job = app.submit("opens", [{"n": 1}], max_attempts=1)
     with running_worker(app):

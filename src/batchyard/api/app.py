@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -15,9 +16,14 @@ from batchyard.api.errors import install_error_handlers
 from batchyard.api.limits import BodyLimitMiddleware, SingleValuedQueryMiddleware
 from batchyard.api.security import SecurityHeadersMiddleware
 from batchyard.app import Batchyard
+from batchyard.errors import WorkerCrashed
 from batchyard.settings import Settings
+from batchyard.worker import Worker
 
 log = logging.getLogger("batchyard.api")
+RESTART_FIRST_DELAY = 1.0
+RESTART_MAX_DELAY = 60.0
+RESTART_RESET_AFTER = 60.0
 
 
 def create_app(settings: Settings | None = None, *, batchyard: Batchyard | None = None,
@@ -27,19 +33,19 @@ def create_app(settings: Settings | None = None, *, batchyard: Batchyard | None 
     by.store  # noqa: B018 - connect and migrate now, not on the first request
 
     @contextlib.asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        worker_task = None
-        worker = None
+    async def lifespan(api: FastAPI) -> AsyncIterator[None]:
+        supervisor = None
+        task = None
         if run_workers:
-            worker = by.worker(**(worker_options or {}))
-            worker_task = asyncio.create_task(worker.run(), name="batchyard-worker")
+            supervisor = api.state.embedded_worker = EmbeddedWorker(by, worker_options or {})
+            task = asyncio.create_task(supervisor.run(), name="batchyard-worker")
         try:
             yield
         finally:
-            if worker is not None and worker_task is not None:
-                worker.request_stop()
+            if supervisor is not None and task is not None:
+                supervisor.request_stop()
                 with contextlib.suppress(asyncio.CancelledError):
-                    await worker_task
+                    await task
             by.close()
 
     api = FastAPI(
@@ -52,6 +58,7 @@ def create_app(settings: Settings | None = None, *, batchyard: Batchyard | None 
         redoc_url=None,
     )
     api.state.batchyard = by
+    api.state.embedded_worker = None
     install_error_handlers(api)
     api.add_middleware(BodyLimitMiddleware, max_request_bytes=by.settings.max_request_bytes,
                        max_upload_bytes=by.settings.max_upload_bytes)
@@ -61,6 +68,47 @@ def create_app(settings: Settings | None = None, *, batchyard: Batchyard | None 
 
     register_routes(api)
     return api
+
+
+class EmbeddedWorker:
+    """``serve``'s own worker. If it crashes (logged with its traceback by the worker), a new one starts after a
+    backoff (1 s doubling to 60 s; back to 1 s after a minute of health) while the API keeps serving;
+    ``alive`` tells ``/readyz``."""
+
+    def __init__(self, by: Batchyard, options: dict[str, Any]) -> None:
+        self._by = by
+        self._options = options
+        self._worker: Worker | None = None
+        self._stopping = asyncio.Event()
+        self.alive = False
+        self.crashes = 0
+
+    def request_stop(self) -> None:
+        self._stopping.set()
+        if self._worker is not None:
+            self._worker.request_stop()
+
+    async def run(self) -> None:
+        delay = RESTART_FIRST_DELAY
+        while not self._stopping.is_set():
+            self._worker = self._by.worker(**self._options)
+            started = time.monotonic()
+            self.alive = True
+            try:
+                await self._worker.run()
+                return
+            except WorkerCrashed as exc:
+                self.alive = False
+                self.crashes += 1
+                if time.monotonic() - started > RESTART_RESET_AFTER:
+                    delay = RESTART_FIRST_DELAY
+                log.error("%s; starting a new worker in %.0fs", exc.message, delay)
+            except Exception:  # failed to start (the database away at registration, say)
+                self.alive = False
+                log.exception("the built-in worker could not run; trying again in %.0fs", delay)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), delay)
+            delay = min(delay * 2, RESTART_MAX_DELAY)
 
 
 def _array_query_parameters(api: FastAPI) -> frozenset[str]:

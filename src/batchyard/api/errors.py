@@ -39,7 +39,7 @@ class ErrorJSONResponse(JSONResponse):
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(BatchyardError)
     async def batchyard_error(request: Request, exc: BatchyardError) -> JSONResponse:
-        if exc.status >= 500:
+        if exc.status >= 500 and request.url.path != "/readyz":  # a probe's answer; the cause is logged
             log.error("%s on %s %s: %s", type(exc).__name__, request.method, request.url.path, exc.message)
         headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
         error = exc.to_dict()

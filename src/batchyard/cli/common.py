@@ -25,7 +25,7 @@ from typer.core import TyperGroup
 
 from batchyard.app import Batchyard
 from batchyard.client import ApiError, Client, ServerUnreachable
-from batchyard.errors import BatchyardError, ConfigError, InputInvalid
+from batchyard.errors import BatchyardError, ConfigError, InputInvalid, WorkerCrashed
 from batchyard.service import JobView
 from batchyard.settings import Settings
 from batchyard.store.records import EventRecord, JobRecord
@@ -284,6 +284,9 @@ def report_error(exc: Exception) -> NoReturn:
         raise typer.Exit(EXIT_INPUT_INVALID)
     if isinstance(exc, ServerUnreachable):
         fail(exc.message, hint="is 'batchyard serve' running there? Check --url / BATCHYARD_URL")
+    if isinstance(exc, WorkerCrashed):
+        fail(exc.message, hint="the traceback is logged above; its items return to the queue. Run workers under "
+                               "a supervisor (systemd, Kubernetes, docker --restart) so a new one starts")
     if isinstance(exc, BatchyardError):
         fail(exc.message)
     if isinstance(exc, OperationalError):  # the store does not wrap driver errors (yet): say it plainly

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import hashlib
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
 from batchyard.api.deps import BatchyardDep, PrincipalDep
 from batchyard.api.models import DataList
-from batchyard.errors import StoreUnavailable
+from batchyard.errors import StoreUnavailable, WorkerCrashed
 
 router = APIRouter()
 
@@ -52,15 +52,20 @@ def healthz() -> Health:
     return Health(status="ok")
 
 
-@router.get("/readyz", tags=["system"], summary="The database is reachable",
-            responses={503: {"description": "The database is not reachable"}})
-def readyz(app: BatchyardDep) -> Health:
+@router.get("/readyz", tags=["system"], summary="The database is reachable (and this server's worker runs)",
+            responses={503: {"description": "The database is not reachable, or this server's own worker "
+                                            "crashed and is being restarted"}})
+def readyz(app: BatchyardDep, request: Request) -> Health:
     try:
         app.store.db.ping()
     except StoreUnavailable:
         raise
     except Exception as exc:  # any driver failure means "not ready", reported as 503
         raise StoreUnavailable(f"database not reachable: {exc}") from exc
+    embedded = request.app.state.embedded_worker
+    if embedded is not None and not embedded.alive:
+        raise WorkerCrashed(f"no live worker in this server: it crashed {embedded.crashes} time(s) and is "
+                            "being restarted (the server log has the traceback)")
     return Health(status="ready")
 
 
