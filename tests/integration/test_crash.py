@@ -28,8 +28,8 @@ def same_handlers(app: Batchyard) -> None:
 
 
 def _start_worker(settings: Settings, *handlers: str, lease: float = 1.5,
-                  poll_ms: int = 50) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "BATCHYARD_DATABASE_URL": str(settings.database_url),
+                  poll_ms: int = 50, **extra_env: str) -> subprocess.Popen[bytes]:
+    env = {**os.environ, **extra_env, "BATCHYARD_DATABASE_URL": str(settings.database_url),
            "BATCHYARD_DATA_DIR": str(settings.data_dir), "BATCHYARD_LEASE_SECONDS": str(lease),
            "BATCHYARD_POLL_INTERVAL_MS": str(poll_ms), "BATCHYARD_MAINTENANCE_INTERVAL_MS": "200",
            "BATCHYARD_SHUTDOWN_GRACE_SECONDS": "10", "PYTHONPATH": str(ROOT)}
@@ -68,6 +68,87 @@ def test_kill_9_mid_batch_loses_nothing(app: Batchyard, settings: Settings, same
     assert any(i.attempts > 1 for i in items), "the killed worker's items were rescued and run again"
     assert sum(1 for _ in job.results()) == 1500
     assert any(e.type == "rescued" for e in app.store.list_events(job.id))
+
+
+class Supervisor:
+    """Keeps ``n`` worker processes running, as systemd or Kubernetes would: a dead one is started again."""
+
+    def __init__(self, settings: Settings, n: int, *handlers: str, **env: str) -> None:
+        self.settings, self.handlers, self.env = settings, handlers, env
+        self.procs = [self._start() for _ in range(n)]
+        self.deaths = 0
+
+    def _start(self) -> subprocess.Popen[bytes]:
+        return _start_worker(self.settings, *self.handlers, **self.env)
+
+    def restart_dead(self) -> None:
+        for i, proc in enumerate(self.procs):
+            if proc.poll() is not None:
+                self.deaths += 1
+                self.procs[i] = self._start()
+
+    def stop(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
+
+@pytest.mark.slow
+def test_a_kill_loop_spends_no_attempts(app: Batchyard, settings: Settings, same_handlers: None) -> None:
+    """Deploys, OOM kills and preemptions kill workers mid-batch. The items they held did nothing wrong: with
+    max_attempts=1 every one of them must still succeed (a rescue is not an attempt), nothing lost or doubled."""
+    job = app.submit("nap", [{"n": i, "ms": 100} for i in range(3000)], max_attempts=1)
+    fleet = Supervisor(settings, 3)
+    kills = 0
+    try:
+        deadline = time.monotonic() + 180
+        while not app.service.get(job.id).finished:
+            assert time.monotonic() < deadline, "the job did not finish under the kill loop"
+            time.sleep(0.8)
+            if kills < 8 and app.store.get_job(job.id).running > 0:
+                victim = fleet.procs[kills % 3]
+                if victim.poll() is None:
+                    victim.send_signal(signal.SIGKILL)
+                    victim.wait(10)
+                    kills += 1
+            fleet.restart_dead()
+    finally:
+        fleet.stop()
+    view = app.service.get(job.id)
+    assert kills >= 5
+    assert (view.job.status, view.job.succeeded, view.job.failed, view.job.cancelled) == ("completed", 3000, 0, 0)
+    items = list(job.items())
+    assert {i.attempts for i in items} == {1}  # every item ran to success on its one attempt
+    assert sum(1 for i in items if i.rescues) > 0, "the kills landed on items in flight"
+    assert sum(1 for _ in job.results()) == 3000
+    assert_counters_match_items(app, job.id)
+
+
+@pytest.mark.slow
+def test_one_poisonous_item_among_a_thousand_is_found_and_set_aside(app: Batchyard, settings: Settings,
+                                                                    same_handlers: None) -> None:
+    """An item that kills its worker every time: narrowed down by halving groups of suspects, set aside as
+    ``poison`` after BATCHYARD_MAX_RESCUES crashes, while every one of its neighbours succeeds."""
+    items = [{"n": i, "ms": 20} for i in range(1000)]
+    items[437]["poison"] = True
+    job = app.submit("poisonous", items, max_attempts=1)
+    fleet = Supervisor(settings, 2, "poisonous")
+    try:
+        deadline = time.monotonic() + 240
+        while not app.service.get(job.id).finished:
+            assert time.monotonic() < deadline, f"not found after {fleet.deaths} crashes"
+            time.sleep(0.2)
+            fleet.restart_dead()
+    finally:
+        fleet.stop()
+    view = app.service.get(job.id)
+    assert (view.job.status, view.job.succeeded, view.job.failed) == ("completed", 999, 1)
+    [poison] = list(job.errors())
+    assert poison.seq == 437 and poison.error is not None and poison.error["code"] == "poison"
+    assert fleet.deaths == settings.max_rescues  # each crash moved the search on; none was wasted
+    assert_counters_match_items(app, job.id)
+    assert any("poison" in (e.message or "") for e in app.store.list_events(job.id))
 
 
 @pytest.mark.slow
