@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from batchyard.lifecycle import Action
 from batchyard.results import write_result_files
 from batchyard.settings import Settings
-from batchyard.storage import LocalStorage
+from batchyard.storage import LocalStorage, job_prefix
 from batchyard.store import Store
 
 log = logging.getLogger("batchyard.maintenance")
@@ -61,11 +61,30 @@ class Maintenance:
     def write_pending_files(self) -> int:
         n = 0
         for job_id in self.store.jobs_needing_files():
-            if not self.store.claim_files(job_id):
+            lease = self.settings.lease_seconds
+            if not self.store.claim_files(job_id, lease):
                 continue
             started = time.perf_counter()
-            files = write_result_files(self.store, self.storage, job_id)
+            # An earlier writer that died mid-write left its temporary files; a live one touches its own.
+            stale = self.storage.remove_stale_temp_files(job_prefix(job_id), older_than=lease)
+            if stale:
+                log.info("removed %d half-written file(s) of %s left by a writer that died", stale, job_id)
+            files = write_result_files(self.store, self.storage, job_id, _LeaseKeeper(self.store, job_id, lease))
             self.store.files_written(job_id, files)
             log.info("wrote result files of %s in %.2fs", job_id, time.perf_counter() - started)
             n += 1
         return n
+
+
+class _LeaseKeeper:
+    """Extends a files lease while the files are written, at most every third of the lease."""
+
+    def __init__(self, store: Store, job_id: str, lease_seconds: float) -> None:
+        self.store, self.job_id, self.lease_seconds = store, job_id, lease_seconds
+        self._last = time.monotonic()
+
+    def __call__(self) -> None:
+        now = time.monotonic()
+        if now - self._last >= self.lease_seconds / 3:
+            self._last = now
+            self.store.extend_files_lease(self.job_id, self.lease_seconds)

@@ -8,7 +8,7 @@ import io
 import json
 import re
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from json.encoder import encode_basestring as encode_string
 from typing import IO, Any
 
@@ -136,8 +136,19 @@ def csv_cell(value: Any) -> Any:
     return value
 
 
-def write_result_files(store: Store, storage: LocalStorage, job_id: str) -> dict[str, Any]:
-    """Write every result file of a job in one pass over its items; returns {name: {bytes, rows}}."""
+KEEPALIVE_ROWS = 5000
+
+
+def _nothing() -> None:
+    return None
+
+
+def write_result_files(store: Store, storage: LocalStorage, job_id: str,
+                       keepalive: Callable[[], None] | None = None) -> dict[str, Any]:
+    """Write every result file of a job in one pass over its items; returns {name: {bytes, rows}}.
+
+    ``keepalive`` is called every few thousand rows and between artifacts (to extend the writer's lease)."""
+    keep = keepalive or _nothing
     prefix = job_prefix(job_id)
     counts = {RESULTS_JSONL: 0, ERRORS_JSONL: 0, RESULTS_CSV: 0}
     with storage.open_write(f"{prefix}/{RESULTS_JSONL}") as rf, \
@@ -157,6 +168,8 @@ def write_result_files(store: Store, storage: LocalStorage, job_id: str) -> dict
                 counts[ERRORS_JSONL] += 1
             csv_writer.add(row)
             counts[RESULTS_CSV] += 1
+            if not counts[RESULTS_CSV] % KEEPALIVE_ROWS:
+                keep()
         csv_writer.close()
         for wrapper in (results, errors, table):
             wrapper.flush()
@@ -165,16 +178,19 @@ def write_result_files(store: Store, storage: LocalStorage, job_id: str) -> dict
                              for name, rows in counts.items()}
     artifacts = storage.list(artifact_prefix(job_id))
     if artifacts:
-        write_artifacts_zip(storage, job_id, artifacts)
+        write_artifacts_zip(storage, job_id, artifacts, keep)
         files[ARTIFACTS_ZIP] = {"bytes": storage.size(f"{prefix}/{ARTIFACTS_ZIP}"), "rows": len(artifacts)}
     return files
 
 
-def write_artifacts_zip(storage: LocalStorage, job_id: str, names: list[str]) -> None:
+def write_artifacts_zip(storage: LocalStorage, job_id: str, names: list[str],
+                        keepalive: Callable[[], None] | None = None) -> None:
     base = artifact_prefix(job_id) + "/"
+    keep = keepalive or _nothing
     with storage.open_write(f"{job_prefix(job_id)}/{ARTIFACTS_ZIP}") as out, \
             zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         for name in names:
+            keep()
             with storage.open_read(name) as src, archive.open(name[len(base):], "w", force_zip64=True) as dst:
                 while chunk := src.read(1 << 20):
                     dst.write(chunk)

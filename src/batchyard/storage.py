@@ -6,6 +6,7 @@ import contextlib
 import os
 import secrets
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
@@ -100,6 +101,21 @@ class LocalStorage:
             return []
         return sorted(str(p.relative_to(self.root).as_posix()) for p in base.rglob("*")
                       if p.is_file() and not p.name.endswith(TEMP_SUFFIX))
+
+    def remove_stale_temp_files(self, prefix: str, older_than: float) -> int:
+        """Delete files left half-written under ``prefix`` by a writer that died (kill -9 mid-write): temporary
+        files untouched for ``older_than`` seconds (a live writer keeps touching its own). Returns how many."""
+        base = self.path(prefix)
+        if not base.is_dir():
+            return 0
+        removed = 0
+        cutoff = time.time() - older_than
+        for path in base.rglob(f"*{TEMP_SUFFIX}"):
+            with contextlib.suppress(FileNotFoundError):
+                if path.is_file() and path.stat().st_mtime < cutoff:
+                    path.unlink()
+                    removed += 1
+        return removed
 
     def delete_prefix(self, prefix: str) -> None:
         shutil.rmtree(self.path(prefix), ignore_errors=True)

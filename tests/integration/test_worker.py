@@ -288,3 +288,33 @@ def test_a_handler_raising_item_cancelled_on_its_own_is_a_failure(app: Batchyard
     assert (view.job.status, view.job.failed, view.job.cancelled) == ("completed", 1, 0)
     [item] = list(job.errors())
     assert item.attempts == 2 and item.error is not None and item.error["type"] == "ItemCancelled"
+
+
+def test_a_writer_that_died_while_finalizing_is_replaced_within_a_lease(app: Batchyard) -> None:
+    """kill -9 during result-file writing once left the job finalizing for minutes, and its temporary files
+    forever: the files lease is the worker lease (extended while writing), and the next writer cleans up."""
+    import os
+
+    from batchyard.maintenance import Maintenance
+    from batchyard.storage import TEMP_SUFFIX, job_prefix
+    from batchyard.store.records import Outcome
+
+    job = app.submit("echo", [{"n": 1}, {"n": 2}])
+    batch = app.store.claim_items("w1", {"echo": 10}, 30)
+    assert batch is not None
+    app.store.complete_items([Outcome(job.id, i.seq, batch.lease_token, "succeeded", result="{}",
+                                      finished_at=time.time()) for i in batch.items], [batch.lease_token])
+    assert app.store.get_job(job.id).status == "finalizing"
+    assert app.store.claim_files(job.id, 0.3)  # a writer takes the job ... and dies mid-write
+    folder = app.storage.path(job_prefix(job.id))
+    folder.mkdir(parents=True, exist_ok=True)
+    left = folder / f".results.jsonl.999-dead{TEMP_SUFFIX}"
+    left.write_text("half a fi")
+    os.utime(left, (time.time() - 3600, time.time() - 3600))
+    maintenance = Maintenance(app.store, app.storage, app.settings)
+    assert maintenance.write_pending_files() == 0  # its lease still holds
+    time.sleep(0.4)
+    assert maintenance.write_pending_files() == 1
+    assert app.store.get_job(job.id).status == "completed"
+    assert not left.exists()
+    assert not list(folder.rglob(f"*{TEMP_SUFFIX}"))

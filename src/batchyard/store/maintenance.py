@@ -13,7 +13,6 @@ from batchyard.store.engine import Database
 from batchyard.store.events import add_event
 from batchyard.store.records import WorkerRecord
 
-FILES_LEASE_SECONDS = 300.0
 _NEEDS_FILES = (JobStatus.FINALIZING, JobStatus.CANCELLED, JobStatus.FAILED, JobStatus.EXPIRED)
 _ACTIVE = (JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.PAUSED)
 
@@ -31,8 +30,9 @@ class MaintenanceStore:
                 ).limit(limit)
             ).scalars())
 
-    def claim_files(self, job_id: str) -> bool:
-        """Take the right to write a job's result files (a lease, so a crashed writer is replaced)."""
+    def claim_files(self, job_id: str, lease_seconds: float) -> bool:
+        """Take the right to write a job's result files: a lease the writer extends while it writes
+        (:meth:`extend_files_lease`), so a writer that died is replaced once it stops doing so."""
         with self.db.write() as conn:
             now = self.db.now(conn)
             return bool(conn.execute(
@@ -40,8 +40,14 @@ class MaintenanceStore:
                     jobs.c.id == job_id, jobs.c.status.in_(_NEEDS_FILES), jobs.c.files_written_at.is_(None),
                     jobs.c.running == 0,
                     or_(jobs.c.files_lease_until.is_(None), jobs.c.files_lease_until < now),
-                ).values(files_lease_until=now + FILES_LEASE_SECONDS)
+                ).values(files_lease_until=now + lease_seconds)
             ).rowcount)
+
+    def extend_files_lease(self, job_id: str, lease_seconds: float) -> None:
+        with self.db.write() as conn:
+            now = self.db.now(conn)
+            conn.execute(update(jobs).where(jobs.c.id == job_id, jobs.c.files_written_at.is_(None))
+                         .values(files_lease_until=now + lease_seconds))
 
     def files_written(self, job_id: str, files: dict[str, Any]) -> str | None:
         """Record the written files and complete a finalizing job; returns the job's status after."""
