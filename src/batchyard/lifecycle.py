@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Literal, get_args
 
 from batchyard.errors import IllegalTransition
 
@@ -44,8 +45,16 @@ class Action(StrEnum):
 
 
 J = JobStatus
+# Every set of job statuses the rest of the code asks about, each named for its question.
 TERMINAL_JOB_STATUSES = frozenset({J.COMPLETED, J.FAILED, J.CANCELLED, J.EXPIRED})
-ACTIVE_JOB_STATUSES = frozenset({J.QUEUED, J.RUNNING})  # items may be claimed
+CLAIMABLE_JOB_STATUSES = frozenset({J.QUEUED, J.RUNNING})  # its items may be claimed
+# Not yet stopping or finishing: may still be paused, cancelled, failed, expired or finalized.
+LIVE_JOB_STATUSES = frozenset({J.QUEUED, J.RUNNING, J.PAUSED})
+# Its items must stop and never run again: their retries, releases and rescues end them cancelled.
+STOPPING_JOB_STATUSES = frozenset({J.CANCELLING, J.CANCELLED, J.FAILED, J.EXPIRED})
+# Its result files are written once nothing of it runs any more.
+AWAITING_FILES_JOB_STATUSES = frozenset({J.FINALIZING, J.CANCELLED, J.FAILED, J.EXPIRED})
+SAMPLED_JOB_STATUSES = frozenset({J.RUNNING, J.PAUSED, J.CANCELLING})  # progress samples are recorded
 TERMINAL_ITEM_STATUSES = frozenset({ItemStatus.SUCCEEDED, ItemStatus.FAILED, ItemStatus.CANCELLED})
 
 # (from, action) -> to. A pair not listed is an illegal move.
@@ -125,6 +134,59 @@ ITEM_TRANSITIONS: frozenset[tuple[ItemStatus, ItemStatus]] = frozenset({
 
 def item_can_move(current: ItemStatus | str, target: ItemStatus | str) -> bool:
     return (ItemStatus(current), ItemStatus(target)) in ITEM_TRANSITIONS
+
+
+# -- item outcomes -------------------------------------------------------------------------------------------
+# How one attempt at an item ended, as a worker (or a lease rescue) reports it: a final status, or a way back to
+# the queue -- ``retry`` (the attempt counts, after a backoff), ``release`` (not started or interrupted by a
+# pause or shutdown: the attempt is given back) or ``rescue`` (its worker died: the attempt is given back and the
+# item becomes a suspect).
+OutcomeKind = Literal["succeeded", "failed", "retry", "cancelled", "release", "rescue"]
+OUTCOME_KINDS: tuple[OutcomeKind, ...] = get_args(OutcomeKind)
+REQUEUE_KINDS: frozenset[OutcomeKind] = frozenset({"retry", "release", "rescue"})
+
+
+def skip_reason(*, job_cancelled: bool, job_paused: bool, draining: bool) -> OutcomeKind | None:
+    """Why a claimed item does not start, or None: it ends cancelled with its stopping job, or goes back to the
+    queue untouched while its job is paused or its worker shuts down."""
+    if job_cancelled:
+        return "cancelled"
+    if job_paused or draining:
+        return "release"
+    return None
+
+
+def after_failure(*, retryable: bool, attempt: int, max_attempts: int, job_stopping: bool) -> OutcomeKind:
+    """What an attempt that raised or timed out becomes: another attempt later (``retry``), or the item's
+    failure -- when the error says retrying cannot help, the attempts are spent, or the job is stopping."""
+    if retryable and attempt < max_attempts and not job_stopping:
+        return "retry"
+    return "failed"
+
+
+def after_crash(*, rescues: int, max_rescues: int) -> OutcomeKind:
+    """What an item in flight when its worker died becomes (``rescues``: the crashes it was in before this
+    one): a suspect back in the queue, or set aside as failed (``poison``) at its ``max_rescues``-th crash."""
+    return "failed" if rescues + 1 >= max_rescues else "rescue"
+
+
+def recorded_as(kind: OutcomeKind, *, job_stopping: bool) -> OutcomeKind:
+    """What the store records for an outcome, given whether the item's job is stopping now (the worker's view
+    may be stale). A stopping job's items never go back to the queue: they end cancelled. And only a stopping
+    job's items end cancelled: a worker that says otherwise had a stale view (the job was retried since, say),
+    so the item goes back untouched (``release``) -- a missing or late answer about a job never cancels items."""
+    if kind in REQUEUE_KINDS:
+        return "cancelled" if job_stopping else kind
+    if kind == "cancelled" and not job_stopping:
+        return "release"
+    return kind
+
+
+# recorded_as as a table, for the hot path: RECORDED_AS[job_stopping][kind].
+RECORDED_AS: dict[bool, dict[OutcomeKind, OutcomeKind]] = {
+    stopping: {kind: recorded_as(kind, job_stopping=stopping) for kind in OUTCOME_KINDS}
+    for stopping in (False, True)
+}
 
 
 MIN_ITEMS_FOR_FAILURE_RATE = 20  # a rate threshold waits for this many finished items before it can trip

@@ -29,7 +29,7 @@ from typing import Any
 from batchyard.backoff import backoff_delay
 from batchyard.context import ItemContext, JobControl
 from batchyard.errors import ItemCancelled, ItemError, StoreUnavailable, WorkerCrashed
-from batchyard.lifecycle import JobStatus
+from batchyard.lifecycle import STOPPING_JOB_STATUSES, JobStatus, after_failure, skip_reason
 from batchyard.maintenance import Maintenance
 from batchyard.registry import HandlerRegistry, HandlerSpec
 from batchyard.settings import Settings
@@ -47,7 +47,6 @@ STORE_RETRY_SECONDS = 1.0  # after a failed claim or flush (database unavailable
 STORE_WARNING_INTERVAL = 30.0  # at most one warning per this many seconds while the database is away
 CONTROL_POLL_INTERVAL = 0.5
 MAX_TRACEBACK_CHARS = 8000
-_STOP_STATUSES = frozenset({JobStatus.CANCELLING, JobStatus.CANCELLED, JobStatus.FAILED, JobStatus.EXPIRED})
 
 
 class WorkItem(ItemContext):
@@ -336,21 +335,15 @@ class Worker:
         After a crash nothing starts and nothing is reported: the item's lease is handed over as a suspect."""
         if self._crash is not None:
             return False
-        skip = self._skip_reason(work)
-        if skip is not None:
-            self._emit(work, skip)
+        control = work._control
+        if control.cancelled or control.paused or self._draining:
+            self._emit(work, skip_reason(job_cancelled=control.cancelled, job_paused=control.paused,
+                                         draining=self._draining))
             return False
         work._started = time.monotonic()
         if work._deadline is not None:
             work._deadline += work._started
         return True
-
-    def _skip_reason(self, work: WorkItem) -> str | None:
-        if work._control.cancelled:
-            return "cancelled"
-        if work._control.paused or self._draining:
-            return "release"
-        return None
 
     async def _async_lane(self, name: str, index: int) -> None:
         pending = self._async_work[name]
@@ -437,7 +430,8 @@ class Worker:
 
     def _emit_error(self, work: WorkItem, error: str, retryable: bool, retry_after: float | None) -> None:
         job = work._job
-        if retryable and work.attempt < job.max_attempts and not work._control.cancelled:
+        if after_failure(retryable=retryable, attempt=work.attempt, max_attempts=job.max_attempts,
+                         job_stopping=work._control.cancelled) == "retry":
             delay = backoff_delay(work.attempt, base_seconds=job.backoff_base_seconds,
                                   max_seconds=job.backoff_max_seconds, retry_after=retry_after)
             self._emit(work, "retry", error=error, retry_delay=delay)
@@ -638,7 +632,7 @@ class Worker:
                 continue
             status = statuses.get(job_id)
             control.paused = status == JobStatus.PAUSED
-            stop = status is None or status in _STOP_STATUSES
+            stop = status is None or status in STOPPING_JOB_STATUSES
             if stop and not control.cancelled:
                 control.cancelled = True
                 self._interrupt_async(job_id, "cancel")

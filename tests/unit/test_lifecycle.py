@@ -8,16 +8,30 @@ import pytest
 
 from batchyard.errors import IllegalTransition
 from batchyard.lifecycle import (
+    AWAITING_FILES_JOB_STATUSES,
+    CLAIMABLE_JOB_STATUSES,
     JOB_TRANSITIONS,
+    LIVE_JOB_STATUSES,
+    OUTCOME_KINDS,
+    RECORDED_AS,
+    REQUEUE_KINDS,
+    STOPPING_JOB_STATUSES,
+    TERMINAL_ITEM_STATUSES,
     TERMINAL_JOB_STATUSES,
     Action,
     ItemStatus,
     JobStatus,
+    OutcomeKind,
+    after_crash,
+    after_failure,
     can,
     item_can_move,
     next_job_status,
+    recorded_as,
+    skip_reason,
     sources,
 )
+from batchyard.store.claims import suspect_group_size
 
 
 @pytest.mark.parametrize(("current", "action", "target"), [(s, a, t) for (s, a), t in JOB_TRANSITIONS.items()])
@@ -67,3 +81,95 @@ def test_item_moves() -> None:
     for terminal in ("succeeded", "cancelled"):
         assert not any(item_can_move(terminal, t) for t in ItemStatus)
     assert not item_can_move("queued", "succeeded")
+
+
+def test_the_status_sets_agree_with_the_table() -> None:
+    assert LIVE_JOB_STATUSES == sources(Action.CANCEL) == sources(Action.FAIL) == sources(Action.EXPIRE)
+    assert CLAIMABLE_JOB_STATUSES < LIVE_JOB_STATUSES  # a paused job's items wait
+    assert (TERMINAL_JOB_STATUSES - {JobStatus.COMPLETED}) | {JobStatus.CANCELLING} == STOPPING_JOB_STATUSES
+    assert not STOPPING_JOB_STATUSES & (LIVE_JOB_STATUSES | {JobStatus.FINALIZING})
+    # Files are written for a job that ended with nothing left to run, or whose items all finished.
+    assert (STOPPING_JOB_STATUSES - {JobStatus.CANCELLING}) | {JobStatus.FINALIZING} == AWAITING_FILES_JOB_STATUSES
+
+
+# -- item outcomes: every input, the way the job table is tested --------------------------------------------
+
+@pytest.mark.parametrize(("job_cancelled", "job_paused", "draining", "expected"), [
+    (False, False, False, None),
+    (False, False, True, "release"),
+    (False, True, False, "release"),
+    (False, True, True, "release"),
+    (True, False, False, "cancelled"),
+    (True, False, True, "cancelled"),
+    (True, True, False, "cancelled"),
+    (True, True, True, "cancelled"),
+])
+def test_skip_reason_for_every_input(job_cancelled: bool, job_paused: bool, draining: bool,
+                                     expected: str | None) -> None:
+    assert skip_reason(job_cancelled=job_cancelled, job_paused=job_paused, draining=draining) == expected
+
+
+ATTEMPTS = range(1, 7)
+
+
+@pytest.mark.parametrize(("retryable", "job_stopping", "attempt", "max_attempts"),
+                         list(itertools.product([False, True], [False, True], ATTEMPTS, ATTEMPTS)))
+def test_after_failure_for_every_input(retryable: bool, job_stopping: bool, attempt: int, max_attempts: int) -> None:
+    decision = after_failure(retryable=retryable, attempt=attempt, max_attempts=max_attempts,
+                             job_stopping=job_stopping)
+    attempts_left = max_attempts - attempt
+    assert decision == ("retry" if retryable and not job_stopping and attempts_left > 0 else "failed")
+
+
+def test_after_failure_retries_exactly_max_attempts_minus_one_times() -> None:
+    for max_attempts in ATTEMPTS:
+        attempt = 1
+        while after_failure(retryable=True, attempt=attempt, max_attempts=max_attempts,
+                            job_stopping=False) == "retry":
+            attempt += 1
+        assert attempt == max_attempts
+
+
+@pytest.mark.parametrize(("rescues", "max_rescues"), list(itertools.product(range(10), range(1, 9))))
+def test_after_crash_for_every_input(rescues: int, max_rescues: int) -> None:
+    decision = after_crash(rescues=rescues, max_rescues=max_rescues)
+    crashes = rescues + 1  # this one included
+    assert decision == ("failed" if crashes >= max_rescues else "rescue")
+    if crashes == max_rescues and max_rescues > 1:  # poison only once it ran alone among suspects
+        assert suspect_group_size(rescues, max_rescues) == 1
+
+
+# (kind reported, job stopping) -> kind recorded: the whole table.
+RECORDED: dict[tuple[OutcomeKind, bool], OutcomeKind] = {
+    ("succeeded", False): "succeeded",
+    ("succeeded", True): "succeeded",
+    ("failed", False): "failed",
+    ("failed", True): "failed",
+    ("cancelled", False): "release",  # a stale view: the job is not stopping, so the item goes back untouched
+    ("cancelled", True): "cancelled",
+    ("retry", False): "retry",
+    ("retry", True): "cancelled",
+    ("release", False): "release",
+    ("release", True): "cancelled",
+    ("rescue", False): "rescue",
+    ("rescue", True): "cancelled",
+}
+
+
+def test_the_recorded_table_covers_every_input() -> None:
+    assert set(RECORDED) == set(itertools.product(OUTCOME_KINDS, [False, True]))
+
+
+@pytest.mark.parametrize(("kind", "job_stopping"), list(RECORDED))
+def test_recorded_as_for_every_input(kind: OutcomeKind, job_stopping: bool) -> None:
+    recorded = recorded_as(kind, job_stopping=job_stopping)
+    assert recorded == RECORDED[kind, job_stopping] == RECORDED_AS[job_stopping][kind]
+    if job_stopping:
+        assert recorded not in REQUEUE_KINDS  # a stopping job's items never go back to the queue
+    else:
+        assert recorded != "cancelled"  # only a stopping job's items end cancelled
+    if recorded not in REQUEUE_KINDS:
+        assert recorded in {s.value for s in TERMINAL_ITEM_STATUSES}
+        assert item_can_move(ItemStatus.RUNNING, recorded)
+    else:
+        assert item_can_move(ItemStatus.RUNNING, ItemStatus.QUEUED)

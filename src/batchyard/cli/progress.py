@@ -12,6 +12,7 @@ from rich.progress import BarColumn, Progress, TaskID, TaskProgressColumn, TextC
 
 from batchyard.cli import humanize
 from batchyard.cli.render import STATUS_STYLES
+from batchyard.lifecycle import CLAIMABLE_JOB_STATUSES
 from batchyard.service import JobService, JobView
 
 POLL_SECONDS = 0.2
@@ -29,7 +30,7 @@ def live_rate(view: JobView) -> tuple[float | None, float | None]:
     duration = view.duration_seconds
     if rate is None and job.done and duration:
         rate = job.done / duration
-    if job.status not in ("queued", "running"):
+    if job.status not in CLAIMABLE_JOB_STATUSES:
         eta = None
     elif eta is None and rate:
         eta = (job.queued + job.running) / rate

@@ -17,6 +17,7 @@ from rich.table import Table
 from rich.text import Text
 
 from batchyard.cli import humanize
+from batchyard.lifecycle import CLAIMABLE_JOB_STATUSES
 from batchyard.results import RESULT_FILE_NAMES
 from batchyard.service import JobView
 from batchyard.storage import LocalStorage, job_prefix
@@ -74,7 +75,7 @@ def ok_failed(job: JobRecord) -> Text:
 
 
 def eta_text(view: JobView) -> str:
-    if view.job.status in ("queued", "running") and view.eta_seconds is not None:
+    if view.job.status in CLAIMABLE_JOB_STATUSES and view.eta_seconds is not None:
         return humanize.eta(view.eta_seconds)
     return "-"
 
@@ -163,7 +164,7 @@ def job_details(view: JobView, events: Sequence[EventRecord], files: Sequence[Re
     grid.add_row("Progress", bar)
     grid.add_row("Items", _items_line(job))
     rate = humanize.rate(view.items_per_second, "items")
-    grid.add_row("Rate", f"{rate} · ETA {eta_text(view)}" if job.status in ("queued", "running") else rate)
+    grid.add_row("Rate", f"{rate} · ETA {eta_text(view)}" if job.status in CLAIMABLE_JOB_STATUSES else rate)
     grid.add_row("Created", _when(job.created_at, now))
     grid.add_row("Started", _when(job.started_at, now))
     if job.finished_at is not None:

@@ -14,16 +14,22 @@ from sqlalchemy import Connection, Float, and_, bindparam, delete, func, insert,
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from batchyard.lifecycle import Action, ItemStatus, JobStatus, failure_threshold_crossed
+from batchyard.lifecycle import (
+    CLAIMABLE_JOB_STATUSES,
+    RECORDED_AS,
+    REQUEUE_KINDS,
+    STOPPING_JOB_STATUSES,
+    Action,
+    ItemStatus,
+    JobStatus,
+    after_crash,
+    failure_threshold_crossed,
+)
 from batchyard.schema import item_requeue, items, job_usage, jobs, leases, workers
 from batchyard.store.engine import Database
 from batchyard.store.events import add_event
 from batchyard.store.moves import settle_job, stop_job
 from batchyard.store.records import ClaimBatch, ClaimedItem, ClaimedJob, Outcome
-
-# Job statuses whose items must not start again: a retry of such an item ends it cancelled instead.
-STOPPING = (JobStatus.CANCELLING, JobStatus.CANCELLED, JobStatus.FAILED, JobStatus.EXPIRED)
-CLAIMABLE = (JobStatus.QUEUED, JobStatus.RUNNING)
 
 _fence = and_(
     items.c.job_id == bindparam("j"),
@@ -133,7 +139,7 @@ class ClaimStore:
                    jobs.c.retry_due_at, jobs.c.concurrency, jobs.c.running, jobs.c.max_attempts,
                    jobs.c.backoff_base_seconds, jobs.c.backoff_max_seconds, jobs.c.timeout_seconds)
             .where(
-                jobs.c.status.in_(CLAIMABLE),
+                jobs.c.status.in_(CLAIMABLE_JOB_STATUSES),
                 jobs.c.handler.in_(handlers),
                 or_(jobs.c.scheduled_at.is_(None), jobs.c.scheduled_at <= now),
                 or_(jobs.c.claim_cursor < jobs.c.total, jobs.c.retry_due_at <= now),
@@ -245,7 +251,7 @@ class ClaimStore:
                            .where(jobs.c.id == job_id)).first()
         if job is None:  # deleted meanwhile: nothing to record
             return 0, False
-        finishing, returning = _sort_outcomes(group, stopping=job.status in STOPPING)
+        finishing, returning = _sort_outcomes(group, stopping=job.status in STOPPING_JOB_STATUSES)
         finished = self._finish_fenced(conn, job_id, finishing, now)
         requeued = self._requeue_fenced(conn, job_id, returning, now)
         accepted = [o for _, o in finished] + requeued
@@ -411,7 +417,7 @@ class ClaimStore:
             outcomes = []
             poisoned = 0
             for seq, attempts, rescues in rows:
-                if rescues + 1 >= max_rescues:
+                if after_crash(rescues=rescues, max_rescues=max_rescues) == "failed":
                     poisoned += 1
                     err = json.dumps({
                         "type": "Poison", "code": "poison", "attempt": attempts, "retryable": False,
@@ -432,25 +438,19 @@ class ClaimStore:
 
 
 def _sort_outcomes(group: list[Outcome], *, stopping: bool) -> tuple[list[tuple[str, Outcome]], list[Outcome]]:
-    """Split outcomes into final ones (with the status to record) and ones that go back to the queue.
-
-    A stopping job's items never go back: they end cancelled. And only a stopping job's items end cancelled:
-    a worker that says otherwise had a stale view (the job was retried since, say), so the item goes back to
-    the queue with its attempt given back -- a missing or late answer about a job never cancels its items.
-    """
+    """Split outcomes into final ones (with the status to record) and ones that go back to the queue, as
+    :func:`~batchyard.lifecycle.recorded_as` says."""
+    record_as = RECORDED_AS[stopping]
     finishing: list[tuple[str, Outcome]] = []
     returning: list[Outcome] = []
     for outcome in group:
-        kind = outcome.kind
-        if kind in ("retry", "release", "rescue"):
-            if stopping:
-                finishing.append(("cancelled", outcome))
-            else:
-                returning.append(outcome)
-        elif kind == "cancelled" and not stopping:
-            returning.append(replace(outcome, kind="release"))
-        else:
+        kind = record_as[outcome.kind]
+        if kind not in REQUEUE_KINDS:
             finishing.append((kind, outcome))
+        elif kind == outcome.kind:
+            returning.append(outcome)
+        else:
+            returning.append(replace(outcome, kind=kind))
     return finishing, returning
 
 

@@ -7,14 +7,11 @@ from typing import Any
 
 from sqlalchemy import delete, exists, insert, or_, select, update
 
-from batchyard.lifecycle import JobStatus
+from batchyard.lifecycle import AWAITING_FILES_JOB_STATUSES, LIVE_JOB_STATUSES, SAMPLED_JOB_STATUSES, JobStatus
 from batchyard.schema import jobs, progress_samples, workers
 from batchyard.store.engine import Database
 from batchyard.store.events import add_event
 from batchyard.store.records import WorkerRecord
-
-_NEEDS_FILES = (JobStatus.FINALIZING, JobStatus.CANCELLED, JobStatus.FAILED, JobStatus.EXPIRED)
-_ACTIVE = (JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.PAUSED)
 
 
 class MaintenanceStore:
@@ -25,7 +22,8 @@ class MaintenanceStore:
             now = self.db.now(conn)
             return list(conn.execute(
                 select(jobs.c.id).where(
-                    jobs.c.status.in_(_NEEDS_FILES), jobs.c.files_written_at.is_(None), jobs.c.running == 0,
+                    jobs.c.status.in_(AWAITING_FILES_JOB_STATUSES), jobs.c.files_written_at.is_(None),
+                    jobs.c.running == 0,
                     or_(jobs.c.files_lease_until.is_(None), jobs.c.files_lease_until < now),
                 ).limit(limit)
             ).scalars())
@@ -37,8 +35,8 @@ class MaintenanceStore:
             now = self.db.now(conn)
             return bool(conn.execute(
                 update(jobs).where(
-                    jobs.c.id == job_id, jobs.c.status.in_(_NEEDS_FILES), jobs.c.files_written_at.is_(None),
-                    jobs.c.running == 0,
+                    jobs.c.id == job_id, jobs.c.status.in_(AWAITING_FILES_JOB_STATUSES),
+                    jobs.c.files_written_at.is_(None), jobs.c.running == 0,
                     or_(jobs.c.files_lease_until.is_(None), jobs.c.files_lease_until < now),
                 ).values(files_lease_until=now + lease_seconds)
             ).rowcount)
@@ -70,7 +68,7 @@ class MaintenanceStore:
         with self.db.read() as conn:
             now = self.db.now(conn)
             return list(conn.execute(
-                select(jobs.c.id).where(jobs.c.status.in_(_ACTIVE), jobs.c.expires_at.is_not(None),
+                select(jobs.c.id).where(jobs.c.status.in_(LIVE_JOB_STATUSES), jobs.c.expires_at.is_not(None),
                                         jobs.c.expires_at <= now)
             ).scalars())
 
@@ -81,7 +79,7 @@ class MaintenanceStore:
             recent = exists().where(progress_samples.c.job_id == jobs.c.id,
                                     progress_samples.c.at > now - min_interval * 0.9)
             active = select(jobs.c.id, jobs.c.succeeded + jobs.c.failed + jobs.c.cancelled, jobs.c.failed).where(
-                jobs.c.status.in_((JobStatus.RUNNING, JobStatus.PAUSED, JobStatus.CANCELLING)), ~recent)
+                jobs.c.status.in_(SAMPLED_JOB_STATUSES), ~recent)
             rows = conn.execute(active).all()
             if rows:
                 conn.execute(insert(progress_samples),

@@ -8,11 +8,9 @@ from typing import Any
 from sqlalchemy import Connection, delete, select, update
 
 from batchyard.errors import NotFound
-from batchyard.lifecycle import Action, ItemStatus, JobStatus, next_job_status
+from batchyard.lifecycle import LIVE_JOB_STATUSES, Action, ItemStatus, JobStatus, next_job_status
 from batchyard.schema import item_requeue, items, jobs
 from batchyard.store.events import add_event
-
-STOPPABLE = (JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.PAUSED)
 
 
 def move_job(conn: Connection, job_id: str, action: Action, **values: Any) -> tuple[str, JobStatus]:
@@ -43,7 +41,7 @@ def settle_job(conn: Connection, job_id: str, now: float, *, record: bool = True
     ``record=False`` leaves the timeline to the caller (a cancel records who cancelled instead)."""
     finalized = conn.execute(
         update(jobs)
-        .where(jobs.c.id == job_id, jobs.c.status.in_(STOPPABLE), jobs.c.queued == 0, jobs.c.running == 0)
+        .where(jobs.c.id == job_id, jobs.c.status.in_(LIVE_JOB_STATUSES), jobs.c.queued == 0, jobs.c.running == 0)
         .values(status=JobStatus.FINALIZING)
     ).rowcount
     if finalized:
@@ -65,7 +63,7 @@ def stop_job(conn: Connection, job_id: str, action: Action, error: dict[str, Any
     """Fail or expire a live job: it ends at once with ``error``; queued items are cancelled, running ones
     are told through their workers' control poll. False if the job was already past stopping."""
     status = conn.execute(select(jobs.c.status).where(jobs.c.id == job_id).with_for_update()).scalar_one_or_none()
-    if status not in STOPPABLE:
+    if status not in LIVE_JOB_STATUSES:
         return False
     move_job(conn, job_id, action, error=json.dumps(error), finished_at=now, last_activity_at=now)
     n = stop_queued_items(conn, job_id, now)

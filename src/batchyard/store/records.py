@@ -5,11 +5,9 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
-# retry: failed, try again later (counts the attempt); release: not run, back to the queue (attempt given
-# back); rescue: in flight when its worker died (attempt given back, counted as a rescue instead).
-OutcomeKind = Literal["succeeded", "failed", "retry", "cancelled", "release", "rescue"]
+from batchyard.lifecycle import OutcomeKind
 
 
 @dataclass(frozen=True, slots=True)
