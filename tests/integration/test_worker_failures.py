@@ -112,7 +112,7 @@ def test_a_sync_lane_that_breaks_stops_the_worker(app: Batchyard, monkeypatch: A
     def broken_begin(work: Any) -> bool:
         raise AttributeError("a bug in the lane")
 
-    monkeypatch.setattr(worker, "_begin", broken_begin)
+    monkeypatch.setattr(worker.executor, "begin", broken_begin)  # what every lane calls first
     app.submit("plain", [{"n": 1}])
     with pytest.raises(WorkerCrashed, match="a bug in the lane"):
         asyncio.run(asyncio.wait_for(worker.run(), 20))

@@ -1,0 +1,324 @@
+"""The executor: runs claimed items through their handlers and turns every attempt into exactly one outcome.
+
+Async handlers run in long-lived lanes (no task per item), sync handlers in threads; ``concurrency`` of each
+handler is its number of lanes. Outcomes go to the :class:`~batchyard.worker.completer.Completer`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import json
+import queue
+import threading
+import time
+import traceback
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from batchyard.backoff import backoff_delay
+from batchyard.context import ItemContext, JobControl
+from batchyard.errors import ItemCancelled, ItemError
+from batchyard.lifecycle import OutcomeKind, after_failure, skip_reason
+from batchyard.registry import HandlerSpec
+from batchyard.storable import json_text, storable
+from batchyard.storage import LocalStorage
+from batchyard.store.records import ClaimBatch, ClaimedItem, ClaimedJob, Outcome
+from batchyard.worker.completer import Completer
+from batchyard.worker.redact import PathRedactor
+
+MAX_TRACEBACK_CHARS = 8000
+
+_init_context = ItemContext.__init__
+
+
+class WorkItem(ItemContext):
+    """One claimed item on its way through a handler. It is also the handler's ``ctx`` (one object per item);
+    the attributes added here are the worker's side of it, not part of the handler's API."""
+
+    __slots__ = ("control", "deadline", "done", "interrupt", "job", "lease_token", "payload", "spec", "started")
+
+    def __init__(self, job: ClaimedJob, item: ClaimedItem, lease_token: str, spec: HandlerSpec,
+                 control: JobControl, storage: LocalStorage, timeout: float | None) -> None:
+        _init_context(self, job.id, item.key, item.seq, item.attempt, job.max_attempts, job.params, control,
+                      storage)
+        self.job = job
+        self.payload = item.payload
+        self.lease_token = lease_token
+        self.spec = spec
+        self.control = control
+        self.started = 0.0
+        self.deadline = timeout  # seconds until started, then an absolute monotonic time
+        self.interrupt: str | None = None  # "cancel" | "timeout" | "shutdown"
+        self.done = False
+
+
+Supervise = Callable[[Coroutine[Any, Any, None], str], "asyncio.Task[None]"]
+
+
+class Executor:
+    """Lanes per handler, the items running in them, and the outcomes of their handlers."""
+
+    def __init__(self, handlers: dict[str, HandlerSpec], lanes: dict[str, int], storage: LocalStorage,
+                 completer: Completer, redact: PathRedactor) -> None:
+        self.handlers = handlers
+        self.lanes = lanes
+        self.storage = storage
+        self._add_outcome = completer.add
+        self._redact = redact
+        self.draining = False  # a graceful stop: nothing new starts, it goes back to the queue
+        self.halted = False  # the worker crashed: nothing starts and nothing is reported
+        self._outcome_lock = threading.Lock()
+        self._running_async: dict[tuple[str, int], tuple[WorkItem, asyncio.Task[Any]]] = {}
+        self._running_sync: dict[int, WorkItem] = {}
+        # Async lanes take work from a deque and sleep on an event when it is empty: cheaper per item than
+        # asyncio.Queue, which matters at tens of thousands of items per second.
+        self._async_work: dict[str, collections.deque[WorkItem | None]] = {}
+        self._async_ready: dict[str, asyncio.Event] = {}
+        self._sync_queues: dict[str, queue.SimpleQueue[WorkItem | None]] = {}
+        self._threads: list[threading.Thread] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._on_thread_crash: Callable[[str, BaseException], None] | None = None
+
+    # -- lanes ----------------------------------------------------------------------------------------------
+
+    def start(self, supervise: Supervise, on_thread_crash: Callable[[str, BaseException], None]) -> list[
+            asyncio.Task[None]]:
+        """Start every lane: async ones as tasks (``supervise`` makes them), sync ones as threads whose own
+        failure is reported to ``on_thread_crash`` on the event loop. Returns the async lanes' tasks."""
+        self._loop = asyncio.get_running_loop()
+        self._on_thread_crash = on_thread_crash
+        tasks: list[asyncio.Task[None]] = []
+        for name, spec in self.handlers.items():
+            lanes = self.lanes[name]
+            if spec.is_async:
+                self._async_work[name] = collections.deque()
+                self._async_ready[name] = asyncio.Event()
+                tasks += [supervise(self._async_lane(name, i), f"lane-{name}-{i}") for i in range(lanes)]
+            else:
+                self._sync_queues[name] = queue.SimpleQueue()
+                for i in range(lanes):
+                    thread = threading.Thread(target=self._sync_lane_supervised, args=(name,),
+                                              name=f"batchyard-{name}-{i}", daemon=True)
+                    thread.start()
+                    self._threads.append(thread)
+        return tasks
+
+    def dispatch(self, batch: ClaimBatch, control: JobControl) -> None:
+        """Queue a claimed batch's items in their handler's lanes."""
+        job = batch.job
+        spec = self.handlers[job.handler]
+        timeout = job.timeout_seconds or spec.timeout_seconds
+        storage = self.storage
+        token = batch.lease_token
+        if spec.is_async:
+            self._async_work[job.handler].extend(
+                WorkItem(job, item, token, spec, control, storage, timeout) for item in batch.items)
+            self._async_ready[job.handler].set()
+        else:
+            put = self._sync_queues[job.handler].put
+            for item in batch.items:
+                put(WorkItem(job, item, token, spec, control, storage, timeout))
+
+    def begin(self, work: WorkItem) -> bool:
+        """Start an item's clock, or report it skipped (job paused or cancelled, worker draining).
+
+        After a crash nothing starts and nothing is reported: the item's lease is handed over as a suspect."""
+        if self.halted:
+            return False
+        control = work.control
+        skip = skip_reason(job_cancelled=control.cancelled, job_paused=control.paused, draining=self.draining) \
+            if control.cancelled or control.paused or self.draining else None  # no call on the hot path
+        if skip is not None:
+            self._emit(work, skip)
+            return False
+        work.started = time.monotonic()
+        if work.deadline is not None:
+            work.deadline += work.started
+        return True
+
+    async def _async_lane(self, name: str, index: int) -> None:
+        pending = self._async_work[name]
+        ready = self._async_ready[name]
+        task = asyncio.current_task()
+        assert task is not None
+        slot = (name, index)
+        while True:
+            if not pending:
+                ready.clear()
+                await ready.wait()
+                continue
+            work = pending.popleft()
+            if work is None:
+                return
+            if not self.begin(work):
+                continue
+            self._running_async[slot] = (work, task)
+            try:
+                value = await work.spec.function(json.loads(work.payload), work)
+            except asyncio.CancelledError:
+                if work.interrupt is None:
+                    raise
+                task.uncancel()
+                self._emit_interrupted(work)
+            except Exception as exc:  # a handler's failure is the item's, never the worker's
+                self._emit_failure(work, exc)
+            else:
+                self._emit_success(work, value)
+            finally:
+                self._running_async.pop(slot, None)
+                if work.interrupt is not None and task.cancelling():
+                    task.uncancel()
+
+    def _sync_lane_supervised(self, name: str) -> None:
+        try:
+            self._sync_lane(name)
+        except BaseException as exc:  # a bug in the lane itself, not a handler's failure: stop the worker
+            loop = self._loop
+            if loop is not None and not loop.is_closed() and self._on_thread_crash is not None:
+                loop.call_soon_threadsafe(self._on_thread_crash, threading.current_thread().name, exc)
+
+    def _sync_lane(self, name: str) -> None:
+        q = self._sync_queues[name]
+        ident = threading.get_ident()
+        while True:
+            work = q.get()
+            if work is None:
+                return
+            if not self.begin(work):
+                continue
+            self._running_sync[ident] = work
+            try:
+                value = work.spec.function(json.loads(work.payload), work)
+            except Exception as exc:
+                self._emit_failure(work, exc)
+            else:
+                self._emit_success(work, value)
+            finally:
+                self._running_sync.pop(ident, None)
+
+    # -- interrupting and stopping --------------------------------------------------------------------------
+
+    def running_sync_items(self) -> list[WorkItem]:
+        return list(self._running_sync.values())
+
+    def interrupt_async(self, job_id: str | None, reason: str, *, deadline_before: float | None = None) -> None:
+        """Cancel running async items: of one job (or all), or only those past their deadline."""
+        for work, task in list(self._running_async.values()):
+            if work.interrupt is not None or (job_id is not None and work.job.id != job_id):
+                continue
+            if deadline_before is not None and (work.deadline is None or work.deadline >= deadline_before):
+                continue
+            work.interrupt = reason
+            task.cancel()
+
+    def time_out(self, work: WorkItem) -> None:
+        """A sync item past its deadline: report it timed out now (its thread is abandoned)."""
+        work.interrupt = "timeout"
+        work.timed_out = True
+        self._emit_timeout(work)
+
+    def stop_lanes(self) -> None:
+        """Graceful stop: every lane ends once the items queued before this are done (or released)."""
+        self.draining = True
+        for name, pending in self._async_work.items():
+            pending.extend([None] * self.lanes[name])
+            self._async_ready[name].set()
+        for name, sq in self._sync_queues.items():
+            for _ in range(self.lanes[name]):
+                sq.put(None)
+
+    def release_leftovers(self) -> None:
+        """After the grace period: give back whatever is still running (sync threads are abandoned) or queued."""
+        for work in list(self._running_sync.values()):
+            work.interrupt = "shutdown"
+            work.timed_out = True
+            self._emit(work, "release")
+        leftovers = [work for pending in self._async_work.values() for work in pending if work is not None]
+        for pending in self._async_work.values():
+            pending.clear()
+        leftovers += [work for sq in self._sync_queues.values() for work in _drain_queue(sq)]
+        for work in leftovers:
+            self._emit(work, "release")
+
+    # -- outcomes -------------------------------------------------------------------------------------------
+
+    def _emit_success(self, work: WorkItem, value: Any) -> None:
+        try:
+            result = json_text(value)
+        except (TypeError, ValueError) as exc:
+            self._emit(work, "failed", error=self._error_json(
+                work, "ResultNotSerializable", f"the handler's result is not JSON-serializable: {exc}",
+                "result_not_serializable"))
+            return
+        self._emit(work, "succeeded", result=result)
+
+    def _emit_failure(self, work: WorkItem, exc: BaseException) -> None:
+        if isinstance(exc, ItemCancelled) and work.cancelled:
+            self._emit(work, "cancelled", error=self._error_json(work, "Cancelled", str(exc), "cancelled"))
+            return
+        retryable = exc.retryable if isinstance(exc, ItemError) else True
+        retry_after = exc.retry_after if isinstance(exc, ItemError) else None
+        code = exc.code if isinstance(exc, ItemError) else None
+        tb = "".join(traceback.format_exception(exc))[-MAX_TRACEBACK_CHARS:]
+        error = self._error_json(work, type(exc).__name__, str(exc) or type(exc).__name__, code, tb, retryable)
+        self._emit_error(work, error, retryable, retry_after)
+
+    def _emit_error(self, work: WorkItem, error: str, retryable: bool, retry_after: float | None) -> None:
+        job = work.job
+        if after_failure(retryable=retryable, attempt=work.attempt, max_attempts=job.max_attempts,
+                         job_stopping=work.control.cancelled) == "retry":
+            delay = backoff_delay(work.attempt, base_seconds=job.backoff_base_seconds,
+                                  max_seconds=job.backoff_max_seconds, retry_after=retry_after)
+            self._emit(work, "retry", error=error, retry_delay=delay)
+        else:
+            self._emit(work, "failed", error=error)
+
+    def _error_json(self, work: WorkItem, type_: str, message: str, code: str | None, tb: str | None = None,
+                    retryable: bool | None = None) -> str:
+        """An item's error as stored: storable text, without the server's own paths (data dir, venv, home)."""
+        error: dict[str, Any] = {"type": type_, "message": self._redact(storable(message))[:4000],
+                                 "attempt": work.attempt}
+        if code:
+            error["code"] = code
+        if retryable is not None:
+            error["retryable"] = retryable
+        if tb:
+            error["traceback"] = self._redact(storable(tb))
+        return json_text(error)
+
+    def _emit_interrupted(self, work: WorkItem) -> None:
+        if work.interrupt == "timeout":
+            self._emit_timeout(work)
+        elif work.interrupt == "shutdown":
+            self._emit(work, "release")
+        else:
+            self._emit(work, "cancelled", error=self._error_json(work, "Cancelled", "job cancelled", "cancelled"))
+
+    def _emit_timeout(self, work: WorkItem) -> None:
+        limit = work.job.timeout_seconds or work.spec.timeout_seconds
+        error = self._error_json(work, "Timeout", f"item took longer than its {limit:g}s timeout", "timeout")
+        self._emit_error(work, error, True, None)
+
+    def _emit(self, work: WorkItem, kind: OutcomeKind, *, result: str | None = None, error: str | None = None,
+              retry_delay: float = 0.0) -> None:
+        with self._outcome_lock:  # a sync item can be finished by its thread or by the watchdog: once only
+            if work.done:
+                return
+            work.done = True
+        released = kind == "release"
+        duration = time.monotonic() - work.started if work.started else 0.0
+        self._add_outcome(Outcome(
+            work.job_id, work.seq, work.lease_token, kind, result, error, time.time(), retry_delay,
+            0.0 if released else work.cost, None if released else work.usage, duration))
+
+
+def _drain_queue(q: queue.SimpleQueue[WorkItem | None]) -> list[WorkItem]:
+    items: list[WorkItem] = []
+    with contextlib.suppress(queue.Empty):
+        while True:
+            work = q.get_nowait()
+            if work is not None:
+                items.append(work)
+    return items
