@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 
-from batchyard import Batchyard
+from batchyard import Batchyard, Settings
 from batchyard.api import create_app
 from batchyard.auth import AuthService
+from batchyard.store import engine
 
+from ..conftest import POSTGRES_URL
 from .conftest import Keys, bearer
 
 
@@ -37,6 +41,29 @@ def test_revoked_key_stops_working(client: TestClient, app: Batchyard) -> None:
     assert app.store.revoke_api_key(record.id)
     assert client.get("/api/v1/me", headers=bearer(key)).status_code == 401
     assert app.store.list_api_keys("carol")[0].prefix == key[:11]
+
+
+@pytest.mark.postgres
+def test_connections_the_database_closed_are_replaced_before_use(postgres_url: str, tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """A PostgreSQL restart or idle timeout closes pooled connections; a request after a pause must not fail."""
+    import psycopg
+
+    monkeypatch.setattr(engine, "PING_AFTER_IDLE_SECONDS", 0.0)  # every connection counts as idle
+    app = Batchyard(Settings(data_dir=tmp_path, database_url=postgres_url))
+    key = AuthService(app.store).create_key("alice", "member")[0]
+    try:
+        with TestClient(create_app(batchyard=app)) as client:
+            assert client.get("/api/v1/jobs", headers=bearer(key)).status_code == 200
+            with psycopg.connect(POSTGRES_URL, autocommit=True) as admin:
+                closed = admin.execute("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                                       "WHERE datname = %s AND pid <> pg_backend_pid()",
+                                       (postgres_url.rpartition("/")[2],)).fetchone()
+            assert closed is not None and closed[0] >= 1
+            assert client.get("/api/v1/jobs", headers=bearer(key)).status_code == 200
+            assert client.get("/readyz").status_code == 200
+    finally:
+        app.close()
 
 
 def test_unknown_route_uses_the_error_shape(client: TestClient) -> None:

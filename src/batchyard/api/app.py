@@ -15,6 +15,7 @@ from batchyard import __version__
 from batchyard.api.errors import install_error_handlers
 from batchyard.api.limits import BodyLimitMiddleware, SingleValuedQueryMiddleware
 from batchyard.api.security import SecurityHeadersMiddleware
+from batchyard.api.threads import limit_request_threads
 from batchyard.app import Batchyard
 from batchyard.errors import WorkerCrashed
 from batchyard.settings import Settings
@@ -34,6 +35,7 @@ def create_app(settings: Settings | None = None, *, batchyard: Batchyard | None 
 
     @contextlib.asynccontextmanager
     async def lifespan(api: FastAPI) -> AsyncIterator[None]:
+        limit_request_threads()
         supervisor = None
         task = None
         if run_workers:

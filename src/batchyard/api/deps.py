@@ -20,7 +20,8 @@ session_scheme = APIKeyCookie(name=SESSION_COOKIE, auto_error=False,
                               description="The dashboard's session cookie; writes also need the X-CSRF-Token header")
 
 
-def get_batchyard(request: Request) -> Batchyard:
+async def get_batchyard(request: Request) -> Batchyard:
+    # async: FastAPI runs a plain ``def`` dependency in the thread pool, a hop per request for an attribute read
     app: Batchyard = request.app.state.batchyard
     return app
 

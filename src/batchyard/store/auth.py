@@ -46,12 +46,12 @@ class AuthStore:
 
     def find_api_key(self, key_hash: str) -> ApiKeyRecord | None:
         """The live key with this hash (revoked keys are not found); refreshes its last use now and then."""
-        with self.db.read() as conn:
-            row = conn.execute(select(api_keys).where(api_keys.c.key_hash == key_hash,
-                                                      api_keys.c.revoked_at.is_(None))).first()
-            now = self.db.now(conn)
+        with self.db.read() as conn:  # one statement: this runs on every request
+            row = conn.execute(select(api_keys, self.db.now_column.label("db_now"))
+                               .where(api_keys.c.key_hash == key_hash, api_keys.c.revoked_at.is_(None))).first()
         if row is None:
             return None
+        now = float(row.db_now)
         if row.last_used_at is None or now - row.last_used_at > KEY_TOUCH_INTERVAL_SECONDS:
             with self.db.write() as conn:
                 conn.execute(update(api_keys).where(api_keys.c.id == row.id).values(last_used_at=now))

@@ -13,6 +13,7 @@ import re
 import time
 from typing import Annotated, Any, Literal
 
+import anyio
 from fastapi import APIRouter, Header, Query, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
@@ -22,6 +23,7 @@ from sqlalchemy.exc import IntegrityError
 from batchyard.api.bodies import PlainText, RequestModel
 from batchyard.api.deps import BatchyardDep, PrincipalDep
 from batchyard.api.models import DataList, ErrorResponse, Page
+from batchyard.api.threads import BULK_ITEMS, bulk_limiter, submit_limiter
 from batchyard.app import Batchyard
 from batchyard.auth import Principal
 from batchyard.errors import BatchyardError, IdempotencyKeyReused, InvalidRequest
@@ -187,29 +189,40 @@ async def create_job(
     if idempotency_key is not None and any(ord(c) < 32 or ord(c) == 127 for c in idempotency_key):
         raise RequestValidationError([{"type": "value_error", "loc": ("header", "Idempotency-Key"), "input": None,
                                        "msg": "control characters (such as NUL) are not allowed"}])
-    job_id, created = await run_in_threadpool(_create_or_replay, app, principal, body, idempotency_key)
+    # Threads of their own (see api/threads.py): a small job mostly waits for the commit; a file or a long list
+    # can take seconds to ingest, and a few of those must not hold every request thread.
+    limiter = bulk_limiter() if body.items is None or len(body.items) > BULK_ITEMS else submit_limiter()
+    view, created = await anyio.to_thread.run_sync(_create_or_replay, app, principal, body, idempotency_key,
+                                                   limiter=limiter)
     if not created:
         response.status_code = 200
-    return job_out(await _wait_for(app, principal, job_id, wait))
+    if wait:
+        view = await _wait_for(app, principal, view, wait)
+    return job_out(view)
 
 
 def _create_or_replay(app: Batchyard, principal: Principal, body: JobCreate,
-                      idempotency_key: str | None) -> tuple[str, bool]:
-    """(job id, whether it was created now). With an Idempotency-Key, a replay of the same body returns the
+                      idempotency_key: str | None) -> tuple[JobView, bool]:
+    """(the job, whether it was created now). With an Idempotency-Key, a replay of the same body returns the
     first job; the same key with another body is refused (422)."""
     if not idempotency_key:
-        return _submit(app, principal, body, None).id, True
+        return _created(app, _submit(app, principal, body, None)), True
     request_hash = hashlib.sha256(body.model_dump_json().encode()).hexdigest()
     replay = _replay(app, principal, idempotency_key, request_hash)
     if replay is not None:
-        return replay, False
+        return app.service.get(replay, principal), False
     try:
-        return _submit(app, principal, body, (idempotency_key, request_hash)).id, True
+        return _created(app, _submit(app, principal, body, (idempotency_key, request_hash))), True
     except IntegrityError:  # a concurrent request with the same key committed first
         replay = _replay(app, principal, idempotency_key, request_hash)
         if replay is None:
             raise
-        return replay, False
+        return app.service.get(replay, principal), False
+
+
+def _created(app: Batchyard, job: JobRecord) -> JobView:
+    """The job as its creating transaction left it: no need to read it again, and it has no progress samples."""
+    return app.service.view(job, samples=[])
 
 
 def _submit(app: Batchyard, principal: Principal, body: JobCreate,
@@ -243,12 +256,11 @@ def _replay(app: Batchyard, principal: Principal, key: str, request_hash: str) -
     return found[1]
 
 
-async def _wait_for(app: Batchyard, principal: Principal, job_id: str, seconds: float) -> JobView:
+async def _wait_for(app: Batchyard, principal: Principal, view: JobView, seconds: float) -> JobView:
     deadline = time.monotonic() + seconds
-    view = await run_in_threadpool(app.service.get, job_id, principal)
     while not view.finished and time.monotonic() < deadline:
         await asyncio.sleep(WAIT_POLL_SECONDS)
-        view = await run_in_threadpool(app.service.get, job_id, principal)
+        view = await run_in_threadpool(app.service.get, view.job.id, principal)
     return view
 
 
@@ -259,7 +271,7 @@ SortField = Literal["created_at", "-created_at", "priority", "-priority", "updat
 
 
 @router.get("", summary="List jobs", responses={400: _E, 401: _E, 422: _E})
-def list_jobs(
+async def list_jobs(
     app: BatchyardDep,
     principal: PrincipalDep,
     status: Annotated[list[JobStatus] | None, Query(description="Repeat for several")] = None,
@@ -279,10 +291,16 @@ def list_jobs(
         handler=handler, project=project, tag=tag, created_after=created_after, created_before=created_before,
         search=q, sort=sort, limit=limit + 1, after=_decode_cursor(cursor, sort),
     )
+    return await run_in_threadpool(_job_page, app, principal, query, limit)
+
+
+def _job_page(app: Batchyard, principal: Principal, query: JobQuery, limit: int) -> Page[JobOut]:
+    """A page of jobs, built in one trip to a thread (an ``async`` route: a plain ``def`` one also validates its
+    answer in another)."""
     views = app.service.list_jobs(query, principal=principal)
     has_more = len(views) > limit
     views = views[:limit]
-    next_cursor = _encode_cursor(views[-1].job, sort) if has_more and views else None
+    next_cursor = _encode_cursor(views[-1].job, query.sort) if has_more and views else None
     return Page[JobOut](data=[job_out(v) for v in views], has_more=has_more, next_cursor=next_cursor)
 
 
@@ -335,7 +353,11 @@ def _bad_cursor() -> InvalidRequest:
 
 
 @router.get("/{job_id}", summary="Get a job", responses=READ_ERRORS)
-def get_job(job_id: str, app: BatchyardDep, principal: PrincipalDep) -> JobOut:
+async def get_job(job_id: str, app: BatchyardDep, principal: PrincipalDep) -> JobOut:
+    return await run_in_threadpool(_get_job, app, principal, job_id)
+
+
+def _get_job(app: Batchyard, principal: Principal, job_id: str) -> JobOut:
     return job_out(app.service.get(job_id, principal))
 
 
