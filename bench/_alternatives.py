@@ -41,13 +41,19 @@ class Queue:
 
 QUEUES = {
     "dramatiq": Queue(
-        name="Dramatiq", module="_dramatiq_tasks", counter="bench:dramatiq:done", imports=("dramatiq", "redis"),
+        name="Dramatiq",
+        module="_dramatiq_tasks",
+        counter="bench:dramatiq:done",
+        imports=("dramatiq", "redis"),
         install="pip install 'dramatiq[redis]' redis",
         consumer=[sys.executable, "-m", "dramatiq", "_dramatiq_tasks", "--processes", "1", "--threads", "8"],
         consumer_desc="dramatiq --processes 1 --threads 8",
     ),
     "huey": Queue(
-        name="Huey", module="_huey_tasks", counter="bench:huey:done", imports=("huey", "redis"),
+        name="Huey",
+        module="_huey_tasks",
+        counter="bench:huey:done",
+        imports=("huey", "redis"),
         install="pip install huey redis",
         consumer=[sys.executable, "-m", "huey.bin.huey_consumer", "_huey_tasks.huey", "-w", "8", "-k", "thread"],
         consumer_desc="RedisHuey, huey_consumer -w 8 -k thread",
@@ -88,8 +94,9 @@ def redis_problem(redis_url: str) -> str | None:
     return None
 
 
-def run_alternative(key: str, n: int, repeat: int, redis_url: str = DEFAULT_REDIS_URL,
-                    log: Callable[[str], None] = print) -> AlternativeResult:
+def run_alternative(
+    key: str, n: int, repeat: int, redis_url: str = DEFAULT_REDIS_URL, log: Callable[[str], None] = print
+) -> AlternativeResult:
     queue = QUEUES[key]
     result = AlternativeResult(queue.name, n)
     missing = missing_requirement(queue)
@@ -126,11 +133,13 @@ def _one_run(queue: Queue, tasks: Any, n: int, redis_url: str) -> tuple[float, f
 
     client = redis.Redis.from_url(redis_url)
     client.flushdb()
-    env = {**os.environ, "BENCH_REDIS_URL": redis_url,
-           "PYTHONPATH": os.pathsep.join(filter(None, [str(BENCH_DIR), os.environ.get("PYTHONPATH")]))}
+    env = {
+        **os.environ,
+        "BENCH_REDIS_URL": redis_url,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(BENCH_DIR), os.environ.get("PYTHONPATH")])),
+    }
     with tempfile.TemporaryFile() as log_file:
-        consumer = subprocess.Popen(queue.consumer, cwd=BENCH_DIR, env=env, stdout=log_file,
-                                    stderr=subprocess.STDOUT)
+        consumer = subprocess.Popen(queue.consumer, cwd=BENCH_DIR, env=env, stdout=log_file, stderr=subprocess.STDOUT)
         try:
             _enqueue(tasks)  # warm-up: the consumer is ready once this one is done
             _wait_for(client, queue.counter, 1, READY_TIMEOUT, consumer, log_file)
@@ -147,8 +156,9 @@ def _one_run(queue: Queue, tasks: Any, n: int, redis_url: str) -> tuple[float, f
     return finished - started, enqueued - started
 
 
-def _wait_for(client: Any, key: str, target: int, timeout: float, consumer: subprocess.Popen[bytes],
-              log_file: Any) -> None:
+def _wait_for(
+    client: Any, key: str, target: int, timeout: float, consumer: subprocess.Popen[bytes], log_file: Any
+) -> None:
     deadline = time.monotonic() + timeout
     while int(client.get(key) or 0) < target:
         if consumer.poll() is not None:

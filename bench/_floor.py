@@ -30,8 +30,10 @@ def floor_seconds(n: int, chunk: int = 1000) -> float:
         try:
             for pragma in PRAGMAS:
                 db.execute(pragma)
-            db.execute("CREATE TABLE items (id INTEGER PRIMARY KEY, status INTEGER NOT NULL, "
-                       "payload TEXT NOT NULL, result TEXT)")
+            db.execute(
+                "CREATE TABLE items (id INTEGER PRIMARY KEY, status INTEGER NOT NULL, "
+                "payload TEXT NOT NULL, result TEXT)"
+            )
             db.execute("CREATE INDEX items_status ON items (status, id)")
             started = time.perf_counter()
             _run(db, n, chunk, Path(tmp) / "results.jsonl")
@@ -42,11 +44,15 @@ def floor_seconds(n: int, chunk: int = 1000) -> float:
 
 def _run(db: sqlite3.Connection, n: int, chunk: int, results_path: Path) -> None:
     db.execute("BEGIN IMMEDIATE")
-    db.executemany("INSERT INTO items (id, status, payload) VALUES (?, ?, ?)",
-                   ((i, QUEUED, json.dumps({"n": i})) for i in range(n)))
+    db.executemany(
+        "INSERT INTO items (id, status, payload) VALUES (?, ?, ?)",
+        ((i, QUEUED, json.dumps({"n": i})) for i in range(n)),
+    )
     db.execute("COMMIT")
-    claim = ("UPDATE items SET status = ? WHERE id IN "
-             "(SELECT id FROM items WHERE status = ? ORDER BY id LIMIT ?) RETURNING id, payload")
+    claim = (
+        "UPDATE items SET status = ? WHERE id IN "
+        "(SELECT id FROM items WHERE status = ? ORDER BY id LIMIT ?) RETURNING id, payload"
+    )
     done = 0
     while True:
         db.execute("BEGIN IMMEDIATE")
@@ -56,8 +62,10 @@ def _run(db: sqlite3.Connection, n: int, chunk: int, results_path: Path) -> None
             break
         # The "handler": echo the payload back as the result.
         db.execute("BEGIN IMMEDIATE")
-        db.executemany("UPDATE items SET status = ?, result = ? WHERE id = ?",
-                       ((DONE, payload, item_id) for item_id, payload in rows))
+        db.executemany(
+            "UPDATE items SET status = ?, result = ? WHERE id = ?",
+            ((DONE, payload, item_id) for item_id, payload in rows),
+        )
         db.execute("COMMIT")
         done += len(rows)
     if done != n:

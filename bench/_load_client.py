@@ -27,14 +27,20 @@ EXPECTED_STATUS = {"create": 201, "list": 200}
 
 def request_bytes(op: str, host: str, key: str, n: int) -> bytes:
     if op == "create":
-        body = json.dumps({"handler": "echo", "items": [{"custom_id": f"i{i}", "n": n} for i in range(CREATE_ITEMS)],
-                           "description": f"load {n}"}).encode()
-        head = (f"POST /api/v1/jobs HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {key}\r\n"
-                f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n")
+        body = json.dumps(
+            {
+                "handler": "echo",
+                "items": [{"custom_id": f"i{i}", "n": n} for i in range(CREATE_ITEMS)],
+                "description": f"load {n}",
+            }
+        ).encode()
+        head = (
+            f"POST /api/v1/jobs HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {key}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+        )
         return head.encode() + body
     if op == "list":
-        return (f"GET /api/v1/jobs?limit=50 HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {key}\r\n"
-                "\r\n").encode()
+        return (f"GET /api/v1/jobs?limit=50 HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {key}\r\n\r\n").encode()
     raise ValueError(op)
 
 
@@ -63,8 +69,17 @@ async def read_response(reader: asyncio.StreamReader) -> tuple[int, bool]:
     return status, close
 
 
-async def client(op: str, host: str, port: int, key: str, warmup_until: float, stop_at: float, ident: int,
-                 latencies: list[float], errors: Counter[str]) -> None:
+async def client(
+    op: str,
+    host: str,
+    port: int,
+    key: str,
+    warmup_until: float,
+    stop_at: float,
+    ident: int,
+    latencies: list[float],
+    errors: Counter[str],
+) -> None:
     writer: asyncio.StreamWriter | None = None
     n = 0
     while time.monotonic() < stop_at:
@@ -104,11 +119,17 @@ async def run(url: str, key: str, op: str, clients: int, seconds: float, warmup:
     errors: Counter[str] = Counter()
     now = time.monotonic()
     warmup_until, stop_at = now + warmup, now + warmup + seconds
-    await asyncio.gather(*(client(op, host, port, key, warmup_until, stop_at, i, latencies, errors)
-                           for i in range(clients)))
+    await asyncio.gather(
+        *(client(op, host, port, key, warmup_until, stop_at, i, latencies, errors) for i in range(clients))
+    )
     measured = time.monotonic() - warmup_until
-    return {"op": op, "clients": clients, "seconds": measured, "latencies_ms": sorted(latencies),
-            "errors": dict(errors)}
+    return {
+        "op": op,
+        "clients": clients,
+        "seconds": measured,
+        "latencies_ms": sorted(latencies),
+        "errors": dict(errors),
+    }
 
 
 def main() -> None:

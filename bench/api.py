@@ -58,8 +58,7 @@ STATUSES = ["completed"] * 6 + ["running", "failed", "cancelled", "queued"]
 console = Console(width=max(160, Console().width))
 
 
-def fill(app: Batchyard, jobs: int, items_per_job: int, owners: int = 20,
-         statuses: list[str] = STATUSES) -> list[str]:
+def fill(app: Batchyard, jobs: int, items_per_job: int, owners: int = 20, statuses: list[str] = STATUSES) -> list[str]:
     """Insert jobs and items straight into the tables, counters consistent with the items."""
     from sqlalchemy import insert
 
@@ -78,37 +77,68 @@ def fill(app: Batchyard, jobs: int, items_per_job: int, owners: int = 20,
         succeeded = items_per_job - failed if status in ("completed", "failed") else items_per_job // 2
         queued = items_per_job - succeeded - failed
         finished_at = created + 20 if status in ("completed", "failed", "cancelled") else None
-        job_rows.append({
-            "id": job_id, "handler": rng.choice(["echo", "render", "openai"]), "owner": f"owner{n % owners}",
-            "project": f"project{n % 7}", "status": status, "priority": 0, "params": "{}",
-            "description": f"batch {n}", "tags": json.dumps([f"t{n % 5}"]), "meta": "{}", "source": "bench",
-            "total": items_per_job, "queued": queued, "running": 0, "succeeded": succeeded, "failed": failed,
-            "cancelled": 0, "cost": round(rng.random(), 4), "usage": json.dumps({"tokens": rng.randint(1, 9999)}),
-            "busy_seconds": rng.random() * items_per_job, "created_at": created, "started_at": created + 1,
-            "finished_at": finished_at, "files_written_at": finished_at,
-            "result_files": None if finished_at is None else "{}",
-            "last_activity_at": created + 20, "max_attempts": 3, "backoff_base_seconds": 1.0,
-            "backoff_max_seconds": 300.0, "claim_cursor": items_per_job - queued, "last_claimed_at": created,
-        })
+        job_rows.append(
+            {
+                "id": job_id,
+                "handler": rng.choice(["echo", "render", "openai"]),
+                "owner": f"owner{n % owners}",
+                "project": f"project{n % 7}",
+                "status": status,
+                "priority": 0,
+                "params": "{}",
+                "description": f"batch {n}",
+                "tags": json.dumps([f"t{n % 5}"]),
+                "meta": "{}",
+                "source": "bench",
+                "total": items_per_job,
+                "queued": queued,
+                "running": 0,
+                "succeeded": succeeded,
+                "failed": failed,
+                "cancelled": 0,
+                "cost": round(rng.random(), 4),
+                "usage": json.dumps({"tokens": rng.randint(1, 9999)}),
+                "busy_seconds": rng.random() * items_per_job,
+                "created_at": created,
+                "started_at": created + 1,
+                "finished_at": finished_at,
+                "files_written_at": finished_at,
+                "result_files": None if finished_at is None else "{}",
+                "last_activity_at": created + 20,
+                "max_attempts": 3,
+                "backoff_base_seconds": 1.0,
+                "backoff_max_seconds": 300.0,
+                "claim_cursor": items_per_job - queued,
+                "last_claimed_at": created,
+            }
+        )
         job_ids.append(job_id)
     with app.store.db.write() as conn:
         conn.execute(insert(jobs_table), job_rows)
-        conn.execute(insert(job_usage), [
-            {"job_id": r["id"], "name": "tokens", "amount": json.loads(r["usage"])["tokens"]} for r in job_rows])
+        conn.execute(
+            insert(job_usage),
+            [{"job_id": r["id"], "name": "tokens", "amount": json.loads(r["usage"])["tokens"]} for r in job_rows],
+        )
     for start in range(0, jobs, 200):
         rows: list[tuple[Any, ...]] = []
-        for row in job_rows[start:start + 200]:
+        for row in job_rows[start : start + 200]:
             done = row["succeeded"] + row["failed"]
             for seq in range(items_per_job):
                 status = "succeeded" if seq < row["succeeded"] else "failed" if seq < done else "queued"
                 result = '{"ok":true}' if status == "succeeded" else None
                 error = '{"type":"ValueError","message":"bad"}' if status == "failed" else None
-                rows.append((row["id"], seq, f"item-{seq}", '{"n":1}', status, 1 if status != "queued" else 0,
-                             result, error))
+                rows.append(
+                    (row["id"], seq, f"item-{seq}", '{"n":1}', status, 1 if status != "queued" else 0, result, error)
+                )
         with app.store.db.write() as conn:
             app.store.db.driver(conn).cursor().executemany(
-                _placeholders(app, "INSERT INTO items (job_id, seq, key, payload, status, attempts, result, error) "
-                                   "VALUES (?, ?, ?, ?, ?, ?, ?, ?)"), rows)
+                _placeholders(
+                    app,
+                    "INSERT INTO items (job_id, seq, key, payload, status, attempts, result, error) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                ),
+                rows,
+            )
     return job_ids
 
 
@@ -125,9 +155,11 @@ def free_port() -> int:
 @contextlib.contextmanager
 def server(data_dir: Path, database_url: str) -> Iterator[str]:
     port = free_port()
-    code = ("import uvicorn; from batchyard import Settings; from batchyard.api import create_app; "
-            f"app = create_app(Settings(data_dir={str(data_dir)!r}, database_url={database_url!r})); "
-            f"uvicorn.run(app, host='127.0.0.1', port={port}, log_level='warning')")
+    code = (
+        "import uvicorn; from batchyard import Settings; from batchyard.api import create_app; "
+        f"app = create_app(Settings(data_dir={str(data_dir)!r}, database_url={database_url!r})); "
+        f"uvicorn.run(app, host='127.0.0.1', port={port}, log_level='warning')"
+    )
     proc = subprocess.Popen([sys.executable, "-c", code])
     base = f"http://127.0.0.1:{port}"
     try:
@@ -228,14 +260,33 @@ def run_backend(name: str, database_url: str | None, args: argparse.Namespace) -
         for request, (p50, p95, status) in timings.items():
             target = TARGET_P95_MS.get(request)
             verdict = "" if target is None else ("met" if p95 < target else "MISSED")
-            rows.append([name, f"{args.jobs:,} jobs / {total_items:,} items", f"{request} (admin)", f"{p50:.1f}",
-                         f"{p95:.1f}", str(queries.get(request, "")), f"< {target:g} ms: {verdict}" if target else "",
-                         str(status)])
+            rows.append(
+                [
+                    name,
+                    f"{args.jobs:,} jobs / {total_items:,} items",
+                    f"{request} (admin)",
+                    f"{p50:.1f}",
+                    f"{p95:.1f}",
+                    str(queries.get(request, "")),
+                    f"< {target:g} ms: {verdict}" if target else "",
+                    str(status),
+                ]
+            )
         for request, (p50, p95, status) in member.items():
             target = TARGET_P95_MS.get(request)
             verdict = "" if target is None else ("met" if p95 < target else "MISSED")
-            rows.append([name, "", f"{request} (member)", f"{p50:.1f}", f"{p95:.1f}", "",
-                         f"< {target:g} ms: {verdict}" if target else "", str(status)])
+            rows.append(
+                [
+                    name,
+                    "",
+                    f"{request} (member)",
+                    f"{p50:.1f}",
+                    f"{p95:.1f}",
+                    "",
+                    f"< {target:g} ms: {verdict}" if target else "",
+                    str(status),
+                ]
+            )
         console.print(f"[dim]{name}: filled {args.jobs:,} jobs and {total_items:,} items in {fill_seconds:.1f}s[/]")
         return rows
     finally:
@@ -265,8 +316,22 @@ def serve_process(data_dir: Path, database_url: str) -> Iterator[tuple[str, int]
     """``batchyard serve`` (API + its own worker + maintenance) in a subprocess: (base URL, pid)."""
     port = free_port()
     log = open(data_dir / "serve.log", "wb")  # noqa: SIM115 - closed below, read if it fails
-    proc = subprocess.Popen([sys.executable, "-m", "batchyard.cli.main", "serve", "--data-dir", str(data_dir),
-                             "--db", database_url, "--port", str(port)], stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "batchyard.cli.main",
+            "serve",
+            "--data-dir",
+            str(data_dir),
+            "--db",
+            database_url,
+            "--port",
+            str(port),
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
@@ -310,8 +375,22 @@ def wait_until_idle(base: str, key: str, timeout: float = IDLE_TIMEOUT_SECONDS) 
 
 def load_phase(base: str, pid: int, key: str, op: str, clients: int, seconds: float, warmup: float) -> LoadRun:
     script = Path(__file__).resolve().parent / "_load_client.py"
-    cmd = [sys.executable, str(script), "--url", base, "--key", key, "--op", op, "--clients", str(clients),
-           "--seconds", str(seconds), "--warmup", str(warmup)]
+    cmd = [
+        sys.executable,
+        str(script),
+        "--url",
+        base,
+        "--key",
+        key,
+        "--op",
+        op,
+        "--clients",
+        str(clients),
+        "--seconds",
+        str(seconds),
+        "--warmup",
+        str(warmup),
+    ]
     children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.monotonic()
     client = subprocess.Popen(cmd, stdout=subprocess.PIPE)
@@ -321,11 +400,22 @@ def load_phase(base: str, pid: int, key: str, op: str, clients: int, seconds: fl
     cpu = (cpu_seconds(pid) - cpu_before) / max(time.monotonic() - wall_before, 1e-9)
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
     client_cpu = (children.ru_utime + children.ru_stime - children_before.ru_utime - children_before.ru_stime) / max(
-        time.monotonic() - started, 1e-9)
+        time.monotonic() - started, 1e-9
+    )
     result = json.loads(output)
     times: list[float] = result["latencies_ms"] or [math.nan]
-    return LoadRun(op, clients, statistics.median(times), percentile(times, 95), times[-1], len(result["latencies_ms"]),
-                   result["errors"], len(result["latencies_ms"]) / result["seconds"], cpu, client_cpu)
+    return LoadRun(
+        op,
+        clients,
+        statistics.median(times),
+        percentile(times, 95),
+        times[-1],
+        len(result["latencies_ms"]),
+        result["errors"],
+        len(result["latencies_ms"]) / result["seconds"],
+        cpu,
+        client_cpu,
+    )
 
 
 def percentile(sorted_values: list[float], pct: float) -> float:
@@ -345,9 +435,19 @@ def median_run(runs: list[LoadRun]) -> LoadRun:
     def med(name: str) -> float:
         return statistics.median(getattr(r, name) for r in runs)
 
-    return LoadRun(runs[0].op, runs[0].clients, med("p50"), med("p95"), max(r.max for r in runs),
-                   sum(r.requests for r in runs),
-                   errors, med("per_second"), med("server_cpu"), med("client_cpu"), med("drain_seconds"))
+    return LoadRun(
+        runs[0].op,
+        runs[0].clients,
+        med("p50"),
+        med("p95"),
+        max(r.max for r in runs),
+        sum(r.requests for r in runs),
+        errors,
+        med("per_second"),
+        med("server_cpu"),
+        med("client_cpu"),
+        med("drain_seconds"),
+    )
 
 
 def run_load(name: str, database_url: str | None, args: argparse.Namespace) -> list[list[str]]:
@@ -366,30 +466,60 @@ def run_load(name: str, database_url: str | None, args: argparse.Namespace) -> l
                         run = load_phase(base, pid, admin, op, clients, args.seconds, args.warmup)
                         run.drain_seconds = wait_until_idle(base, admin)
                         runs.setdefault((op, clients), []).append(run)
-                        console.print(f"[dim]{name} {op} x{clients}: p50 {run.p50:.1f} ms, p95 {run.p95:.1f} ms, "
-                                      f"{run.per_second:.0f}/s, server CPU {run.server_cpu:.0%}, worker done "
-                                      f"{run.drain_seconds:.0f} s later, load {os.getloadavg()[0]:.1f}[/]")
+                        console.print(
+                            f"[dim]{name} {op} x{clients}: p50 {run.p50:.1f} ms, p95 {run.p95:.1f} ms, "
+                            f"{run.per_second:.0f}/s, server CPU {run.server_cpu:.0%}, worker done "
+                            f"{run.drain_seconds:.0f} s later, load {os.getloadavg()[0]:.1f}[/]"
+                        )
         rows = []
         for (op, clients), repeats in sorted(runs.items(), key=lambda kv: (kv[0][0] != "create", kv[0][1])):
             run = median_run(repeats)
             target = LOAD_TARGET_P95_MS[op] if clients == LOAD_TARGET_CLIENTS else None
             verdict = "" if target is None else f"< {target:g} ms: {'met' if run.p95 < target else 'MISSED'}"
             errors = ", ".join(f"{k} x{v}" for k, v in sorted(run.errors.items())) or "0"
-            rows.append([name, op, str(clients), f"{run.p50:.1f}", f"{run.p95:.1f}", f"{run.max:.0f}",
-                         f"{run.per_second:.0f}", f"{run.server_cpu:.0%}", f"{run.client_cpu:.0%}",
-                         f"+{run.drain_seconds:.0f} s" if op == "create" else "", errors, verdict])
+            rows.append(
+                [
+                    name,
+                    op,
+                    str(clients),
+                    f"{run.p50:.1f}",
+                    f"{run.p95:.1f}",
+                    f"{run.max:.0f}",
+                    f"{run.per_second:.0f}",
+                    f"{run.server_cpu:.0%}",
+                    f"{run.client_cpu:.0%}",
+                    f"+{run.drain_seconds:.0f} s" if op == "create" else "",
+                    errors,
+                    verdict,
+                ]
+            )
         return rows
     finally:
         shutil.rmtree(data_dir, ignore_errors=True)
 
 
 def print_load_table(rows: list[list[str]], args: argparse.Namespace) -> None:
-    table = Table(title=f"Batchyard API under load (batchyard serve with its worker; closed loop, {args.seconds:g} s "
-                        f"per row after {args.warmup:g} s warm-up, median of {args.repeat})")
-    for column in ("backend", "request", "clients", "p50 ms", "p95 ms", "max ms", "req/s", "server CPU",
-                   "client CPU", "worker done", "errors", "target (p95)"):
-        table.add_column(column, justify="left" if column in ("backend", "request", "errors", "target (p95)")
-                         else "right")
+    table = Table(
+        title=f"Batchyard API under load (batchyard serve with its worker; closed loop, {args.seconds:g} s "
+        f"per row after {args.warmup:g} s warm-up, median of {args.repeat})"
+    )
+    for column in (
+        "backend",
+        "request",
+        "clients",
+        "p50 ms",
+        "p95 ms",
+        "max ms",
+        "req/s",
+        "server CPU",
+        "client CPU",
+        "worker done",
+        "errors",
+        "target (p95)",
+    ):
+        table.add_column(
+            column, justify="left" if column in ("backend", "request", "errors", "target (p95)") else "right"
+        )
     for row in rows:
         table.add_row(*row)
     console.print(table)
@@ -427,8 +557,11 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=15.0, help="measured seconds per load row")
     parser.add_argument("--warmup", type=float, default=2.0, help="seconds of load before measuring")
     parser.add_argument("--repeat", type=int, default=1, help="runs of every load row; the table shows medians")
-    parser.add_argument("--quick", action="store_true",
-                        help="a fast look: 2,000 jobs x 20 items, 50 requests per route, 4 s per load row")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="a fast look: 2,000 jobs x 20 items, 50 requests per route, 4 s per load row",
+    )
     args = parser.parse_args()
     if args.quick:
         args.jobs, args.items_per_job, args.requests = 2000, 20, 50
@@ -457,8 +590,10 @@ def main() -> None:
         console.print(table)
     if load_rows:
         print_load_table(load_rows, args)
-    console.print(f"[dim]Python {sys.version.split()[0]}, {os.cpu_count()} cores, load average (1 min) "
-                  f"{load_before:.1f} before, {os.getloadavg()[0]:.1f} after[/]")
+    console.print(
+        f"[dim]Python {sys.version.split()[0]}, {os.cpu_count()} cores, load average (1 min) "
+        f"{load_before:.1f} before, {os.getloadavg()[0]:.1f} after[/]"
+    )
 
 
 if __name__ == "__main__":

@@ -108,8 +108,14 @@ def _tail(path: Path, chars: int = 3000) -> str:
 
 
 def _start_worker(data_dir: Path, database_url: str | None, log: IO[bytes]) -> subprocess.Popen[bytes]:
-    command = [sys.executable, str(BENCH_DIR / "_bench_worker.py"), "--data-dir", str(data_dir),
-               "--concurrency", "1000"]
+    command = [
+        sys.executable,
+        str(BENCH_DIR / "_bench_worker.py"),
+        "--data-dir",
+        str(data_dir),
+        "--concurrency",
+        "1000",
+    ]
     if database_url:
         command += ["--database-url", database_url]
     return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
@@ -173,10 +179,8 @@ def batchyard_end_to_end(n: int, database_url: str | None) -> EndToEnd:
         record = view.job
         rows = (record.result_files or {}).get("results.jsonl", {}).get("rows")
         if record.status != "completed" or record.succeeded != n or rows != n:
-            raise RuntimeError(f"job ended {record.status} with {record.succeeded}/{n} succeeded, "
-                               f"{rows} result rows")
-        phases = {name: getattr(record, name) - started_wall for name, _ in PHASES
-                  if getattr(record, name) is not None}
+            raise RuntimeError(f"job ended {record.status} with {record.succeeded}/{n} succeeded, {rows} result rows")
+        phases = {name: getattr(record, name) - started_wall for name, _ in PHASES if getattr(record, name) is not None}
         return EndToEnd(finished - started, submitted - started, exit_code, phases)
 
 
@@ -194,15 +198,18 @@ def measure_batchyard(backend: str, n: int, repeat: int, url_factory: Callable[[
         exits.append(result.worker_exit)
         for name, seconds in result.phases.items():
             phases[name].append(seconds)
-        console.log(f"Batchyard {backend} run {run + 1}/{repeat}: {n / result.total_seconds:,.0f} items/s "
-                    f"(submit {result.submit_seconds:.2f} s, total {result.total_seconds:.2f} s, "
-                    f"worker exit {result.worker_exit})")
+        console.log(
+            f"Batchyard {backend} run {run + 1}/{repeat}: {n / result.total_seconds:,.0f} items/s "
+            f"(submit {result.submit_seconds:.2f} s, total {result.total_seconds:.2f} s, "
+            f"worker exit {result.worker_exit})"
+        )
     submit = statistics.median(submits)
     row.notes.append(f"submit alone {submit:.2f} s ({n / submit:,.0f} items/s)")
-    timeline = ", ".join(f"{label} {statistics.median(phases[name]):.2f}" for name, label in PHASES
-                         if phases[name])
-    row.notes.append(f"median timeline, s after submit started: {timeline}, "
-                     f"seen finished {statistics.median(n / r for r in row.rates):.2f}")
+    timeline = ", ".join(f"{label} {statistics.median(phases[name]):.2f}" for name, label in PHASES if phases[name])
+    row.notes.append(
+        f"median timeline, s after submit started: {timeline}, "
+        f"seen finished {statistics.median(n / r for r in row.rates):.2f}"
+    )
     target = TARGETS[backend]
     row.notes.append(f"target >= {target:,}/s: {'met' if statistics.median(row.rates) >= target else 'MISSED'}")
     if any(code != 0 for code in exits):
@@ -282,8 +289,15 @@ def submit_file_rss(path: Path, lines: int, database_url: str | None) -> tuple[f
     its figure would include this process's own RSS (see the launcher's docstring).
     """
     with tempfile.TemporaryDirectory(prefix="batchyard-rss-") as tmp:
-        command = [sys.executable, str(BENCH_DIR / "_peak_rss.py"),
-                   sys.executable, str(BENCH_DIR / "_bench_submit.py"), str(path), "--data-dir", tmp]
+        command = [
+            sys.executable,
+            str(BENCH_DIR / "_peak_rss.py"),
+            sys.executable,
+            str(BENCH_DIR / "_bench_submit.py"),
+            str(path),
+            "--data-dir",
+            tmp,
+        ]
         if database_url:
             command += ["--database-url", database_url]
         done = subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, check=False)
@@ -308,8 +322,10 @@ def measure_rss(backend: str, path: Path, lines: int, url_factory: Callable[[], 
         baseline_mb, _ = submit_file_rss(one_line, 1, url)
     row.rates.append(rate)
     verdict = "met" if rss_mb < RSS_TARGET_MB else "MISSED"
-    row.notes.append(f"peak RSS {rss_mb:,.0f} MB (target < {RSS_TARGET_MB} MB: {verdict}); "
-                     f"{baseline_mb:,.0f} MB for a 1-line file; items/s = lines/s of the submit alone")
+    row.notes.append(
+        f"peak RSS {rss_mb:,.0f} MB (target < {RSS_TARGET_MB} MB: {verdict}); "
+        f"{baseline_mb:,.0f} MB for a 1-line file; items/s = lines/s of the submit alone"
+    )
     console.log(f"submit {lines:,} lines on {backend}: peak RSS {rss_mb:,.0f} MB, {rate:,.0f} lines/s")
     return row
 
@@ -344,11 +360,23 @@ def measure_alternative(key: str, repeat: int, redis_url: str) -> Row:
 def measure_alternatives(repeat: int, redis_url: str) -> list[Row]:
     rows: list[Row] = []
     for key, queue in QUEUES.items():
-        _guarded(queue.name, rows, lambda key=key: measure_alternative(key, repeat, redis_url),
-                 Row(queue.name, "Redis", ALTERNATIVE_ITEMS, alternative=True))
+        _guarded(
+            queue.name,
+            rows,
+            lambda key=key: measure_alternative(key, repeat, redis_url),
+            Row(queue.name, "Redis", ALTERNATIVE_ITEMS, alternative=True),
+        )
     for name, rate in REFERENCE_RATES.items():
-        rows.append(Row(f"{name} (earlier measurement)", "-", ALTERNATIVE_ITEMS, reference=rate, alternative=True,
-                        notes=["not run now; same shape, measured earlier on this machine"]))
+        rows.append(
+            Row(
+                f"{name} (earlier measurement)",
+                "-",
+                ALTERNATIVE_ITEMS,
+                reference=rate,
+                alternative=True,
+                notes=["not run now; same shape, measured earlier on this machine"],
+            )
+        )
     return rows
 
 
@@ -369,8 +397,11 @@ def _guarded(label: str, rows: list[Row], make: Callable[[], Row | list[Row]], f
 
 def print_tables(rows: list[Row], args: argparse.Namespace, elapsed: float) -> None:
     env = ", ".join(f"{k} {v}" for k, v in ENVIRONMENT.items())
-    table = Table(title=f"Batchyard engine benchmark ({args.repeat} run(s) per row, {elapsed:,.0f} s in all)",
-                  caption=env, show_lines=True)
+    table = Table(
+        title=f"Batchyard engine benchmark ({args.repeat} run(s) per row, {elapsed:,.0f} s in all)",
+        caption=env,
+        show_lines=True,
+    )
     table.add_column("system")
     table.add_column("backend")
     table.add_column("items", justify="right")
@@ -384,8 +415,9 @@ def print_tables(rows: list[Row], args: argparse.Namespace, elapsed: float) -> N
             table.add_row(row.system, row.backend, items, status, "-", "; ".join(row.notes))
             continue
         median = row.median
-        table.add_row(row.system, row.backend, items, f"{median:,.0f}" if median else "-", row.range_text(),
-                      "; ".join(row.notes))
+        table.add_row(
+            row.system, row.backend, items, f"{median:,.0f}" if median else "-", row.range_text(), "; ".join(row.notes)
+        )
     console.print(table)
 
     ours = [r for r in rows if r.system == "Batchyard" and r.median]
@@ -399,11 +431,14 @@ def print_tables(rows: list[Row], args: argparse.Namespace, elapsed: float) -> N
         ratios.add_column(f"Batchyard {row.backend} ({row.median:,.0f}/s)", justify="right")
     for other in others:
         assert other.median is not None
-        ratios.add_row(other.system, f"{other.median:,.0f}",
-                       *(f"{row.median / other.median:,.1f}x" for row in ours if row.median))
+        ratios.add_row(
+            other.system, f"{other.median:,.0f}", *(f"{row.median / other.median:,.1f}x" for row in ours if row.median)
+        )
     console.print(ratios)
-    console.print(f"[dim]Batchyard rows process {args.items:,} items, the alternatives {ALTERNATIVE_ITEMS:,} "
-                  "tasks: each rate is for its own run size.[/dim]")
+    console.print(
+        f"[dim]Batchyard rows process {args.items:,} items, the alternatives {ALTERNATIVE_ITEMS:,} "
+        "tasks: each rate is for its own run size.[/dim]"
+    )
 
 
 # -- main ---------------------------------------------------------------------------------------------------
@@ -413,14 +448,27 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--items", type=int, default=100_000, help="items per Batchyard run (default 100000)")
     parser.add_argument("--repeat", type=int, default=3, help="runs per row; the median is reported (default 3)")
-    parser.add_argument("--only", default=",".join(SECTIONS),
-                        help=f"comma-separated sections to run (default all: {','.join(SECTIONS)})")
-    parser.add_argument("--rss-lines", type=int, default=1_000_000,
-                        help="lines in the JSONL file for the submit-memory row (default 1000000)")
-    parser.add_argument("--postgres-url", default=os.environ.get("BENCH_POSTGRES_URL", DEFAULT_POSTGRES_URL),
-                        help="admin URL; each run creates and drops a fresh database on that server")
-    parser.add_argument("--redis-url", default=os.environ.get("BENCH_REDIS_URL", DEFAULT_REDIS_URL),
-                        help="a dedicated Redis database for the alternatives: it is FLUSHED before and after")
+    parser.add_argument(
+        "--only",
+        default=",".join(SECTIONS),
+        help=f"comma-separated sections to run (default all: {','.join(SECTIONS)})",
+    )
+    parser.add_argument(
+        "--rss-lines",
+        type=int,
+        default=1_000_000,
+        help="lines in the JSONL file for the submit-memory row (default 1000000)",
+    )
+    parser.add_argument(
+        "--postgres-url",
+        default=os.environ.get("BENCH_POSTGRES_URL", DEFAULT_POSTGRES_URL),
+        help="admin URL; each run creates and drops a fresh database on that server",
+    )
+    parser.add_argument(
+        "--redis-url",
+        default=os.environ.get("BENCH_REDIS_URL", DEFAULT_REDIS_URL),
+        help="a dedicated Redis database for the alternatives: it is FLUSHED before and after",
+    )
     args = parser.parse_args(argv)
     args.only = {s.strip() for s in args.only.split(",") if s.strip()}
     unknown = args.only - set(SECTIONS)
@@ -433,8 +481,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    ENVIRONMENT.update({"Python": platform.python_version(), "cores": str(os.cpu_count()),
-                        "SQLite": sqlite3.sqlite_version})
+    ENVIRONMENT.update(
+        {"Python": platform.python_version(), "cores": str(os.cpu_count()), "SQLite": sqlite3.sqlite_version}
+    )
     load_before = os.getloadavg()[0]
     started = time.perf_counter()
     rows: list[Row] = []
@@ -444,17 +493,29 @@ def main(argv: list[str] | None = None) -> int:
         return PostgresDatabase(args.postgres_url)
 
     if "floor" in args.only:
-        _guarded("floor", rows, lambda: measure_floor(args.items, args.repeat),
-                 Row("floor: raw sqlite3 loop", "SQLite", args.items))
+        _guarded(
+            "floor",
+            rows,
+            lambda: measure_floor(args.items, args.repeat),
+            Row("floor: raw sqlite3 loop", "SQLite", args.items),
+        )
     if "sqlite" in args.only:
-        _guarded("sqlite", rows, lambda: measure_batchyard("SQLite", args.items, args.repeat, _SqliteUrl),
-                 Row("Batchyard", "SQLite", args.items))
+        _guarded(
+            "sqlite",
+            rows,
+            lambda: measure_batchyard("SQLite", args.items, args.repeat, _SqliteUrl),
+            Row("Batchyard", "SQLite", args.items),
+        )
     if "postgres" in args.only:
         if pg_problem:
             rows.append(Row("Batchyard", "PostgreSQL", args.items, skipped=pg_problem))
         else:
-            _guarded("postgres", rows, lambda: measure_batchyard("PostgreSQL", args.items, args.repeat, pg_url),
-                     Row("Batchyard", "PostgreSQL", args.items))
+            _guarded(
+                "postgres",
+                rows,
+                lambda: measure_batchyard("PostgreSQL", args.items, args.repeat, pg_url),
+                Row("Batchyard", "PostgreSQL", args.items),
+            )
     if "rss" in args.only:
         rows += _rss_rows(args, pg_problem, pg_url)
     if "alternatives" in args.only:
@@ -471,13 +532,21 @@ def _rss_rows(args: argparse.Namespace, pg_problem: str | None, pg_url: Callable
     with tempfile.TemporaryDirectory(prefix="batchyard-rss-input-") as tmp:
         path = Path(tmp) / "input.jsonl"
         write_jsonl(path, args.rss_lines)
-        _guarded("rss sqlite", rows, lambda: measure_rss("SQLite", path, args.rss_lines, _SqliteUrl),
-                 Row(label, "SQLite", args.rss_lines))
+        _guarded(
+            "rss sqlite",
+            rows,
+            lambda: measure_rss("SQLite", path, args.rss_lines, _SqliteUrl),
+            Row(label, "SQLite", args.rss_lines),
+        )
         if pg_problem:
             rows.append(Row(label, "PostgreSQL", args.rss_lines, skipped=pg_problem))
         else:
-            _guarded("rss postgres", rows, lambda: measure_rss("PostgreSQL", path, args.rss_lines, pg_url),
-                     Row(label, "PostgreSQL", args.rss_lines))
+            _guarded(
+                "rss postgres",
+                rows,
+                lambda: measure_rss("PostgreSQL", path, args.rss_lines, pg_url),
+                Row(label, "PostgreSQL", args.rss_lines),
+            )
     return rows
 
 

@@ -26,10 +26,13 @@ TEXTS = [
 ]
 
 if __name__ == "__main__":
-    job = app.submit("wordcount", [{"custom_id": f"text-{i}", "text": t} for i, t in enumerate(TEXTS)],
-                     description="word counts")
+    job = app.submit(
+        "wordcount", [{"custom_id": f"text-{i}", "text": t} for i, t in enumerate(TEXTS)], description="word counts"
+    )
     view = job.wait()  # no worker running? the items are processed right here
-    print(f"{view.job.id}: {view.job.status}, {view.job.succeeded}/{view.job.total} succeeded, "
-          f"{view.job.usage['words']:.0f} words")
+    print(
+        f"{view.job.id}: {view.job.status}, {view.job.succeeded}/{view.job.total} succeeded, "
+        f"{view.job.usage['words']:.0f} words"
+    )
     for item in job.results():
         print(item.key, item.result)

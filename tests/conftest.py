@@ -92,9 +92,17 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 @pytest.fixture
 def settings(tmp_path: Path, database_url: str) -> Settings:
-    return Settings(data_dir=tmp_path / "data", database_url=database_url, lease_seconds=5.0,
-                    poll_interval_ms=50, maintenance_interval_ms=100, flush_interval_ms=20,
-                    backoff_base_seconds=0.05, backoff_max_seconds=0.2, shutdown_grace_seconds=5.0)
+    return Settings(
+        data_dir=tmp_path / "data",
+        database_url=database_url,
+        lease_seconds=5.0,
+        poll_interval_ms=50,
+        maintenance_interval_ms=100,
+        flush_interval_ms=20,
+        backoff_base_seconds=0.05,
+        backoff_max_seconds=0.2,
+        shutdown_grace_seconds=5.0,
+    )
 
 
 @pytest.fixture

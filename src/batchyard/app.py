@@ -48,16 +48,24 @@ class Batchyard:
 
     # -- handlers ---------------------------------------------------------------------------------------------
 
-    def handler(self, name: str | None = None, *, concurrency: int | None = None, max_attempts: int | None = None,
-                timeout: float | None = None) -> Callable[[F], F]:
+    def handler(
+        self,
+        name: str | None = None,
+        *,
+        concurrency: int | None = None,
+        max_attempts: int | None = None,
+        timeout: float | None = None,
+    ) -> Callable[[F], F]:
         """Register a function ``(item, ctx) -> result`` (sync or async) as a handler.
 
         ``concurrency`` is items in flight per worker process (threads for a sync handler), ``max_attempts`` and
         ``timeout`` (seconds per attempt) are defaults for jobs of this handler.
         """
+
         def decorate(function: F) -> F:
-            self.registry.register(name or function.__name__, function, concurrency=concurrency,
-                                   max_attempts=max_attempts, timeout=timeout)
+            self.registry.register(
+                name or function.__name__, function, concurrency=concurrency, max_attempts=max_attempts, timeout=timeout
+            )
             return function
 
         return decorate
@@ -137,8 +145,11 @@ class Job:
         """
         view = self.refresh()
         runner = None
-        if not view.finished and not self.app.service.has_live_worker_for(view.job.handler) \
-                and view.job.handler in self.app.registry:
+        if (
+            not view.finished
+            and not self.app.service.has_live_worker_for(view.job.handler)
+            and view.job.handler in self.app.registry
+        ):
             runner = InProcessWorker(self.app)
             runner.start()
         try:
@@ -188,8 +199,9 @@ class Job:
         """Copy the job's result files into ``directory``; returns the paths written."""
         view = self.refresh()
         if not view.job.result_files:
-            raise NotReady(f"job {self.id} has no result files yet (status {view.job.status}); "
-                           "they are written when it finishes")
+            raise NotReady(
+                f"job {self.id} has no result files yet (status {view.job.status}); they are written when it finishes"
+            )
         out = Path(directory)
         out.mkdir(parents=True, exist_ok=True)
         written = []

@@ -87,8 +87,9 @@ class AuthService:
     def create_key(self, owner: str, role: Role | str, name: str | None = None) -> tuple[str, ApiKeyRecord]:
         """A new key: (the key, shown once; its record). The key itself is not kept."""
         key = KEY_PREFIX + secrets.token_urlsafe(30)
-        record = self.store.add_api_key(f"key_{secrets.token_hex(8)}", key[:11], hash_secret(key),
-                                        check_owner_name(owner), Role(role).value, name)
+        record = self.store.add_api_key(
+            f"key_{secrets.token_hex(8)}", key[:11], hash_secret(key), check_owner_name(owner), Role(role).value, name
+        )
         return key, record
 
     def authenticate_key(self, key: str) -> Principal:
@@ -111,15 +112,18 @@ class AuthService:
         token = secrets.token_urlsafe(32)
         csrf = secrets.token_urlsafe(24)
         key_id = principal.credential[1] if principal.credential and principal.credential[0] == "key" else None
-        self.store.add_session(hash_secret(token), principal.owner, principal.role.value, csrf,
-                               SESSION_TTL_SECONDS, api_key_id=key_id)
+        self.store.add_session(
+            hash_secret(token), principal.owner, principal.role.value, csrf, SESSION_TTL_SECONDS, api_key_id=key_id
+        )
         return token, csrf
 
     def login_with_token(self, login_token: str) -> Principal:
         found = self.store.use_login_token(hash_secret(login_token))
         if found is None:
-            raise Unauthenticated("this login link was already used, has expired or was replaced by a newer one; "
-                                  "restart the server for a new one or sign in with an API key")
+            raise Unauthenticated(
+                "this login link was already used, has expired or was replaced by a newer one; "
+                "restart the server for a new one or sign in with an API key"
+            )
         return Principal(found[0], Role(found[1]), "session")
 
     def session(self, token: str, csrf_header: str | None, *, state_changing: bool) -> Principal:
@@ -137,8 +141,9 @@ class AuthService:
         wanted = set(credentials)
         key_ids = {value for kind, value in wanted if kind == "key"}
         session_hashes = {value for kind, value in wanted if kind == "session"}
-        live = ({("key", k) for k in self.store.live_api_keys(key_ids)}
-                | {("session", h) for h in self.store.live_sessions(session_hashes)})
+        live = {("key", k) for k in self.store.live_api_keys(key_ids)} | {
+            ("session", h) for h in self.store.live_sessions(session_hashes)
+        }
         return wanted - live
 
     def csrf_token(self, token: str) -> str | None:

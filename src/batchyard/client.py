@@ -42,8 +42,16 @@ JobJson = dict[str, Any]
 class ApiError(BatchyardError):
     """The server answered with an error. ``status`` is the HTTP status, ``code`` the error's code."""
 
-    def __init__(self, status: int, message: str, *, type_: str = "HTTPError", code: str = "http_error",
-                 param: str | None = None, body: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        type_: str = "HTTPError",
+        code: str = "http_error",
+        param: str | None = None,
+        body: dict[str, Any] | None = None,
+    ) -> None:
         super().__init__(message, param=param)
         self.status = status
         self.type = type_
@@ -58,8 +66,11 @@ class ApiError(BatchyardError):
         problems = self.body.get("problems")
         if self.code != "invalid_input" or not isinstance(problems, list):
             return None
-        parsed = [InputProblem(int(p.get("line") or 0), str(p.get("code") or ""), str(p.get("message") or ""))
-                  for p in problems if isinstance(p, dict)]
+        parsed = [
+            InputProblem(int(p.get("line") or 0), str(p.get("code") or ""), str(p.get("message") or ""))
+            for p in problems
+            if isinstance(p, dict)
+        ]
         total = self.body.get("total")
         return InputInvalid(parsed, total if isinstance(total, int) else len(parsed), source=source)
 
@@ -88,8 +99,7 @@ def normalize_url(url: str) -> str:
             cleaned = cleaned[: -len(suffix)]
     parts = urlsplit(cleaned)
     if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ConfigError(f"server URL {url!r} is not an http(s) URL; expected e.g. http://127.0.0.1:8000",
-                          param="url")
+        raise ConfigError(f"server URL {url!r} is not an http(s) URL; expected e.g. http://127.0.0.1:8000", param="url")
     return cleaned
 
 
@@ -117,14 +127,23 @@ def _segment(value: str) -> str:
 class Client:
     """A connection to one Batchyard server, authenticated with one API key."""
 
-    def __init__(self, url: str, key: str | None = None, *, timeout: float = DEFAULT_TIMEOUT_SECONDS,
-                 transport: httpx.BaseTransport | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        key: str | None = None,
+        *,
+        timeout: float = DEFAULT_TIMEOUT_SECONDS,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
         self.url = normalize_url(url)
         headers = {"User-Agent": f"batchyard/{__version__}", "Accept": "application/json"}
         if key:
             headers["Authorization"] = f"Bearer {key}"
         self._http = httpx.Client(
-            base_url=self.url, headers=headers, transport=transport, follow_redirects=False,
+            base_url=self.url,
+            headers=headers,
+            transport=transport,
+            follow_redirects=False,
             timeout=httpx.Timeout(timeout, connect=min(timeout, CONNECT_TIMEOUT_SECONDS)),
         )
 
@@ -159,8 +178,11 @@ class Client:
         try:
             return response.json()
         except ValueError:
-            raise ApiError(response.status_code, f"{method} {path}: the server at {self.url} answered with "
-                           f"something that is not JSON; is this a Batchyard server?") from None
+            raise ApiError(
+                response.status_code,
+                f"{method} {path}: the server at {self.url} answered with "
+                f"something that is not JSON; is this a Batchyard server?",
+            ) from None
 
     def _unreachable(self, exc: httpx.TransportError) -> ServerUnreachable:
         if isinstance(exc, httpx.TimeoutException):
@@ -187,8 +209,9 @@ class Client:
 
     # -- files --------------------------------------------------------------------------------------------------
 
-    def upload_file(self, source: str | Path | IO[bytes], *, filename: str | None = None,
-                    purpose: str = "batch") -> dict[str, Any]:
+    def upload_file(
+        self, source: str | Path | IO[bytes], *, filename: str | None = None, purpose: str = "batch"
+    ) -> dict[str, Any]:
         """Upload a file (streamed, any size up to the server's limit); returns its record with ``id``."""
         if isinstance(source, str | Path):
             path = Path(source)
@@ -196,9 +219,13 @@ class Client:
                 return self.upload_file(stream, filename=filename or path.name, purpose=purpose)
         name = filename or Path(str(getattr(source, "name", "") or "upload")).name
         content: Any = source if _seekable(source) else _Unsized(source)  # read() is all httpx needs
-        result: dict[str, Any] = self._json("POST", "/api/v1/files", data={"purpose": purpose},
-                                            files={"file": (name, content, "application/octet-stream")},
-                                            timeout=UPLOAD_TIMEOUT_SECONDS)
+        result: dict[str, Any] = self._json(
+            "POST",
+            "/api/v1/files",
+            data={"purpose": purpose},
+            files={"file": (name, content, "application/octet-stream")},
+            timeout=UPLOAD_TIMEOUT_SECONDS,
+        )
         return result
 
     def delete_file(self, file_id: str) -> None:
@@ -206,8 +233,16 @@ class Client:
 
     # -- jobs ---------------------------------------------------------------------------------------------------
 
-    def create_job(self, handler: str, *, items: Sequence[Any] | None = None, input_file_id: str | None = None,
-                   wait: float | None = None, idempotency_key: str | None = None, **options: Any) -> JobJson:
+    def create_job(
+        self,
+        handler: str,
+        *,
+        items: Sequence[Any] | None = None,
+        input_file_id: str | None = None,
+        wait: float | None = None,
+        idempotency_key: str | None = None,
+        **options: Any,
+    ) -> JobJson:
         """Create a job from inline ``items`` or an uploaded file; ``options`` are the other body fields
         (params, description, tags, metadata, project, priority, scheduled_at, max_attempts, ...; None is left
         out). With ``wait`` the server answers once the job is finished or after that many seconds."""
@@ -219,17 +254,34 @@ class Client:
         params = {"wait": min(wait, MAX_WAIT_SECONDS)} if wait else None
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
         timeout = DEFAULT_TIMEOUT_SECONDS + (params["wait"] if params else 0)
-        result: JobJson = self._json("POST", "/api/v1/jobs", json=body, params=params, headers=headers,
-                                     timeout=timeout)
+        result: JobJson = self._json("POST", "/api/v1/jobs", json=body, params=params, headers=headers, timeout=timeout)
         return result
 
-    def list_jobs(self, *, statuses: Sequence[str] = (), handler: str | None = None, project: str | None = None,
-                  tag: str | None = None, owner: str | None = None, q: str | None = None, sort: str | None = None,
-                  limit: int | None = None, cursor: str | None = None) -> Page:
+    def list_jobs(
+        self,
+        *,
+        statuses: Sequence[str] = (),
+        handler: str | None = None,
+        project: str | None = None,
+        tag: str | None = None,
+        owner: str | None = None,
+        q: str | None = None,
+        sort: str | None = None,
+        limit: int | None = None,
+        cursor: str | None = None,
+    ) -> Page:
         """One page of jobs, newest first unless ``sort`` says otherwise."""
         query: list[tuple[str, str | int]] = [("status", s) for s in statuses]
-        for name, value in (("handler", handler), ("project", project), ("tag", tag), ("owner", owner), ("q", q),
-                            ("sort", sort), ("limit", limit), ("cursor", cursor)):
+        for name, value in (
+            ("handler", handler),
+            ("project", project),
+            ("tag", tag),
+            ("owner", owner),
+            ("q", q),
+            ("sort", sort),
+            ("limit", limit),
+            ("cursor", cursor),
+        ):
             if value is not None:
                 query.append((name, value))
         page = self._json("GET", "/api/v1/jobs", params=query)
@@ -344,9 +396,16 @@ def error_from_response(response: httpx.Response) -> ApiError:
         body = None
     error = body.get("error") if isinstance(body, dict) else None
     if isinstance(error, dict) and isinstance(error.get("message"), str):
-        return ApiError(status, error["message"], type_=str(error.get("type") or "HTTPError"),
-                        code=str(error.get("code") or "http_error"), param=error.get("param"), body=error)
+        return ApiError(
+            status,
+            error["message"],
+            type_=str(error.get("type") or "HTTPError"),
+            code=str(error.get("code") or "http_error"),
+            param=error.get("param"),
+            body=error,
+        )
     excerpt = " ".join(response.text.split())[:BODY_EXCERPT_CHARS]
     where = f"{response.request.method} {response.request.url.copy_with(query=None)}"
-    return ApiError(status, f"{where} answered HTTP {status} {response.reason_phrase}"
-                            + (f": {excerpt}" if excerpt else ""))
+    return ApiError(
+        status, f"{where} answered HTTP {status} {response.reason_phrase}" + (f": {excerpt}" if excerpt else "")
+    )

@@ -35,11 +35,31 @@ class ItemContext:
     for you. Handlers must be idempotent: an item can run more than once if a worker dies mid-item.
     """
 
-    __slots__ = ("_control", "_storage", "attempt", "cost", "job_id", "key", "max_attempts", "params", "seq",
-                 "timed_out", "usage")
+    __slots__ = (
+        "_control",
+        "_storage",
+        "attempt",
+        "cost",
+        "job_id",
+        "key",
+        "max_attempts",
+        "params",
+        "seq",
+        "timed_out",
+        "usage",
+    )
 
-    def __init__(self, job_id: str, key: str, seq: int, attempt: int, max_attempts: int,
-                 params: dict[str, Any], control: JobControl, storage: LocalStorage) -> None:
+    def __init__(
+        self,
+        job_id: str,
+        key: str,
+        seq: int,
+        attempt: int,
+        max_attempts: int,
+        params: dict[str, Any],
+        control: JobControl,
+        storage: LocalStorage,
+    ) -> None:
         self.job_id = job_id
         self.key = key
         self.seq = seq
@@ -76,8 +96,7 @@ class ItemContext:
         _check_amount("cost", cost)
         for name, amount in counters.items():
             if not name or len(name) > MAX_USAGE_NAME_CHARS or not is_storable(name):
-                raise ValueError(f"usage name {name[:120]!r} must be 1-{MAX_USAGE_NAME_CHARS} characters of "
-                                 "plain text")
+                raise ValueError(f"usage name {name[:120]!r} must be 1-{MAX_USAGE_NAME_CHARS} characters of plain text")
             _check_amount(name, amount)
         self.cost += cost
         if counters:

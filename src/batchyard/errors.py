@@ -142,8 +142,9 @@ class WorkerCrashed(BatchyardError):
 class ItemError(Exception):
     """Raise from a handler to fail an item. ``retryable=False`` makes the failure final at once."""
 
-    def __init__(self, message: str, *, retryable: bool = True, retry_after: float | None = None,
-                 code: str | None = None) -> None:
+    def __init__(
+        self, message: str, *, retryable: bool = True, retry_after: float | None = None, code: str | None = None
+    ) -> None:
         super().__init__(message)
         self.retryable = retryable
         self.retry_after = retry_after

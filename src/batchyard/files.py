@@ -44,9 +44,11 @@ def upload_name(file_id: str) -> str:
 
 
 def too_large(limit: int) -> FileTooLarge:
-    return FileTooLarge(f"the file is larger than the upload limit of {human_bytes(limit)} ({limit} bytes); "
-                        "split it into smaller files or ask the operator to raise BATCHYARD_MAX_UPLOAD_BYTES",
-                        param="file")
+    return FileTooLarge(
+        f"the file is larger than the upload limit of {human_bytes(limit)} ({limit} bytes); "
+        "split it into smaller files or ask the operator to raise BATCHYARD_MAX_UPLOAD_BYTES",
+        param="file",
+    )
 
 
 def human_bytes(n: int) -> str:
@@ -67,14 +69,15 @@ def clean_filename(name: str | None) -> str:
     if len(base) > MAX_FILENAME_CHARS:
         stem, dot, ext = base.rpartition(".")
         keep = ext if dot and stem and len(ext) <= 16 else ""
-        base = base[:MAX_FILENAME_CHARS - len(keep) - 1] + "." + keep if keep else base[:MAX_FILENAME_CHARS]
+        base = base[: MAX_FILENAME_CHARS - len(keep) - 1] + "." + keep if keep else base[:MAX_FILENAME_CHARS]
     return base
 
 
 def check_purpose(purpose: str) -> str:
     if purpose not in UPLOAD_PURPOSES:
-        raise InvalidRequest(f"purpose must be one of {', '.join(UPLOAD_PURPOSES)}, not {purpose[:40]!r}",
-                             param="purpose")
+        raise InvalidRequest(
+            f"purpose must be one of {', '.join(UPLOAD_PURPOSES)}, not {purpose[:40]!r}", param="purpose"
+        )
     return purpose
 
 
@@ -85,8 +88,7 @@ def encode_file_cursor(record: FileRecord) -> str:
 
 def decode_file_cursor(cursor: str) -> tuple[float, str]:
     if not _FILE_CURSOR.fullmatch(cursor):
-        raise InvalidRequest("invalid cursor: pass back the next_cursor of the previous page unchanged",
-                             param="cursor")
+        raise InvalidRequest("invalid cursor: pass back the next_cursor of the previous page unchanged", param="cursor")
     created_at, _, file_id = cursor.partition("~")
     return float(created_at), file_id
 
@@ -147,8 +149,9 @@ class FileService:
         principal.require_write()
         return UploadWriter(self.storage, new_file_id(), self.max_upload_bytes)
 
-    def finish_upload(self, writer: UploadWriter, principal: Principal, *, filename: str | None,
-                      purpose: str = DEFAULT_PURPOSE) -> FileRecord:
+    def finish_upload(
+        self, writer: UploadWriter, principal: Principal, *, filename: str | None, purpose: str = DEFAULT_PURPOSE
+    ) -> FileRecord:
         """Check the purpose, keep the bytes and record the file; on any failure nothing is kept."""
         try:
             check_purpose(purpose)
@@ -157,14 +160,16 @@ class FileService:
             raise
         sha256 = writer.finish()
         try:
-            return self.store.add_file(writer.file_id, principal.owner, clean_filename(filename), purpose,
-                                       writer.size, sha256)
+            return self.store.add_file(
+                writer.file_id, principal.owner, clean_filename(filename), purpose, writer.size, sha256
+            )
         except BaseException:
             self.storage.delete(upload_name(writer.file_id))
             raise
 
-    def upload(self, principal: Principal, source: BinaryIO, *, filename: str | None = None,
-               purpose: str = DEFAULT_PURPOSE) -> FileRecord:
+    def upload(
+        self, principal: Principal, source: BinaryIO, *, filename: str | None = None, purpose: str = DEFAULT_PURPOSE
+    ) -> FileRecord:
         """Upload from a binary file object (streamed in chunks), for Python callers."""
         check_purpose(purpose)
         writer = self.start_upload(principal)
@@ -193,8 +198,9 @@ class FileService:
             raise missing
         return record
 
-    def list(self, principal: Principal, *, limit: int = 100, cursor: str | None = None,
-             purpose: str | None = None) -> tuple[list[FileRecord], str | None]:
+    def list(
+        self, principal: Principal, *, limit: int = 100, cursor: str | None = None, purpose: str | None = None
+    ) -> tuple[list[FileRecord], str | None]:
         """A page of the files ``principal`` may see, newest first, and the cursor of the next page (or None)."""
         limit = max(1, min(limit, MAX_FILES_PAGE))
         before = decode_file_cursor(cursor) if cursor else None

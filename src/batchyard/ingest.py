@@ -204,9 +204,7 @@ class ItemReader:
         else:
             yield from self._csv_batches(lines, line, readline)
 
-    def _jsonl_batches(
-        self, lines: Iterator[bytes], line: int, readline: _Readline
-    ) -> Iterator[list[ParsedItem]]:
+    def _jsonl_batches(self, lines: Iterator[bytes], line: int, readline: _Readline) -> Iterator[list[ParsedItem]]:
         max_bytes = self._max_line_bytes
         admit = self._admit
         for raw in lines:
@@ -246,9 +244,7 @@ class ItemReader:
             if full:
                 yield self._take_batch()
 
-    def _csv_batches(
-        self, lines: Iterator[bytes], line: int, readline: _Readline
-    ) -> Iterator[list[ParsedItem]]:
+    def _csv_batches(self, lines: Iterator[bytes], line: int, readline: _Readline) -> Iterator[list[ParsedItem]]:
         # The default field limit (128 KiB) is below the per-line limit; it is process-wide, so only raise it.
         if csv.field_size_limit() < self._max_line_bytes:
             csv.field_size_limit(self._max_line_bytes)
@@ -272,9 +268,7 @@ class ItemReader:
             elif self._admit_csv_row(header, row, start):
                 yield self._take_batch()
 
-    def _decoded_lines(
-        self, lines: Iterator[bytes], cursor: _CsvCursor, readline: _Readline
-    ) -> Iterator[str]:
+    def _decoded_lines(self, lines: Iterator[bytes], cursor: _CsvCursor, readline: _Readline) -> Iterator[str]:
         """Each physical line decoded, line ending kept (csv needs it inside quoted fields)."""
         max_bytes = self._max_line_bytes
         for raw in lines:
@@ -401,8 +395,7 @@ class ItemReader:
         self._problem(
             line,
             "line_too_long",
-            f"line is {size:,} bytes, over the limit of {self._max_line_bytes:,} "
-            "bytes; make the item smaller",
+            f"line is {size:,} bytes, over the limit of {self._max_line_bytes:,} bytes; make the item smaller",
         )
         return True
 
@@ -411,8 +404,7 @@ class ItemReader:
         self._problem(
             line,
             "invalid_utf8",
-            f"invalid UTF-8: byte 0x{bad} at byte offset {exc.start + lead} of the "
-            "line; save the file as UTF-8",
+            f"invalid UTF-8: byte 0x{bad} at byte offset {exc.start + lead} of the line; save the file as UTF-8",
         )
 
     def _invalid_json(self, line: int, exc: ValueError | RecursionError, raw: bytes) -> None:
@@ -447,8 +439,10 @@ def _key_problem(value: object, field: str) -> tuple[str, str] | None:
     if len(text) > MAX_KEY_CHARS:
         return "key_too_long", f"{field} is {len(text):,} characters long; the limit is {MAX_KEY_CHARS}"
     if not is_storable(text):
-        return "invalid_key", (f"{field} holds a NUL character or a lone surrogate (like \\ud800), which the "
-                               "database cannot store; use plain text")
+        return "invalid_key", (
+            f"{field} holds a NUL character or a lone surrogate (like \\ud800), which the "
+            "database cannot store; use plain text"
+        )
     return None
 
 

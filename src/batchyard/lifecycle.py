@@ -121,15 +121,17 @@ def sources(action: Action) -> frozenset[JobStatus]:
 
 # Items move: queued -> running (claim); running -> succeeded | failed | cancelled | queued (retry, rescue);
 # queued -> cancelled (job cancelled); failed -> queued (retry failed items).
-ITEM_TRANSITIONS: frozenset[tuple[ItemStatus, ItemStatus]] = frozenset({
-    (ItemStatus.QUEUED, ItemStatus.RUNNING),
-    (ItemStatus.QUEUED, ItemStatus.CANCELLED),
-    (ItemStatus.RUNNING, ItemStatus.SUCCEEDED),
-    (ItemStatus.RUNNING, ItemStatus.FAILED),
-    (ItemStatus.RUNNING, ItemStatus.CANCELLED),
-    (ItemStatus.RUNNING, ItemStatus.QUEUED),
-    (ItemStatus.FAILED, ItemStatus.QUEUED),
-})
+ITEM_TRANSITIONS: frozenset[tuple[ItemStatus, ItemStatus]] = frozenset(
+    {
+        (ItemStatus.QUEUED, ItemStatus.RUNNING),
+        (ItemStatus.QUEUED, ItemStatus.CANCELLED),
+        (ItemStatus.RUNNING, ItemStatus.SUCCEEDED),
+        (ItemStatus.RUNNING, ItemStatus.FAILED),
+        (ItemStatus.RUNNING, ItemStatus.CANCELLED),
+        (ItemStatus.RUNNING, ItemStatus.QUEUED),
+        (ItemStatus.FAILED, ItemStatus.QUEUED),
+    }
+)
 
 
 def item_can_move(current: ItemStatus | str, target: ItemStatus | str) -> bool:
@@ -184,23 +186,24 @@ def recorded_as(kind: OutcomeKind, *, job_stopping: bool) -> OutcomeKind:
 
 # recorded_as as a table, for the hot path: RECORDED_AS[job_stopping][kind].
 RECORDED_AS: dict[bool, dict[OutcomeKind, OutcomeKind]] = {
-    stopping: {kind: recorded_as(kind, job_stopping=stopping) for kind in OUTCOME_KINDS}
-    for stopping in (False, True)
+    stopping: {kind: recorded_as(kind, job_stopping=stopping) for kind in OUTCOME_KINDS} for stopping in (False, True)
 }
 
 
 MIN_ITEMS_FOR_FAILURE_RATE = 20  # a rate threshold waits for this many finished items before it can trip
 
 
-def failure_threshold_crossed(failed: int, succeeded: int, max_failures: int | None,
-                              max_failure_rate: float | None) -> str | None:
+def failure_threshold_crossed(
+    failed: int, succeeded: int, max_failures: int | None, max_failure_rate: float | None
+) -> str | None:
     """Why a job must fail for its failures, or None. ``max_failures`` N: more than N failed items fail the
     job; ``max_failure_rate`` r: a failed share above r once enough items finished."""
     if max_failures is not None and failed > max_failures:
         return f"{failed} items failed, more than the job's max_failures of {max_failures}"
     finished = failed + succeeded
-    if max_failure_rate is not None and finished >= MIN_ITEMS_FOR_FAILURE_RATE \
-            and failed > max_failure_rate * finished:
-        return (f"{failed} of {finished} finished items failed ({failed / finished:.0%}), over the job's "
-                f"max_failure_rate of {max_failure_rate:.0%}")
+    if max_failure_rate is not None and finished >= MIN_ITEMS_FOR_FAILURE_RATE and failed > max_failure_rate * finished:
+        return (
+            f"{failed} of {finished} finished items failed ({failed / finished:.0%}), over the job's "
+            f"max_failure_rate of {max_failure_rate:.0%}"
+        )
     return None

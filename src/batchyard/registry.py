@@ -33,18 +33,28 @@ class HandlerRegistry:
     def __init__(self) -> None:
         self._handlers: dict[str, HandlerSpec] = {}
 
-    def register(self, name: str, function: HandlerFunction, *, concurrency: int | None = None,
-                 max_attempts: int | None = None, timeout: float | None = None,
-                 description: str | None = None) -> HandlerSpec:
+    def register(
+        self,
+        name: str,
+        function: HandlerFunction,
+        *,
+        concurrency: int | None = None,
+        max_attempts: int | None = None,
+        timeout: float | None = None,
+        description: str | None = None,
+    ) -> HandlerSpec:
         if not name or len(name) > 200:
             raise ValueError("a handler name is 1 to 200 characters")
         is_async = inspect.iscoroutinefunction(function)
         if concurrency is not None and concurrency < 1:
             raise ValueError("concurrency must be at least 1")
         spec = HandlerSpec(
-            name=name, function=function, is_async=is_async,
+            name=name,
+            function=function,
+            is_async=is_async,
             concurrency=concurrency or (DEFAULT_ASYNC_CONCURRENCY if is_async else DEFAULT_SYNC_CONCURRENCY),
-            max_attempts=max_attempts, timeout_seconds=timeout,
+            max_attempts=max_attempts,
+            timeout_seconds=timeout,
             description=description or (inspect.getdoc(function) or "").split("\n")[0],
         )
         self._handlers[name] = spec

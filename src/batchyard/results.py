@@ -27,26 +27,47 @@ CSV_BASE_COLUMNS = ["key", "status", "attempts", "duration_ms", "error_type", "e
 
 
 def result_line(item: ItemRecord) -> str:
-    return json.dumps({"key": item.key, "seq": item.seq, "status": item.status, "attempts": item.attempts,
-                       "result": item.result, "usage": item.usage}, ensure_ascii=False) + "\n"
+    return (
+        json.dumps(
+            {
+                "key": item.key,
+                "seq": item.seq,
+                "status": item.status,
+                "attempts": item.attempts,
+                "result": item.result,
+                "usage": item.usage,
+            },
+            ensure_ascii=False,
+        )
+        + "\n"
+    )
 
 
 def error_line(item: ItemRecord) -> str:
-    return json.dumps({"key": item.key, "seq": item.seq, "status": item.status, "attempts": item.attempts,
-                       "error": item.error}, ensure_ascii=False) + "\n"
+    return (
+        json.dumps(
+            {"key": item.key, "seq": item.seq, "status": item.status, "attempts": item.attempts, "error": item.error},
+            ensure_ascii=False,
+        )
+        + "\n"
+    )
 
 
 def _raw_result_line(row: tuple[Any, ...]) -> str:
     # Same shape as result_line, built from the stored JSON text without decoding it again.
     seq, key, status, attempts, result, _error, _started, _finished, usage = row
-    return (f'{{"key": {encode_string(key)}, "seq": {seq}, "status": "{status}", "attempts": {attempts}, '
-            f'"result": {result or "null"}, "usage": {usage or "null"}}}\n')
+    return (
+        f'{{"key": {encode_string(key)}, "seq": {seq}, "status": "{status}", "attempts": {attempts}, '
+        f'"result": {result or "null"}, "usage": {usage or "null"}}}\n'
+    )
 
 
 def _raw_error_line(row: tuple[Any, ...]) -> str:
     seq, key, status, attempts, _result, error, *_ = row
-    return (f'{{"key": {encode_string(key)}, "seq": {seq}, "status": "{status}", "attempts": {attempts}, '
-            f'"error": {error or "null"}}}\n')
+    return (
+        f'{{"key": {encode_string(key)}, "seq": {seq}, "status": "{status}", "attempts": {attempts}, '
+        f'"error": {error or "null"}}}\n'
+    )
 
 
 class CsvWriter:
@@ -78,8 +99,9 @@ class CsvWriter:
                     if len(columns) < CSV_MAX_RESULT_COLUMNS:
                         columns.setdefault(str(name))
         self._columns = list(columns)
-        self._writer.writerow([csv_cell(c) for c in (*CSV_BASE_COLUMNS, *(f"result.{c}" for c in self._columns),
-                                                    "result")])
+        self._writer.writerow(
+            [csv_cell(c) for c in (*CSV_BASE_COLUMNS, *(f"result.{c}" for c in self._columns), "result")]
+        )
         for row in self._pending:
             self._row(row)
         self._pending = []
@@ -103,8 +125,9 @@ class CsvWriter:
                 rest = json.dumps(extra, ensure_ascii=False) if extra else ""
             else:
                 spread = [""] * len(columns)
-        self._writer.writerow([csv_cell(cell) for cell in
-                               (key, status, attempts, duration, error_type, error_message, *spread, rest)])
+        self._writer.writerow(
+            [csv_cell(cell) for cell in (key, status, attempts, duration, error_type, error_message, *spread, rest)]
+        )
 
 
 def _cell(value: Any) -> Any:
@@ -143,17 +166,20 @@ def _nothing() -> None:
     return None
 
 
-def write_result_files(store: Store, storage: LocalStorage, job_id: str,
-                       keepalive: Callable[[], None] | None = None) -> dict[str, Any]:
+def write_result_files(
+    store: Store, storage: LocalStorage, job_id: str, keepalive: Callable[[], None] | None = None
+) -> dict[str, Any]:
     """Write every result file of a job in one pass over its items; returns {name: {bytes, rows}}.
 
     ``keepalive`` is called every few thousand rows and between artifacts (to extend the writer's lease)."""
     keep = keepalive or _nothing
     prefix = job_prefix(job_id)
     counts = {RESULTS_JSONL: 0, ERRORS_JSONL: 0, RESULTS_CSV: 0}
-    with storage.open_write(f"{prefix}/{RESULTS_JSONL}") as rf, \
-            storage.open_write(f"{prefix}/{ERRORS_JSONL}") as ef, \
-            storage.open_write(f"{prefix}/{RESULTS_CSV}") as cf:
+    with (
+        storage.open_write(f"{prefix}/{RESULTS_JSONL}") as rf,
+        storage.open_write(f"{prefix}/{ERRORS_JSONL}") as ef,
+        storage.open_write(f"{prefix}/{RESULTS_CSV}") as cf,
+    ):
         results = io.TextIOWrapper(rf, encoding="utf-8", newline="")
         errors = io.TextIOWrapper(ef, encoding="utf-8", newline="")
         table = io.TextIOWrapper(cf, encoding="utf-8", newline="")
@@ -174,8 +200,9 @@ def write_result_files(store: Store, storage: LocalStorage, job_id: str,
         for wrapper in (results, errors, table):
             wrapper.flush()
             wrapper.detach()
-    files: dict[str, Any] = {name: {"bytes": storage.size(f"{prefix}/{name}"), "rows": rows}
-                             for name, rows in counts.items()}
+    files: dict[str, Any] = {
+        name: {"bytes": storage.size(f"{prefix}/{name}"), "rows": rows} for name, rows in counts.items()
+    }
     artifacts = storage.list(artifact_prefix(job_id))
     if artifacts:
         write_artifacts_zip(storage, job_id, artifacts, keep)
@@ -183,15 +210,18 @@ def write_result_files(store: Store, storage: LocalStorage, job_id: str,
     return files
 
 
-def write_artifacts_zip(storage: LocalStorage, job_id: str, names: list[str],
-                        keepalive: Callable[[], None] | None = None) -> None:
+def write_artifacts_zip(
+    storage: LocalStorage, job_id: str, names: list[str], keepalive: Callable[[], None] | None = None
+) -> None:
     base = artifact_prefix(job_id) + "/"
     keep = keepalive or _nothing
-    with storage.open_write(f"{job_prefix(job_id)}/{ARTIFACTS_ZIP}") as out, \
-            zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+    with (
+        storage.open_write(f"{job_prefix(job_id)}/{ARTIFACTS_ZIP}") as out,
+        zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as archive,
+    ):
         for name in names:
             keep()
-            with storage.open_read(name) as src, archive.open(name[len(base):], "w", force_zip64=True) as dst:
+            with storage.open_read(name) as src, archive.open(name[len(base) :], "w", force_zip64=True) as dst:
                 while chunk := src.read(1 << 20):
                     dst.write(chunk)
 

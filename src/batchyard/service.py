@@ -41,7 +41,8 @@ class JobView:
     @property
     def finished(self) -> bool:
         return self.job.status in TERMINAL_JOB_STATUSES and (
-            self.job.files_written_at is not None or self.job.total == 0)
+            self.job.files_written_at is not None or self.job.total == 0
+        )
 
     @property
     def duration_seconds(self) -> float | None:
@@ -53,21 +54,49 @@ class JobView:
     def to_dict(self) -> dict[str, Any]:
         j = self.job
         return {
-            "id": j.id, "handler": j.handler, "owner": j.owner, "project": j.project, "status": j.status,
-            "priority": j.priority, "description": j.description, "tags": j.tags, "metadata": j.metadata,
-            "params": j.params, "source": j.source,
-            "counts": {"total": j.total, "queued": j.queued, "running": j.running, "succeeded": j.succeeded,
-                       "failed": j.failed, "cancelled": j.cancelled, "done": j.done},
-            "percent": round(j.percent, 2), "items_per_second": self.items_per_second,
-            "eta_seconds": self.eta_seconds, "duration_seconds": self.duration_seconds,
-            "cost": j.cost, "usage": j.usage, "error": j.error,
+            "id": j.id,
+            "handler": j.handler,
+            "owner": j.owner,
+            "project": j.project,
+            "status": j.status,
+            "priority": j.priority,
+            "description": j.description,
+            "tags": j.tags,
+            "metadata": j.metadata,
+            "params": j.params,
+            "source": j.source,
+            "counts": {
+                "total": j.total,
+                "queued": j.queued,
+                "running": j.running,
+                "succeeded": j.succeeded,
+                "failed": j.failed,
+                "cancelled": j.cancelled,
+                "done": j.done,
+            },
+            "percent": round(j.percent, 2),
+            "items_per_second": self.items_per_second,
+            "eta_seconds": self.eta_seconds,
+            "duration_seconds": self.duration_seconds,
+            "cost": j.cost,
+            "usage": j.usage,
+            "error": j.error,
             "avg_item_seconds": j.busy_seconds / (j.succeeded + j.failed) if j.succeeded + j.failed else None,
-            "created_at": j.created_at, "started_at": j.started_at, "finished_at": j.finished_at,
-            "last_activity_at": j.last_activity_at, "scheduled_at": j.scheduled_at, "expires_at": j.expires_at,
-            "settings": {"max_attempts": j.max_attempts, "backoff_base_seconds": j.backoff_base_seconds,
-                         "backoff_max_seconds": j.backoff_max_seconds, "timeout_seconds": j.timeout_seconds,
-                         "concurrency": j.concurrency, "max_failures": j.max_failures,
-                         "max_failure_rate": j.max_failure_rate},
+            "created_at": j.created_at,
+            "started_at": j.started_at,
+            "finished_at": j.finished_at,
+            "last_activity_at": j.last_activity_at,
+            "scheduled_at": j.scheduled_at,
+            "expires_at": j.expires_at,
+            "settings": {
+                "max_attempts": j.max_attempts,
+                "backoff_base_seconds": j.backoff_base_seconds,
+                "backoff_max_seconds": j.backoff_max_seconds,
+                "timeout_seconds": j.timeout_seconds,
+                "concurrency": j.concurrency,
+                "max_failures": j.max_failures,
+                "max_failure_rate": j.max_failure_rate,
+            },
             "result_files": j.result_files,
             "files_written_at": j.files_written_at,
             "finished": self.finished,
@@ -108,23 +137,47 @@ class JobService:
     ) -> JobRecord:
         """Validate and create a job; every item is checked before any runs (see :class:`ItemReader`)."""
         spec_defaults = self._handler_defaults(handler)
-        _check_options(priority, tags, max_attempts, timeout_seconds, concurrency, max_failures, max_failure_rate,
-                       expires_in_seconds, params, metadata)
+        _check_options(
+            priority,
+            tags,
+            max_attempts,
+            timeout_seconds,
+            concurrency,
+            max_failures,
+            max_failure_rate,
+            expires_in_seconds,
+            params,
+            metadata,
+        )
         if source_name is None and isinstance(items, str | Path):
             source_name = Path(items).name
         spec = JobSpec(
-            handler=handler, owner=owner, project=project, priority=priority, params=params,
-            description=description, tags=tuple(tags), metadata=metadata, source=source_name,
+            handler=handler,
+            owner=owner,
+            project=project,
+            priority=priority,
+            params=params,
+            description=description,
+            tags=tuple(tags),
+            metadata=metadata,
+            source=source_name,
             scheduled_at=scheduled_at,
             expires_at=time.time() + expires_in_seconds if expires_in_seconds else None,
             max_attempts=max_attempts or spec_defaults.get("max_attempts") or self.settings.max_attempts,
             backoff_base_seconds=self.settings.backoff_base_seconds,
             backoff_max_seconds=self.settings.backoff_max_seconds,
             timeout_seconds=timeout_seconds or spec_defaults.get("timeout"),
-            concurrency=concurrency, max_failures=max_failures, max_failure_rate=max_failure_rate,
+            concurrency=concurrency,
+            max_failures=max_failures,
+            max_failure_rate=max_failure_rate,
         )
-        reader = ItemReader(items, format=format, max_line_bytes=self.settings.max_line_bytes,
-                            max_problems=self.settings.max_input_errors, source_name=source_name)
+        reader = ItemReader(
+            items,
+            format=format,
+            max_line_bytes=self.settings.max_line_bytes,
+            max_problems=self.settings.max_input_errors,
+            source_name=source_name,
+        )
         return self.store.create_job(spec, reader, idempotency=idempotency)
 
     def _handler_defaults(self, handler: str) -> dict[str, Any]:
@@ -137,7 +190,9 @@ class JobService:
         known = sorted(set(self.registry.names()) | {h for w in live for h in w.handlers})
         raise UnknownHandler(
             f"no handler named {handler!r} here or on a live worker (known: {', '.join(known) or 'none'}); "
-            "register it with @app.handler or start a worker that has it", param="handler")
+            "register it with @app.handler or start a worker that has it",
+            param="handler",
+        )
 
     # -- reading -----------------------------------------------------------------------------------------------
 
@@ -173,8 +228,9 @@ class JobService:
     def get(self, job_id: str, principal: Principal = LOCAL_ADMIN) -> JobView:
         return self.view(self.job_record(job_id, principal))
 
-    def list_jobs(self, query: JobQuery | None = None, *, principal: Principal = LOCAL_ADMIN,
-                  **filters: Any) -> list[JobView]:
+    def list_jobs(
+        self, query: JobQuery | None = None, *, principal: Principal = LOCAL_ADMIN, **filters: Any
+    ) -> list[JobView]:
         """A page of jobs the principal may see (non-admins only ever see their own owner's)."""
         q = query or JobQuery(**filters)
         if not principal.is_admin:
@@ -191,8 +247,9 @@ class JobService:
 
     # ``actor`` names who acted in the job's timeline (default: the principal's owner).
 
-    def pause(self, job_id: str, principal: Principal = LOCAL_ADMIN, *, reason: str | None = None,
-              actor: str | None = None) -> JobView:
+    def pause(
+        self, job_id: str, principal: Principal = LOCAL_ADMIN, *, reason: str | None = None, actor: str | None = None
+    ) -> JobView:
         self.job_record(job_id, principal, write=True)
         return self.view(self.store.pause_job(job_id, actor=actor or principal.owner, reason=reason))
 
@@ -200,13 +257,15 @@ class JobService:
         self.job_record(job_id, principal, write=True)
         return self.view(self.store.resume_job(job_id, actor=actor or principal.owner))
 
-    def cancel(self, job_id: str, principal: Principal = LOCAL_ADMIN, *, reason: str | None = None,
-               actor: str | None = None) -> JobView:
+    def cancel(
+        self, job_id: str, principal: Principal = LOCAL_ADMIN, *, reason: str | None = None, actor: str | None = None
+    ) -> JobView:
         self.job_record(job_id, principal, write=True)
         return self.view(self.store.cancel_job(job_id, actor=actor or principal.owner, reason=reason))
 
-    def retry_failed(self, job_id: str, principal: Principal = LOCAL_ADMIN, *,
-                     actor: str | None = None) -> tuple[JobView, int]:
+    def retry_failed(
+        self, job_id: str, principal: Principal = LOCAL_ADMIN, *, actor: str | None = None
+    ) -> tuple[JobView, int]:
         self.job_record(job_id, principal, write=True)
         job, n = self.store.retry_failed(job_id, actor=actor or principal.owner)
         for name in RESULT_FILE_NAMES:
@@ -220,16 +279,28 @@ class JobService:
         return job
 
 
-def _check_options(priority: int, tags: Sequence[str], max_attempts: int | None, timeout: float | None,
-                   concurrency: int | None, max_failures: int | None, max_failure_rate: float | None,
-                   expires_in: float | None, params: Any, metadata: Any) -> None:
+def _check_options(
+    priority: int,
+    tags: Sequence[str],
+    max_attempts: int | None,
+    timeout: float | None,
+    concurrency: int | None,
+    max_failures: int | None,
+    max_failure_rate: float | None,
+    expires_in: float | None,
+    params: Any,
+    metadata: Any,
+) -> None:
     def bad(message: str, param: str) -> InvalidRequest:
         return InvalidRequest(message, param=param)
 
     if not -1000 <= priority <= 1000:
         raise bad("priority must be between -1000 and 1000", "priority")
-    if isinstance(tags, str) or len(tags) > MAX_TAGS or any(
-            not isinstance(t, str) or not t or len(t) > MAX_TAG_CHARS for t in tags):
+    if (
+        isinstance(tags, str)
+        or len(tags) > MAX_TAGS
+        or any(not isinstance(t, str) or not t or len(t) > MAX_TAG_CHARS for t in tags)
+    ):
         raise bad(f"tags: at most {MAX_TAGS} non-empty strings of up to {MAX_TAG_CHARS} characters", "tags")
     if max_attempts is not None and not 1 <= max_attempts <= MAX_ATTEMPTS_LIMIT:
         raise bad(f"max_attempts must be between 1 and {MAX_ATTEMPTS_LIMIT}", "max_attempts")

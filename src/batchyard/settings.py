@@ -50,8 +50,12 @@ class Settings(BaseSettings):
     sample_interval_seconds: float = Field(2.0, gt=0, description="Progress sample period per running job.")
     worker_stale_seconds: float = Field(60.0, gt=0, description="A worker unseen this long counts as gone.")
     max_rescues: int = Field(
-        6, ge=2, le=20, description="Crashes an item may be in flight in before it is set aside as poison. "
-        "Not attempts: an item merely in flight when its worker died gets its attempt back.")
+        6,
+        ge=2,
+        le=20,
+        description="Crashes an item may be in flight in before it is set aside as poison. "
+        "Not attempts: an item merely in flight when its worker died gets its attempt back.",
+    )
 
     @field_validator("data_dir")
     @classmethod

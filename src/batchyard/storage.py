@@ -99,8 +99,11 @@ class LocalStorage:
         base = self.path(prefix)
         if not base.is_dir():
             return []
-        return sorted(str(p.relative_to(self.root).as_posix()) for p in base.rglob("*")
-                      if p.is_file() and not p.name.endswith(TEMP_SUFFIX))
+        return sorted(
+            str(p.relative_to(self.root).as_posix())
+            for p in base.rglob("*")
+            if p.is_file() and not p.name.endswith(TEMP_SUFFIX)
+        )
 
     def remove_stale_temp_files(self, prefix: str, older_than: float) -> int:
         """Delete files left half-written under ``prefix`` by a writer that died (kill -9 mid-write): temporary

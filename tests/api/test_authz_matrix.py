@@ -26,8 +26,12 @@ def _ids(client: TestClient, app: Batchyard, keys: Keys) -> dict[str, str]:
     app.registry.register("with_artifact", with_artifact)
     job = app.service.submit("with_artifact", [{"custom_id": "k1", "n": 1}], owner="alice")
     app.job(job.id).wait(timeout=30)
-    upload = client.post("/api/v1/files", files={"file": ("in.jsonl", b'{"n": 1}\n')}, data={"purpose": "batch"},
-                         headers=bearer(keys.alice))
+    upload = client.post(
+        "/api/v1/files",
+        files={"file": ("in.jsonl", b'{"n": 1}\n')},
+        data={"purpose": "batch"},
+        headers=bearer(keys.alice),
+    )
     assert upload.status_code == 201, upload.text
     _, key_record = AuthService(app.store).create_key("alice", Role.MEMBER, "matrix")
     return {"job_id": job.id, "key": "k1", "file_id": upload.json()["id"], "key_id": key_record.id}
@@ -36,8 +40,12 @@ def _ids(client: TestClient, app: Batchyard, keys: Keys) -> dict[str, str]:
 def _routes(client: TestClient) -> list[tuple[str, str]]:
     """Every documented /api/ operation (the OpenAPI description is generated from the routes themselves)."""
     paths = client.get("/openapi.json").json()["paths"]
-    return [(method.upper(), path) for path, operations in sorted(paths.items()) if path.startswith("/api/")
-            for method in sorted(operations)]
+    return [
+        (method.upper(), path)
+        for path, operations in sorted(paths.items())
+        if path.startswith("/api/")
+        for method in sorted(operations)
+    ]
 
 
 def test_every_api_route_needs_a_key(client: TestClient, app: Batchyard, keys: Keys) -> None:
@@ -53,8 +61,7 @@ def test_every_api_route_needs_a_key(client: TestClient, app: Batchyard, keys: K
     assert checked >= 25
 
 
-def test_another_owner_gets_404_and_a_viewer_403_on_writes(client: TestClient, app: Batchyard,
-                                                          keys: Keys) -> None:
+def test_another_owner_gets_404_and_a_viewer_403_on_writes(client: TestClient, app: Batchyard, keys: Keys) -> None:
     ids = _ids(client, app, keys)
     with_ids = [(m, p) for m, p in _routes(client) if "{" in p]
     assert len(with_ids) >= 15

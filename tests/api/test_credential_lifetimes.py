@@ -44,8 +44,7 @@ def test_revoking_a_key_over_http_ends_its_sessions_only(client: TestClient, app
         assert other_browser.get("/api/v1/me").json() == {"owner": "alice", "role": "member", "via": "session"}
 
 
-def test_a_session_from_a_login_link_survives_key_revocations(client: TestClient, app: Batchyard,
-                                                              keys: Keys) -> None:
+def test_a_session_from_a_login_link_survives_key_revocations(client: TestClient, app: Batchyard, keys: Keys) -> None:
     token = AuthService(app.store).create_login_token()
     assert client.post("/api/v1/session", json={"token": token}).status_code == 200
     for record in app.store.list_api_keys():
@@ -69,7 +68,8 @@ def test_login_links_expire_in_minutes(client: TestClient, app: Batchyard) -> No
     token = AuthService(app.store).create_login_token()
     with app.store.db.read() as conn:
         created_at, expires_at = conn.execute(
-            login_tokens.select().with_only_columns(login_tokens.c.created_at, login_tokens.c.expires_at)).one()
+            login_tokens.select().with_only_columns(login_tokens.c.created_at, login_tokens.c.expires_at)
+        ).one()
     assert expires_at - created_at <= 15 * 60
     with app.store.db.write() as conn:  # fifteen minutes later
         conn.execute(login_tokens.update().values(expires_at=created_at - 1))

@@ -25,10 +25,10 @@ CONTENT = "".join(f'{{"key": "line-{n}", "n": {n}}}\n' for n in range(200)).enco
 ALICE = Principal("alice", Role.MEMBER)
 
 
-def upload(client: TestClient, key: str, content: bytes = CONTENT, filename: str = "items.jsonl",
-           **fields: str) -> Any:
-    return client.post("/api/v1/files", files={"file": (filename, content, "application/jsonl")}, data=fields,
-                       headers=bearer(key))
+def upload(client: TestClient, key: str, content: bytes = CONTENT, filename: str = "items.jsonl", **fields: str) -> Any:
+    return client.post(
+        "/api/v1/files", files={"file": (filename, content, "application/jsonl")}, data=fields, headers=bearer(key)
+    )
 
 
 def uploads_dir(app: Batchyard) -> Path:
@@ -47,7 +47,11 @@ def test_upload_then_read_back_byte_for_byte(client: TestClient, app: Batchyard,
     meta = response.json()
     assert meta["id"].startswith("file_") and len(meta["id"]) == 29
     assert (meta["owner"], meta["filename"], meta["purpose"], meta["object"]) == (
-        "alice", "données de mars.jsonl", "batch", "file")
+        "alice",
+        "données de mars.jsonl",
+        "batch",
+        "file",
+    )
     assert meta["bytes"] == len(CONTENT) and meta["sha256"] == hashlib.sha256(CONTENT).hexdigest()
     assert stored_files(app) == [meta["id"]]
 
@@ -57,7 +61,8 @@ def test_upload_then_read_back_byte_for_byte(client: TestClient, app: Batchyard,
     assert download.headers["content-type"] == "application/octet-stream"
     assert download.headers["x-content-type-options"] == "nosniff"
     assert download.headers["content-disposition"] == (
-        "attachment; filename=\"donn_es de mars.jsonl\"; filename*=UTF-8''donn%C3%A9es%20de%20mars.jsonl")
+        "attachment; filename=\"donn_es de mars.jsonl\"; filename*=UTF-8''donn%C3%A9es%20de%20mars.jsonl"
+    )
 
 
 def test_purpose_defaults_to_batch_and_is_checked(client: TestClient, app: Batchyard, keys: Keys) -> None:
@@ -72,21 +77,23 @@ def test_purpose_defaults_to_batch_and_is_checked(client: TestClient, app: Batch
 def test_malformed_uploads_are_client_errors(client: TestClient, app: Batchyard, keys: Keys) -> None:
     no_file = client.post("/api/v1/files", files={"purpose": (None, "batch")}, headers=bearer(keys.alice))
     assert no_file.status_code == 422 and no_file.json()["error"]["param"] == "file"
-    long_purpose = client.post("/api/v1/files", files={"file": ("a.jsonl", b"{}\n"), "purpose": (None, "x" * 2000)},
-                               headers=bearer(keys.alice))
+    long_purpose = client.post(
+        "/api/v1/files", files={"file": ("a.jsonl", b"{}\n"), "purpose": (None, "x" * 2000)}, headers=bearer(keys.alice)
+    )
     assert long_purpose.status_code == 422 and long_purpose.json()["error"]["param"] == "purpose"
     as_json = client.post("/api/v1/files", json={"file": "x"}, headers=bearer(keys.alice))
     assert as_json.status_code == 400 and "multipart/form-data" in as_json.json()["error"]["message"]
-    truncated = client.post("/api/v1/files", content=b"--XyZ\r\nContent-Disposition: form-data; name=\"file\"; "
-                            b"filename=\"a\"\r\n\r\nhalf a fi", headers={
-                                **bearer(keys.alice), "Content-Type": "multipart/form-data; boundary=XyZ"})
+    truncated = client.post(
+        "/api/v1/files",
+        content=b'--XyZ\r\nContent-Disposition: form-data; name="file"; filename="a"\r\n\r\nhalf a fi',
+        headers={**bearer(keys.alice), "Content-Type": "multipart/form-data; boundary=XyZ"},
+    )
     assert truncated.status_code == 400 and "closing boundary" in truncated.json()["error"]["message"]
     assert stored_files(app) == [] and app.store.list_files() == []
 
 
 @pytest.mark.parametrize("size", [5_000, 200_000])  # past the limit while streaming; refused by its length
-def test_over_the_limit_is_413_and_nothing_is_kept(client: TestClient, app: Batchyard, keys: Keys,
-                                                   size: int) -> None:
+def test_over_the_limit_is_413_and_nothing_is_kept(client: TestClient, app: Batchyard, keys: Keys, size: int) -> None:
     app.settings.max_upload_bytes = 1000
     response = upload(client, keys.alice, content=b"x" * size)
     assert response.status_code == 413
@@ -103,14 +110,19 @@ def test_chunked_upload_over_the_limit(client: TestClient, app: Batchyard, keys:
     boundary = "b0undary"
 
     def body() -> Iterator[bytes]:
-        yield (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"big.bin\"\r\n"
-               "Content-Type: application/octet-stream\r\n\r\n").encode()
+        yield (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="big.bin"\r\n'
+            "Content-Type: application/octet-stream\r\n\r\n"
+        ).encode()
         for _ in range(10):
             yield b"y" * 500
         yield f"\r\n--{boundary}--\r\n".encode()
 
-    response = client.post("/api/v1/files", content=body(), headers={
-        **bearer(keys.alice), "Content-Type": f"multipart/form-data; boundary={boundary}"})
+    response = client.post(
+        "/api/v1/files",
+        content=body(),
+        headers={**bearer(keys.alice), "Content-Type": f"multipart/form-data; boundary={boundary}"},
+    )
     assert response.status_code == 413
     assert stored_files(app) == [] and app.store.list_files() == []
 
@@ -140,13 +152,15 @@ def test_delete_removes_row_and_bytes(client: TestClient, app: Batchyard, keys: 
     file_id = upload(client, keys.alice).json()["id"]
     assert client.delete(f"/api/v1/files/{file_id}", headers=bearer(keys.alice)).status_code == 204
     assert stored_files(app) == []
-    for method, url in (("GET", f"/api/v1/files/{file_id}"), ("GET", f"/api/v1/files/{file_id}/content"),
-                        ("DELETE", f"/api/v1/files/{file_id}")):
+    for method, url in (
+        ("GET", f"/api/v1/files/{file_id}"),
+        ("GET", f"/api/v1/files/{file_id}/content"),
+        ("DELETE", f"/api/v1/files/{file_id}"),
+    ):
         assert client.request(method, url, headers=bearer(keys.alice)).status_code == 404
 
 
-def test_another_owners_file_is_missing_and_viewers_only_read(client: TestClient, app: Batchyard,
-                                                              keys: Keys) -> None:
+def test_another_owners_file_is_missing_and_viewers_only_read(client: TestClient, app: Batchyard, keys: Keys) -> None:
     file_id = upload(client, keys.alice).json()["id"]
     unknown = "file_" + "0" * 24
     for method, suffix in (("GET", ""), ("GET", "/content"), ("DELETE", "")):

@@ -18,18 +18,30 @@ from .conftest import Keys, bearer
 def test_every_response_says_nosniff(client: TestClient, app: Batchyard, keys: Keys) -> None:
     job = app.submit("echo", [{"n": 1}], owner="alice")
     h = bearer(keys.alice)
-    for response in (client.get("/healthz"), client.get("/api/v1/me"), client.get("/api/v1/me", headers=h),
-                     client.get("/api/v1/jobs", headers=h), client.get("/nowhere"), client.get("/"),
-                     client.get(f"/api/v1/jobs/{job.id}/results.jsonl", headers=h), client.get("/openapi.json"),
-                     client.post("/api/v1/jobs", content=b"{", headers={**h, "Content-Type": "application/json"}),
-                     client.get("/docs"), client.get("/login")):
+    for response in (
+        client.get("/healthz"),
+        client.get("/api/v1/me"),
+        client.get("/api/v1/me", headers=h),
+        client.get("/api/v1/jobs", headers=h),
+        client.get("/nowhere"),
+        client.get("/"),
+        client.get(f"/api/v1/jobs/{job.id}/results.jsonl", headers=h),
+        client.get("/openapi.json"),
+        client.post("/api/v1/jobs", content=b"{", headers={**h, "Content-Type": "application/json"}),
+        client.get("/docs"),
+        client.get("/login"),
+    ):
         assert response.headers.get("x-content-type-options") == "nosniff", response.request.url
 
 
 def test_html_pages_cannot_be_framed_and_have_a_content_security_policy(client: TestClient, app: Batchyard) -> None:
     token = AuthService(app.store).create_login_token()
-    for response in (client.get("/"), client.get("/login"), client.get(f"/login?token={token}"),
-                     client.get("/login?token=spent")):
+    for response in (
+        client.get("/"),
+        client.get("/login"),
+        client.get(f"/login?token={token}"),
+        client.get("/login?token=spent"),
+    ):
         assert response.headers["content-type"].startswith("text/html")
         assert response.headers["x-frame-options"] == "DENY"
         policy = response.headers["content-security-policy"]
@@ -76,8 +88,9 @@ def _workers(client: TestClient, key: str) -> list[dict[str, Any]]:
 def test_only_admins_see_where_workers_run(client: TestClient, app: Batchyard, keys: Keys) -> None:
     app.store.register_worker("box-7.internal-4242-abc123", "box-7.internal", 4242, ["echo"], 8)
     admin_view = _workers(client, keys.root)
-    assert [(w["id"], w["host"], w["pid"]) for w in admin_view] == [("box-7.internal-4242-abc123", "box-7.internal",
-                                                                      4242)]
+    assert [(w["id"], w["host"], w["pid"]) for w in admin_view] == [
+        ("box-7.internal-4242-abc123", "box-7.internal", 4242)
+    ]
     for key in (keys.alice, keys.vera):
         member_view = _workers(client, key)
         assert len(member_view) == 1
@@ -89,8 +102,9 @@ def test_only_admins_see_where_workers_run(client: TestClient, app: Batchyard, k
     assert "admin" in schema["host"]["description"].lower() and "admin" in schema["pid"]["description"].lower()
 
 
-def test_a_database_outage_does_not_tell_callers_where_the_database_is(client: TestClient, app: Batchyard,
-                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_database_outage_does_not_tell_callers_where_the_database_is(
+    client: TestClient, app: Batchyard, monkeypatch: pytest.MonkeyPatch
+) -> None:
     def down() -> None:
         raise StoreUnavailable('database unavailable: connection to server at "10.1.2.3", port 5432 failed')
 
@@ -101,16 +115,20 @@ def test_a_database_outage_does_not_tell_callers_where_the_database_is(client: T
     assert error["code"] == "store_unavailable" and "10.1.2.3" not in response.text and "5432" not in response.text
 
 
-@pytest.mark.parametrize(("method", "path", "body"), [
-    ("POST", "/api/v1/jobs", {"handler": "echo", "items": [1], "tag": "typo"}),
-    ("POST", "/api/v1/jobs/bulk", {"action": "cancel", "ids": ["job_x"], "force": True}),
-    ("POST", "/api/v1/keys", {"role": "viewer", "expires": 3}),
-    ("POST", "/api/v1/session", {"api_key": "by_x", "remember": True}),
-    ("POST", "/api/v1/jobs/JOB/pause", {"reason": "r", "hard": True}),
-    ("POST", "/api/v1/jobs/JOB/cancel", {"why": "r"}),
-])
-def test_unknown_body_fields_are_refused(client: TestClient, app: Batchyard, keys: Keys, method: str, path: str,
-                                         body: dict[str, Any]) -> None:
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("POST", "/api/v1/jobs", {"handler": "echo", "items": [1], "tag": "typo"}),
+        ("POST", "/api/v1/jobs/bulk", {"action": "cancel", "ids": ["job_x"], "force": True}),
+        ("POST", "/api/v1/keys", {"role": "viewer", "expires": 3}),
+        ("POST", "/api/v1/session", {"api_key": "by_x", "remember": True}),
+        ("POST", "/api/v1/jobs/JOB/pause", {"reason": "r", "hard": True}),
+        ("POST", "/api/v1/jobs/JOB/cancel", {"why": "r"}),
+    ],
+)
+def test_unknown_body_fields_are_refused(
+    client: TestClient, app: Batchyard, keys: Keys, method: str, path: str, body: dict[str, Any]
+) -> None:
     job = app.submit("echo", [1], owner="alice")
     response = client.request(method, path.replace("JOB", job.id), json=body, headers=bearer(keys.alice))
     assert response.status_code == 422, response.text

@@ -84,8 +84,9 @@ def test_status_filter_one_or_several(client: TestClient, keys: Keys, job_id: st
     assert bad.status_code == 422 and bad.json()["error"]["param"] == "status.0"
 
 
-def test_a_filtered_page_reads_a_bounded_window(client: TestClient, keys: Keys, job_id: str,
-                                                monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_filtered_page_reads_a_bounded_window(
+    client: TestClient, keys: Keys, job_id: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """With a status filter each request scans at most ITEM_SCAN_WINDOW positions: pages can come back short,
     but following the cursor still yields every match exactly once."""
     monkeypatch.setattr(items_routes, "ITEM_SCAN_WINDOW", 4)
@@ -97,12 +98,12 @@ def test_a_filtered_page_reads_a_bounded_window(client: TestClient, keys: Keys, 
 
 def test_a_bad_cursor_is_a_clear_422(client: TestClient, keys: Keys, job_id: str) -> None:
     for cursor in ("garbage!", "s", "s-1", "S10", "s" + "f" * 16):
-        response = client.get(f"/api/v1/jobs/{job_id}/items", params={"cursor": cursor},
-                              headers=bearer(keys.alice))
+        response = client.get(f"/api/v1/jobs/{job_id}/items", params={"cursor": cursor}, headers=bearer(keys.alice))
         assert response.status_code == 422
         assert response.json()["error"]["param"] == "cursor"
-    past_the_end = client.get(f"/api/v1/jobs/{job_id}/items", params={"cursor": "s" + "f" * 15},
-                              headers=bearer(keys.alice))
+    past_the_end = client.get(
+        f"/api/v1/jobs/{job_id}/items", params={"cursor": "s" + "f" * 15}, headers=bearer(keys.alice)
+    )
     assert past_the_end.json() == {"data": [], "has_more": False, "next_cursor": None}
 
 

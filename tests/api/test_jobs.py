@@ -21,8 +21,9 @@ def _create(client: TestClient, key: str, **body: Any) -> Any:
 
 
 def test_create_get_and_run_to_completion(client: TestClient, app: Batchyard, keys: Keys) -> None:
-    response = _create(client, keys.alice, description="first", tags=["a", "b"], project="p1",
-                       params={"x": 1}, max_attempts=2)
+    response = _create(
+        client, keys.alice, description="first", tags=["a", "b"], project="p1", params={"x": 1}, max_attempts=2
+    )
     assert response.status_code == 201
     job = response.json()
     assert (job["status"], job["owner"], job["counts"]["total"], job["counts"]["queued"]) == ("queued", "alice", 3, 3)
@@ -38,8 +39,9 @@ def test_create_get_and_run_to_completion(client: TestClient, app: Batchyard, ke
 
 def test_wait_returns_the_finished_job(client: TestClient, app: Batchyard, keys: Keys) -> None:
     with running_worker(app):
-        response = client.post("/api/v1/jobs?wait=20", json={"handler": "echo", "items": [1, 2, 3]},
-                               headers=bearer(keys.alice))
+        response = client.post(
+            "/api/v1/jobs?wait=20", json={"handler": "echo", "items": [1, 2, 3]}, headers=bearer(keys.alice)
+        )
     assert response.status_code == 201
     assert response.json()["status"] == "completed"
 
@@ -57,8 +59,12 @@ def test_client_mistakes_are_4xx(client: TestClient, keys: Keys) -> None:
     assert _create(client, keys.alice, handler="nope").status_code == 400
     assert _create(client, keys.alice, items=None).status_code == 400  # neither items nor a file
     assert _create(client, keys.alice, priority=10**6).status_code == 422
-    assert client.post("/api/v1/jobs", content=b"{not json", headers={
-        **bearer(keys.alice), "Content-Type": "application/json"}).status_code == 400
+    assert (
+        client.post(
+            "/api/v1/jobs", content=b"{not json", headers={**bearer(keys.alice), "Content-Type": "application/json"}
+        ).status_code
+        == 400
+    )
     assert client.get("/api/v1/jobs?limit=0", headers=bearer(keys.alice)).status_code == 422
     assert client.get("/api/v1/jobs?cursor=%%%", headers=bearer(keys.alice)).status_code == 400
 
@@ -82,8 +88,14 @@ def test_idempotency_key(client: TestClient, keys: Keys) -> None:
 def test_list_filters_sorting_and_cursor(client: TestClient, keys: Keys) -> None:
     ids = []
     for i in range(7):
-        job = _create(client, keys.alice, project="p1" if i % 2 else "p2", tags=[f"t{i % 3}"], priority=i,
-                      description=f"batch number {i}").json()
+        job = _create(
+            client,
+            keys.alice,
+            project="p1" if i % 2 else "p2",
+            tags=[f"t{i % 3}"],
+            priority=i,
+            description=f"batch number {i}",
+        ).json()
         ids.append(job["id"])
         time.sleep(0.002)
     _create(client, keys.bob)
@@ -97,8 +109,10 @@ def test_list_filters_sorting_and_cursor(client: TestClient, keys: Keys) -> None
     assert seen == ids[::-1]  # every job once, newest first, none of bob's
     assert {j["project"] for j in client.get("/api/v1/jobs?project=p1", headers=h).json()["data"]} == {"p1"}
     assert len(client.get("/api/v1/jobs?tag=t0", headers=h).json()["data"]) == 3
-    assert [j["priority"] for j in client.get("/api/v1/jobs?sort=-priority&limit=2", headers=h).json()["data"]] \
-        == [6, 5]
+    assert [j["priority"] for j in client.get("/api/v1/jobs?sort=-priority&limit=2", headers=h).json()["data"]] == [
+        6,
+        5,
+    ]
     assert [j["id"] for j in client.get("/api/v1/jobs?q=number 4", headers=h).json()["data"]] == [ids[4]]
     assert [j["id"] for j in client.get(f"/api/v1/jobs?q={ids[2][:22]}", headers=h).json()["data"]] == [ids[2]]
     assert client.get("/api/v1/jobs?status=queued&status=running", headers=h).json()["data"][0]["status"] == "queued"
@@ -122,16 +136,24 @@ def test_moves_and_illegal_ones(client: TestClient, keys: Keys) -> None:
     retry = client.post(f"{url}/retry", headers=h)
     assert retry.status_code == 409
     events = client.get(f"{url}/events", headers=h).json()["data"]
-    assert [(e["type"], e["actor"]) for e in events][1:] == [("paused", "alice"), ("resumed", "alice"),
-                                                               ("cancelled", "alice")]
+    assert [(e["type"], e["actor"]) for e in events][1:] == [
+        ("paused", "alice"),
+        ("resumed", "alice"),
+        ("cancelled", "alice"),
+    ]
     assert events[1]["message"] == "top-up needed"
     assert client.delete(url, headers=h).status_code == 204
     assert client.get(url, headers=h).status_code == 404
 
 
 def test_retry_returns_how_many(client: TestClient, app: Batchyard, keys: Keys) -> None:
-    job = _create(client, keys.alice, handler="flaky", params={"failure_rate": 1.0, "permanent": True},
-                  items=[{"n": i} for i in range(4)]).json()
+    job = _create(
+        client,
+        keys.alice,
+        handler="flaky",
+        params={"failure_rate": 1.0, "permanent": True},
+        items=[{"n": i} for i in range(4)],
+    ).json()
     with running_worker(app):
         wait_finished(app, job["id"])
         retried = client.post(f"/api/v1/jobs/{job['id']}/retry", headers=bearer(keys.alice)).json()
@@ -144,13 +166,16 @@ def test_bulk_actions_report_each_id(client: TestClient, keys: Keys) -> None:
     a = _create(client, keys.alice, scheduled_at=time.time() + 3600).json()["id"]
     b = _create(client, keys.alice, scheduled_at=time.time() + 3600).json()["id"]
     bobs = _create(client, keys.bob).json()["id"]
-    out = client.post("/api/v1/jobs/bulk", json={"action": "pause", "ids": [a, b, bobs, "job_missing"]},
-                      headers=h).json()["results"]
+    out = client.post(
+        "/api/v1/jobs/bulk", json={"action": "pause", "ids": [a, b, bobs, "job_missing"]}, headers=h
+    ).json()["results"]
     assert [(r["id"], r["ok"]) for r in out] == [(a, True), (b, True), (bobs, False), ("job_missing", False)]
     assert out[2]["error"]["code"] == out[3]["error"]["code"] == "not_found"
     assert client.post("/api/v1/jobs/bulk", json={"action": "explode", "ids": [a]}, headers=h).status_code == 422
-    assert client.post("/api/v1/jobs/bulk", json={"action": "cancel", "ids": [a]},
-                       headers=bearer(keys.vera)).status_code == 403
+    assert (
+        client.post("/api/v1/jobs/bulk", json={"action": "cancel", "ids": [a]}, headers=bearer(keys.vera)).status_code
+        == 403
+    )
 
 
 def test_owner_isolation_and_roles(client: TestClient, keys: Keys) -> None:
@@ -160,8 +185,9 @@ def test_owner_isolation_and_roles(client: TestClient, keys: Keys) -> None:
     others = client.get(url, headers=bearer(keys.bob))
     assert others.status_code == missing.status_code == 404
     # the whole error is the same (message, type, param, code): nothing tells "someone else's" from "missing"
-    assert json.dumps(others.json()).replace(job["id"], "X") == \
-        json.dumps(missing.json()).replace("job_000000000000deadbeef", "X")
+    assert json.dumps(others.json()).replace(job["id"], "X") == json.dumps(missing.json()).replace(
+        "job_000000000000deadbeef", "X"
+    )
     for path in ("", "/events", "/progress"):
         assert client.get(url + path, headers=bearer(keys.bob)).status_code == 404
         assert client.get(url + path, headers=bearer(keys.vera)).status_code == 200

@@ -71,8 +71,9 @@ def csv_rows(body: str) -> list[dict[str, str]]:
     return list(csv.DictReader(io.StringIO(body)))
 
 
-def test_downloads_while_running_hold_the_items_finished_so_far(client: TestClient, app: Batchyard, keys: Keys,
-                                                                release: threading.Event) -> None:
+def test_downloads_while_running_hold_the_items_finished_so_far(
+    client: TestClient, app: Batchyard, keys: Keys, release: threading.Event
+) -> None:
     job = app.service.submit("gated", gated_items(), owner="alice")
     base = f"/api/v1/jobs/{job.id}"
     with running_worker(app):
@@ -86,17 +87,24 @@ def test_downloads_while_running_hold_the_items_finished_so_far(client: TestClie
             assert results.headers["content-type"] == "application/x-ndjson"
             assert results.headers["content-disposition"] == f'attachment; filename="{job.id}-results.jsonl"'
             assert [(r["key"], r["status"], r["result"]) for r in lines(results.text)] == [
-                (f"k{n}", "succeeded", {"n": n, "label": f"item {n}"}) for n in range(4)]
+                (f"k{n}", "succeeded", {"n": n, "label": f"item {n}"}) for n in range(4)
+            ]
 
             errors = lines(client.get(f"{base}/errors.jsonl", headers=bearer(keys.alice)).text)
             assert [(e["key"], e["error"]["type"], e["error"]["message"]) for e in errors] == [
-                ("k4", "ValueError", "cannot process k4")]
+                ("k4", "ValueError", "cannot process k4")
+            ]
 
             table = client.get(f"{base}/results.csv", headers=bearer(keys.alice))
             assert table.headers["content-type"].startswith("text/csv")
             rows = csv_rows(table.text)
             assert [(r["key"], r["status"]) for r in rows] == [
-                ("k0", "succeeded"), ("k1", "succeeded"), ("k2", "succeeded"), ("k3", "succeeded"), ("k4", "failed")]
+                ("k0", "succeeded"),
+                ("k1", "succeeded"),
+                ("k2", "succeeded"),
+                ("k3", "succeeded"),
+                ("k4", "failed"),
+            ]
             assert rows[2]["result.label"] == "item 2" and rows[4]["error_type"] == "ValueError"
 
             zipped = client.get(f"{base}/artifacts.zip", headers=bearer(keys.alice))
@@ -112,8 +120,9 @@ def test_downloads_while_running_hold_the_items_finished_so_far(client: TestClie
     assert [r["key"] for r in lines(results.text)] == ["k0", "k1", "k2", "k3", "k5", "k6", "k7"]
 
 
-def test_downloads_after_the_end_are_the_stored_files(client: TestClient, app: Batchyard, keys: Keys,
-                                                      release: threading.Event) -> None:
+def test_downloads_after_the_end_are_the_stored_files(
+    client: TestClient, app: Batchyard, keys: Keys, release: threading.Event
+) -> None:
     release.set()
     job = app.submit("gated", gated_items(), owner="alice")
     view = job.wait(timeout=60)
@@ -129,8 +138,9 @@ def test_downloads_after_the_end_are_the_stored_files(client: TestClient, app: B
         assert int(response.headers["content-length"]) == len(response.content)
 
     table = client.get(f"{base}/results.csv", headers=bearer(keys.alice)).text
-    assert table.splitlines()[0] == ("key,status,attempts,duration_ms,error_type,error_message,result.n,"
-                                     "result.label,result")
+    assert table.splitlines()[0] == (
+        "key,status,attempts,duration_ms,error_type,error_message,result.n,result.label,result"
+    )
     assert len(csv_rows(table)) == 8
 
     zipped = client.get(f"{base}/artifacts.zip", headers=bearer(keys.alice))
@@ -181,15 +191,19 @@ def test_results_csv_never_holds_a_live_formula(client: TestClient, app: Batchya
     @app.handler("formulas", max_attempts=1)
     def formulas(item: dict[str, Any], ctx: ItemContext) -> Any:
         if item.get("fail"):
-            raise ValueError("=HYPERLINK(\"http://evil.example\")")
+            raise ValueError('=HYPERLINK("http://evil.example")')
         return item["result"]
 
-    job = app.submit("formulas", [
-        {"custom_id": "=cmd|' /C calc'!A0", "result": {"v": "=cmd|calc", "n": -5, "w": "@SUM(1)"}},
-        {"custom_id": "@k", "result": "@SUM(1)"},
-        {"custom_id": "+k", "result": {"v": "+1+1", "n": -1.5}},
-        {"custom_id": "-k", "fail": True},
-    ], owner="alice")
+    job = app.submit(
+        "formulas",
+        [
+            {"custom_id": "=cmd|' /C calc'!A0", "result": {"v": "=cmd|calc", "n": -5, "w": "@SUM(1)"}},
+            {"custom_id": "@k", "result": "@SUM(1)"},
+            {"custom_id": "+k", "result": {"v": "+1+1", "n": -1.5}},
+            {"custom_id": "-k", "fail": True},
+        ],
+        owner="alice",
+    )
     job.wait(timeout=60)
     body = client.get(f"/api/v1/jobs/{job.id}/results.csv", headers=bearer(keys.alice)).text
     cells = [cell for row in csv.reader(io.StringIO(body)) for cell in row]
@@ -210,8 +224,9 @@ def test_job_list_as_csv(client: TestClient, app: Batchyard, keys: Keys) -> None
     assert response.status_code == 200 and response.headers["content-type"].startswith("text/csv")
     assert response.headers["content-disposition"].startswith('attachment; filename="jobs-')
     header = response.text.splitlines()[0]
-    assert header == ("id,handler,status,owner,project,total,succeeded,failed,cancelled,percent,created_at,"
-                      "finished_at,cost")
+    assert header == (
+        "id,handler,status,owner,project,total,succeeded,failed,cancelled,percent,created_at,finished_at,cost"
+    )
     rows = csv_rows(response.text)
     assert [r["id"] for r in rows] == [second.id, first.id]  # newest first, bob's job not there
     done = rows[1]
@@ -234,8 +249,9 @@ def test_job_list_as_csv(client: TestClient, app: Batchyard, keys: Keys) -> None
     assert client.get("/api/v1/jobs.csv").status_code == 401
 
 
-def test_job_list_csv_is_capped(client: TestClient, app: Batchyard, keys: Keys,
-                                monkeypatch: pytest.MonkeyPatch) -> None:
+def test_job_list_csv_is_capped(
+    client: TestClient, app: Batchyard, keys: Keys, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from batchyard.api.routes import results as results_routes
 
     monkeypatch.setattr(results_routes, "MAX_JOBS_CSV_ROWS", 3)

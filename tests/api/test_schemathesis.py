@@ -29,8 +29,9 @@ from batchyard.auth import AuthService, Role
 MAX_EXAMPLES = 25  # per operation; locally, 60 random examples per operation passed twice as well
 
 _DATA = tempfile.TemporaryDirectory(prefix="batchyard-fuzz-")
-_BATCHYARD = Batchyard(Settings(data_dir=Path(_DATA.name), database_url=f"sqlite:///{Path(_DATA.name) / 'b.db'}",
-                                max_upload_bytes=10_000))
+_BATCHYARD = Batchyard(
+    Settings(data_dir=Path(_DATA.name), database_url=f"sqlite:///{Path(_DATA.name) / 'b.db'}", max_upload_bytes=10_000)
+)
 _API = create_app(batchyard=_BATCHYARD)
 
 # The event stream never ends by itself; tests/api/test_stream.py covers it.
@@ -50,9 +51,18 @@ def admin_key() -> Iterator[str]:
 
 
 @schema.parametrize()
-@settings(max_examples=MAX_EXAMPLES, deadline=None, derandomize=True,  # the same examples every run: no flakes
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
-                                 HealthCheck.filter_too_much, HealthCheck.data_too_large])
+@settings(
+    max_examples=MAX_EXAMPLES,
+    deadline=None,
+    derandomize=True,  # the same examples every run: no flakes
+    suppress_health_check=[
+        HealthCheck.function_scoped_fixture,
+        HealthCheck.too_slow,
+        HealthCheck.filter_too_much,
+        HealthCheck.data_too_large,
+    ],
+)
 def test_every_route_holds_its_contract(case: schemathesis.Case, admin_key: str) -> None:
-    case.call_and_validate(headers={"Authorization": f"Bearer {admin_key}"},
-                           excluded_checks=[schemathesis.checks.positive_data_acceptance])
+    case.call_and_validate(
+        headers={"Authorization": f"Bearer {admin_key}"}, excluded_checks=[schemathesis.checks.positive_data_acceptance]
+    )

@@ -36,8 +36,7 @@ def jobs(app: Batchyard) -> dict[str, str]:
     register_priced(app)
     submit = app.service.submit
     ids = {
-        "web_priced": submit("priced", [{"n": 1}, {"n": 2}, {"n": 3}, {"fail": True}], owner="alice",
-                             project="web").id,
+        "web_priced": submit("priced", [{"n": 1}, {"n": 2}, {"n": 3}, {"fail": True}], owner="alice", project="web").id,
         "web_echo": submit("echo", [{"n": 1}, {"n": 2}], owner="alice", project="web").id,
         "batch_priced": submit("priced", [{"fail": True}] * 3, owner="alice", project="batch").id,
         "bob_web": submit("priced", [{"n": 1}, {"n": 2}], owner="bob", project="web").id,
@@ -65,8 +64,9 @@ def counts(group: dict[str, Any]) -> tuple[dict[str, int], dict[str, int]]:
     return ({k: v for k, v in group["jobs"].items() if v}, {k: v for k, v in group["items"].items() if v})
 
 
-def test_totals_for_a_member_count_only_their_own_jobs(app: Batchyard, client: TestClient, keys: Keys,
-                                                        jobs: dict[str, str]) -> None:
+def test_totals_for_a_member_count_only_their_own_jobs(
+    app: Batchyard, client: TestClient, keys: Keys, jobs: dict[str, str]
+) -> None:
     body = stats(client, keys.alice)
     assert body["scope"] == {"owner": "alice", "project": None, "handler": None, "since": None}
     totals = body["totals"]
@@ -97,8 +97,10 @@ def test_breakdown_per_project_and_per_handler(client: TestClient, keys: Keys, j
     assert by_project["web"]["success_rate"] == pytest.approx(5 / 6)
     assert by_project["web"]["cost"] == pytest.approx(3 * COST_PER_ITEM)
     assert by_project["web"]["usage"] == {"tokens": 30}
-    assert counts(by_project["batch"]) == ({"total": 2, "completed": 1, "paused": 1},
-                                           {"total": 5, "failed": 3, "queued": 2})
+    assert counts(by_project["batch"]) == (
+        {"total": 2, "completed": 1, "paused": 1},
+        {"total": 5, "failed": 3, "queued": 2},
+    )
     assert by_project["batch"]["success_rate"] == 0.0
     assert by_project["batch"]["usage"] == {} and by_project["batch"]["cost"] == 0.0
     assert counts(by_project[None]) == ({"total": 1, "cancelled": 1}, {"total": 5, "cancelled": 5})
@@ -107,8 +109,10 @@ def test_breakdown_per_project_and_per_handler(client: TestClient, keys: Keys, j
 
     by_handler = {h["handler"]: h for h in body["by_handler"]}
     assert [h["handler"] for h in body["by_handler"]] == ["echo", "priced"]
-    assert counts(by_handler["echo"]) == ({"total": 3, "completed": 1, "cancelled": 1, "paused": 1},
-                                          {"total": 9, "succeeded": 2, "cancelled": 5, "queued": 2})
+    assert counts(by_handler["echo"]) == (
+        {"total": 3, "completed": 1, "cancelled": 1, "paused": 1},
+        {"total": 9, "succeeded": 2, "cancelled": 5, "queued": 2},
+    )
     assert counts(by_handler["priced"]) == ({"total": 2, "completed": 2}, {"total": 7, "succeeded": 3, "failed": 4})
     assert by_handler["priced"]["success_rate"] == pytest.approx(3 / 7)
     assert by_handler["echo"]["success_rate"] == 1.0
@@ -130,8 +134,7 @@ def test_admins_see_every_owner_or_one(client: TestClient, keys: Keys, jobs: dic
     assert counts(stats(client, keys.bob)["totals"]) == counts(bob["totals"])
 
 
-def test_members_and_viewers_cannot_look_at_other_owners(client: TestClient, keys: Keys,
-                                                         jobs: dict[str, str]) -> None:
+def test_members_and_viewers_cannot_look_at_other_owners(client: TestClient, keys: Keys, jobs: dict[str, str]) -> None:
     bob = stats(client, keys.bob)
     assert counts(bob["totals"]) == ({"total": 1, "completed": 1}, {"total": 2, "succeeded": 2})
     assert bob["totals"]["usage"] == {"tokens": 20}

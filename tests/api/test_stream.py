@@ -53,8 +53,9 @@ class LiveServer:
 @pytest.fixture
 def live(app: Batchyard) -> Iterator[LiveServer]:
     api = create_app(batchyard=app)
-    config = uvicorn.Config(api, host="127.0.0.1", port=0, log_level="warning", lifespan="on", ws="none",
-                            timeout_graceful_shutdown=1)
+    config = uvicorn.Config(
+        api, host="127.0.0.1", port=0, log_level="warning", lifespan="on", ws="none", timeout_graceful_shutdown=1
+    )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="uvicorn-test-server", daemon=True)
     thread.start()
@@ -124,8 +125,9 @@ class EventReader:
     def jobs(self, job_id: str | None = None) -> list[dict[str, Any]]:
         return [e.data for e in self.events if e.event == "job" and (job_id is None or e.data["id"] == job_id)]
 
-    async def wait_until(self, predicate: Callable[[EventReader], bool], what: str,
-                         timeout: float = EVENT_TIMEOUT) -> None:
+    async def wait_until(
+        self, predicate: Callable[[EventReader], bool], what: str, timeout: float = EVENT_TIMEOUT
+    ) -> None:
         async with asyncio.timeout(timeout):
             while not predicate(self):
                 if self.ended:
@@ -135,8 +137,13 @@ class EventReader:
 
 
 @contextlib.asynccontextmanager
-async def open_stream(client: httpx.AsyncClient, key: str | None, *, params: dict[str, str] | None = None,
-                      headers: dict[str, str] | None = None) -> AsyncIterator[EventReader]:
+async def open_stream(
+    client: httpx.AsyncClient,
+    key: str | None,
+    *,
+    params: dict[str, str] | None = None,
+    headers: dict[str, str] | None = None,
+) -> AsyncIterator[EventReader]:
     all_headers = {**(bearer(key) if key else {}), **(headers or {})}
     async with client.stream("GET", "/api/v1/stream", params=params, headers=all_headers) as response:
         assert response.status_code == 200, (response.status_code, await response.aread())
@@ -219,8 +226,7 @@ def test_many_streams_share_one_poller(app: Batchyard, live: LiveServer, keys: K
     asyncio.run(scenario())
 
 
-def test_reconnecting_with_last_event_id_replays_what_was_missed(app: Batchyard, live: LiveServer,
-                                                                 keys: Keys) -> None:
+def test_reconnecting_with_last_event_id_replays_what_was_missed(app: Batchyard, live: LiveServer, keys: Keys) -> None:
     async def scenario() -> None:
         async with client_for(live) as client:
             async with open_stream(client, keys.alice) as stream:
@@ -249,17 +255,24 @@ def test_reconnecting_with_last_event_id_replays_what_was_missed(app: Batchyard,
 
 def test_streams_show_only_jobs_the_caller_may_see(app: Batchyard, live: LiveServer, keys: Keys) -> None:
     async def scenario() -> None:
-        async with client_for(live) as client, \
-                open_stream(client, keys.bob) as bob, open_stream(client, keys.vera) as vera, \
-                open_stream(client, keys.root) as root:
+        async with (
+            client_for(live) as client,
+            open_stream(client, keys.bob) as bob,
+            open_stream(client, keys.vera) as vera,
+            open_stream(client, keys.root) as root,
+        ):
             alices = app.service.submit("echo", items(3), owner="alice")
             bobs = app.service.submit("echo", items(3), owner="bob")
             with running_worker(app):
                 for stream in (bob, root):
-                    await stream.wait_until(lambda s: s.jobs(bobs.id)[-1:] != [] and
-                                            s.jobs(bobs.id)[-1]["status"] == "completed", "bob's job completed")
-                await vera.wait_until(lambda s: s.jobs(alices.id)[-1:] != [] and
-                                      s.jobs(alices.id)[-1]["status"] == "completed", "alice's job completed")
+                    await stream.wait_until(
+                        lambda s: s.jobs(bobs.id)[-1:] != [] and s.jobs(bobs.id)[-1]["status"] == "completed",
+                        "bob's job completed",
+                    )
+                await vera.wait_until(
+                    lambda s: s.jobs(alices.id)[-1:] != [] and s.jobs(alices.id)[-1]["status"] == "completed",
+                    "alice's job completed",
+                )
                 await root.wait_until(lambda s: bool(s.jobs(alices.id)), "alice's job for the admin")
             assert {j["owner"] for j in bob.jobs()} == {"bob"}
             assert {j["owner"] for j in vera.jobs()} == {"alice"}
@@ -270,20 +283,25 @@ def test_streams_show_only_jobs_the_caller_may_see(app: Batchyard, live: LiveSer
 def test_following_one_job(app: Batchyard, live: LiveServer, keys: Keys) -> None:
     async def scenario() -> None:
         followed = app.service.submit("echo", items(3), owner="alice")
-        async with client_for(live) as client, \
-                open_stream(client, keys.alice, params={"job_id": followed.id}) as stream:
+        async with (
+            client_for(live) as client,
+            open_stream(client, keys.alice, params={"job_id": followed.id}) as stream,
+        ):
             other = app.service.submit("echo", items(3), owner="alice")
             with running_worker(app):
-                await stream.wait_until(lambda s: s.jobs()[-1:] != [] and s.jobs()[-1]["status"] == "completed",
-                                        "the followed job completed")
+                await stream.wait_until(
+                    lambda s: s.jobs()[-1:] != [] and s.jobs()[-1]["status"] == "completed",
+                    "the followed job completed",
+                )
                 wait_finished(app, other.id)
             assert {j["id"] for j in stream.jobs()} == {followed.id}
 
     asyncio.run(scenario())
 
 
-def test_a_replay_too_long_to_send_asks_the_client_to_reload(app: Batchyard, live: LiveServer, keys: Keys,
-                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_replay_too_long_to_send_asks_the_client_to_reload(
+    app: Batchyard, live: LiveServer, keys: Keys, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr("batchyard.api.events.REPLAY_LIMIT", 2)
     first = app.service.submit("echo", items(1), owner="alice")
     at = app.store.get_job(first.id).last_activity_at
@@ -292,8 +310,10 @@ def test_a_replay_too_long_to_send_asks_the_client_to_reload(app: Batchyard, liv
     newest = [app.service.submit("echo", items(1), owner="alice").id for _ in range(3)]
 
     async def scenario() -> None:
-        async with client_for(live) as client, \
-                open_stream(client, keys.alice, headers={"Last-Event-ID": cursor}) as stream:
+        async with (
+            client_for(live) as client,
+            open_stream(client, keys.alice, headers={"Last-Event-ID": cursor}) as stream,
+        ):
             await stream.wait_until(lambda s: len(s.events) >= 3, "a resync and the newest two jobs")
             assert stream.events[0].event == "resync" and "reload" in stream.events[0].data["reason"]
             assert [e.data["id"] for e in stream.events[1:3]] == newest[1:], "the most recent, oldest first"
@@ -301,9 +321,9 @@ def test_a_replay_too_long_to_send_asks_the_client_to_reload(app: Batchyard, liv
     asyncio.run(scenario())
 
 
-def test_a_database_outage_does_not_end_the_streams(app: Batchyard, live: LiveServer, keys: Keys,
-                                                    monkeypatch: pytest.MonkeyPatch,
-                                                    caplog: pytest.LogCaptureFixture) -> None:
+def test_a_database_outage_does_not_end_the_streams(
+    app: Batchyard, live: LiveServer, keys: Keys, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
     real_poll = app.store.recent_activity
     failed: list[float] = []
 
@@ -335,8 +355,9 @@ def test_stream_errors(app: Batchyard, live: LiveServer, keys: Keys) -> None:
         assert response.status_code == 404
         missing = client.get("/api/v1/stream", params={"job_id": "job_nope"}, headers=bearer(keys.bob))
         assert missing.status_code == 404
-        assert response.json()["error"]["message"].replace(alices.id, "X") == \
-            missing.json()["error"]["message"].replace("job_nope", "X"), "someone else's job reads as missing"
+        assert response.json()["error"]["message"].replace(alices.id, "X") == missing.json()["error"][
+            "message"
+        ].replace("job_nope", "X"), "someone else's job reads as missing"
         bad = client.get("/api/v1/stream", headers={**bearer(keys.alice), "Last-Event-ID": "not-a-cursor"})
         assert bad.status_code == 400
         assert bad.json()["error"]["param"] == "Last-Event-ID"
@@ -366,8 +387,11 @@ def test_revoking_a_key_ends_its_open_streams(app: Batchyard, live: LiveServer, 
     key, record = AuthService(app.store).create_key("alice", "member")
 
     async def scenario() -> None:
-        async with client_for(live) as client, open_stream(client, key) as doomed, \
-                open_stream(client, keys.alice) as other:
+        async with (
+            client_for(live) as client,
+            open_stream(client, key) as doomed,
+            open_stream(client, keys.alice) as other,
+        ):
             await asyncio.to_thread(app.store.revoke_api_key, record.id)  # what `batchyard keys revoke` does
             await doomed.wait_until(lambda s: s.ended, "the revoked key's stream to end", timeout=5)
             assert doomed.events[-1].event == "end"
@@ -418,8 +442,9 @@ def test_server_shutdown_ends_open_streams_cleanly(app: Batchyard, live: LiveSer
     asyncio.run(scenario())
 
 
-def test_cursor_of_a_job_that_changed_in_the_same_instant_as_others(app: Batchyard, live: LiveServer,
-                                                                    keys: Keys) -> None:
+def test_cursor_of_a_job_that_changed_in_the_same_instant_as_others(
+    app: Batchyard, live: LiveServer, keys: Keys
+) -> None:
     """Two jobs finished in one transaction share a timestamp; a cursor at the first still replays the second."""
     a = app.service.submit("echo", items(1), owner="alice")
     b = app.service.submit("echo", items(1), owner="alice")
@@ -428,8 +453,10 @@ def test_cursor_of_a_job_that_changed_in_the_same_instant_as_others(app: Batchya
     cursor = encode_cursor(at, a.id)
 
     async def scenario() -> None:
-        async with client_for(live) as client, \
-                open_stream(client, keys.alice, headers={"Last-Event-ID": cursor}) as stream:
+        async with (
+            client_for(live) as client,
+            open_stream(client, keys.alice, headers={"Last-Event-ID": cursor}) as stream,
+        ):
             await stream.wait_until(lambda s: bool(s.jobs(b.id)), "the job after the cursor")
 
     asyncio.run(scenario())

@@ -31,7 +31,10 @@ def test_api_routes_need_a_key(client: TestClient, keys: Keys) -> None:
     assert client.get("/api/v1/me", headers=bearer("by_" + "x" * 40)).status_code == 401
     assert client.get("/api/v1/me", headers={"Authorization": "Basic abc"}).status_code == 401
     assert client.get("/api/v1/me", headers=bearer(keys.alice)).json() == {
-        "owner": "alice", "role": "member", "via": "key"}
+        "owner": "alice",
+        "role": "member",
+        "via": "key",
+    }
 
 
 def test_revoked_key_stops_working(client: TestClient, app: Batchyard) -> None:
@@ -44,8 +47,9 @@ def test_revoked_key_stops_working(client: TestClient, app: Batchyard) -> None:
 
 
 @pytest.mark.postgres
-def test_connections_the_database_closed_are_replaced_before_use(postgres_url: str, tmp_path: Path,
-                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_connections_the_database_closed_are_replaced_before_use(
+    postgres_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A PostgreSQL restart or idle timeout closes pooled connections; a request after a pause must not fail."""
     import psycopg
 
@@ -56,9 +60,11 @@ def test_connections_the_database_closed_are_replaced_before_use(postgres_url: s
         with TestClient(create_app(batchyard=app)) as client:
             assert client.get("/api/v1/jobs", headers=bearer(key)).status_code == 200
             with psycopg.connect(POSTGRES_URL, autocommit=True) as admin:
-                closed = admin.execute("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                                       "WHERE datname = %s AND pid <> pg_backend_pid()",
-                                       (postgres_url.rpartition("/")[2],)).fetchone()
+                closed = admin.execute(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                    "WHERE datname = %s AND pid <> pg_backend_pid()",
+                    (postgres_url.rpartition("/")[2],),
+                ).fetchone()
             assert closed is not None and closed[0] >= 1
             assert client.get("/api/v1/jobs", headers=bearer(key)).status_code == 200
             assert client.get("/readyz").status_code == 200

@@ -21,24 +21,29 @@ LONE = "\ud800"  # a lone surrogate: json.dumps sends it as the escape "\\ud800"
 
 def post_raw(client: TestClient, path: str, body: Any, key: str) -> Any:
     """POST ``body`` as JSON exactly as json.dumps writes it (ASCII, with escapes)."""
-    return client.post(path, content=json.dumps(body).encode(),
-                       headers={**bearer(key), "Content-Type": "application/json"})
+    return client.post(
+        path, content=json.dumps(body).encode(), headers={**bearer(key), "Content-Type": "application/json"}
+    )
 
 
-@pytest.mark.parametrize(("body", "param"), [
-    ({"handler": "echo", "items": [1], "tags": ["ok", LONE]}, "tags.1"),
-    ({"handler": "echo", "items": [1], "params": {"a": {"b": "x" + LONE}}}, "params.a.b"),
-    ({"handler": "echo", "items": [1], "metadata": {LONE: 1}}, "metadata.\\ud800"),
-    ({"handler": "echo", "items": [1], "metadata": {"k": [LONE]}}, "metadata.k.0"),
-    ({"handler": "echo", "items": [1], "description": "a" + LONE + "b"}, "description"),
-    ({"handler": "echo", "items": [{"text": LONE}]}, "items.0.text"),
-    ({"handler": "echo", "items": ["ok", LONE]}, "items.1"),
-    ({"handler": "echo", "items": [{"custom_id": "\udfff"}]}, "items.0.custom_id"),
-    ({"handler": "ec" + LONE + "ho", "items": [1]}, "handler"),
-    ({"handler": "echo", "items": [1], "project": LONE}, "project"),
-])
-def test_a_lone_surrogate_anywhere_in_a_job_is_a_422_naming_where(client: TestClient, app: Batchyard, keys: Keys,
-                                                                  body: dict[str, Any], param: str) -> None:
+@pytest.mark.parametrize(
+    ("body", "param"),
+    [
+        ({"handler": "echo", "items": [1], "tags": ["ok", LONE]}, "tags.1"),
+        ({"handler": "echo", "items": [1], "params": {"a": {"b": "x" + LONE}}}, "params.a.b"),
+        ({"handler": "echo", "items": [1], "metadata": {LONE: 1}}, "metadata.\\ud800"),
+        ({"handler": "echo", "items": [1], "metadata": {"k": [LONE]}}, "metadata.k.0"),
+        ({"handler": "echo", "items": [1], "description": "a" + LONE + "b"}, "description"),
+        ({"handler": "echo", "items": [{"text": LONE}]}, "items.0.text"),
+        ({"handler": "echo", "items": ["ok", LONE]}, "items.1"),
+        ({"handler": "echo", "items": [{"custom_id": "\udfff"}]}, "items.0.custom_id"),
+        ({"handler": "ec" + LONE + "ho", "items": [1]}, "handler"),
+        ({"handler": "echo", "items": [1], "project": LONE}, "project"),
+    ],
+)
+def test_a_lone_surrogate_anywhere_in_a_job_is_a_422_naming_where(
+    client: TestClient, app: Batchyard, keys: Keys, body: dict[str, Any], param: str
+) -> None:
     response = post_raw(client, "/api/v1/jobs", body, keys.alice)
     assert response.status_code == 422, response.text
     error = response.json()["error"]
@@ -49,20 +54,25 @@ def test_a_lone_surrogate_anywhere_in_a_job_is_a_422_naming_where(client: TestCl
 
 def test_raw_utf8_surrogate_bytes_are_refused_too(client: TestClient, app: Batchyard, keys: Keys) -> None:
     raw = b'{"handler": "echo", "items": [1], "tags": ["\xed\xa0\x80"]}'  # json.loads decodes them leniently
-    response = client.post("/api/v1/jobs", content=raw, headers={**bearer(keys.alice),
-                                                                 "Content-Type": "application/json"})
+    response = client.post(
+        "/api/v1/jobs", content=raw, headers={**bearer(keys.alice), "Content-Type": "application/json"}
+    )
     assert response.status_code in (400, 422), response.text
     assert app.store.list_jobs() == []
 
 
-@pytest.mark.parametrize(("body", "param"), [
-    ({"handler": "echo", "items": [1], "description": "a\u0000b"}, "description"),
-    ({"handler": "echo", "items": [1], "project": "\u0000"}, "project"),
-    ({"handler": "ec\u0000ho", "items": [1]}, "handler"),
-    ({"handler": "echo", "input_file_id": "file_\u0000"}, "input_file_id"),
-])
-def test_nul_where_it_would_reach_a_text_column_is_a_422(client: TestClient, app: Batchyard, keys: Keys,
-                                                         body: dict[str, Any], param: str) -> None:
+@pytest.mark.parametrize(
+    ("body", "param"),
+    [
+        ({"handler": "echo", "items": [1], "description": "a\u0000b"}, "description"),
+        ({"handler": "echo", "items": [1], "project": "\u0000"}, "project"),
+        ({"handler": "ec\u0000ho", "items": [1]}, "handler"),
+        ({"handler": "echo", "input_file_id": "file_\u0000"}, "input_file_id"),
+    ],
+)
+def test_nul_where_it_would_reach_a_text_column_is_a_422(
+    client: TestClient, app: Batchyard, keys: Keys, body: dict[str, Any], param: str
+) -> None:
     response = client.post("/api/v1/jobs", json=body, headers=bearer(keys.alice))
     assert response.status_code == 422, response.text
     assert response.json()["error"]["param"] == param and "NUL" in response.json()["error"]["message"]
@@ -71,24 +81,33 @@ def test_nul_where_it_would_reach_a_text_column_is_a_422(client: TestClient, app
 
 def test_nul_inside_json_values_is_stored_and_given_back(client: TestClient, keys: Keys) -> None:
     """Params, metadata and tags are stored as JSON text, which escapes NUL: both databases hold it."""
-    body = {"handler": "echo", "items": [1], "params": {"a": "x\u0000"}, "metadata": {"m": "\u0000"},
-            "tags": ["t\u0000"]}
+    body = {
+        "handler": "echo",
+        "items": [1],
+        "params": {"a": "x\u0000"},
+        "metadata": {"m": "\u0000"},
+        "tags": ["t\u0000"],
+    }
     response = client.post("/api/v1/jobs", json=body, headers=bearer(keys.alice))
     assert response.status_code == 201, response.text
     job = client.get(f"/api/v1/jobs/{response.json()['id']}", headers=bearer(keys.alice)).json()
     assert (job["params"], job["metadata"], job["tags"]) == ({"a": "x\u0000"}, {"m": "\u0000"}, ["t\u0000"])
 
 
-@pytest.mark.parametrize(("path", "body", "param"), [
-    ("/api/v1/keys", {"name": LONE}, "name"),
-    ("/api/v1/keys", {"name": "a\u0000"}, "name"),
-    ("/api/v1/keys", {"owner": "al" + LONE + "ice"}, "owner"),
-    ("/api/v1/jobs/bulk", {"action": "cancel", "ids": [LONE]}, "ids.0"),
-    ("/api/v1/jobs/bulk", {"action": "cancel", "ids": ["job_\u0000"]}, "ids.0"),
-    ("/api/v1/session", {"api_key": "by_" + LONE}, "api_key"),
-])
-def test_every_json_body_refuses_unstorable_text(client: TestClient, keys: Keys, path: str, body: dict[str, Any],
-                                                 param: str) -> None:
+@pytest.mark.parametrize(
+    ("path", "body", "param"),
+    [
+        ("/api/v1/keys", {"name": LONE}, "name"),
+        ("/api/v1/keys", {"name": "a\u0000"}, "name"),
+        ("/api/v1/keys", {"owner": "al" + LONE + "ice"}, "owner"),
+        ("/api/v1/jobs/bulk", {"action": "cancel", "ids": [LONE]}, "ids.0"),
+        ("/api/v1/jobs/bulk", {"action": "cancel", "ids": ["job_\u0000"]}, "ids.0"),
+        ("/api/v1/session", {"api_key": "by_" + LONE}, "api_key"),
+    ],
+)
+def test_every_json_body_refuses_unstorable_text(
+    client: TestClient, keys: Keys, path: str, body: dict[str, Any], param: str
+) -> None:
     response = post_raw(client, path, body, keys.root)
     assert response.status_code == 422, response.text
     assert response.json()["error"]["param"] == param
@@ -104,8 +123,11 @@ def test_a_move_reason_with_unstorable_text_is_refused(client: TestClient, app: 
 
 
 def test_an_unstorable_idempotency_key_is_refused(client: TestClient, app: Batchyard, keys: Keys) -> None:
-    response = client.post("/api/v1/jobs", json={"handler": "echo", "items": [1]},
-                           headers={**bearer(keys.alice), "Idempotency-Key": "a\x00b"})
+    response = client.post(
+        "/api/v1/jobs",
+        json={"handler": "echo", "items": [1]},
+        headers={**bearer(keys.alice), "Idempotency-Key": "a\x00b"},
+    )
     assert response.status_code == 422, response.text
     assert response.json()["error"]["param"] == "Idempotency-Key"
     assert app.store.list_jobs() == []
@@ -117,11 +139,20 @@ def test_odd_text_already_stored_still_serializes(client: TestClient, app: Batch
     job.wait(timeout=60)
     lone = json.dumps("\ud800")  # "\\ud800": how JSON text keeps a lone surrogate
     with app.store.db.write() as conn:
-        conn.execute(jobs_table.update().where(jobs_table.c.id == job.id).values(
-            tags=f"[{lone}]", params=f"{{{lone}: {lone}}}", meta=f"{{\"m\": [{lone}]}}"))
-        conn.execute(items_table.update().where(items_table.c.job_id == job.id).values(
-            payload=f"{{\"t\": {lone}}}", result=f"{{\"r\": {lone}}}",
-            error=f"{{\"type\": \"ValueError\", \"message\": {lone}}}"))
+        conn.execute(
+            jobs_table.update()
+            .where(jobs_table.c.id == job.id)
+            .values(tags=f"[{lone}]", params=f"{{{lone}: {lone}}}", meta=f'{{"m": [{lone}]}}')
+        )
+        conn.execute(
+            items_table.update()
+            .where(items_table.c.job_id == job.id)
+            .values(
+                payload=f'{{"t": {lone}}}',
+                result=f'{{"r": {lone}}}',
+                error=f'{{"type": "ValueError", "message": {lone}}}',
+            )
+        )
     for key in (keys.alice, keys.root):
         listed = client.get("/api/v1/jobs", headers=bearer(key))
         assert listed.status_code == 200, listed.text

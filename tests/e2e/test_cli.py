@@ -36,8 +36,16 @@ class Cli:
         return env
 
     def run(self, *args: str, stdin: str | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([*CLI, *args], cwd=self.cwd, env=self.env, input=stdin, capture_output=True,
-                              text=True, timeout=timeout, check=False)
+        return subprocess.run(
+            [*CLI, *args],
+            cwd=self.cwd,
+            env=self.env,
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
 
     def json(self, *args: str, stdin: str | None = None, timeout: float = 60) -> Any:
         done = self.run(*args, "--json", stdin=stdin, timeout=timeout)
@@ -45,8 +53,9 @@ class Cli:
         return json.loads(done.stdout)
 
     def popen(self, *args: str) -> subprocess.Popen[str]:
-        return subprocess.Popen([*CLI, *args], cwd=self.cwd, env=self.env, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True)
+        return subprocess.Popen(
+            [*CLI, *args], cwd=self.cwd, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
 
 
 @pytest.fixture
@@ -60,12 +69,30 @@ def cli(tmp_path: Path) -> Cli:
 def test_submit_wait_json_processes_the_batch_in_process(cli: Cli, tmp_path: Path) -> None:
     items = write_jsonl(tmp_path / "items.jsonl", 25)
 
-    job = cli.json("submit", str(items), "--handler", "echo", "--wait", "--description", "first try",
-                   "--tag", "demo", "--tag", "e2e")
+    job = cli.json(
+        "submit",
+        str(items),
+        "--handler",
+        "echo",
+        "--wait",
+        "--description",
+        "first try",
+        "--tag",
+        "demo",
+        "--tag",
+        "e2e",
+    )
 
     assert job["status"] == "completed"
-    assert job["counts"] == {"total": 25, "queued": 0, "running": 0, "succeeded": 25, "failed": 0, "cancelled": 0,
-                             "done": 25}
+    assert job["counts"] == {
+        "total": 25,
+        "queued": 0,
+        "running": 0,
+        "succeeded": 25,
+        "failed": 0,
+        "cancelled": 0,
+        "done": 25,
+    }
     assert job["description"] == "first try"
     assert job["tags"] == ["demo", "e2e"]
     assert job["source"] == "items.jsonl"
@@ -101,8 +128,20 @@ def test_submit_without_wait_prints_the_id_and_how_to_follow_it(cli: Cli, tmp_pa
 def test_submit_reads_stdin_and_job_parameters(cli: Cli) -> None:
     lines = "".join(json.dumps({"custom_id": f"k{i}"}) + "\n" for i in range(4))
 
-    job = cli.json("submit", "-", "-H", "echo", "--wait", "--param", "ms=5", "--param", "mode=fast",
-                   "--params-json", '{"nested": {"a": [1, 2]}, "mode": "slow"}', stdin=lines)
+    job = cli.json(
+        "submit",
+        "-",
+        "-H",
+        "echo",
+        "--wait",
+        "--param",
+        "ms=5",
+        "--param",
+        "mode=fast",
+        "--params-json",
+        '{"nested": {"a": [1, 2]}, "mode": "slow"}',
+        stdin=lines,
+    )
 
     assert job["status"] == "completed"
     assert job["counts"]["succeeded"] == 4
@@ -125,8 +164,9 @@ def test_bad_input_lists_problems_by_line_exits_2_and_creates_nothing(cli: Cli, 
 
     done = cli.run("submit", str(bad), "-H", "echo", "--wait")
 
-    assert_clean_error(done, 2, "bad.jsonl has 3 problems", "nothing was submitted", "invalid_json",
-                       "not_an_object", "duplicate_key")
+    assert_clean_error(
+        done, 2, "bad.jsonl has 3 problems", "nothing was submitted", "invalid_json", "not_an_object", "duplicate_key"
+    )
     problem_lines = [line.split()[0] for line in done.stderr.splitlines() if line.strip()[:1].isdigit()]
     assert problem_lines == ["2", "4", "5"]
     assert cli.json("jobs", "list") == []
@@ -248,8 +288,11 @@ def test_pause_resume_cancel_delete_a_scheduled_job(cli: Cli, tmp_path: Path) ->
     assert cancelled["counts"]["succeeded"] == 0
 
     events = cli.json("jobs", "show", job_id)["events"]
-    assert [(e["type"], e["actor"]) for e in events[1:]] == [("paused", "cli"), ("resumed", "cli"),
-                                                               ("cancelled", "cli")]
+    assert [(e["type"], e["actor"]) for e in events[1:]] == [
+        ("paused", "cli"),
+        ("resumed", "cli"),
+        ("cancelled", "cli"),
+    ]
 
     refused = cli.run("jobs", "delete", job_id, stdin="n\n")
     assert refused.returncode == 1
@@ -285,8 +328,19 @@ def test_delete_refuses_an_active_job_before_asking(cli: Cli, tmp_path: Path) ->
 
 def test_retry_requeues_the_failed_items(cli: Cli, tmp_path: Path) -> None:
     items = write_jsonl(tmp_path / "items.jsonl", 5)
-    job = cli.json("submit", str(items), "-H", "flaky", "--param", "failure_rate=1", "--param", "permanent=true",
-                   "--max-attempts", "1", "--wait")
+    job = cli.json(
+        "submit",
+        str(items),
+        "-H",
+        "flaky",
+        "--param",
+        "failure_rate=1",
+        "--param",
+        "permanent=true",
+        "--max-attempts",
+        "1",
+        "--wait",
+    )
     assert job["status"] == "completed"  # partly (here: fully) failed items still complete the job
     assert job["counts"]["failed"] == 5
     out = tmp_path / "out"
@@ -305,7 +359,7 @@ def test_retry_requeues_the_failed_items(cli: Cli, tmp_path: Path) -> None:
 
 # -- --app, worker, db ------------------------------------------------------------------------------------------
 
-USER_APP = '''
+USER_APP = """
 from batchyard import Batchyard
 
 app = Batchyard()
@@ -314,7 +368,7 @@ app = Batchyard()
 @app.handler("shout")
 def shout(item, ctx):
     return {"text": item["text"].upper()}
-'''
+"""
 
 
 def test_app_option_loads_the_users_handlers(cli: Cli, tmp_path: Path) -> None:
@@ -335,8 +389,16 @@ def test_app_option_loads_the_users_handlers(cli: Cli, tmp_path: Path) -> None:
 
 def test_global_flags_override_the_environment(cli: Cli, tmp_path: Path) -> None:
     other = tmp_path / "other"
-    job = cli.json("--data-dir", str(other), "submit", str(write_jsonl(tmp_path / "i.jsonl", 2)), "-H", "echo",
-                   "--schedule-in", "60")
+    job = cli.json(
+        "--data-dir",
+        str(other),
+        "submit",
+        str(write_jsonl(tmp_path / "i.jsonl", 2)),
+        "-H",
+        "echo",
+        "--schedule-in",
+        "60",
+    )
 
     assert (other / "batchyard.db").exists()
     assert cli.json("jobs", "list") == []  # BATCHYARD_DATA_DIR still points at the default dir
@@ -364,16 +426,20 @@ def worker(cli: Cli) -> Iterator[subprocess.Popen[str]]:
         process.communicate(timeout=10)
 
 
-def test_worker_runs_jobs_submitted_from_another_process(cli: Cli, tmp_path: Path,
-                                                         worker: subprocess.Popen[str]) -> None:
+def test_worker_runs_jobs_submitted_from_another_process(
+    cli: Cli, tmp_path: Path, worker: subprocess.Popen[str]
+) -> None:
     items = write_jsonl(tmp_path / "items.jsonl", 30)
     submitted = cli.run("submit", str(items), "-H", "sleep", "--param", "ms=20")
     assert submitted.returncode == 0, submitted.stderr
     job_id = cli.json("jobs", "list")[0]["id"]
     assert f"batchyard jobs show {job_id}" in submitted.stdout
 
-    finished = wait_for(lambda: (j := cli.json("jobs", "show", job_id))["status"] == "completed" and j, 60,
-                        "the worker to finish the job")
+    finished = wait_for(
+        lambda: (j := cli.json("jobs", "show", job_id))["status"] == "completed" and j,
+        60,
+        "the worker to finish the job",
+    )
 
     assert finished["counts"]["succeeded"] == 30
     assert any(e["type"] == "started" for e in finished["events"])
@@ -409,8 +475,19 @@ def test_db_upgrade_prints_the_revision(cli: Cli) -> None:
 
 
 HELP_COMMANDS = [
-    [], ["submit"], ["worker"], ["db"], ["db", "upgrade"], ["jobs"], ["jobs", "list"], ["jobs", "show"],
-    ["jobs", "cancel"], ["jobs", "pause"], ["jobs", "resume"], ["jobs", "retry"], ["jobs", "delete"],
+    [],
+    ["submit"],
+    ["worker"],
+    ["db"],
+    ["db", "upgrade"],
+    ["jobs"],
+    ["jobs", "list"],
+    ["jobs", "show"],
+    ["jobs", "cancel"],
+    ["jobs", "pause"],
+    ["jobs", "resume"],
+    ["jobs", "retry"],
+    ["jobs", "delete"],
     ["jobs", "download"],
 ]
 

@@ -22,8 +22,11 @@ def test_wordcount_example_runs(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     assert re.match(r"job_\w+: completed, 3/3 succeeded, 24 words", lines[0])
-    assert lines[1:] == ["text-0 {'words': 9, 'longest': 'quick'}", "text-1 {'words': 7, 'longest': 'thousands'}",
-                         "text-2 {'words': 8, 'longest': 'retries'}"]
+    assert lines[1:] == [
+        "text-0 {'words': 9, 'longest': 'quick'}",
+        "text-1 {'words': 7, 'longest': 'thousands'}",
+        "text-2 {'words': 8, 'longest': 'retries'}",
+    ]
 
 
 def test_readme_python_example_prints_what_the_readme_says(tmp_path: Path) -> None:

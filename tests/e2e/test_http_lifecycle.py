@@ -28,8 +28,9 @@ class EventCollector(threading.Thread):
 
     def run(self) -> None:
         try:
-            with httpx.stream("GET", f"{self.url}/api/v1/stream", headers=bearer(self.key),
-                              timeout=httpx.Timeout(5, read=60)) as response:
+            with httpx.stream(
+                "GET", f"{self.url}/api/v1/stream", headers=bearer(self.key), timeout=httpx.Timeout(5, read=60)
+            ) as response:
                 assert response.headers["content-type"].startswith("text/event-stream")
                 self.connected.set()
                 kind = None
@@ -67,9 +68,16 @@ def _lifecycle(server: ServerProcess) -> None:
     stream.start()
     assert stream.connected.wait(10)
 
-    created = api.post("/api/v1/jobs", json={
-        "handler": "sleep", "params": {"ms": 150}, "concurrency": 2, "description": "e2e",
-        "items": [{"custom_id": f"item-{i:02d}"} for i in range(30)]})
+    created = api.post(
+        "/api/v1/jobs",
+        json={
+            "handler": "sleep",
+            "params": {"ms": 150},
+            "concurrency": 2,
+            "description": "e2e",
+            "items": [{"custom_id": f"item-{i:02d}"} for i in range(30)],
+        },
+    )
     assert created.status_code == 201, created.text
     job_id = created.json()["id"]
 
@@ -112,8 +120,10 @@ def _lifecycle(server: ServerProcess) -> None:
     assert done_counts == sorted(done_counts) and len(set(done_counts)) >= 3
     assert {"running", "paused", "completed"} <= {e["status"] for e in mine}
 
-    other = api.post("/api/v1/jobs", json={"handler": "sleep", "params": {"ms": 200}, "concurrency": 1,
-                                           "items": [{"n": i} for i in range(50)]}).json()
+    other = api.post(
+        "/api/v1/jobs",
+        json={"handler": "sleep", "params": {"ms": 200}, "concurrency": 1, "items": [{"n": i} for i in range(50)]},
+    ).json()
     _wait(lambda: api.get(f"/api/v1/jobs/{other['id']}").json()["counts"]["succeeded"] >= 1, "the second job")
     cancelled = api.post(f"/api/v1/jobs/{other['id']}/cancel").json()
     assert cancelled["status"] in ("cancelling", "cancelled") and cancelled["counts"]["queued"] == 0

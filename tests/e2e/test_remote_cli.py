@@ -28,12 +28,17 @@ class RemoteCli:
         self.key = key
         self.cwd = cwd
 
-    def run(self, *args: str, stdin: str | None = None, key: str | None = None,
-            url: str | None = None) -> subprocess.CompletedProcess[str]:
-        env = cli_env(self.cwd / "local-data", BATCHYARD_URL=url or self.server.url,
-                      BATCHYARD_API_KEY=key if key is not None else self.key)
-        done = subprocess.run([*CLI, *args], cwd=self.cwd, env=env, input=stdin, capture_output=True, text=True,
-                              timeout=120, check=False)
+    def run(
+        self, *args: str, stdin: str | None = None, key: str | None = None, url: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        env = cli_env(
+            self.cwd / "local-data",
+            BATCHYARD_URL=url or self.server.url,
+            BATCHYARD_API_KEY=key if key is not None else self.key,
+        )
+        done = subprocess.run(
+            [*CLI, *args], cwd=self.cwd, env=env, input=stdin, capture_output=True, text=True, timeout=120, check=False
+        )
         assert self.key not in done.stdout + done.stderr, "the API key was printed"
         return done
 
@@ -66,25 +71,57 @@ def remote(server: ServerProcess, alice_key: str, tmp_path: Path) -> RemoteCli:
 def test_submit_wait_json_runs_the_file_on_the_server(remote: RemoteCli, tmp_path: Path) -> None:
     items = write_jsonl(tmp_path / "items.jsonl", 60)
 
-    job = remote.json("submit", str(items), "--handler", "echo", "--wait", "--description", "over http",
-                      "--tag", "e2e", "--param", "mode=fast")
+    job = remote.json(
+        "submit",
+        str(items),
+        "--handler",
+        "echo",
+        "--wait",
+        "--description",
+        "over http",
+        "--tag",
+        "e2e",
+        "--param",
+        "mode=fast",
+    )
 
     assert job["status"] == "completed"
     assert job["owner"] == "alice"
-    assert job["counts"] == {"total": 60, "queued": 0, "running": 0, "succeeded": 60, "failed": 0, "cancelled": 0,
-                             "done": 60}
+    assert job["counts"] == {
+        "total": 60,
+        "queued": 0,
+        "running": 0,
+        "succeeded": 60,
+        "failed": 0,
+        "cancelled": 0,
+        "done": 60,
+    }
     assert (job["description"], job["tags"], job["params"]) == ("over http", ["e2e"], {"mode": "fast"})
     assert job["source"] == "items.jsonl"
     assert job["result_files"]["results.jsonl"]["rows"] == 60
     assert not (tmp_path / "local-data" / "batchyard.db").exists()  # nothing happened locally
 
 
-def test_submit_takes_url_and_key_as_flags_and_shows_progress(remote: RemoteCli, server: ServerProcess,
-                                                              tmp_path: Path) -> None:
+def test_submit_takes_url_and_key_as_flags_and_shows_progress(
+    remote: RemoteCli, server: ServerProcess, tmp_path: Path
+) -> None:
     items = write_jsonl(tmp_path / "items.jsonl", 25)
 
-    done = remote.run("submit", str(items), "-H", "sleep", "--param", "ms=20", "--wait",
-                      "--url", server.url, "--key", remote.key, key="", url="http://127.0.0.1:9")
+    done = remote.run(
+        "submit",
+        str(items),
+        "-H",
+        "sleep",
+        "--param",
+        "ms=20",
+        "--wait",
+        "--url",
+        server.url,
+        "--key",
+        remote.key,
+        key="",
+        url="http://127.0.0.1:9",
+    )
 
     assert done.returncode == 0, done.stderr
     assert "25/25" in done.stderr  # the progress bar's last frame
@@ -103,10 +140,19 @@ def test_submit_from_stdin_and_csv_with_explicit_format(remote: RemoteCli, tmp_p
     assert from_csv["counts"]["succeeded"] == 2
 
 
-def test_submit_without_wait_says_how_to_follow_the_job(remote: RemoteCli, server: ServerProcess,
-                                                        tmp_path: Path) -> None:
-    done = remote.run("submit", str(write_jsonl(tmp_path / "items.jsonl", 3)), "-H", "echo", "--schedule-in", "3600",
-                      "--url", server.url)
+def test_submit_without_wait_says_how_to_follow_the_job(
+    remote: RemoteCli, server: ServerProcess, tmp_path: Path
+) -> None:
+    done = remote.run(
+        "submit",
+        str(write_jsonl(tmp_path / "items.jsonl", 3)),
+        "-H",
+        "echo",
+        "--schedule-in",
+        "3600",
+        "--url",
+        server.url,
+    )
 
     assert done.returncode == 0, done.stderr
     assert "Submitted job_" in done.stdout and "scheduled to start in" in done.stdout
@@ -114,16 +160,18 @@ def test_submit_without_wait_says_how_to_follow_the_job(remote: RemoteCli, serve
     assert "No worker is running" not in done.stdout  # serve runs one
 
 
-def test_bad_input_lists_problems_exits_2_and_leaves_nothing_on_the_server(remote: RemoteCli, server: ServerProcess,
-                                                                           tmp_path: Path) -> None:
+def test_bad_input_lists_problems_exits_2_and_leaves_nothing_on_the_server(
+    remote: RemoteCli, server: ServerProcess, tmp_path: Path
+) -> None:
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"custom_id": "a"}\n{not json\n{"custom_id": "b"}\n[1, 2]\n{"custom_id": "a"}\n')
     before = {j["id"] for j in remote.json("jobs", "list", "--limit", "1000")}
 
     done = remote.run("submit", str(bad), "-H", "echo", "--wait")
 
-    assert_clean_error(done, 2, "bad.jsonl has 3 problems", "nothing was submitted", "invalid_json",
-                       "not_an_object", "duplicate_key")
+    assert_clean_error(
+        done, 2, "bad.jsonl has 3 problems", "nothing was submitted", "invalid_json", "not_an_object", "duplicate_key"
+    )
     problem_lines = [line.split()[0] for line in done.stderr.splitlines() if line.strip()[:1].isdigit()]
     assert problem_lines == ["2", "4", "5"]
     assert {j["id"] for j in remote.json("jobs", "list", "--limit", "1000")} == before
@@ -199,8 +247,9 @@ def test_download_before_the_results_exist_is_a_clear_error(remote: RemoteCli, t
 
 
 def test_pause_resume_cancel_delete(remote: RemoteCli, tmp_path: Path) -> None:
-    job_id = remote.json("submit", str(write_jsonl(tmp_path / "items.jsonl", 6)), "-H", "echo",
-                         "--schedule-in", "3600")["id"]
+    job_id = remote.json(
+        "submit", str(write_jsonl(tmp_path / "items.jsonl", 6)), "-H", "echo", "--schedule-in", "3600"
+    )["id"]
 
     assert remote.json("jobs", "pause", job_id)["status"] == "paused"
     assert_clean_error(remote.run("jobs", "pause", job_id), 1, "cannot pause a job that is paused")
@@ -210,8 +259,11 @@ def test_pause_resume_cancel_delete(remote: RemoteCli, tmp_path: Path) -> None:
     assert cancelled.returncode == 0, cancelled.stderr
     assert "is now cancelled" in cancelled.stdout
     events = remote.json("jobs", "show", job_id)["events"]
-    assert [(e["type"], e["actor"]) for e in events[1:]] == [("paused", "alice"), ("resumed", "alice"),
-                                                               ("cancelled", "alice")]
+    assert [(e["type"], e["actor"]) for e in events[1:]] == [
+        ("paused", "alice"),
+        ("resumed", "alice"),
+        ("cancelled", "alice"),
+    ]
 
     refused = remote.run("jobs", "delete", job_id, stdin="n\n")
     assert refused.returncode == 1 and "Delete job" in refused.stderr
@@ -220,8 +272,19 @@ def test_pause_resume_cancel_delete(remote: RemoteCli, tmp_path: Path) -> None:
 
 
 def test_retry_requeues_the_failed_items(remote: RemoteCli, tmp_path: Path) -> None:
-    job = remote.json("submit", str(write_jsonl(tmp_path / "items.jsonl", 5)), "-H", "flaky",
-                      "--param", "failure_rate=1", "--param", "permanent=true", "--max-attempts", "1", "--wait")
+    job = remote.json(
+        "submit",
+        str(write_jsonl(tmp_path / "items.jsonl", 5)),
+        "-H",
+        "flaky",
+        "--param",
+        "failure_rate=1",
+        "--param",
+        "permanent=true",
+        "--max-attempts",
+        "1",
+        "--wait",
+    )
     assert job["status"] == "completed" and job["counts"]["failed"] == 5
 
     retried = remote.json("jobs", "retry", job["id"])
@@ -234,10 +297,12 @@ def test_retry_requeues_the_failed_items(remote: RemoteCli, tmp_path: Path) -> N
 # -- who may do what, and what goes wrong -----------------------------------------------------------------------
 
 
-def test_another_owner_sees_no_such_job_and_a_viewer_cannot_change_it(remote: RemoteCli, server: ServerProcess,
-                                                                      tmp_path: Path) -> None:
-    job_id = remote.json("submit", str(write_jsonl(tmp_path / "items.jsonl", 2)), "-H", "echo",
-                         "--schedule-in", "3600")["id"]
+def test_another_owner_sees_no_such_job_and_a_viewer_cannot_change_it(
+    remote: RemoteCli, server: ServerProcess, tmp_path: Path
+) -> None:
+    job_id = remote.json(
+        "submit", str(write_jsonl(tmp_path / "items.jsonl", 2)), "-H", "echo", "--schedule-in", "3600"
+    )["id"]
     bob = server.create_key("bob", "member")
     viewer = server.create_key("alice", "viewer")
 
@@ -284,13 +349,20 @@ UPLOAD_LIMIT_BYTES = 2000
 @pytest.fixture
 def small_server(tmp_path: Path) -> Iterator[ServerProcess]:
     """A server without workers and with a tiny upload limit."""
-    with running_server(tmp_path / "other", tmp_path, "--port", "0", "--no-workers",
-                        env={"BATCHYARD_MAX_UPLOAD_BYTES": str(UPLOAD_LIMIT_BYTES)}) as process:
+    with running_server(
+        tmp_path / "other",
+        tmp_path,
+        "--port",
+        "0",
+        "--no-workers",
+        env={"BATCHYARD_MAX_UPLOAD_BYTES": str(UPLOAD_LIMIT_BYTES)},
+    ) as process:
         yield process
 
 
-def test_without_a_worker_the_job_waits_and_an_upload_past_the_limit_is_refused(small_server: ServerProcess,
-                                                                                tmp_path: Path) -> None:
+def test_without_a_worker_the_job_waits_and_an_upload_past_the_limit_is_refused(
+    small_server: ServerProcess, tmp_path: Path
+) -> None:
     cli = RemoteCli(small_server, small_server.create_key("alice"), tmp_path)
 
     small = cli.run("submit", str(write_jsonl(tmp_path / "small.jsonl", 2)), "-H", "echo")

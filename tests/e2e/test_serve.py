@@ -43,13 +43,20 @@ class ServerProcess:
     def __init__(self, data_dir: Path, cwd: Path, *args: str, env: dict[str, str] | None = None) -> None:
         self.data_dir = data_dir
         self.cwd = cwd
-        self.process = subprocess.Popen([*CLI, "serve", *args], cwd=cwd, env=cli_env(data_dir, **(env or {})),
-                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.process = subprocess.Popen(
+            [*CLI, "serve", *args],
+            cwd=cwd,
+            env=cli_env(data_dir, **(env or {})),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         self._stdout: list[str] = []
         self._stderr: list[str] = []
-        self._readers = [threading.Thread(target=self._drain, args=(stream, lines), daemon=True)
-                         for stream, lines in ((self.process.stdout, self._stdout),
-                                               (self.process.stderr, self._stderr))]
+        self._readers = [
+            threading.Thread(target=self._drain, args=(stream, lines), daemon=True)
+            for stream, lines in ((self.process.stdout, self._stdout), (self.process.stderr, self._stderr))
+        ]
         for reader in self._readers:
             reader.start()
         self.url, self.login_token = self._wait_until_up()
@@ -90,8 +97,16 @@ class ServerProcess:
 
     def cli(self, *args: str, stdin: str | None = None, **env: str) -> subprocess.CompletedProcess[str]:
         """Another ``batchyard`` command on the server's data dir (``keys create``, ...)."""
-        return subprocess.run([*CLI, *args], cwd=self.cwd, env=cli_env(self.data_dir, **env), input=stdin,
-                              capture_output=True, text=True, timeout=60, check=False)
+        return subprocess.run(
+            [*CLI, *args],
+            cwd=self.cwd,
+            env=cli_env(self.data_dir, **env),
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
 
     def create_key(self, owner: str, role: str = "member") -> str:
         done = self.cli("keys", "create", "--owner", owner, "--role", role)
@@ -112,8 +127,7 @@ class ServerProcess:
 
 
 @contextlib.contextmanager
-def running_server(data_dir: Path, cwd: Path, *args: str,
-                   env: dict[str, str] | None = None) -> Iterator[ServerProcess]:
+def running_server(data_dir: Path, cwd: Path, *args: str, env: dict[str, str] | None = None) -> Iterator[ServerProcess]:
     """``batchyard serve ARGS`` with ``env`` (BATCHYARD_* settings) on top of a clean environment."""
     server = ServerProcess(data_dir, cwd, *args, env=env)
     try:
@@ -176,8 +190,10 @@ def test_a_restart_voids_the_login_links_printed_before(tmp_path: Path) -> None:
             response = httpx.get(f"{server.url}/login", params={"token": token}, follow_redirects=False)
             assert response.status_code == 401, response.text
             assert httpx.post(f"{server.url}/api/v1/session", json={"token": token}).status_code == 401
-        assert httpx.get(f"{server.url}/login", params={"token": server.login_token},
-                         follow_redirects=False).status_code == 303
+        assert (
+            httpx.get(f"{server.url}/login", params={"token": server.login_token}, follow_redirects=False).status_code
+            == 303
+        )
 
         # and revoking a key with the CLI signs out the browser that signed in with it
         key = server.create_key("carol")
@@ -188,8 +204,7 @@ def test_a_restart_voids_the_login_links_printed_before(tmp_path: Path) -> None:
         key_id = json.loads(server.cli("keys", "list", "--json").stdout)[-1]["id"]
         assert server.cli("keys", "revoke", key_id).returncode == 0
         assert browser.get("/api/v1/me").status_code == 401
-        submitted = browser.post("/api/v1/jobs", json={"handler": "echo", "items": [1]},
-                                 headers={"X-CSRF-Token": csrf})
+        submitted = browser.post("/api/v1/jobs", json={"handler": "echo", "items": [1]}, headers={"X-CSRF-Token": csrf})
         assert submitted.status_code == 401
         browser.close()
 
@@ -253,8 +268,15 @@ def test_a_port_in_use_is_a_clear_error(tmp_path: Path) -> None:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        done = subprocess.run([*CLI, "serve", "--port", str(port)], cwd=tmp_path, env=cli_env(tmp_path / "data"),
-                              capture_output=True, text=True, timeout=60, check=False)
+        done = subprocess.run(
+            [*CLI, "serve", "--port", str(port)],
+            cwd=tmp_path,
+            env=cli_env(tmp_path / "data"),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
 
     assert done.returncode == 1
     assert f"cannot listen on 127.0.0.1:{port}" in done.stderr

@@ -25,12 +25,12 @@ from .helpers import assert_counters_match_items
 LANES = 4
 
 
-def _claimed(app: Batchyard, n: int, *, worker_id: str = "w1",
-             on_flushed: Any = None) -> tuple[Completer, ClaimBatch, JobControls]:
+def _claimed(
+    app: Batchyard, n: int, *, worker_id: str = "w1", on_flushed: Any = None
+) -> tuple[Completer, ClaimBatch, JobControls]:
     app.submit("echo", [{"n": i} for i in range(n)], max_attempts=3)
     controls = JobControls()
-    completer = Completer(app.store, app.settings, worker_id, {"echo": LANES}, controls=controls,
-                          on_flushed=on_flushed)
+    completer = Completer(app.store, app.settings, worker_id, {"echo": LANES}, controls=controls, on_flushed=on_flushed)
     batch = app.store.claim_items(worker_id, completer.capacity(), 30.0)
     assert batch is not None and len(batch.items) == n
     controls.hold(batch.job.id, n)
@@ -42,8 +42,9 @@ def _outcome(batch: ClaimBatch, i: int, kind: Any = "succeeded", **fields: Any) 
     return Outcome(batch.job.id, batch.items[i].seq, batch.lease_token, kind, **fields)
 
 
-def test_a_flush_records_outcomes_in_one_write_and_frees_what_it_held(app: Batchyard,
-                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_flush_records_outcomes_in_one_write_and_frees_what_it_held(
+    app: Batchyard, monkeypatch: pytest.MonkeyPatch
+) -> None:
     flushed: list[CompletionReport] = []
     completer, batch, controls = _claimed(app, 4, on_flushed=flushed.append)
     job_id = batch.job.id
@@ -79,8 +80,9 @@ def test_a_flush_records_outcomes_in_one_write_and_frees_what_it_held(app: Batch
     assert_counters_match_items(app, job_id)
 
 
-def test_an_outcome_that_cannot_be_stored_fails_its_item_alone(app: Batchyard, monkeypatch: pytest.MonkeyPatch,
-                                                                caplog: pytest.LogCaptureFixture) -> None:
+def test_an_outcome_that_cannot_be_stored_fails_its_item_alone(
+    app: Batchyard, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
     completer, batch, _ = _claimed(app, 3)
     bad_seq = batch.items[1].seq
     real = app.store.complete_items
@@ -106,8 +108,9 @@ def test_an_outcome_that_cannot_be_stored_fails_its_item_alone(app: Batchyard, m
     assert_counters_match_items(app, batch.job.id)
 
 
-def test_while_the_database_is_away_outcomes_wait_and_capacity_stays_held(app: Batchyard,
-                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+def test_while_the_database_is_away_outcomes_wait_and_capacity_stays_held(
+    app: Batchyard, monkeypatch: pytest.MonkeyPatch
+) -> None:
     completer, batch, _ = _claimed(app, 2)
     monkeypatch.setattr(completer_module, "STORE_RETRY_SECONDS", 0.0)
     real = app.store.complete_items

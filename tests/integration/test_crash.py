@@ -27,12 +27,20 @@ def same_handlers(app: Batchyard) -> None:
         app.registry.register(spec.name, spec.function, concurrency=spec.concurrency)
 
 
-def _start_worker(settings: Settings, *handlers: str, lease: float = 1.5,
-                  poll_ms: int = 50, **extra_env: str) -> subprocess.Popen[bytes]:
-    env = {**os.environ, **extra_env, "BATCHYARD_DATABASE_URL": str(settings.database_url),
-           "BATCHYARD_DATA_DIR": str(settings.data_dir), "BATCHYARD_LEASE_SECONDS": str(lease),
-           "BATCHYARD_POLL_INTERVAL_MS": str(poll_ms), "BATCHYARD_MAINTENANCE_INTERVAL_MS": "200",
-           "BATCHYARD_SHUTDOWN_GRACE_SECONDS": "10", "PYTHONPATH": str(ROOT)}
+def _start_worker(
+    settings: Settings, *handlers: str, lease: float = 1.5, poll_ms: int = 50, **extra_env: str
+) -> subprocess.Popen[bytes]:
+    env = {
+        **os.environ,
+        **extra_env,
+        "BATCHYARD_DATABASE_URL": str(settings.database_url),
+        "BATCHYARD_DATA_DIR": str(settings.data_dir),
+        "BATCHYARD_LEASE_SECONDS": str(lease),
+        "BATCHYARD_POLL_INTERVAL_MS": str(poll_ms),
+        "BATCHYARD_MAINTENANCE_INTERVAL_MS": "200",
+        "BATCHYARD_SHUTDOWN_GRACE_SECONDS": "10",
+        "PYTHONPATH": str(ROOT),
+    }
     args = [sys.executable, "-m", "tests.integration.workerapp"]
     if handlers:
         args.append(",".join(handlers))
@@ -127,8 +135,9 @@ def test_a_kill_loop_spends_no_attempts(app: Batchyard, settings: Settings, same
 
 
 @pytest.mark.slow
-def test_one_poisonous_item_among_a_thousand_is_found_and_set_aside(app: Batchyard, settings: Settings,
-                                                                    same_handlers: None) -> None:
+def test_one_poisonous_item_among_a_thousand_is_found_and_set_aside(
+    app: Batchyard, settings: Settings, same_handlers: None
+) -> None:
     """An item that kills its worker every time: narrowed down by halving groups of suspects, set aside as
     ``poison`` after BATCHYARD_MAX_RESCUES crashes, while every one of its neighbours succeeds."""
     items = [{"n": i, "ms": 20} for i in range(1000)]

@@ -54,8 +54,11 @@ def test_0002_signs_out_the_sessions_that_cannot_name_their_key(database_url: st
         with store.db.read() as conn:
             assert "api_key_id" not in {c["name"] for c in inspect(conn).get_columns("sessions")}
         with store.db.write() as conn:
-            conn.execute(insert(metadata.tables["sessions"]).values(
-                token_hash="h", owner="alice", role="member", csrf_token="c", created_at=0.0, expires_at=1e12))
+            conn.execute(
+                insert(metadata.tables["sessions"]).values(
+                    token_hash="h", owner="alice", role="member", csrf_token="c", created_at=0.0, expires_at=1e12
+                )
+            )
         store.upgrade()
         with store.db.read() as conn:
             assert conn.execute(text("SELECT COUNT(*) FROM sessions")).scalar() == 0

@@ -17,8 +17,12 @@ from .helpers import assert_counters_match_items
 
 
 def _done(batch, kind="succeeded"):  # type: ignore[no-untyped-def]
-    return [Outcome(batch.job.id, it.seq, batch.lease_token, kind, result=json.dumps({"k": it.key}),
-                    finished_at=time.time()) for it in batch.items]
+    return [
+        Outcome(
+            batch.job.id, it.seq, batch.lease_token, kind, result=json.dumps({"k": it.key}), finished_at=time.time()
+        )
+        for it in batch.items
+    ]
 
 
 def test_submit_stores_items_and_counters(app: Batchyard) -> None:

@@ -263,8 +263,9 @@ def test_a_stale_cancelled_outcome_sends_the_item_back_instead(app: Batchyard) -
     job = app.submit("echo", [{"n": 1}, {"n": 2}])
     batch = app.store.claim_items("w1", {"echo": 10}, 30)
     assert batch is not None
-    outcomes = [Outcome(job.id, item.seq, batch.lease_token, "cancelled", finished_at=time.time())
-                for item in batch.items]
+    outcomes = [
+        Outcome(job.id, item.seq, batch.lease_token, "cancelled", finished_at=time.time()) for item in batch.items
+    ]
     assert app.store.complete_items(outcomes, [batch.lease_token]).accepted == 2
     record = app.store.get_job(job.id)
     assert (record.status, record.queued, record.cancelled) == ("running", 2, 0)
@@ -302,8 +303,13 @@ def test_a_writer_that_died_while_finalizing_is_replaced_within_a_lease(app: Bat
     job = app.submit("echo", [{"n": 1}, {"n": 2}])
     batch = app.store.claim_items("w1", {"echo": 10}, 30)
     assert batch is not None
-    app.store.complete_items([Outcome(job.id, i.seq, batch.lease_token, "succeeded", result="{}",
-                                      finished_at=time.time()) for i in batch.items], [batch.lease_token])
+    app.store.complete_items(
+        [
+            Outcome(job.id, i.seq, batch.lease_token, "succeeded", result="{}", finished_at=time.time())
+            for i in batch.items
+        ],
+        [batch.lease_token],
+    )
     assert app.store.get_job(job.id).status == "finalizing"
     assert app.store.claim_files(job.id, 0.3)  # a writer takes the job ... and dies mid-write
     folder = app.storage.path(job_prefix(job.id))

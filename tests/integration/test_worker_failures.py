@@ -30,8 +30,10 @@ def test_text_the_database_cannot_store_fails_nothing_and_stops_nobody(app: Batc
         return item
 
     source = tmp_path / "odd.jsonl"
-    source.write_text('{"custom_id": "a", "x": "\\ud800"}\n{"custom_id": "b", "raise": true}\n'
-                      '{"custom_id": "c", "usage": true}\n{"custom_id": "d", "x": "fine \u00e9"}\n')
+    source.write_text(
+        '{"custom_id": "a", "x": "\\ud800"}\n{"custom_id": "b", "raise": true}\n'
+        '{"custom_id": "c", "usage": true}\n{"custom_id": "d", "x": "fine \u00e9"}\n'
+    )
     job = app.submit("odd", str(source), max_attempts=1)
     with running_worker(app):
         view = wait_finished(app, job.id, timeout=30)
@@ -49,8 +51,9 @@ def test_text_the_database_cannot_store_fails_nothing_and_stops_nobody(app: Batc
     assert_counters_match_items(app, job.id)
 
 
-def test_an_outcome_that_cannot_be_written_fails_its_item_only(app: Batchyard, monkeypatch: Any,
-                                                               caplog: pytest.LogCaptureFixture) -> None:
+def test_an_outcome_that_cannot_be_written_fails_its_item_only(
+    app: Batchyard, monkeypatch: Any, caplog: pytest.LogCaptureFixture
+) -> None:
     real = app.store.complete_items
 
     def refuses_item_7(outcomes: Any, finished_tokens: Any = ()) -> Any:
@@ -71,7 +74,8 @@ def test_an_outcome_that_cannot_be_written_fails_its_item_only(app: Batchyard, m
 
 
 def test_a_failing_side_task_stops_the_worker_loudly_and_hands_its_items_over(
-        app: Batchyard, monkeypatch: Any, caplog: pytest.LogCaptureFixture) -> None:
+    app: Batchyard, monkeypatch: Any, caplog: pytest.LogCaptureFixture
+) -> None:
     started = asyncio.Event()
 
     @app.handler("hold")

@@ -58,8 +58,7 @@ def test_eta_unknown_without_progress_and_zero_when_done() -> None:
     assert estimate([Sample(0, 5), Sample(30, 15)], remaining=0).eta_seconds == 0.0
 
 
-@given(st.lists(st.tuples(st.floats(0, 1e6), st.integers(0, 10**6)), min_size=2, max_size=30),
-       st.integers(0, 10**6))
+@given(st.lists(st.tuples(st.floats(0, 1e6), st.integers(0, 10**6)), min_size=2, max_size=30), st.integers(0, 10**6))
 def test_estimate_never_negative(points: list[tuple[float, int]], remaining: int) -> None:
     est = estimate([Sample(at, done) for at, done in points], remaining)
     assert est.items_per_second is None or est.items_per_second >= 0

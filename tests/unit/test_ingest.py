@@ -332,9 +332,7 @@ def test_reading_continues_after_a_problem_to_collect_every_problem() -> None:
 
 
 def test_only_max_problems_are_kept_but_all_are_counted() -> None:
-    reader = ItemReader(
-        io.BytesIO(jsonl(*["[]"] * 250)), format="jsonl", max_problems=7, source_name="batch.jsonl"
-    )
+    reader = ItemReader(io.BytesIO(jsonl(*["[]"] * 250)), format="jsonl", max_problems=7, source_name="batch.jsonl")
     with pytest.raises(InputInvalid) as caught:
         list(reader.chunks(10))
     error = caught.value
@@ -449,9 +447,7 @@ def test_format_option_decides_over_extension(tmp_path: Path) -> None:
         (BOM + b"\r\n\r\ncustom_id,x\r\nc,1\r\n", ["c"]),
     ],
 )
-def test_format_is_sniffed_from_the_first_non_blank_byte(
-    tmp_path: Path, data: bytes, keys: list[str]
-) -> None:
+def test_format_is_sniffed_from_the_first_non_blank_byte(tmp_path: Path, data: bytes, keys: list[str]) -> None:
     path = tmp_path / "items.txt"
     path.write_bytes(data)
     assert [item.key for item in read_items(path)] == keys
@@ -651,12 +647,8 @@ def test_python_dicts_with_distinct_keys_round_trip(values: list[dict[str, Any]]
     assert [json.loads(item.payload) for item in items] == values
 
 
-@given(
-    st.lists(objects, min_size=1, max_size=30), st.sampled_from(["\n", "\r\n"]), st.booleans(), st.booleans()
-)
-def test_jsonl_lines_round_trip(
-    values: list[dict[str, Any]], ending: str, ascii_only: bool, bom: bool
-) -> None:
+@given(st.lists(objects, min_size=1, max_size=30), st.sampled_from(["\n", "\r\n"]), st.booleans(), st.booleans())
+def test_jsonl_lines_round_trip(values: list[dict[str, Any]], ending: str, ascii_only: bool, bom: bool) -> None:
     text = "".join(json.dumps(value, ensure_ascii=ascii_only) + ending for value in values)
     data = (BOM if bom else b"") + text.encode()
     items = read_items(data, size=4)
@@ -665,9 +657,7 @@ def test_jsonl_lines_round_trip(
     assert [json.loads(item.payload) for item in items] == values
 
 
-column_names = st.text(min_size=1).filter(
-    lambda name: bool(name.strip()) and name not in ("custom_id", "key")
-)
+column_names = st.text(min_size=1).filter(lambda name: bool(name.strip()) and name not in ("custom_id", "key"))
 
 
 @st.composite
@@ -685,9 +675,7 @@ def test_csv_rows_round_trip(table: tuple[list[str], list[list[str]]]) -> None:
     writer.writerow(names)
     writer.writerows(rows)
     items = read_items(buffer.getvalue().encode(), format="csv")
-    assert [json.loads(item.payload) for item in items] == [
-        dict(zip(names, row, strict=True)) for row in rows
-    ]
+    assert [json.loads(item.payload) for item in items] == [dict(zip(names, row, strict=True)) for row in rows]
 
 
 # Streaming --------------------------------------------------------------------------------------------------

@@ -11,9 +11,7 @@ from batchyard.errors import InputInvalid
 from batchyard.ingest import ItemReader
 
 CORPUS = Path(__file__).resolve().parent.parent / "data" / "bad_inputs"
-EXPECTED: dict[str, list[list[int | str]]] = json.loads(
-    (CORPUS / "expected.json").read_text(encoding="utf-8")
-)
+EXPECTED: dict[str, list[list[int | str]]] = json.loads((CORPUS / "expected.json").read_text(encoding="utf-8"))
 # Small, so that long_line.jsonl stays small too; every other corpus line is well under it.
 CORPUS_MAX_LINE_BYTES = 1024
 

@@ -94,29 +94,35 @@ def test_the_status_sets_agree_with_the_table() -> None:
 
 # -- item outcomes: every input, the way the job table is tested --------------------------------------------
 
-@pytest.mark.parametrize(("job_cancelled", "job_paused", "draining", "expected"), [
-    (False, False, False, None),
-    (False, False, True, "release"),
-    (False, True, False, "release"),
-    (False, True, True, "release"),
-    (True, False, False, "cancelled"),
-    (True, False, True, "cancelled"),
-    (True, True, False, "cancelled"),
-    (True, True, True, "cancelled"),
-])
-def test_skip_reason_for_every_input(job_cancelled: bool, job_paused: bool, draining: bool,
-                                     expected: str | None) -> None:
+
+@pytest.mark.parametrize(
+    ("job_cancelled", "job_paused", "draining", "expected"),
+    [
+        (False, False, False, None),
+        (False, False, True, "release"),
+        (False, True, False, "release"),
+        (False, True, True, "release"),
+        (True, False, False, "cancelled"),
+        (True, False, True, "cancelled"),
+        (True, True, False, "cancelled"),
+        (True, True, True, "cancelled"),
+    ],
+)
+def test_skip_reason_for_every_input(
+    job_cancelled: bool, job_paused: bool, draining: bool, expected: str | None
+) -> None:
     assert skip_reason(job_cancelled=job_cancelled, job_paused=job_paused, draining=draining) == expected
 
 
 ATTEMPTS = range(1, 7)
 
 
-@pytest.mark.parametrize(("retryable", "job_stopping", "attempt", "max_attempts"),
-                         list(itertools.product([False, True], [False, True], ATTEMPTS, ATTEMPTS)))
+@pytest.mark.parametrize(
+    ("retryable", "job_stopping", "attempt", "max_attempts"),
+    list(itertools.product([False, True], [False, True], ATTEMPTS, ATTEMPTS)),
+)
 def test_after_failure_for_every_input(retryable: bool, job_stopping: bool, attempt: int, max_attempts: int) -> None:
-    decision = after_failure(retryable=retryable, attempt=attempt, max_attempts=max_attempts,
-                             job_stopping=job_stopping)
+    decision = after_failure(retryable=retryable, attempt=attempt, max_attempts=max_attempts, job_stopping=job_stopping)
     attempts_left = max_attempts - attempt
     assert decision == ("retry" if retryable and not job_stopping and attempts_left > 0 else "failed")
 
@@ -124,8 +130,7 @@ def test_after_failure_for_every_input(retryable: bool, job_stopping: bool, atte
 def test_after_failure_retries_exactly_max_attempts_minus_one_times() -> None:
     for max_attempts in ATTEMPTS:
         attempt = 1
-        while after_failure(retryable=True, attempt=attempt, max_attempts=max_attempts,
-                            job_stopping=False) == "retry":
+        while after_failure(retryable=True, attempt=attempt, max_attempts=max_attempts, job_stopping=False) == "retry":
             attempt += 1
         assert attempt == max_attempts
 

@@ -10,12 +10,40 @@ from batchyard.errors import InvalidRequest
 from batchyard.storage import LocalStorage, artifact_prefix, safe_relative_path
 
 UNSAFE = [
-    "", ".", "./", "./.", "..", "../x", "a/..", "a/../b", "a/./b", "a//b", "a/", "/", "/etc/passwd", "//x",
-    "a\\b", "..\\x", "\\x", "C:\\x", "a\x00b", "\x00", "x" * 256, "a/" + "y" * 256, "é" * 128, "/".join(["d"] * 600),
-    "a\nb", "a\rb", "tab\there", "\x7f", "\ud800", "a/\udcff", "x.batchyard-tmp", "d.batchyard-tmp/x",
+    "",
+    ".",
+    "./",
+    "./.",
+    "..",
+    "../x",
+    "a/..",
+    "a/../b",
+    "a/./b",
+    "a//b",
+    "a/",
+    "/",
+    "/etc/passwd",
+    "//x",
+    "a\\b",
+    "..\\x",
+    "\\x",
+    "C:\\x",
+    "a\x00b",
+    "\x00",
+    "x" * 256,
+    "a/" + "y" * 256,
+    "é" * 128,
+    "/".join(["d"] * 600),
+    "a\nb",
+    "a\rb",
+    "tab\there",
+    "\x7f",
+    "\ud800",
+    "a/\udcff",
+    "x.batchyard-tmp",
+    "d.batchyard-tmp/x",
 ]
-SAFE = ["a", "a.txt", "dir/a.txt", "a/b/c.png", ".hidden", "..a", "a..", "x" * 255, "é" * 127, "名前.txt",
-        "sp ace.txt"]
+SAFE = ["a", "a.txt", "dir/a.txt", "a/b/c.png", ".hidden", "..a", "a..", "x" * 255, "é" * 127, "名前.txt", "sp ace.txt"]
 
 
 @pytest.mark.parametrize("name", UNSAFE)

@@ -27,8 +27,13 @@ RESTART_MAX_DELAY = 60.0
 RESTART_RESET_AFTER = 60.0
 
 
-def create_app(settings: Settings | None = None, *, batchyard: Batchyard | None = None,
-               run_workers: bool = False, worker_options: dict[str, Any] | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None,
+    *,
+    batchyard: Batchyard | None = None,
+    run_workers: bool = False,
+    worker_options: dict[str, Any] | None = None,
+) -> FastAPI:
     """Build the HTTP API. With ``run_workers`` a worker (and maintenance) runs in the server's event loop."""
     by = batchyard or Batchyard(settings)
     by.store  # noqa: B018 - connect and migrate now, not on the first request
@@ -62,8 +67,11 @@ def create_app(settings: Settings | None = None, *, batchyard: Batchyard | None 
     api.state.batchyard = by
     api.state.embedded_worker = None
     install_error_handlers(api)
-    api.add_middleware(BodyLimitMiddleware, max_request_bytes=by.settings.max_request_bytes,
-                       max_upload_bytes=by.settings.max_upload_bytes)
+    api.add_middleware(
+        BodyLimitMiddleware,
+        max_request_bytes=by.settings.max_request_bytes,
+        max_upload_bytes=by.settings.max_upload_bytes,
+    )
     api.add_middleware(SingleValuedQueryMiddleware, repeatable=lambda: _array_query_parameters(api))
     api.add_middleware(SecurityHeadersMiddleware)  # outermost: the other middlewares' answers get the headers too
     from batchyard.api.routes import register_routes
@@ -119,9 +127,11 @@ def _array_query_parameters(api: FastAPI) -> frozenset[str]:
     if cached is None:
         cached = frozenset(
             parameter["name"]
-            for operations in api.openapi()["paths"].values() for operation in operations.values()
+            for operations in api.openapi()["paths"].values()
+            for operation in operations.values()
             for parameter in operation.get("parameters", ())
-            if parameter.get("in") == "query" and _is_array(parameter.get("schema", {})))
+            if parameter.get("in") == "query" and _is_array(parameter.get("schema", {}))
+        )
         api.state.array_query_parameters = cached
     return cached
 

@@ -97,8 +97,9 @@ async def refuse_unstorable_text(request: Request) -> None:
     found = unstorable_at(body)
     if found is not None:
         path, message = found
-        raise RequestValidationError([{"type": "unstorable_value", "loc": ("body", *path), "input": None,
-                                       "msg": message}])
+        raise RequestValidationError(
+            [{"type": "unstorable_value", "loc": ("body", *path), "input": None, "msg": message}]
+        )
 
 
 def _is_json(content_type: str | None) -> bool:

@@ -16,8 +16,11 @@ CSRF_HEADER = "X-CSRF-Token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 bearer_scheme = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer by_...`")
-session_scheme = APIKeyCookie(name=SESSION_COOKIE, auto_error=False,
-                              description="The dashboard's session cookie; writes also need the X-CSRF-Token header")
+session_scheme = APIKeyCookie(
+    name=SESSION_COOKIE,
+    auto_error=False,
+    description="The dashboard's session cookie; writes also need the X-CSRF-Token header",
+)
 
 
 async def get_batchyard(request: Request) -> Batchyard:
@@ -43,10 +46,12 @@ def current_principal(
     if request.headers.get("authorization"):
         raise Unauthenticated("the Authorization header must be 'Bearer <API key>'")
     if session:
-        return auth.session(session, request.headers.get(CSRF_HEADER),
-                            state_changing=request.method not in SAFE_METHODS)
-    raise Unauthenticated("missing API key: send 'Authorization: Bearer <key>' (create one with "
-                          "'batchyard keys create')")
+        return auth.session(
+            session, request.headers.get(CSRF_HEADER), state_changing=request.method not in SAFE_METHODS
+        )
+    raise Unauthenticated(
+        "missing API key: send 'Authorization: Bearer <key>' (create one with 'batchyard keys create')"
+    )
 
 
 PrincipalDep = Annotated[Principal, Depends(current_principal)]

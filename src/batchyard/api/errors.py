@@ -59,23 +59,37 @@ def install_error_handlers(app: FastAPI) -> None:
         if len(errors) > 1:
             message += f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})"
         status = 400 if first.get("type") == "json_invalid" else 422
-        details = [{"loc": [str(p) for p in e.get("loc", ())], "msg": e.get("msg"), "type": e.get("type")}
-                   for e in errors[:20]]
-        return ErrorJSONResponse(error_body(message, "InvalidRequest", "invalid_request", param, details=details),
-                            status_code=status)
+        details = [
+            {"loc": [str(p) for p in e.get("loc", ())], "msg": e.get("msg"), "type": e.get("type")} for e in errors[:20]
+        ]
+        return ErrorJSONResponse(
+            error_body(message, "InvalidRequest", "invalid_request", param, details=details), status_code=status
+        )
 
     @app.exception_handler(DataError)
     async def data_error(request: Request, exc: DataError) -> JSONResponse:
         # The database refused a value the request carried (e.g. a NUL byte, which PostgreSQL text cannot hold):
         # the client's mistake, so a 400, never a 500.
-        return ErrorJSONResponse(error_body("the request contains a value the database cannot store (such as a NUL "
-                                       "character); remove it and try again", "InvalidRequest", "invalid_value"),
-                            status_code=400)
+        return ErrorJSONResponse(
+            error_body(
+                "the request contains a value the database cannot store (such as a NUL "
+                "character); remove it and try again",
+                "InvalidRequest",
+                "invalid_value",
+            ),
+            status_code=400,
+        )
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = {404: "not_found", 405: "method_not_allowed", 401: "unauthenticated", 403: "forbidden",
-                413: "too_large", 429: "rate_limited"}.get(exc.status_code, "http_error")
+        code = {
+            404: "not_found",
+            405: "method_not_allowed",
+            401: "unauthenticated",
+            403: "forbidden",
+            413: "too_large",
+            429: "rate_limited",
+        }.get(exc.status_code, "http_error")
         message = exc.detail if isinstance(exc.detail, str) else "request failed"
         headers = dict(getattr(exc, "headers", None) or {})
         if exc.status_code == 404 and message == "Not Found":
@@ -86,8 +100,7 @@ def install_error_handlers(app: FastAPI) -> None:
             headers["Allow"] = ", ".join(allowed)
             message = f"{request.method} is not allowed on {request.url.path}; use {', '.join(allowed)}"
         type_ = "PayloadTooLarge" if exc.status_code == 413 else "HTTPError"
-        return ErrorJSONResponse(error_body(message, type_, code), status_code=exc.status_code,
-                            headers=headers or None)
+        return ErrorJSONResponse(error_body(message, type_, code), status_code=exc.status_code, headers=headers or None)
 
 
 _HTTP_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE"})
@@ -97,9 +110,13 @@ def _allowed_methods(request: Request) -> list[str]:
     """Every method some route accepts on this path, from the OpenAPI description (built once per app)."""
     table = getattr(request.app.state, "allow_table", None)
     if table is None:
-        table = [(re.compile("^" + re.sub(r"\{[^}]+\}", "[^/]+", path) + "$"),
-                  {m.upper() for m in operations} & _HTTP_METHODS)
-                 for path, operations in request.app.openapi()["paths"].items()]
+        table = [
+            (
+                re.compile("^" + re.sub(r"\{[^}]+\}", "[^/]+", path) + "$"),
+                {m.upper() for m in operations} & _HTTP_METHODS,
+            )
+            for path, operations in request.app.openapi()["paths"].items()
+        ]
         request.app.state.allow_table = table
     path = request.url.path
     exact = request.app.openapi()["paths"].get(path)

@@ -98,14 +98,15 @@ def decode_cursor(cursor: str, param: str = "Last-Event-ID") -> tuple[float, str
     try:
         text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         if text.startswith(_CURSOR_PREFIX):
-            at, _, job_id = text[len(_CURSOR_PREFIX):].partition(":")
+            at, _, job_id = text[len(_CURSOR_PREFIX) :].partition(":")
             value = float(at)
             if job_id and math.isfinite(value):
                 return value, job_id
     except (binascii.Error, UnicodeDecodeError, ValueError):
         pass
-    raise InvalidRequest(f"invalid {param}: send back the id of the last event this stream sent, unchanged",
-                         param=param)
+    raise InvalidRequest(
+        f"invalid {param}: send back the id of the last event this stream sent, unchanged", param=param
+    )
 
 
 def sse_frame(event: str, data: str, event_id: str | None = None) -> bytes:
@@ -188,10 +189,16 @@ class Replay:
 class JobFeed:
     """Job changes for every open stream of one application, from one shared poller (see the module doc)."""
 
-    def __init__(self, app: Batchyard, *, poll_interval: float = POLL_INTERVAL_SECONDS,
-                 lookback: float = LOOKBACK_SECONDS, mailbox_size: int = MAILBOX_SIZE,
-                 keepalive: float = KEEPALIVE_SECONDS,
-                 credential_check_interval: float = CREDENTIAL_CHECK_SECONDS) -> None:
+    def __init__(
+        self,
+        app: Batchyard,
+        *,
+        poll_interval: float = POLL_INTERVAL_SECONDS,
+        lookback: float = LOOKBACK_SECONDS,
+        mailbox_size: int = MAILBOX_SIZE,
+        keepalive: float = KEEPALIVE_SECONDS,
+        credential_check_interval: float = CREDENTIAL_CHECK_SECONDS,
+    ) -> None:
         self.app = app
         self.poll_interval = poll_interval
         self.lookback = lookback
@@ -255,7 +262,8 @@ class JobFeed:
 
         def load() -> Replay:
             records, truncated = self.app.store.jobs_changed_since(
-                at - self.lookback, owner=owner, job_id=sub.job_id, limit=REPLAY_LIMIT)
+                at - self.lookback, owner=owner, job_id=sub.job_id, limit=REPLAY_LIMIT
+            )
             fresh = [r for r in records if not (r.id == last_job_id and changed_at(r) <= at)]
             return Replay(self._render(fresh), truncated)
 
@@ -308,8 +316,11 @@ class JobFeed:
             except Exception as exc:  # the database is down or busy: keep the streams open and try again
                 failures += 1
                 if failures == 1:
-                    log.warning("job feed: polling for job changes failed (%s); retrying with backoff", exc,
-                                exc_info=not isinstance(exc, StoreUnavailable))
+                    log.warning(
+                        "job feed: polling for job changes failed (%s); retrying with backoff",
+                        exc,
+                        exc_info=not isinstance(exc, StoreUnavailable),
+                    )
             else:
                 if failures:
                     log.info("job feed: polling works again after %d failure(s)", failures)
@@ -317,7 +328,7 @@ class JobFeed:
                 self._dispatch(changes)
                 await self._end_streams_whose_credential_ended()
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self.poll_interval * min(2 ** failures, MAX_BACKOFF_FACTOR)):
+                async with asyncio.timeout(self.poll_interval * min(2**failures, MAX_BACKOFF_FACTOR)):
                     await self._wake.wait()
 
     async def _end_streams_whose_credential_ended(self) -> None:

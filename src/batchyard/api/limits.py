@@ -56,8 +56,7 @@ class BodyLimitMiddleware:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
-                    raise BodyTooLarge(self.max_upload_bytes if upload else limit,
-                                       "file" if upload else "request body")
+                    raise BodyTooLarge(self.max_upload_bytes if upload else limit, "file" if upload else "request body")
             return message
 
         async def tracking_send(message: Message) -> None:
@@ -94,9 +93,17 @@ async def _reject(send: Send, limit: int, what: str) -> None:
 async def _send_error(send: Send, status: int, code: str, type_: str, message: str, param: str | None = None) -> None:
     body: dict[str, Any] = {"error": {"message": message, "type": type_, "param": param, "code": code}}
     payload = json.dumps(body).encode()
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode()),
-                            (b"connection", b"close")]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(payload)).encode()),
+                (b"connection", b"close"),
+            ],
+        }
+    )
     await send({"type": "http.response.body", "body": payload})
 
 
@@ -115,8 +122,13 @@ class SingleValuedQueryMiddleware:
             names = [name for name, _ in parse_qsl(scope["query_string"].decode("latin-1"), keep_blank_values=True)]
             repeated = sorted({n for n in names if names.count(n) > 1} - self._repeatable())
             if repeated:
-                await _send_error(send, 422, "invalid_request", "InvalidRequest",
-                                  f"query parameter {repeated[0]!r} was given more than once; give it once",
-                                  param=repeated[0])
+                await _send_error(
+                    send,
+                    422,
+                    "invalid_request",
+                    "InvalidRequest",
+                    f"query parameter {repeated[0]!r} was given more than once; give it once",
+                    param=repeated[0],
+                )
                 return
         await self.app(scope, receive, send)

@@ -16,12 +16,16 @@ from __future__ import annotations
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-PAGE_POLICY = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
-               "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
+PAGE_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+    "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
 DOCS_CDN = "https://cdn.jsdelivr.net"
-DOCS_POLICY = (f"default-src 'self'; script-src 'self' {DOCS_CDN} 'unsafe-inline'; "
-               f"style-src 'self' {DOCS_CDN} 'unsafe-inline'; img-src 'self' data: https://fastapi.tiangolo.com; "
-               "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
+DOCS_POLICY = (
+    f"default-src 'self'; script-src 'self' {DOCS_CDN} 'unsafe-inline'; "
+    f"style-src 'self' {DOCS_CDN} 'unsafe-inline'; img-src 'self' data: https://fastapi.tiangolo.com; "
+    "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
 DOCS_PATHS = ("/docs",)
 NO_STORE_PREFIXES = ("/api/", "/v1/", "/login")
 
@@ -42,8 +46,9 @@ class SecurityHeadersMiddleware:
                 headers.setdefault("X-Content-Type-Options", "nosniff")
                 headers.setdefault("Referrer-Policy", "no-referrer")
                 if headers.get("content-type", "").startswith("text/html"):
-                    headers.setdefault("Content-Security-Policy",
-                                       DOCS_POLICY if path.startswith(DOCS_PATHS) else PAGE_POLICY)
+                    headers.setdefault(
+                        "Content-Security-Policy", DOCS_POLICY if path.startswith(DOCS_PATHS) else PAGE_POLICY
+                    )
                     headers.setdefault("X-Frame-Options", "DENY")
                 if path.startswith(NO_STORE_PREFIXES):
                     headers.setdefault("Cache-Control", "no-store")

@@ -40,35 +40,55 @@ PROBLEMS_SHOWN = 20
 AppOption = Annotated[
     str | None,
     typer.Option(
-        "--app", metavar="MODULE:ATTR",
+        "--app",
+        metavar="MODULE:ATTR",
         help="Your Batchyard instance, e.g. [bold]mypkg.jobs:app[/] (imported from the current directory), "
-             "so its handlers and settings are used. Default: the built-in demo handlers (echo, sleep, flaky).",
+        "so its handlers and settings are used. Default: the built-in demo handlers (echo, sleep, flaky).",
     ),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", metavar="", help="Print only JSON on stdout (for scripts).")]
 UrlOption = Annotated[
     str | None,
     typer.Option(
-        "--url", envvar="BATCHYARD_URL", metavar="URL", show_default=False,
+        "--url",
+        envvar="BATCHYARD_URL",
+        metavar="URL",
+        show_default=False,
         help="Work against a Batchyard server (e.g. [bold]http://127.0.0.1:8000[/]) through its REST API instead of "
-             "a local database; needs --key.",
+        "a local database; needs --key.",
     ),
 ]
 KeyOption = Annotated[
     str | None,
     typer.Option(
-        "--key", envvar="BATCHYARD_API_KEY", metavar="KEY", show_default=False,
+        "--key",
+        envvar="BATCHYARD_API_KEY",
+        metavar="KEY",
+        show_default=False,
         help="The API key for --url (create one on the server with [bold]batchyard keys create[/]). Prefer the "
-             "environment variable: a flag shows up in your shell history.",
+        "environment variable: a flag shows up in your shell history.",
     ),
 ]
 # ``serve`` and ``keys`` take the root's --data-dir/--db after the command too ("batchyard serve --db URL").
-LocalDataDirOption = Annotated[Path | None, typer.Option(
-    "--data-dir", metavar="DIR", file_okay=False, show_default=False,
-    help="Same as [bold]batchyard --data-dir[/] (env BATCHYARD_DATA_DIR). Default: ~/.batchyard")]
-LocalDatabaseOption = Annotated[str | None, typer.Option(
-    "--db", metavar="URL", show_default=False,
-    help="Same as [bold]batchyard --db[/] (env BATCHYARD_DATABASE_URL). Default: SQLite in the data dir.")]
+LocalDataDirOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--data-dir",
+        metavar="DIR",
+        file_okay=False,
+        show_default=False,
+        help="Same as [bold]batchyard --data-dir[/] (env BATCHYARD_DATA_DIR). Default: ~/.batchyard",
+    ),
+]
+LocalDatabaseOption = Annotated[
+    str | None,
+    typer.Option(
+        "--db",
+        metavar="URL",
+        show_default=False,
+        help="Same as [bold]batchyard --db[/] (env BATCHYARD_DATABASE_URL). Default: SQLite in the data dir.",
+    ),
+]
 
 
 @dataclass
@@ -139,8 +159,9 @@ def load_user_app(ref: str) -> Batchyard:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
         if exc.name and module_name.startswith(exc.name):
-            raise ConfigError(f"--app {ref!r}: could not import module {module_name!r} "
-                              f"(looked in {cwd} and sys.path)") from exc
+            raise ConfigError(
+                f"--app {ref!r}: could not import module {module_name!r} (looked in {cwd} and sys.path)"
+            ) from exc
         raise
     target: Any = module
     for part in attr.split("."):
@@ -189,11 +210,15 @@ def redact_url(url: str) -> str:
 def open_client(url: str, key: str | None, app_ref: str | None = None) -> Iterator[Client]:
     """A client for ``--url``, authenticated with ``--key``; closed afterwards."""
     if app_ref:
-        fail("--app loads handlers into a local process; with --url the server's handlers are used",
-             hint="drop --app, or drop --url (and BATCHYARD_URL) to work on the local database")
+        fail(
+            "--app loads handlers into a local process; with --url the server's handlers are used",
+            hint="drop --app, or drop --url (and BATCHYARD_URL) to work on the local database",
+        )
     if not key:
-        fail(f"--url {url} needs an API key: pass --key or set BATCHYARD_API_KEY",
-             hint="create one where the server runs: batchyard keys create --owner NAME --role member")
+        fail(
+            f"--url {url} needs an API key: pass --key or set BATCHYARD_API_KEY",
+            hint="create one where the server runs: batchyard keys create --owner NAME --role member",
+        )
     with Client(url, key) as client:
         yield client
 
@@ -220,21 +245,40 @@ def view_from_json(data: dict[str, Any]) -> JobView:
     if files_written_at is None and result_files:  # written files are what makes a finished job finished
         files_written_at = data.get("finished_at") or data.get("last_activity_at") or data.get("created_at") or 0.0
     record = JobRecord(
-        id=data["id"], handler=data.get("handler", ""), owner=data.get("owner", ""), project=data.get("project"),
-        status=data.get("status", ""), priority=int(data.get("priority") or 0), params=data.get("params") or {},
-        description=data.get("description"), tags=list(data.get("tags") or []), metadata=data.get("metadata") or {},
-        source=data.get("source"), total=int(counts.get("total", 0)), queued=int(counts.get("queued", 0)),
-        running=int(counts.get("running", 0)), succeeded=succeeded, failed=failed,
-        cancelled=int(counts.get("cancelled", 0)), cost=float(data.get("cost") or 0.0), usage=data.get("usage") or {},
+        id=data["id"],
+        handler=data.get("handler", ""),
+        owner=data.get("owner", ""),
+        project=data.get("project"),
+        status=data.get("status", ""),
+        priority=int(data.get("priority") or 0),
+        params=data.get("params") or {},
+        description=data.get("description"),
+        tags=list(data.get("tags") or []),
+        metadata=data.get("metadata") or {},
+        source=data.get("source"),
+        total=int(counts.get("total", 0)),
+        queued=int(counts.get("queued", 0)),
+        running=int(counts.get("running", 0)),
+        succeeded=succeeded,
+        failed=failed,
+        cancelled=int(counts.get("cancelled", 0)),
+        cost=float(data.get("cost") or 0.0),
+        usage=data.get("usage") or {},
         busy_seconds=float(data.get("avg_item_seconds") or 0.0) * (succeeded + failed),
-        created_at=float(data.get("created_at") or 0.0), started_at=data.get("started_at"),
-        finished_at=data.get("finished_at"), last_activity_at=data.get("last_activity_at"),
-        scheduled_at=data.get("scheduled_at"), expires_at=data.get("expires_at"), error=data.get("error"),
+        created_at=float(data.get("created_at") or 0.0),
+        started_at=data.get("started_at"),
+        finished_at=data.get("finished_at"),
+        last_activity_at=data.get("last_activity_at"),
+        scheduled_at=data.get("scheduled_at"),
+        expires_at=data.get("expires_at"),
+        error=data.get("error"),
         max_attempts=int(settings.get("max_attempts") or 1),
         backoff_base_seconds=float(settings.get("backoff_base_seconds") or 0.0),
         backoff_max_seconds=float(settings.get("backoff_max_seconds") or 0.0),
-        timeout_seconds=settings.get("timeout_seconds"), concurrency=settings.get("concurrency"),
-        max_failures=settings.get("max_failures"), max_failure_rate=settings.get("max_failure_rate"),
+        timeout_seconds=settings.get("timeout_seconds"),
+        concurrency=settings.get("concurrency"),
+        max_failures=settings.get("max_failures"),
+        max_failure_rate=settings.get("max_failure_rate"),
         files_written_at=files_written_at,
         result_files=result_files,
     )
@@ -242,9 +286,15 @@ def view_from_json(data: dict[str, Any]) -> JobView:
 
 
 def event_from_json(job_id: str, data: dict[str, Any]) -> EventRecord:
-    return EventRecord(id=int(data.get("id") or 0), job_id=job_id, at=float(data.get("at") or 0.0),
-                       type=str(data.get("type") or ""), actor=data.get("actor"), message=data.get("message"),
-                       data=data.get("data") or {})
+    return EventRecord(
+        id=int(data.get("id") or 0),
+        job_id=job_id,
+        at=float(data.get("at") or 0.0),
+        type=str(data.get("type") or ""),
+        actor=data.get("actor"),
+        message=data.get("message"),
+        data=data.get("data") or {},
+    )
 
 
 def print_json(data: Any) -> None:
@@ -268,8 +318,9 @@ def print_input_problems(exc: InputInvalid) -> None:
     for problem in exc.problems[:PROBLEMS_SHOWN]:
         table.add_row(str(problem.line), problem.code, escape(problem.message))
     noun = "problem" if exc.total == 1 else "problems"
-    err.print(f"[bold red]Error:[/] {escape(exc.source)} has {exc.total:,} {noun}; nothing was submitted.",
-              soft_wrap=True)
+    err.print(
+        f"[bold red]Error:[/] {escape(exc.source)} has {exc.total:,} {noun}; nothing was submitted.", soft_wrap=True
+    )
     err.print(table)
     if exc.total > PROBLEMS_SHOWN:
         err.print(f"[dim]... and {exc.total - PROBLEMS_SHOWN:,} more[/]")
@@ -285,8 +336,11 @@ def report_error(exc: Exception) -> NoReturn:
     if isinstance(exc, ServerUnreachable):
         fail(exc.message, hint="is 'batchyard serve' running there? Check --url / BATCHYARD_URL")
     if isinstance(exc, WorkerCrashed):
-        fail(exc.message, hint="the traceback is logged above; its items return to the queue. Run workers under "
-                               "a supervisor (systemd, Kubernetes, docker --restart) so a new one starts")
+        fail(
+            exc.message,
+            hint="the traceback is logged above; its items return to the queue. Run workers under "
+            "a supervisor (systemd, Kubernetes, docker --restart) so a new one starts",
+        )
     if isinstance(exc, BatchyardError):
         fail(exc.message)
     if isinstance(exc, OperationalError):  # the store does not wrap driver errors (yet): say it plainly
@@ -305,8 +359,10 @@ def report_api_error(exc: ApiError, source: str = "input") -> NoReturn:
         print_input_problems(invalid)
         raise typer.Exit(EXIT_INPUT_INVALID)
     if exc.status == 401:
-        fail(exc.message, hint="check --key / BATCHYARD_API_KEY (keys are listed with 'batchyard keys list' "
-                               "where the server runs)")
+        fail(
+            exc.message,
+            hint="check --key / BATCHYARD_API_KEY (keys are listed with 'batchyard keys list' where the server runs)",
+        )
     fail(exc.message)
 
 

@@ -39,13 +39,16 @@ EVENTS_IN_JSON = 50
 EVENT_PAGE = 500
 
 jobs_app = typer.Typer(
-    name="jobs", no_args_is_help=True, rich_markup_mode="rich",
+    name="jobs",
+    no_args_is_help=True,
+    rich_markup_mode="rich",
     help="List, inspect and control jobs: [cyan]list, show, pause, resume, cancel, retry, download, delete[/]. "
-         "Each works on the local database, or on a server with [cyan]--url[/] and [cyan]--key[/].",
+    "Each works on the local database, or on a server with [cyan]--url[/] and [cyan]--key[/].",
 )
 
-JobId = Annotated[str, typer.Argument(metavar="JOB_ID", help="The job's id (from submit or jobs list).",
-                                      show_default=False)]
+JobId = Annotated[
+    str, typer.Argument(metavar="JOB_ID", help="The job's id (from submit or jobs list).", show_default=False)
+]
 
 
 def last_events(store: Store, job_id: str, n: int) -> list[EventRecord]:
@@ -63,14 +66,23 @@ def last_events(store: Store, job_id: str, n: int) -> list[EventRecord]:
 @jobs_app.command("list")
 def list_jobs(
     ctx: typer.Context,
-    status: Annotated[list[JobStatus] | None, typer.Option(
-        "--status", "-s", metavar="STATUS", case_sensitive=False,
-        help="Only jobs in this status (repeatable): queued, running, paused, finalizing, completed, failed, "
-             "cancelling, cancelled, expired.")] = None,
-    handler: Annotated[str | None, typer.Option(
-        "--handler", "-H", metavar="NAME", help="Only jobs of this handler.")] = None,
-    limit: Annotated[int, typer.Option(
-        "--limit", "-n", min=1, max=1000, metavar="N", help="At most this many jobs.")] = 20,
+    status: Annotated[
+        list[JobStatus] | None,
+        typer.Option(
+            "--status",
+            "-s",
+            metavar="STATUS",
+            case_sensitive=False,
+            help="Only jobs in this status (repeatable): queued, running, paused, finalizing, completed, failed, "
+            "cancelling, cancelled, expired.",
+        ),
+    ] = None,
+    handler: Annotated[
+        str | None, typer.Option("--handler", "-H", metavar="NAME", help="Only jobs of this handler.")
+    ] = None,
+    limit: Annotated[
+        int, typer.Option("--limit", "-n", min=1, max=1000, metavar="N", help="At most this many jobs.")
+    ] = 20,
     json_output: JsonOption = False,
     url: UrlOption = None,
     key: KeyOption = None,
@@ -109,8 +121,14 @@ def list_jobs(
 
 
 @jobs_app.command("show")
-def show(ctx: typer.Context, job_id: JobId, json_output: JsonOption = False, url: UrlOption = None,
-         key: KeyOption = None, app: AppOption = None) -> None:
+def show(
+    ctx: typer.Context,
+    job_id: JobId,
+    json_output: JsonOption = False,
+    url: UrlOption = None,
+    key: KeyOption = None,
+    app: AppOption = None,
+) -> None:
     """Show one job: progress, counts, timings, settings, error, result files and its latest events.
 
     With [cyan]--json[/] the job comes with its last 50 events.
@@ -148,14 +166,16 @@ def _show_remote(ctx: typer.Context, client: Client, job_id: str, n_events: int,
     if files:
         out.print(Text("Result files", style="bold"))
         out.print(render.files_table(files, with_paths=False))
-        out.print(f"Download them: [cyan]{remote_hint(ctx, 'jobs download', job_id, '-o', 'DIR')}[/]",
-                  soft_wrap=True)
+        out.print(f"Download them: [cyan]{remote_hint(ctx, 'jobs download', job_id, '-o', 'DIR')}[/]", soft_wrap=True)
 
 
 def _remote_result_files(data: dict[str, Any], directory: Path = Path()) -> list[render.ResultFile]:
     files = data.get("result_files") or {}
-    return [render.ResultFile(name, directory / name, files[name].get("bytes"), files[name].get("rows"))
-            for name in RESULT_FILE_NAMES if name in files]
+    return [
+        render.ResultFile(name, directory / name, files[name].get("bytes"), files[name].get("rows"))
+        for name in RESULT_FILE_NAMES
+        if name in files
+    ]
 
 
 def _report_move(view: JobView, done: str, json_output: bool, data: dict[str, Any] | None = None) -> None:
@@ -165,15 +185,24 @@ def _report_move(view: JobView, done: str, json_output: bool, data: dict[str, An
         out.print(Text.assemble(("✔ ", "green"), f"{done}: ", render.job_summary_line(view.job)), soft_wrap=True)
 
 
-def _move_remote(url: str, key: str | None, app_ref: str | None, job_id: str, action: str, done: str,
-                 json_output: bool) -> None:
+def _move_remote(
+    url: str, key: str | None, app_ref: str | None, job_id: str, action: str, done: str, json_output: bool
+) -> None:
     with open_client(url, key, app_ref) as client:
         data = {"pause": client.pause_job, "resume": client.resume_job, "cancel": client.cancel_job}[action](job_id)
     _report_move(view_from_json(data), done, json_output, data)
 
 
-def _move(ctx: typer.Context, job_id: str, action: str, done: str, json_output: bool, url: str | None,
-          key: str | None, app: str | None) -> None:
+def _move(
+    ctx: typer.Context,
+    job_id: str,
+    action: str,
+    done: str,
+    json_output: bool,
+    url: str | None,
+    key: str | None,
+    app: str | None,
+) -> None:
     """Pause, resume or cancel, on the local database or (with ``url``) over the API."""
     if url:
         _move_remote(url, key, app, job_id, action, done, json_output)
@@ -185,8 +214,14 @@ def _move(ctx: typer.Context, job_id: str, action: str, done: str, json_output: 
 
 
 @jobs_app.command("pause")
-def pause(ctx: typer.Context, job_id: JobId, json_output: JsonOption = False, url: UrlOption = None,
-          key: KeyOption = None, app: AppOption = None) -> None:
+def pause(
+    ctx: typer.Context,
+    job_id: JobId,
+    json_output: JsonOption = False,
+    url: UrlOption = None,
+    key: KeyOption = None,
+    app: AppOption = None,
+) -> None:
     """Pause a queued or running job: no new items start; items in flight finish.
 
     [bold]Example[/]   [cyan]batchyard jobs pause job_0123abcd[/]
@@ -195,8 +230,14 @@ def pause(ctx: typer.Context, job_id: JobId, json_output: JsonOption = False, ur
 
 
 @jobs_app.command("resume")
-def resume(ctx: typer.Context, job_id: JobId, json_output: JsonOption = False, url: UrlOption = None,
-           key: KeyOption = None, app: AppOption = None) -> None:
+def resume(
+    ctx: typer.Context,
+    job_id: JobId,
+    json_output: JsonOption = False,
+    url: UrlOption = None,
+    key: KeyOption = None,
+    app: AppOption = None,
+) -> None:
     """Resume a paused job.
 
     [bold]Example[/]   [cyan]batchyard jobs resume job_0123abcd[/]
@@ -205,8 +246,14 @@ def resume(ctx: typer.Context, job_id: JobId, json_output: JsonOption = False, u
 
 
 @jobs_app.command("cancel")
-def cancel(ctx: typer.Context, job_id: JobId, json_output: JsonOption = False, url: UrlOption = None,
-           key: KeyOption = None, app: AppOption = None) -> None:
+def cancel(
+    ctx: typer.Context,
+    job_id: JobId,
+    json_output: JsonOption = False,
+    url: UrlOption = None,
+    key: KeyOption = None,
+    app: AppOption = None,
+) -> None:
     """Cancel a job: queued items are cancelled at once, items in flight are told to stop.
 
     [bold]Example[/]   [cyan]batchyard jobs cancel job_0123abcd[/]
@@ -215,8 +262,14 @@ def cancel(ctx: typer.Context, job_id: JobId, json_output: JsonOption = False, u
 
 
 @jobs_app.command("retry")
-def retry(ctx: typer.Context, job_id: JobId, json_output: JsonOption = False, url: UrlOption = None,
-          key: KeyOption = None, app: AppOption = None) -> None:
+def retry(
+    ctx: typer.Context,
+    job_id: JobId,
+    json_output: JsonOption = False,
+    url: UrlOption = None,
+    key: KeyOption = None,
+    app: AppOption = None,
+) -> None:
     """Queue a job's failed items again, with fresh attempts.
 
     [bold]Example[/]   [cyan]batchyard jobs retry job_0123abcd[/]
@@ -226,23 +279,31 @@ def retry(ctx: typer.Context, job_id: JobId, json_output: JsonOption = False, ur
             data = dict(client.retry_job(job_id))
             n = int(data.pop("retried", 0))
             view = view_from_json(data)
-            worker_note = None if client.has_live_worker_for(view.job.handler) else (
-                "the items wait until a worker for it runs ([cyan]batchyard serve[/] runs one).")
+            worker_note = (
+                None
+                if client.has_live_worker_for(view.job.handler)
+                else ("the items wait until a worker for it runs ([cyan]batchyard serve[/] runs one).")
+            )
     else:
         with open_app(ctx, app) as by:
             view, n = by.service.retry_failed(job_id, actor="cli")
-            worker_note = None if by.service.has_live_worker_for(view.job.handler) else (
-                f"start one with [cyan]{hint_command(ctx, app, 'worker')}[/]")
+            worker_note = (
+                None
+                if by.service.has_live_worker_for(view.job.handler)
+                else (f"start one with [cyan]{hint_command(ctx, app, 'worker')}[/]")
+            )
         data = view.to_dict()
     if json_output:
         print_json({"retried_items": n, "job": data})
         return
     items = f"{humanize.count(n)} failed item{'s' if n != 1 else ''}"
-    out.print(Text.assemble(("✔ ", "green"), f"Queued {items} again: ", render.job_summary_line(view.job)),
-              soft_wrap=True)
+    out.print(
+        Text.assemble(("✔ ", "green"), f"Queued {items} again: ", render.job_summary_line(view.job)), soft_wrap=True
+    )
     if worker_note:
-        out.print(f"  [yellow]No worker is running for {escape(repr(view.job.handler))}[/]: {worker_note}",
-                  soft_wrap=True)
+        out.print(
+            f"  [yellow]No worker is running for {escape(repr(view.job.handler))}[/]: {worker_note}", soft_wrap=True
+        )
 
 
 @jobs_app.command("delete")
@@ -283,17 +344,25 @@ def _confirm_delete(view: JobView, yes: bool) -> None:
     job = view.job
     next_job_status(job.status, Action.DELETE)  # refuse before asking, not after
     if not yes:
-        typer.confirm(f"Delete job {job.id} ({job.status}, {job.total:,} items) and its result files?",
-                      abort=True, err=True)
+        typer.confirm(
+            f"Delete job {job.id} ({job.status}, {job.total:,} items) and its result files?", abort=True, err=True
+        )
 
 
 @jobs_app.command("download")
 def download(
     ctx: typer.Context,
     job_id: JobId,
-    output: Annotated[Path | None, typer.Option(
-        "--output", "-o", metavar="DIR", file_okay=False,
-        help="Where to write the files (created if missing). Default: ./JOB_ID")] = None,
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output",
+            "-o",
+            metavar="DIR",
+            file_okay=False,
+            help="Where to write the files (created if missing). Default: ./JOB_ID",
+        ),
+    ] = None,
     json_output: JsonOption = False,
     url: UrlOption = None,
     key: KeyOption = None,
@@ -321,12 +390,17 @@ def download(
             rows = {f.name: f.rows for f in render.result_files(job.refresh(), by.storage)}
         files = [render.ResultFile(p.name, p, p.stat().st_size, rows.get(p.name)) for p in paths]
     if json_output:
-        print_json({"job_id": job_id, "directory": str(directory),
-                    "files": [{"name": f.name, "path": str(f.path), "bytes": f.bytes, "rows": f.rows}
-                              for f in files]})
+        print_json(
+            {
+                "job_id": job_id,
+                "directory": str(directory),
+                "files": [{"name": f.name, "path": str(f.path), "bytes": f.bytes, "rows": f.rows} for f in files],
+            }
+        )
         return
-    out.print(f"[green]✔[/] Wrote {len(files)} file{'s' if len(files) != 1 else ''} of [cyan]{job_id}[/] "
-              f"to {directory}")
+    out.print(
+        f"[green]✔[/] Wrote {len(files)} file{'s' if len(files) != 1 else ''} of [cyan]{job_id}[/] to {directory}"
+    )
     out.print(render.files_table(files))
 
 
@@ -335,7 +409,8 @@ def _download_remote(client: Client, job_id: str, directory: Path) -> list[rende
     data = client.get_job(job_id)
     listed = _remote_result_files(data, directory)
     if not listed:
-        raise NotReady(f"job {job_id} has no result files yet (status {data.get('status')}); "
-                       "they are written when it finishes")
+        raise NotReady(
+            f"job {job_id} has no result files yet (status {data.get('status')}); they are written when it finishes"
+        )
     directory.mkdir(parents=True, exist_ok=True)
     return [render.ResultFile(f.name, f.path, client.download(job_id, f.name, f.path), f.rows) for f in listed]

@@ -30,24 +30,39 @@ from batchyard.store import Store
 from batchyard.store.auth import ApiKeyRecord
 
 keys_app = typer.Typer(
-    name="keys", no_args_is_help=True, rich_markup_mode="rich",
+    name="keys",
+    no_args_is_help=True,
+    rich_markup_mode="rich",
     help="API keys for the HTTP API: [cyan]create, list, revoke[/]. They act on the database the server uses "
-         "(--data-dir / --db, as for [cyan]batchyard serve[/]).",
+    "(--data-dir / --db, as for [cyan]batchyard serve[/]).",
 )
 
 
 @keys_app.command("create")
 def create(
     ctx: typer.Context,
-    owner: Annotated[str, typer.Option(
-        "--owner", metavar="NAME", show_default=False,
-        help="Whose jobs and files the key reaches (members and viewers see only their owner's).")],
-    role: Annotated[Role, typer.Option(
-        "--role", metavar="admin|member|viewer", case_sensitive=False,
-        help="admin: everything of every owner; member: its owner's jobs and files; viewer: read-only.")]
-    = Role.MEMBER,
-    name: Annotated[str | None, typer.Option(
-        "--name", metavar="TEXT", help="A note to recognise the key by in lists, e.g. 'ci' or 'laptop'.")] = None,
+    owner: Annotated[
+        str,
+        typer.Option(
+            "--owner",
+            metavar="NAME",
+            show_default=False,
+            help="Whose jobs and files the key reaches (members and viewers see only their owner's).",
+        ),
+    ],
+    role: Annotated[
+        Role,
+        typer.Option(
+            "--role",
+            metavar="admin|member|viewer",
+            case_sensitive=False,
+            help="admin: everything of every owner; member: its owner's jobs and files; viewer: read-only.",
+        ),
+    ] = Role.MEMBER,
+    name: Annotated[
+        str | None,
+        typer.Option("--name", metavar="TEXT", help="A note to recognise the key by in lists, e.g. 'ci' or 'laptop'."),
+    ] = None,
     data_dir: LocalDataDirOption = None,
     database_url: LocalDatabaseOption = None,
     app: AppOption = None,
@@ -67,11 +82,15 @@ def create(
         key, record = AuthService(by.store).create_key(owner, role, name)
     sys.stdout.write(key + "\n")
     sys.stdout.flush()
-    err.print(f"[green]✔[/] Created key [cyan]{record.id}[/] ({record.prefix}…) for owner [bold]"
-              f"{escape(record.owner)}[/], role {record.role}. It is shown only this once: keep it somewhere safe.",
-              soft_wrap=True)
-    err.print("[dim]Use it as 'Authorization: Bearer <key>', or BATCHYARD_API_KEY=<key> with --url for the CLI.[/]",
-              soft_wrap=True)
+    err.print(
+        f"[green]✔[/] Created key [cyan]{record.id}[/] ({record.prefix}…) for owner [bold]"
+        f"{escape(record.owner)}[/], role {record.role}. It is shown only this once: keep it somewhere safe.",
+        soft_wrap=True,
+    )
+    err.print(
+        "[dim]Use it as 'Authorization: Bearer <key>', or BATCHYARD_API_KEY=<key> with --url for the CLI.[/]",
+        soft_wrap=True,
+    )
 
 
 @keys_app.command("list")
@@ -107,8 +126,12 @@ def list_keys(
 @keys_app.command("revoke")
 def revoke(
     ctx: typer.Context,
-    key_id: Annotated[str, typer.Argument(
-        metavar="KEY_ID", show_default=False, help="The key's id (key_...) or prefix (by_...), from keys list.")],
+    key_id: Annotated[
+        str,
+        typer.Argument(
+            metavar="KEY_ID", show_default=False, help="The key's id (key_...) or prefix (by_...), from keys list."
+        ),
+    ],
     json_output: JsonOption = False,
     data_dir: LocalDataDirOption = None,
     database_url: LocalDatabaseOption = None,
@@ -130,11 +153,17 @@ def revoke(
     if json_output:
         print_json({**key_to_dict(record), "already_revoked": not newly})
     elif newly:
-        out.print(f"[green]✔[/] Revoked [cyan]{record.id}[/] ({record.prefix}…, owner {escape(record.owner)}, "
-                  f"role {record.role})", soft_wrap=True)
+        out.print(
+            f"[green]✔[/] Revoked [cyan]{record.id}[/] ({record.prefix}…, owner {escape(record.owner)}, "
+            f"role {record.role})",
+            soft_wrap=True,
+        )
     else:
-        out.print(f"[yellow]{record.id} was already revoked[/] "
-                  f"({humanize.ago(record.revoked_at, time.time())}); nothing changed.", soft_wrap=True)
+        out.print(
+            f"[yellow]{record.id} was already revoked[/] "
+            f"({humanize.ago(record.revoked_at, time.time())}); nothing changed.",
+            soft_wrap=True,
+        )
 
 
 def find_key(store: Store, key_id: str) -> ApiKeyRecord:
@@ -148,16 +177,27 @@ def find_key(store: Store, key_id: str) -> ApiKeyRecord:
         if len(matches) == 1:
             return matches[0]
         if len(matches) > 1:
-            raise InvalidRequest(f"prefix {key_id!r} matches {len(matches)} keys "
-                                 f"({', '.join(r.id for r in matches)}); revoke one by its id", param="key_id")
-    raise NotFound(f"no API key {key_id!r}: pass an id (key_...) or prefix (by_...) from 'batchyard keys list'",
-                   param="key_id")
+            raise InvalidRequest(
+                f"prefix {key_id!r} matches {len(matches)} keys "
+                f"({', '.join(r.id for r in matches)}); revoke one by its id",
+                param="key_id",
+            )
+    raise NotFound(
+        f"no API key {key_id!r}: pass an id (key_...) or prefix (by_...) from 'batchyard keys list'", param="key_id"
+    )
 
 
 def key_to_dict(record: ApiKeyRecord) -> dict[str, Any]:
-    return {"id": record.id, "prefix": record.prefix, "owner": record.owner, "role": record.role,
-            "name": record.name, "created_at": record.created_at, "last_used_at": record.last_used_at,
-            "revoked_at": record.revoked_at}
+    return {
+        "id": record.id,
+        "prefix": record.prefix,
+        "owner": record.owner,
+        "role": record.role,
+        "name": record.name,
+        "created_at": record.created_at,
+        "last_used_at": record.last_used_at,
+        "revoked_at": record.revoked_at,
+    }
 
 
 def keys_table(records: list[ApiKeyRecord], now: float) -> Table:
@@ -171,9 +211,20 @@ def keys_table(records: list[ApiKeyRecord], now: float) -> Table:
     table.add_column("Last used", justify="right", no_wrap=True)
     table.add_column("Status", no_wrap=True)
     for r in records:
-        status = (Text(f"revoked {humanize.ago(r.revoked_at, now)}", style="red") if r.revoked_at is not None
-                  else Text("active", style="green"))
-        table.add_row(r.id, f"{r.prefix}…", escape(r.owner), r.role, escape(r.name or "-"),
-                      humanize.ago(r.created_at, now), humanize.ago(r.last_used_at, now) if r.last_used_at else "never",
-                      status, style="dim" if r.revoked_at is not None else None)
+        status = (
+            Text(f"revoked {humanize.ago(r.revoked_at, now)}", style="red")
+            if r.revoked_at is not None
+            else Text("active", style="green")
+        )
+        table.add_row(
+            r.id,
+            f"{r.prefix}…",
+            escape(r.owner),
+            r.role,
+            escape(r.name or "-"),
+            humanize.ago(r.created_at, now),
+            humanize.ago(r.last_used_at, now) if r.last_used_at else "never",
+            status,
+            style="dim" if r.revoked_at is not None else None,
+        )
     return table

@@ -48,14 +48,33 @@ def _show_version(value: bool) -> None:
 @app.callback()
 def root(
     ctx: typer.Context,
-    data_dir: Annotated[Path | None, typer.Option(
-        "--data-dir", envvar="BATCHYARD_DATA_DIR", metavar="DIR", file_okay=False, show_default=False,
-        help="Where the SQLite database, uploads and result files live. Default: ~/.batchyard")] = None,
-    database_url: Annotated[str | None, typer.Option(
-        "--db", envvar="BATCHYARD_DATABASE_URL", metavar="URL", show_default=False,
-        help="Database URL, e.g. postgresql://user:pass@host/db. Default: SQLite in the data dir.")] = None,
-    version: Annotated[bool, typer.Option(
-        "--version", metavar="", callback=_show_version, is_eager=True, help="Print the version and exit.")] = False,
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--data-dir",
+            envvar="BATCHYARD_DATA_DIR",
+            metavar="DIR",
+            file_okay=False,
+            show_default=False,
+            help="Where the SQLite database, uploads and result files live. Default: ~/.batchyard",
+        ),
+    ] = None,
+    database_url: Annotated[
+        str | None,
+        typer.Option(
+            "--db",
+            envvar="BATCHYARD_DATABASE_URL",
+            metavar="URL",
+            show_default=False,
+            help="Database URL, e.g. postgresql://user:pass@host/db. Default: SQLite in the data dir.",
+        ),
+    ] = None,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", metavar="", callback=_show_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
 ) -> None:
     remember_globals(ctx, data_dir, database_url)
 

@@ -78,7 +78,7 @@ class JobProgress:
             "speed": humanize.rate(rate),
             "eta": _eta_text(view, eta),
             "outcomes": f"[green]✔ {humanize.count(job.succeeded).rjust(width)}[/] "
-                        f"[{'red' if job.failed else 'dim'}]✘ {humanize.count(job.failed)}[/]",
+            f"[{'red' if job.failed else 'dim'}]✘ {humanize.count(job.failed)}[/]",
         }
         total = max(job.total, 1)
         completed = job.done if job.total else 1
@@ -96,8 +96,14 @@ def _eta_text(view: JobView, eta: float | None) -> str:
     return f"ETA {humanize.eta(eta)}"
 
 
-def follow_job(service: JobService, job_id: str, *, timeout: float | None = None, console: Console | None = None,
-               poll_seconds: float = POLL_SECONDS) -> JobView:
+def follow_job(
+    service: JobService,
+    job_id: str,
+    *,
+    timeout: float | None = None,
+    console: Console | None = None,
+    poll_seconds: float = POLL_SECONDS,
+) -> JobView:
     """Show a live progress bar (on stderr by default) until the job is finished; returns the final view.
 
     Raises :class:`TimeoutError` if ``timeout`` seconds pass first. Processing happens elsewhere (a worker, or
@@ -106,8 +112,14 @@ def follow_job(service: JobService, job_id: str, *, timeout: float | None = None
     return follow(lambda: service.get(job_id), timeout=timeout, console=console, poll_seconds=poll_seconds)
 
 
-def follow(fetch: Callable[[], JobView], *, timeout: float | None = None, console: Console | None = None,
-           poll_seconds: float = POLL_SECONDS, interrupt_note: str | None = IN_PROCESS_INTERRUPT_NOTE) -> JobView:
+def follow(
+    fetch: Callable[[], JobView],
+    *,
+    timeout: float | None = None,
+    console: Console | None = None,
+    poll_seconds: float = POLL_SECONDS,
+    interrupt_note: str | None = IN_PROCESS_INTERRUPT_NOTE,
+) -> JobView:
     """Like :func:`follow_job`, for any source of the job's current view: ``fetch`` is called every
     ``poll_seconds`` (the local database, or a server's ``GET /api/v1/jobs/{id}``). ``interrupt_note`` is printed
     on Ctrl-C (None: nothing)."""

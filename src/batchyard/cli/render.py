@@ -34,8 +34,14 @@ STATUS_STYLES = {
     "cancelled": "magenta",
     "expired": "red",
 }
-BAR_STYLES = {"completed": "green", "failed": "red", "paused": "yellow", "cancelled": "magenta",
-              "cancelling": "magenta", "expired": "red"}
+BAR_STYLES = {
+    "completed": "green",
+    "failed": "red",
+    "paused": "yellow",
+    "cancelled": "magenta",
+    "cancelling": "magenta",
+    "expired": "red",
+}
 MINI_BAR_WIDTH = 10
 WIDE_TABLE_COLUMNS = 100  # narrower terminals get the compact jobs table
 DETAIL_BAR_WIDTH = 30
@@ -95,8 +101,15 @@ def jobs_table(views: Sequence[JobView], now: float, *, compact: bool = False) -
     for view in views:
         job = view.job
         progress = Text(f"{job.percent:.0f}%") if compact else progress_bar(job)
-        row: list[RenderableType] = [job.id, escape(job.handler), status_text(job.status), progress, ok_failed(job),
-               humanize.duration(view.duration_seconds), eta_text(view)]
+        row: list[RenderableType] = [
+            job.id,
+            escape(job.handler),
+            status_text(job.status),
+            progress,
+            ok_failed(job),
+            humanize.duration(view.duration_seconds),
+            eta_text(view),
+        ]
         if not compact:
             row.append(humanize.ago(job.created_at, now))
         table.add_row(*row)
@@ -126,8 +139,11 @@ def _settings_line(job: JobRecord) -> str:
 
 def _items_line(job: JobRecord) -> Text:
     text = Text()
-    pieces = [("succeeded", job.succeeded, "green"), ("failed", job.failed, "red"),
-              ("cancelled", job.cancelled, "magenta")]
+    pieces = [
+        ("succeeded", job.succeeded, "green"),
+        ("failed", job.failed, "red"),
+        ("cancelled", job.cancelled, "magenta"),
+    ]
     if job.queued or job.running:
         pieces += [("queued", job.queued, "cyan"), ("running", job.running, "blue")]
     for i, (label, n, style) in enumerate(pieces):
@@ -184,12 +200,14 @@ def job_details(view: JobView, events: Sequence[EventRecord], files: Sequence[Re
         grid.add_row("Error", Text(str(job.error.get("message") or job.error), style="red"))
     parts: list[RenderableType] = [grid]
     if files:
-        parts += [Text(""), Text.assemble(("Result files", "bold"), "  ", (f"{files[0].path.parent}{os.sep}", "dim")),
-                  files_table(files, with_paths=False)]
+        parts += [
+            Text(""),
+            Text.assemble(("Result files", "bold"), "  ", (f"{files[0].path.parent}{os.sep}", "dim")),
+            files_table(files, with_paths=False),
+        ]
     if events:
         parts += [Text(""), Text("Recent events", style="bold"), events_table(events, now)]
-    return Panel(Group(*parts), title=f"[bold cyan]{job.id}[/]", title_align="left", expand=False,
-                 padding=(0, 1))
+    return Panel(Group(*parts), title=f"[bold cyan]{job.id}[/]", title_align="left", expand=False, padding=(0, 1))
 
 
 def files_table(files: Sequence[ResultFile], *, with_paths: bool = True) -> Table:
@@ -215,8 +233,12 @@ def events_table(events: Sequence[EventRecord], now: float) -> Table:
     table.add_column("By", no_wrap=True, style="dim")
     table.add_column("Message", overflow="fold")
     for event in events:
-        table.add_row(humanize.ago(event.at, now), Text(event.type, style=STATUS_STYLES.get(event.type, "")),
-                      escape(event.actor or "-"), escape(event.message or ""))
+        table.add_row(
+            humanize.ago(event.at, now),
+            Text(event.type, style=STATUS_STYLES.get(event.type, "")),
+            escape(event.actor or "-"),
+            escape(event.message or ""),
+        )
     return table
 
 
@@ -240,8 +262,14 @@ def summary_panel(view: JobView, files: Sequence[ResultFile]) -> Panel:
         grid.add_row("", " · ".join(f"[cyan]{f.name}[/] [dim]{humanize.size(f.bytes)}[/]" for f in files))
     grid.add_row("Next", f"batchyard jobs download {job.id} -o DIR")
     border = "yellow" if job.status == "completed" and job.failed else BAR_STYLES.get(job.status, "blue")
-    return Panel(grid, title=f"[bold]{job.id}[/] · {escape(job.handler)}", title_align="left",
-                 border_style=border, expand=False, padding=(0, 1))
+    return Panel(
+        grid,
+        title=f"[bold]{job.id}[/] · {escape(job.handler)}",
+        title_align="left",
+        border_style=border,
+        expand=False,
+        padding=(0, 1),
+    )
 
 
 def job_summary_line(job: JobRecord) -> Text:
@@ -251,13 +279,23 @@ def job_summary_line(job: JobRecord) -> Text:
 
 
 def event_to_dict(event: EventRecord) -> dict[str, Any]:
-    return {"id": event.id, "at": event.at, "type": event.type, "actor": event.actor, "message": event.message,
-            "data": event.data}
+    return {
+        "id": event.id,
+        "at": event.at,
+        "type": event.type,
+        "actor": event.actor,
+        "message": event.message,
+        "data": event.data,
+    }
 
 
 def result_files(view: JobView, storage: LocalStorage) -> list[ResultFile]:
     """The job's result files in a fixed order, with where they are on disk."""
     files = view.job.result_files
-    return [ResultFile(name, storage.path(f"{job_prefix(view.job.id)}/{name}"), files[name].get("bytes"),
-                       files[name].get("rows"))
-            for name in RESULT_FILE_NAMES if name in files]
+    return [
+        ResultFile(
+            name, storage.path(f"{job_prefix(view.job.id)}/{name}"), files[name].get("bytes"), files[name].get("rows")
+        )
+        for name in RESULT_FILE_NAMES
+        if name in files
+    ]

@@ -51,8 +51,9 @@ def bind_socket(host: str, port: int) -> socket.socket:
     try:
         infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     except socket.gaierror as exc:
-        raise ConfigError(f"--host {host!r}: not an address or host name this machine has ({exc.strerror})",
-                          param="host") from None
+        raise ConfigError(
+            f"--host {host!r}: not an address or host name this machine has ({exc.strerror})", param="host"
+        ) from None
     family, kind, proto, _, address = infos[0]
     sock = socket.socket(family, kind, proto)
     try:
@@ -62,8 +63,9 @@ def bind_socket(host: str, port: int) -> socket.socket:
     except OSError as exc:
         sock.close()
         hint = "pick another with --port" if exc.errno in (98, 48, 10048) else "check --host and --port"
-        raise ConfigError(f"cannot listen on {_display_host(host)}:{port}: {exc.strerror or exc}; {hint}",
-                          param="port") from None
+        raise ConfigError(
+            f"cannot listen on {_display_host(host)}:{port}: {exc.strerror or exc}; {hint}", param="port"
+        ) from None
     sock.set_inheritable(True)
     return sock
 
@@ -98,28 +100,59 @@ class BannerServer(uvicorn.Server):
 
 def serve(
     ctx: typer.Context,
-    host: Annotated[str, typer.Option(
-        "--host", envvar="BATCHYARD_HOST", metavar="ADDRESS",
-        help="Address to listen on; 0.0.0.0 opens it to the network (every API call still needs a key).")]
-    = DEFAULT_HOST,
-    port: Annotated[int, typer.Option(
-        "--port", "-p", envvar="BATCHYARD_PORT", min=0, max=65535, metavar="PORT",
-        help="Port to listen on (0: any free port, printed on start).")] = DEFAULT_PORT,
+    host: Annotated[
+        str,
+        typer.Option(
+            "--host",
+            envvar="BATCHYARD_HOST",
+            metavar="ADDRESS",
+            help="Address to listen on; 0.0.0.0 opens it to the network (every API call still needs a key).",
+        ),
+    ] = DEFAULT_HOST,
+    port: Annotated[
+        int,
+        typer.Option(
+            "--port",
+            "-p",
+            envvar="BATCHYARD_PORT",
+            min=0,
+            max=65535,
+            metavar="PORT",
+            help="Port to listen on (0: any free port, printed on start).",
+        ),
+    ] = DEFAULT_PORT,
     data_dir: LocalDataDirOption = None,
     database_url: LocalDatabaseOption = None,
     app: AppOption = None,
-    no_workers: Annotated[bool, typer.Option(
-        "--no-workers", metavar="",
-        help="Serve the API only; run [bold]batchyard worker[/] processes (on the same database) for the items.")]
-    = False,
-    concurrency: Annotated[int | None, typer.Option(
-        "--concurrency", "-c", min=1, metavar="N",
-        help="Items in flight in the built-in worker. Default: BATCHYARD_WORKER_CONCURRENCY (64).")] = None,
-    log_level: Annotated[LogLevel, typer.Option(
-        metavar="LEVEL", case_sensitive=False,
-        help="How much Batchyard logs on stderr: debug, info, warning, error.")] = LogLevel.info,
-    access_log: Annotated[bool, typer.Option(
-        "--access-log", metavar="", help="Log every HTTP request on stderr.")] = False,
+    no_workers: Annotated[
+        bool,
+        typer.Option(
+            "--no-workers",
+            metavar="",
+            help="Serve the API only; run [bold]batchyard worker[/] processes (on the same database) for the items.",
+        ),
+    ] = False,
+    concurrency: Annotated[
+        int | None,
+        typer.Option(
+            "--concurrency",
+            "-c",
+            min=1,
+            metavar="N",
+            help="Items in flight in the built-in worker. Default: BATCHYARD_WORKER_CONCURRENCY (64).",
+        ),
+    ] = None,
+    log_level: Annotated[
+        LogLevel,
+        typer.Option(
+            metavar="LEVEL",
+            case_sensitive=False,
+            help="How much Batchyard logs on stderr: debug, info, warning, error.",
+        ),
+    ] = LogLevel.info,
+    access_log: Annotated[
+        bool, typer.Option("--access-log", metavar="", help="Log every HTTP request on stderr.")
+    ] = False,
 ) -> None:
     """Run the server: REST API, dashboard, a worker and maintenance in one process, until stopped.
 
@@ -146,11 +179,18 @@ def serve(
 
             api = create_app(batchyard=by, run_workers=not no_workers, worker_options=worker_options)
             token = AuthService(by.store).create_login_token()
-            config = uvicorn.Config(api, log_config=None, access_log=access_log, lifespan="on",
-                                    timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS, server_header=False)
+            config = uvicorn.Config(
+                api,
+                log_config=None,
+                access_log=access_log,
+                lifespan="on",
+                timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
+                server_header=False,
+            )
             url = base_url(sock)
-            server = BannerServer(config, lambda: _print_banner(ctx, app, by, url, token, host, no_workers,
-                                                                concurrency))
+            server = BannerServer(
+                config, lambda: _print_banner(ctx, app, by, url, token, host, no_workers, concurrency)
+            )
             _run(server, sock)
     finally:
         sock.close()
@@ -177,15 +217,26 @@ def _configure_server_logs(level: LogLevel, access_log: bool) -> None:
     access.addFilter(RedactSecrets())
 
 
-def _print_banner(ctx: typer.Context, app_ref: str | None, by: Batchyard, url: str, token: str, host: str,
-                  no_workers: bool, concurrency: int | None) -> None:
+def _print_banner(
+    ctx: typer.Context,
+    app_ref: str | None,
+    by: Batchyard,
+    url: str,
+    token: str,
+    host: str,
+    no_workers: bool,
+    concurrency: int | None,
+) -> None:
     def row(label: str, value: str) -> None:
         out.print(f"  [bold]{label:<10}[/] {value}", soft_wrap=True)
 
     out.print(f"[bold green]Batchyard {__version__}[/] is running (pid {os.getpid()}).", soft_wrap=True)
     row("Dashboard", f"{escape(url)}/login?token={token}")
-    row("", f"[dim]a one-time link that signs your browser in, valid {LOGIN_TOKEN_TTL_SECONDS / 60:.0f} minutes; "
-            "restarting the server prints a new one and voids this one[/]")
+    row(
+        "",
+        f"[dim]a one-time link that signs your browser in, valid {LOGIN_TOKEN_TTL_SECONDS / 60:.0f} minutes; "
+        "restarting the server prints a new one and voids this one[/]",
+    )
     row("API docs", f"{escape(url)}/docs  [dim](OpenAPI: {escape(url)}/openapi.json)[/]")
     row("Database", escape(redact_url(by.settings.effective_database_url)))
     if no_workers:
@@ -195,6 +246,9 @@ def _print_banner(ctx: typer.Context, app_ref: str | None, by: Batchyard, url: s
         row("Workers", f"handlers [cyan]{escape(', '.join(by.registry.names()))}[/] · concurrency {in_flight}")
     row("API key", f"[cyan]{hint_command(ctx, app_ref, 'keys create', '--owner', 'NAME', '--role', 'member')}[/]")
     if host in _ALL_INTERFACES:
-        out.print(f"  [yellow]Listening on every interface ({escape(host or '*')})[/]: anyone who can reach this "
-                  "machine reaches the API; every call still needs a key.", soft_wrap=True)
+        out.print(
+            f"  [yellow]Listening on every interface ({escape(host or '*')})[/]: anyone who can reach this "
+            "machine reaches the API; every call still needs a key.",
+            soft_wrap=True,
+        )
     out.print("[dim]Ctrl-C or SIGTERM stops it gracefully.[/]")

@@ -68,41 +68,79 @@ def parse_params(pairs: list[str] | None, params_json: str | None) -> dict[str, 
 
 def submit(
     ctx: typer.Context,
-    file: Annotated[Path, typer.Argument(
-        metavar="FILE", show_default=False,
-        help="A JSONL or CSV file, one item per line; [bold]-[/] reads standard input.")],
-    handler: Annotated[str, typer.Option(
-        "--handler", "-H", metavar="NAME", show_default=False, help="The handler that processes each item.")],
-    wait: Annotated[bool, typer.Option(
-        "--wait", "-w", metavar="",
-        help="Follow the job with a progress bar until it is finished; without a running worker the items are "
-             "processed here.")] = False,
+    file: Annotated[
+        Path,
+        typer.Argument(
+            metavar="FILE",
+            show_default=False,
+            help="A JSONL or CSV file, one item per line; [bold]-[/] reads standard input.",
+        ),
+    ],
+    handler: Annotated[
+        str,
+        typer.Option(
+            "--handler", "-H", metavar="NAME", show_default=False, help="The handler that processes each item."
+        ),
+    ],
+    wait: Annotated[
+        bool,
+        typer.Option(
+            "--wait",
+            "-w",
+            metavar="",
+            help="Follow the job with a progress bar until it is finished; without a running worker the items are "
+            "processed here.",
+        ),
+    ] = False,
     json_output: JsonOption = False,
-    input_format: Annotated[InputFormat | None, typer.Option(
-        "--format", metavar="jsonl|csv", help="Input format (default: from the file extension, else sniffed).")] = None,
+    input_format: Annotated[
+        InputFormat | None,
+        typer.Option(
+            "--format", metavar="jsonl|csv", help="Input format (default: from the file extension, else sniffed)."
+        ),
+    ] = None,
     priority: Annotated[int, typer.Option(metavar="N", help="Higher runs first (-1000 to 1000).")] = 0,
-    param: Annotated[list[str] | None, typer.Option(
-        "--param", "-p", metavar="KEY=VALUE",
-        help="A job parameter handed to every item (repeatable); VALUE is read as JSON when it parses.")] = None,
-    params_json: Annotated[str | None, typer.Option(
-        "--params-json", metavar="JSON", help="Job parameters as one JSON object.")] = None,
-    description: Annotated[str | None, typer.Option(
-        metavar="TEXT", help="A note shown in lists and the dashboard.")] = None,
+    param: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--param",
+            "-p",
+            metavar="KEY=VALUE",
+            help="A job parameter handed to every item (repeatable); VALUE is read as JSON when it parses.",
+        ),
+    ] = None,
+    params_json: Annotated[
+        str | None, typer.Option("--params-json", metavar="JSON", help="Job parameters as one JSON object.")
+    ] = None,
+    description: Annotated[
+        str | None, typer.Option(metavar="TEXT", help="A note shown in lists and the dashboard.")
+    ] = None,
     tag: Annotated[list[str] | None, typer.Option("--tag", "-t", metavar="TAG", help="A tag (repeatable).")] = None,
-    max_attempts: Annotated[int | None, typer.Option(
-        min=1, metavar="N", help="Attempts per item before it fails.")] = None,
-    timeout: Annotated[float | None, typer.Option(
-        min=0, metavar="SECONDS", help="Time limit per attempt at an item.")] = None,
-    concurrency: Annotated[int | None, typer.Option(
-        min=1, metavar="N", help="At most this many items of the job in flight at once.")] = None,
-    max_failures: Annotated[int | None, typer.Option(
-        min=0, metavar="N", help="Fail the whole job once more items than this have failed.")] = None,
-    max_failure_rate: Annotated[float | None, typer.Option(
-        metavar="FRACTION", help="Fail the whole job once this fraction of finished items failed (e.g. 0.2).")] = None,
-    schedule_in: Annotated[float | None, typer.Option(
-        min=0, metavar="SECONDS", help="Start no earlier than this many seconds from now.")] = None,
-    expires_in: Annotated[float | None, typer.Option(
-        min=0, metavar="SECONDS", help="Completion window: the job expires if not finished by then.")] = None,
+    max_attempts: Annotated[
+        int | None, typer.Option(min=1, metavar="N", help="Attempts per item before it fails.")
+    ] = None,
+    timeout: Annotated[
+        float | None, typer.Option(min=0, metavar="SECONDS", help="Time limit per attempt at an item.")
+    ] = None,
+    concurrency: Annotated[
+        int | None, typer.Option(min=1, metavar="N", help="At most this many items of the job in flight at once.")
+    ] = None,
+    max_failures: Annotated[
+        int | None, typer.Option(min=0, metavar="N", help="Fail the whole job once more items than this have failed.")
+    ] = None,
+    max_failure_rate: Annotated[
+        float | None,
+        typer.Option(
+            metavar="FRACTION", help="Fail the whole job once this fraction of finished items failed (e.g. 0.2)."
+        ),
+    ] = None,
+    schedule_in: Annotated[
+        float | None, typer.Option(min=0, metavar="SECONDS", help="Start no earlier than this many seconds from now.")
+    ] = None,
+    expires_in: Annotated[
+        float | None,
+        typer.Option(min=0, metavar="SECONDS", help="Completion window: the job expires if not finished by then."),
+    ] = None,
     url: UrlOption = None,
     key: KeyOption = None,
     app: AppOption = None,
@@ -131,39 +169,54 @@ def submit(
     if not from_stdin and not file.is_file():
         raise typer.BadParameter(f"no file {str(file)!r}", param_hint="FILE")
     options: dict[str, Any] = {
-        "priority": priority, "params": params, "description": description, "tags": tag or [],
-        "scheduled_at": time.time() + schedule_in if schedule_in else None, "expires_in_seconds": expires_in,
-        "max_attempts": max_attempts, "timeout_seconds": timeout, "concurrency": concurrency,
-        "max_failures": max_failures, "max_failure_rate": max_failure_rate,
+        "priority": priority,
+        "params": params,
+        "description": description,
+        "tags": tag or [],
+        "scheduled_at": time.time() + schedule_in if schedule_in else None,
+        "expires_in_seconds": expires_in,
+        "max_attempts": max_attempts,
+        "timeout_seconds": timeout,
+        "concurrency": concurrency,
+        "max_failures": max_failures,
+        "max_failure_rate": max_failure_rate,
     }
     if url:
         with open_client(url, key, app) as client:
-            _submit_remote(ctx, client, handler, None if from_stdin else file, input_format, options, wait,
-                           json_output)
+            _submit_remote(ctx, client, handler, None if from_stdin else file, input_format, options, wait, json_output)
         return
     with open_app(ctx, app) as by:
         job = by.submit(
-            handler, sys.stdin.buffer if from_stdin else file,
+            handler,
+            sys.stdin.buffer if from_stdin else file,
             format=input_format.value if input_format else ("jsonl" if from_stdin else None),
-            source_name="stdin" if from_stdin else file.name, **options,
+            source_name="stdin" if from_stdin else file.name,
+            **options,
         )
         if not wait:
             view = job.refresh()
             if json_output:
                 print_json(view.to_dict())
             else:
-                worker_note = None if by.service.has_live_worker_for(handler) else (
-                    f"start one with [cyan]{hint_command(ctx, app, 'worker')}[/], or submit with [cyan]--wait[/] "
-                    "to run it here.")
+                worker_note = (
+                    None
+                    if by.service.has_live_worker_for(handler)
+                    else (
+                        f"start one with [cyan]{hint_command(ctx, app, 'worker')}[/], or submit with [cyan]--wait[/] "
+                        "to run it here."
+                    )
+                )
                 _print_submitted(view, hint_command(ctx, app, "jobs show", job.id), worker_note)
             return
         try:
             view = job.wait(progress=not json_output)
         except KeyboardInterrupt:
             show = hint_command(ctx, app, "jobs show", job.id)
-            err.print(f"[yellow]Stopped following {job.id}.[/] Its remaining items wait for a worker "
-                      f"([cyan]{hint_command(ctx, app, 'worker')}[/]); check on it with [cyan]{show}[/]",
-                      soft_wrap=True)
+            err.print(
+                f"[yellow]Stopped following {job.id}.[/] Its remaining items wait for a worker "
+                f"([cyan]{hint_command(ctx, app, 'worker')}[/]); check on it with [cyan]{show}[/]",
+                soft_wrap=True,
+            )
             raise typer.Exit(130) from None
         if json_output:
             print_json(view.to_dict())
@@ -178,8 +231,10 @@ def _print_submitted(view: JobView, show_command: str, worker_note: str | None) 
     when = ""
     if job.scheduled_at and job.scheduled_at > time.time():
         when = f", scheduled to start in {humanize.duration(job.scheduled_at - time.time())}"
-    out.print(f"[green]✔[/] Submitted [bold cyan]{job.id}[/]: {job.total:,} items for "
-              f"[bold]{escape(job.handler)}[/] ({render.status_text(job.status).markup}{when})")
+    out.print(
+        f"[green]✔[/] Submitted [bold cyan]{job.id}[/]: {job.total:,} items for "
+        f"[bold]{escape(job.handler)}[/] ({render.status_text(job.status).markup}{when})"
+    )
     out.print(f"  Follow it: [cyan]{show_command}[/]", soft_wrap=True)
     if worker_note:
         out.print(f"  [yellow]No worker is running for {escape(repr(job.handler))}[/]: {worker_note}", soft_wrap=True)
@@ -197,8 +252,16 @@ def upload_name(file: Path | None, input_format: InputFormat | None) -> str:
     return name
 
 
-def _submit_remote(ctx: typer.Context, client: Client, handler: str, file: Path | None,
-                   input_format: InputFormat | None, options: dict[str, Any], wait: bool, json_output: bool) -> None:
+def _submit_remote(
+    ctx: typer.Context,
+    client: Client,
+    handler: str,
+    file: Path | None,
+    input_format: InputFormat | None,
+    options: dict[str, Any],
+    wait: bool,
+    json_output: bool,
+) -> None:
     """Upload the file (streamed), create the job from it, then follow it by polling the server."""
     source = file.name if file is not None else "stdin"
     with contextlib.ExitStack() as stack:
@@ -215,9 +278,14 @@ def _submit_remote(ctx: typer.Context, client: Client, handler: str, file: Path 
         if json_output:
             print_json(created)
         else:
-            worker_note = None if client.has_live_worker_for(handler) else (
-                "the job waits until a worker for it runs ([cyan]batchyard serve[/] runs one; "
-                "[cyan]batchyard worker[/] on a machine that shares the server's database).")
+            worker_note = (
+                None
+                if client.has_live_worker_for(handler)
+                else (
+                    "the job waits until a worker for it runs ([cyan]batchyard serve[/] runs one; "
+                    "[cyan]batchyard worker[/] on a machine that shares the server's database)."
+                )
+            )
             _print_submitted(view_from_json(created), remote_hint(ctx, "jobs show", job_id), worker_note)
         return
     latest = [created]
@@ -234,8 +302,11 @@ def _submit_remote(ctx: typer.Context, client: Client, handler: str, file: Path 
             follow(fetch, poll_seconds=REMOTE_POLL_SECONDS, interrupt_note=None)
             final = latest[0]
     except KeyboardInterrupt:
-        err.print(f"[yellow]Stopped following {job_id}[/]: it goes on on the server; check on it with "
-                  f"[cyan]{remote_hint(ctx, 'jobs show', job_id)}[/]", soft_wrap=True)
+        err.print(
+            f"[yellow]Stopped following {job_id}[/]: it goes on on the server; check on it with "
+            f"[cyan]{remote_hint(ctx, 'jobs show', job_id)}[/]",
+            soft_wrap=True,
+        )
         raise typer.Exit(130) from None
     if json_output:
         print_json(final)

@@ -25,23 +25,37 @@ class LogLevel(StrEnum):
 def configure_logging(level: LogLevel) -> None:
     """Batchyard's own logs at ``level`` on stderr; other libraries' (alembic, ...) only from warnings up."""
     handler = RichHandler(console=err, show_path=False, rich_tracebacks=True, markup=False)
-    logging.basicConfig(level=logging.WARNING, format="%(message)s", datefmt="[%X]", handlers=[handler],
-                        force=True)
+    logging.basicConfig(level=logging.WARNING, format="%(message)s", datefmt="[%X]", handlers=[handler], force=True)
     logging.getLogger("batchyard").setLevel(level.value.upper())
 
 
 def worker(
     ctx: typer.Context,
     app: AppOption = None,
-    concurrency: Annotated[int | None, typer.Option(
-        "--concurrency", "-c", min=1, metavar="N",
-        help="Items in flight in this process, all handlers together. Default: BATCHYARD_WORKER_CONCURRENCY "
-             "(64).")] = None,
-    handlers: Annotated[str | None, typer.Option(
-        "--handlers", metavar="NAME,NAME", help="Only run these handlers (comma-separated). Default: all.")] = None,
-    log_level: Annotated[LogLevel, typer.Option(
-        metavar="LEVEL", case_sensitive=False,
-        help="How much Batchyard logs on stderr: debug, info, warning, error.")] = LogLevel.info,
+    concurrency: Annotated[
+        int | None,
+        typer.Option(
+            "--concurrency",
+            "-c",
+            min=1,
+            metavar="N",
+            help="Items in flight in this process, all handlers together. Default: BATCHYARD_WORKER_CONCURRENCY (64).",
+        ),
+    ] = None,
+    handlers: Annotated[
+        str | None,
+        typer.Option(
+            "--handlers", metavar="NAME,NAME", help="Only run these handlers (comma-separated). Default: all."
+        ),
+    ] = None,
+    log_level: Annotated[
+        LogLevel,
+        typer.Option(
+            metavar="LEVEL",
+            case_sensitive=False,
+            help="How much Batchyard logs on stderr: debug, info, warning, error.",
+        ),
+    ] = LogLevel.info,
 ) -> None:
     """Run a worker: claim items of every job whose handler it knows and process them, until stopped.
 
@@ -63,17 +77,25 @@ def worker(
         for name in names:
             by.registry.get(name)  # an unknown name is a clear error now, not a silent idle worker
         in_flight = concurrency or by.settings.worker_concurrency
-        out.print(f"[bold green]batchyard worker[/] (pid {os.getpid()}) · handlers [cyan]{', '.join(names)}[/] · "
-                  f"concurrency {in_flight} · database {redact_url(by.settings.effective_database_url)}",
-                  soft_wrap=True)
+        out.print(
+            f"[bold green]batchyard worker[/] (pid {os.getpid()}) · handlers [cyan]{', '.join(names)}[/] · "
+            f"concurrency {in_flight} · database {redact_url(by.settings.effective_database_url)}",
+            soft_wrap=True,
+        )
         out.print("[dim]Ctrl-C or SIGTERM stops it gracefully.[/]")
         stats = by.run_worker(handlers=names, concurrency=concurrency)
-    out.print(f"[bold]Worker stopped[/]: {humanize.count(stats.accepted)} items finished, "
-              f"{humanize.count(stats.claimed)} claimed.")
+    out.print(
+        f"[bold]Worker stopped[/]: {humanize.count(stats.accepted)} items finished, "
+        f"{humanize.count(stats.claimed)} claimed."
+    )
 
 
-db_app = typer.Typer(name="db", no_args_is_help=True, rich_markup_mode="rich",
-                     help="The database schema: [cyan]upgrade[/] applies migrations.")
+db_app = typer.Typer(
+    name="db",
+    no_args_is_help=True,
+    rich_markup_mode="rich",
+    help="The database schema: [cyan]upgrade[/] applies migrations.",
+)
 
 
 @db_app.command("upgrade")

@@ -36,19 +36,26 @@ class SessionRecord:
 class AuthStore:
     db: Database
 
-    def add_api_key(self, key_id: str, prefix: str, key_hash: str, owner: str, role: str,
-                    name: str | None) -> ApiKeyRecord:
+    def add_api_key(
+        self, key_id: str, prefix: str, key_hash: str, owner: str, role: str, name: str | None
+    ) -> ApiKeyRecord:
         with self.db.write() as conn:
             now = self.db.now(conn)
-            conn.execute(insert(api_keys).values(id=key_id, prefix=prefix, key_hash=key_hash, owner=owner,
-                                                 role=role, name=name, created_at=now))
+            conn.execute(
+                insert(api_keys).values(
+                    id=key_id, prefix=prefix, key_hash=key_hash, owner=owner, role=role, name=name, created_at=now
+                )
+            )
         return ApiKeyRecord(key_id, prefix, owner, role, name, now, None, None)
 
     def find_api_key(self, key_hash: str) -> ApiKeyRecord | None:
         """The live key with this hash (revoked keys are not found); refreshes its last use now and then."""
         with self.db.read() as conn:  # one statement: this runs on every request
-            row = conn.execute(select(api_keys, self.db.now_column.label("db_now"))
-                               .where(api_keys.c.key_hash == key_hash, api_keys.c.revoked_at.is_(None))).first()
+            row = conn.execute(
+                select(api_keys, self.db.now_column.label("db_now")).where(
+                    api_keys.c.key_hash == key_hash, api_keys.c.revoked_at.is_(None)
+                )
+            ).first()
         if row is None:
             return None
         now = float(row.db_now)
@@ -74,8 +81,9 @@ class AuthStore:
         was live until now."""
         with self.db.write() as conn:
             now = self.db.now(conn)
-            revoked = conn.execute(update(api_keys).where(api_keys.c.id == key_id, api_keys.c.revoked_at.is_(None))
-                                   .values(revoked_at=now)).rowcount
+            revoked = conn.execute(
+                update(api_keys).where(api_keys.c.id == key_id, api_keys.c.revoked_at.is_(None)).values(revoked_at=now)
+            ).rowcount
             conn.execute(delete(sessions).where(sessions.c.api_key_id == key_id))
         return bool(revoked)
 
@@ -84,8 +92,11 @@ class AuthStore:
         if not key_ids:
             return set()
         with self.db.read() as conn:
-            return set(conn.execute(select(api_keys.c.id).where(api_keys.c.id.in_(list(key_ids)),
-                                                                api_keys.c.revoked_at.is_(None))).scalars())
+            return set(
+                conn.execute(
+                    select(api_keys.c.id).where(api_keys.c.id.in_(list(key_ids)), api_keys.c.revoked_at.is_(None))
+                ).scalars()
+            )
 
     # -- sessions and one-time tokens ------------------------------------------------------------------------
 
@@ -95,8 +106,11 @@ class AuthStore:
         with self.db.write() as conn:
             now = self.db.now(conn)
             conn.execute(delete(login_tokens))
-            conn.execute(insert(login_tokens).values(token_hash=token_hash, owner=owner, role=role,
-                                                     created_at=now, expires_at=now + ttl_seconds))
+            conn.execute(
+                insert(login_tokens).values(
+                    token_hash=token_hash, owner=owner, role=role, created_at=now, expires_at=now + ttl_seconds
+                )
+            )
 
     def use_login_token(self, token_hash: str) -> tuple[str, str] | None:
         """Spend a one-time token: (owner, role) the first time, None ever after or once expired."""
@@ -104,28 +118,41 @@ class AuthStore:
             now = self.db.now(conn)
             row = conn.execute(
                 update(login_tokens)
-                .where(login_tokens.c.token_hash == token_hash, login_tokens.c.used_at.is_(None),
-                       login_tokens.c.expires_at > now)
+                .where(
+                    login_tokens.c.token_hash == token_hash,
+                    login_tokens.c.used_at.is_(None),
+                    login_tokens.c.expires_at > now,
+                )
                 .values(used_at=now)
                 .returning(login_tokens.c.owner, login_tokens.c.role)
             ).first()
         return None if row is None else (row.owner, row.role)
 
-    def add_session(self, token_hash: str, owner: str, role: str, csrf_token: str, ttl_seconds: float,
-                    api_key_id: str | None = None) -> None:
+    def add_session(
+        self, token_hash: str, owner: str, role: str, csrf_token: str, ttl_seconds: float, api_key_id: str | None = None
+    ) -> None:
         """A dashboard session; ``api_key_id`` is the key signed in with (revoking it ends the session)."""
         with self.db.write() as conn:
             now = self.db.now(conn)
             conn.execute(delete(sessions).where(sessions.c.expires_at < now))
-            conn.execute(insert(sessions).values(token_hash=token_hash, owner=owner, role=role,
-                                                 csrf_token=csrf_token, created_at=now,
-                                                 expires_at=now + ttl_seconds, api_key_id=api_key_id))
+            conn.execute(
+                insert(sessions).values(
+                    token_hash=token_hash,
+                    owner=owner,
+                    role=role,
+                    csrf_token=csrf_token,
+                    created_at=now,
+                    expires_at=now + ttl_seconds,
+                    api_key_id=api_key_id,
+                )
+            )
 
     def find_session(self, token_hash: str) -> SessionRecord | None:
         with self.db.read() as conn:
             now = self.db.now(conn)
-            row = conn.execute(select(sessions).where(sessions.c.token_hash == token_hash,
-                                                      sessions.c.expires_at > now)).first()
+            row = conn.execute(
+                select(sessions).where(sessions.c.token_hash == token_hash, sessions.c.expires_at > now)
+            ).first()
         return None if row is None else SessionRecord(row.owner, row.role, row.csrf_token, row.expires_at)
 
     def live_sessions(self, token_hashes: Collection[str]) -> set[str]:
@@ -134,8 +161,13 @@ class AuthStore:
             return set()
         with self.db.read() as conn:
             now = self.db.now(conn)
-            return set(conn.execute(select(sessions.c.token_hash).where(
-                sessions.c.token_hash.in_(list(token_hashes)), sessions.c.expires_at > now)).scalars())
+            return set(
+                conn.execute(
+                    select(sessions.c.token_hash).where(
+                        sessions.c.token_hash.in_(list(token_hashes)), sessions.c.expires_at > now
+                    )
+                ).scalars()
+            )
 
     def delete_session(self, token_hash: str) -> None:
         with self.db.write() as conn:
@@ -144,5 +176,6 @@ class AuthStore:
 
 def _key(row: object) -> ApiKeyRecord:
     m = row._mapping  # type: ignore[attr-defined]
-    return ApiKeyRecord(m["id"], m["prefix"], m["owner"], m["role"], m["name"], m["created_at"],
-                        m["last_used_at"], m["revoked_at"])
+    return ApiKeyRecord(
+        m["id"], m["prefix"], m["owner"], m["role"], m["name"], m["created_at"], m["last_used_at"], m["revoked_at"]
+    )

@@ -37,17 +37,25 @@ _fence = and_(
     items.c.lease_token == bindparam("t"),
     items.c.status == ItemStatus.RUNNING,
 )
-_REQUEUE = update(items).where(_fence).values(
-    status=ItemStatus.QUEUED, error=bindparam("e"), available_at=bindparam("a"), lease_token=None,
-    attempts=items.c.attempts - bindparam("back", type_=items.c.attempts.type),
-    rescues=items.c.rescues + bindparam("r", type_=items.c.rescues.type),
+_REQUEUE = (
+    update(items)
+    .where(_fence)
+    .values(
+        status=ItemStatus.QUEUED,
+        error=bindparam("e"),
+        available_at=bindparam("a"),
+        lease_token=None,
+        attempts=items.c.attempts - bindparam("back", type_=items.c.attempts.type),
+        rescues=items.c.rescues + bindparam("r", type_=items.c.rescues.type),
+    )
 )
 # The requeue row carries the item's rescue count: an item handed back by a crash stays a suspect when it is
 # later released (pause, SIGTERM) or retried.
 _REQUEUE_ROW = insert(item_requeue).from_select(
     ["job_id", "seq", "available_at", "rescues"],
-    select(items.c.job_id, items.c.seq, bindparam("a", type_=Float), items.c.rescues)
-    .where(items.c.job_id == bindparam("j"), items.c.seq == bindparam("s")),
+    select(items.c.job_id, items.c.seq, bindparam("a", type_=Float), items.c.rescues).where(
+        items.c.job_id == bindparam("j"), items.c.seq == bindparam("s")
+    ),
 )
 DEFAULT_MAX_RESCUES = 6
 
@@ -84,13 +92,16 @@ class ClaimStore:
             "UPDATE items SET status = 'running', attempts = attempts + 1, lease_token = ?, "
             "started_at = ?, available_at = NULL "
             "WHERE job_id = ? AND seq >= ? AND seq < ? AND status = 'queued' "
-            "RETURNING seq, key, payload, attempts")
+            "RETURNING seq, key, payload, attempts"
+        )
 
     @cached_property
     def _sql_fence(self) -> str:
         lock = " FOR UPDATE" if self.db.is_postgres else ""
-        return self._raw("SELECT seq FROM items WHERE job_id = ? AND seq >= ? AND seq <= ? "
-                         "AND lease_token = ? AND status = 'running'" + lock)
+        return self._raw(
+            "SELECT seq FROM items WHERE job_id = ? AND seq >= ? AND seq <= ? "
+            "AND lease_token = ? AND status = 'running'" + lock
+        )
 
     @cached_property
     def _sql_finish_unnest(self) -> str:
@@ -100,18 +111,27 @@ class ClaimStore:
             "FROM unnest(%b::bigint[], %b::text[], %b::text[], %b::text[], %b::text[], %b::text[], "
             "%b::float8[]) AS u(seq, token, status, result, error, usage, finished_at) "
             "WHERE i.job_id = %s AND i.seq = u.seq AND i.lease_token = u.token AND i.status = 'running' "
-            "RETURNING i.seq")
+            "RETURNING i.seq"
+        )
 
     @cached_property
     def _sql_finish(self) -> str:
         return self._raw(
             "UPDATE items SET status = ?, result = ?, error = ?, usage = ?, finished_at = ?, lease_token = NULL "
-            "WHERE job_id = ? AND seq = ? AND lease_token = ? AND status = 'running'")
+            "WHERE job_id = ? AND seq = ? AND lease_token = ? AND status = 'running'"
+        )
 
     # -- claims ---------------------------------------------------------------------------------------------
 
-    def claim_items(self, worker_id: str, capacity: Mapping[str, int], lease_seconds: float, *,
-                    suspects: bool = True, max_rescues: int = DEFAULT_MAX_RESCUES) -> ClaimBatch | None:
+    def claim_items(
+        self,
+        worker_id: str,
+        capacity: Mapping[str, int],
+        lease_seconds: float,
+        *,
+        suspects: bool = True,
+        max_rescues: int = DEFAULT_MAX_RESCUES,
+    ) -> ClaimBatch | None:
         """Claim up to ``capacity[handler]`` items of one job, leased to ``worker_id``.
 
         The job is the highest-priority claimable one, least recently claimed first (round-robin across jobs).
@@ -130,14 +150,34 @@ class ClaimStore:
                 job = self._pick_job(conn, handlers, now, skip_locked=False)
             if job is None:
                 return None
-            return self._claim_from_job(conn, job, worker_id, capacity[job.handler], lease_seconds, now,
-                                        suspects=suspects, max_rescues=max_rescues)
+            return self._claim_from_job(
+                conn,
+                job,
+                worker_id,
+                capacity[job.handler],
+                lease_seconds,
+                now,
+                suspects=suspects,
+                max_rescues=max_rescues,
+            )
 
     def _pick_job(self, conn: Connection, handlers: list[str], now: float, *, skip_locked: bool) -> Any:
         query = (
-            select(jobs.c.id, jobs.c.handler, jobs.c.status, jobs.c.params, jobs.c.claim_cursor, jobs.c.total,
-                   jobs.c.retry_due_at, jobs.c.concurrency, jobs.c.running, jobs.c.max_attempts,
-                   jobs.c.backoff_base_seconds, jobs.c.backoff_max_seconds, jobs.c.timeout_seconds)
+            select(
+                jobs.c.id,
+                jobs.c.handler,
+                jobs.c.status,
+                jobs.c.params,
+                jobs.c.claim_cursor,
+                jobs.c.total,
+                jobs.c.retry_due_at,
+                jobs.c.concurrency,
+                jobs.c.running,
+                jobs.c.max_attempts,
+                jobs.c.backoff_base_seconds,
+                jobs.c.backoff_max_seconds,
+                jobs.c.timeout_seconds,
+            )
             .where(
                 jobs.c.status.in_(CLAIMABLE_JOB_STATUSES),
                 jobs.c.handler.in_(handlers),
@@ -151,8 +191,18 @@ class ClaimStore:
         )
         return conn.execute(query).first()
 
-    def _claim_from_job(self, conn: Connection, job: Any, worker_id: str, limit: int, lease_seconds: float,
-                        now: float, *, suspects: bool, max_rescues: int) -> ClaimBatch:
+    def _claim_from_job(
+        self,
+        conn: Connection,
+        job: Any,
+        worker_id: str,
+        limit: int,
+        lease_seconds: float,
+        now: float,
+        *,
+        suspects: bool,
+        max_rescues: int,
+    ) -> ClaimBatch:
         if job.concurrency is not None:
             limit = min(limit, job.concurrency - job.running)
         requeued: list[int] = []
@@ -160,25 +210,30 @@ class ClaimStore:
         due_at = job.retry_due_at
         if due_at is not None and due_at <= now:
             due = and_(item_requeue.c.job_id == job.id, item_requeue.c.available_at <= now)
-            level = conn.execute(
-                select(func.max(item_requeue.c.rescues)).where(due, item_requeue.c.rescues > 0)
-            ).scalar() if suspects else None
+            level = (
+                conn.execute(select(func.max(item_requeue.c.rescues)).where(due, item_requeue.c.rescues > 0)).scalar()
+                if suspects
+                else None
+            )
             if level:
                 suspect = True
                 limit = min(limit, suspect_group_size(level, max_rescues))
                 chosen = item_requeue.c.rescues == level
             else:
                 chosen = item_requeue.c.rescues == 0
-            requeued = list(conn.execute(
-                select(item_requeue.c.seq)
-                .where(due, chosen)
-                .order_by(item_requeue.c.available_at, item_requeue.c.seq)
-                .limit(limit)
-                .with_for_update(skip_locked=True)
-            ).scalars())
+            requeued = list(
+                conn.execute(
+                    select(item_requeue.c.seq)
+                    .where(due, chosen)
+                    .order_by(item_requeue.c.available_at, item_requeue.c.seq)
+                    .limit(limit)
+                    .with_for_update(skip_locked=True)
+                ).scalars()
+            )
             if requeued:
-                conn.execute(delete(item_requeue).where(item_requeue.c.job_id == job.id,
-                                                        item_requeue.c.seq.in_(requeued)))
+                conn.execute(
+                    delete(item_requeue).where(item_requeue.c.job_id == job.id, item_requeue.c.seq.in_(requeued))
+                )
             due_at = conn.execute(
                 select(func.min(item_requeue.c.available_at)).where(item_requeue.c.job_id == job.id)
             ).scalar()
@@ -192,15 +247,23 @@ class ClaimStore:
             rows += conn.execute(
                 update(items)
                 .where(items.c.job_id == job.id, items.c.status == ItemStatus.QUEUED, items.c.seq.in_(requeued))
-                .values(status=ItemStatus.RUNNING, attempts=items.c.attempts + 1, lease_token=token,
-                        started_at=now, available_at=None)
+                .values(
+                    status=ItemStatus.RUNNING,
+                    attempts=items.c.attempts + 1,
+                    lease_token=token,
+                    started_at=now,
+                    available_at=None,
+                )
                 .returning(items.c.seq, items.c.key, items.c.payload, items.c.attempts)
             ).all()
         claimed = [ClaimedItem(seq, key, payload, attempts) for seq, key, payload, attempts in rows]
         count = len(claimed)
         values: dict[str, Any] = {
-            "claim_cursor": hi, "retry_due_at": due_at, "last_claimed_at": now,
-            "queued": jobs.c.queued - count, "running": jobs.c.running + count,
+            "claim_cursor": hi,
+            "retry_due_at": due_at,
+            "last_claimed_at": now,
+            "queued": jobs.c.queued - count,
+            "running": jobs.c.running + count,
         }
         if count:
             values["last_activity_at"] = now
@@ -209,14 +272,23 @@ class ClaimStore:
             add_event(conn, job.id, now, "started", actor=worker_id, message="first items claimed")
         conn.execute(update(jobs).where(jobs.c.id == job.id).values(**values))
         if count:
-            conn.execute(insert(leases).values(
-                token=token, worker_id=worker_id, job_id=job.id,
-                seqs=json.dumps([c.seq for c in claimed]), expires_at=now + lease_seconds,
-            ))
+            conn.execute(
+                insert(leases).values(
+                    token=token,
+                    worker_id=worker_id,
+                    job_id=job.id,
+                    seqs=json.dumps([c.seq for c in claimed]),
+                    expires_at=now + lease_seconds,
+                )
+            )
         claimed_job = ClaimedJob(
-            id=job.id, handler=job.handler, params=json.loads(job.params) if job.params else {},
-            max_attempts=job.max_attempts, backoff_base_seconds=job.backoff_base_seconds,
-            backoff_max_seconds=job.backoff_max_seconds, timeout_seconds=job.timeout_seconds,
+            id=job.id,
+            handler=job.handler,
+            params=json.loads(job.params) if job.params else {},
+            max_attempts=job.max_attempts,
+            backoff_base_seconds=job.backoff_base_seconds,
+            backoff_max_seconds=job.backoff_max_seconds,
+            timeout_seconds=job.timeout_seconds,
         )
         return ClaimBatch(claimed_job, token, claimed, suspect=suspect and bool(claimed))
 
@@ -244,11 +316,11 @@ class ClaimStore:
                 conn.execute(delete(leases).where(leases.c.token.in_(list(finished_tokens))))
         return report
 
-    def _complete_job_items(self, conn: Connection, job_id: str, group: list[Outcome],
-                            now: float) -> tuple[int, bool]:
+    def _complete_job_items(self, conn: Connection, job_id: str, group: list[Outcome], now: float) -> tuple[int, bool]:
         """Apply one job's outcomes; returns (accepted, whether the job moved to finalizing/cancelled)."""
-        job = conn.execute(select(jobs.c.status, jobs.c.max_failures, jobs.c.max_failure_rate)
-                           .where(jobs.c.id == job_id)).first()
+        job = conn.execute(
+            select(jobs.c.status, jobs.c.max_failures, jobs.c.max_failure_rate).where(jobs.c.id == job_id)
+        ).first()
         if job is None:  # deleted meanwhile: nothing to record
             return 0, False
         finishing, returning = _sort_outcomes(group, stopping=job.status in STOPPING_JOB_STATUSES)
@@ -264,8 +336,11 @@ class ClaimStore:
         if requeued:
             values["queued"] = jobs.c.queued + len(requeued)
             due = now + min(o.retry_delay for o in requeued)
-            values["retry_due_at"] = func.least(func.coalesce(jobs.c.retry_due_at, due), due) \
-                if self.db.is_postgres else func.coalesce(func.min(jobs.c.retry_due_at, due), due)
+            values["retry_due_at"] = (
+                func.least(func.coalesce(jobs.c.retry_due_at, due), due)
+                if self.db.is_postgres
+                else func.coalesce(func.min(jobs.c.retry_due_at, due), due)
+            )
         busy = sum(o.duration for _, o in finished)
         if busy:
             values["busy_seconds"] = jobs.c.busy_seconds + busy
@@ -282,15 +357,20 @@ class ClaimStore:
 
     def _apply_failure_threshold(self, conn: Connection, job_id: str, now: float) -> None:
         """Checked with the failures that cross it, so even a fast job cannot finish past its threshold."""
-        row = conn.execute(select(jobs.c.failed, jobs.c.succeeded, jobs.c.max_failures, jobs.c.max_failure_rate)
-                           .where(jobs.c.id == job_id)).one()
+        row = conn.execute(
+            select(jobs.c.failed, jobs.c.succeeded, jobs.c.max_failures, jobs.c.max_failure_rate).where(
+                jobs.c.id == job_id
+            )
+        ).one()
         reason = failure_threshold_crossed(row.failed, row.succeeded, row.max_failures, row.max_failure_rate)
         if reason is not None:
-            stop_job(conn, job_id, Action.FAIL, {"code": "failure_threshold", "message": reason}, now,
-                     actor="threshold")
+            stop_job(
+                conn, job_id, Action.FAIL, {"code": "failure_threshold", "message": reason}, now, actor="threshold"
+            )
 
-    def _finish_fenced(self, conn: Connection, job_id: str, finishing: list[tuple[str, Outcome]],
-                       now: float) -> list[tuple[str, Outcome]]:
+    def _finish_fenced(
+        self, conn: Connection, job_id: str, finishing: list[tuple[str, Outcome]], now: float
+    ) -> list[tuple[str, Outcome]]:
         """Write final outcomes; only items still running under the outcome's lease token change."""
         if not finishing:
             return []
@@ -299,20 +379,40 @@ class ClaimStore:
             accepted = [(kind, o) for kind, o in finishing if (o.lease_token, o.seq) in valid]
             if not accepted:
                 return []
-            self.db.driver(conn).cursor().executemany(self._sql_finish, [
-                (kind, o.result, o.error, json.dumps(o.usage) if o.usage else None, o.finished_at or now,
-                 job_id, o.seq, o.lease_token) for kind, o in accepted])
+            self.db.driver(conn).cursor().executemany(
+                self._sql_finish,
+                [
+                    (
+                        kind,
+                        o.result,
+                        o.error,
+                        json.dumps(o.usage) if o.usage else None,
+                        o.finished_at or now,
+                        job_id,
+                        o.seq,
+                        o.lease_token,
+                    )
+                    for kind, o in accepted
+                ],
+            )
             return accepted
         # PostgreSQL: one UPDATE ... FROM unnest(...) per flush is both the fence and the write; RETURNING
         # tells which rows were still ours. %b sends the arrays in binary: text-format array dumping would cost
         # more than the UPDATE itself.
         with self.db.driver(conn).cursor() as cur:
-            rows = cur.execute(self._sql_finish_unnest, (
-            [o.seq for _, o in finishing], [o.lease_token for _, o in finishing], [k for k, _ in finishing],
-            [o.result for _, o in finishing], [o.error for _, o in finishing],
-            [json.dumps(o.usage) if o.usage else None for _, o in finishing],
-            [o.finished_at or now for _, o in finishing], job_id,
-            )).fetchall()
+            rows = cur.execute(
+                self._sql_finish_unnest,
+                (
+                    [o.seq for _, o in finishing],
+                    [o.lease_token for _, o in finishing],
+                    [k for k, _ in finishing],
+                    [o.result for _, o in finishing],
+                    [o.error for _, o in finishing],
+                    [json.dumps(o.usage) if o.usage else None for _, o in finishing],
+                    [o.finished_at or now for _, o in finishing],
+                    job_id,
+                ),
+            ).fetchall()
         valid_seqs = {row[0] for row in rows}
         return [(kind, o) for kind, o in finishing if o.seq in valid_seqs]
 
@@ -323,10 +423,21 @@ class ClaimStore:
         valid = self._fenced(conn, job_id, returning)
         accepted = [o for o in returning if (o.lease_token, o.seq) in valid]
         if accepted:
-            conn.execute(_REQUEUE, [{"j": job_id, "s": o.seq, "t": o.lease_token, "e": o.error,
-                                     "a": now + o.retry_delay, "back": 0 if o.kind == "retry" else 1,
-                                     "r": 1 if o.kind == "rescue" else 0}
-                                    for o in accepted])
+            conn.execute(
+                _REQUEUE,
+                [
+                    {
+                        "j": job_id,
+                        "s": o.seq,
+                        "t": o.lease_token,
+                        "e": o.error,
+                        "a": now + o.retry_delay,
+                        "back": 0 if o.kind == "retry" else 1,
+                        "r": 1 if o.kind == "rescue" else 0,
+                    }
+                    for o in accepted
+                ],
+            )
             conn.execute(_REQUEUE_ROW, [{"j": job_id, "s": o.seq, "a": now + o.retry_delay} for o in accepted])
         return accepted
 
@@ -352,8 +463,10 @@ class ClaimStore:
     def _add_usage_rows(self, conn: Connection, job_id: str, add: dict[str, float]) -> None:
         dialect_insert = postgresql_insert if self.db.is_postgres else sqlite_insert
         stmt = dialect_insert(job_usage)
-        stmt = stmt.on_conflict_do_update(index_elements=[job_usage.c.job_id, job_usage.c.name],
-                                          set_={"amount": job_usage.c.amount + stmt.excluded.amount})
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[job_usage.c.job_id, job_usage.c.name],
+            set_={"amount": job_usage.c.amount + stmt.excluded.amount},
+        )
         conn.execute(stmt, [{"job_id": job_id, "name": name[:100], "amount": amount} for name, amount in add.items()])
 
     def job_statuses(self, job_ids: Sequence[str]) -> dict[str, str]:
@@ -367,10 +480,8 @@ class ClaimStore:
         """Extend this worker's leases and its registry row."""
         with self.db.write() as conn:
             now = self.db.now(conn)
-            conn.execute(update(leases).where(leases.c.worker_id == worker_id)
-                         .values(expires_at=now + lease_seconds))
-            conn.execute(update(workers).where(workers.c.id == worker_id)
-                         .values(last_seen_at=now, in_flight=in_flight))
+            conn.execute(update(leases).where(leases.c.worker_id == worker_id).values(expires_at=now + lease_seconds))
+            conn.execute(update(workers).where(workers.c.id == worker_id).values(last_seen_at=now, in_flight=in_flight))
 
     def rescue_expired_leases(self, limit: int = 100, max_rescues: int = DEFAULT_MAX_RESCUES) -> int:
         """Return items of leases past their expiry (a dead or stalled worker) to the queue.
@@ -385,45 +496,63 @@ class ClaimStore:
         """
         with self.db.read() as conn:
             now = self.db.now(conn)
-            expired = conn.execute(
-                select(leases.c.token).where(leases.c.expires_at < now).order_by(leases.c.expires_at).limit(limit)
-            ).scalars().all()
+            expired = (
+                conn.execute(
+                    select(leases.c.token).where(leases.c.expires_at < now).order_by(leases.c.expires_at).limit(limit)
+                )
+                .scalars()
+                .all()
+            )
         return sum(self._rescue_lease(token, max_rescues) for token in expired)
 
     def expire_leases_of(self, worker_id: str) -> int:
         """Hand a crashed worker's leases over at once (the next rescue takes them); returns how many."""
         with self.db.write() as conn:
-            return int(conn.execute(update(leases).where(leases.c.worker_id == worker_id)
-                                    .values(expires_at=0.0)).rowcount)
+            return int(
+                conn.execute(update(leases).where(leases.c.worker_id == worker_id).values(expires_at=0.0)).rowcount
+            )
 
     def _rescue_lease(self, token: str, max_rescues: int) -> int:
         with self.db.write() as conn:
             now = self.db.now(conn)
             lease = conn.execute(
-                delete(leases).where(leases.c.token == token, leases.c.expires_at < now)
+                delete(leases)
+                .where(leases.c.token == token, leases.c.expires_at < now)
                 .returning(leases.c.job_id, leases.c.worker_id, leases.c.seqs)
             ).first()
             if lease is None:
                 return 0
             rows = conn.execute(
-                select(items.c.seq, items.c.attempts, items.c.rescues)
-                .where(items.c.job_id == lease.job_id, items.c.seq.in_(json.loads(lease.seqs)),
-                       items.c.lease_token == token, items.c.status == ItemStatus.RUNNING)
+                select(items.c.seq, items.c.attempts, items.c.rescues).where(
+                    items.c.job_id == lease.job_id,
+                    items.c.seq.in_(json.loads(lease.seqs)),
+                    items.c.lease_token == token,
+                    items.c.status == ItemStatus.RUNNING,
+                )
             ).all()
             if not rows:
                 return 0
-            error = {"type": "LeaseExpired", "code": "lease_expired",
-                     "message": f"worker {lease.worker_id} stopped renewing its lease (crashed or stalled)"}
+            error = {
+                "type": "LeaseExpired",
+                "code": "lease_expired",
+                "message": f"worker {lease.worker_id} stopped renewing its lease (crashed or stalled)",
+            }
             outcomes = []
             poisoned = 0
             for seq, attempts, rescues in rows:
                 if after_crash(rescues=rescues, max_rescues=max_rescues) == "failed":
                     poisoned += 1
-                    err = json.dumps({
-                        "type": "Poison", "code": "poison", "attempt": attempts, "retryable": False,
-                        "message": f"set aside: its worker died {rescues + 1} times while running it, the last "
-                                   "time with no other suspect item; look for what makes the process exit "
-                                   "(a crash in native code, os._exit, running out of memory)"})
+                    err = json.dumps(
+                        {
+                            "type": "Poison",
+                            "code": "poison",
+                            "attempt": attempts,
+                            "retryable": False,
+                            "message": f"set aside: its worker died {rescues + 1} times while running it, the last "
+                            "time with no other suspect item; look for what makes the process exit "
+                            "(a crash in native code, os._exit, running out of memory)",
+                        }
+                    )
                     outcomes.append(Outcome(lease.job_id, seq, token, "failed", error=err, finished_at=now))
                 else:
                     err = json.dumps({**error, "attempt": attempts, "rescues": rescues + 1})
@@ -432,8 +561,15 @@ class ClaimStore:
             message = f"{accepted} item(s) of an expired lease returned to the queue"
             if poisoned:
                 message += f"; {poisoned} set aside as poison"
-            add_event(conn, lease.job_id, now, "rescued", actor=lease.worker_id, message=message,
-                      data={"items": accepted, "worker_id": lease.worker_id, "poison": poisoned})
+            add_event(
+                conn,
+                lease.job_id,
+                now,
+                "rescued",
+                actor=lease.worker_id,
+                message=message,
+                data={"items": accepted, "worker_id": lease.worker_id, "poison": poisoned},
+            )
             return accepted
 
 

@@ -31,9 +31,9 @@ PING_AFTER_IDLE_SECONDS = 2.0
 def normalize_url(url: str) -> str:
     """Accept ``postgres://`` and ``postgresql://`` and pin them to the psycopg 3 driver."""
     if url.startswith("postgres://"):
-        url = "postgresql://" + url[len("postgres://"):]
+        url = "postgresql://" + url[len("postgres://") :]
     if url.startswith("postgresql://"):
-        url = "postgresql+psycopg://" + url[len("postgresql://"):]
+        url = "postgresql+psycopg://" + url[len("postgresql://") :]
     return url
 
 
@@ -50,8 +50,10 @@ def create_store_engine(url: str) -> Engine:
         engine = create_engine(url, pool_size=8, max_overflow=8)
         _ping_after_idle(engine)
         return engine
-    raise ConfigError(f"unsupported database URL {parsed.render_as_string(hide_password=True)!r}: "
-                      "use sqlite:///path or postgresql://...")
+    raise ConfigError(
+        f"unsupported database URL {parsed.render_as_string(hide_password=True)!r}: "
+        "use sqlite:///path or postgresql://..."
+    )
 
 
 def _ping_after_idle(engine: Engine) -> None:
@@ -63,6 +65,7 @@ def _ping_after_idle(engine: Engine) -> None:
     working milliseconds ago; one that was idle is checked, and replaced if it is gone. After a failure SQLAlchemy
     also replaces every connection older than it, so a restart costs at most the transactions in flight.
     """
+
     @event.listens_for(engine, "checkin")
     def _on_checkin(_dbapi_connection: Any, record: Any) -> None:
         record.info["idle_since"] = time.monotonic()
@@ -83,8 +86,7 @@ def _sqlite_engine(url: str, database: str | None) -> Engine:
     if not database or database == ":memory:":
         raise ConfigError("an in-memory SQLite database cannot be shared by workers; give a file path")
     Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(url, pool_size=8, max_overflow=8,
-                           connect_args={"check_same_thread": False, "timeout": 60})
+    engine = create_engine(url, pool_size=8, max_overflow=8, connect_args={"check_same_thread": False, "timeout": 60})
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:

@@ -30,12 +30,30 @@ class FilesStore:
 
     # -- uploaded files -----------------------------------------------------------------------------------
 
-    def add_file(self, file_id: str, owner: str, filename: str, purpose: str, size: int, sha256: str,
-                 expires_at: float | None = None) -> FileRecord:
+    def add_file(
+        self,
+        file_id: str,
+        owner: str,
+        filename: str,
+        purpose: str,
+        size: int,
+        sha256: str,
+        expires_at: float | None = None,
+    ) -> FileRecord:
         with self.db.write() as conn:
             now = self.db.now(conn)
-            conn.execute(insert(files).values(id=file_id, owner=owner, filename=filename, purpose=purpose,
-                                              bytes=size, sha256=sha256, created_at=now, expires_at=expires_at))
+            conn.execute(
+                insert(files).values(
+                    id=file_id,
+                    owner=owner,
+                    filename=filename,
+                    purpose=purpose,
+                    bytes=size,
+                    sha256=sha256,
+                    created_at=now,
+                    expires_at=expires_at,
+                )
+            )
         return FileRecord(file_id, owner, filename, purpose, size, sha256, now, expires_at)
 
     def get_file(self, file_id: str) -> FileRecord:
@@ -45,8 +63,14 @@ class FilesStore:
             raise NotFound(f"no file {file_id!r}", param="file_id")
         return _file(row)
 
-    def list_files(self, *, owner: str | None = None, purpose: str | None = None, limit: int = 100,
-                   before: tuple[float, str] | None = None) -> list[FileRecord]:
+    def list_files(
+        self,
+        *,
+        owner: str | None = None,
+        purpose: str | None = None,
+        limit: int = 100,
+        before: tuple[float, str] | None = None,
+    ) -> list[FileRecord]:
         """Newest first; ``before`` is the (created_at, id) of the last file of the previous page."""
         query = select(files).order_by(files.c.created_at.desc(), files.c.id.desc()).limit(limit)
         if owner is not None:
@@ -55,8 +79,9 @@ class FilesStore:
             query = query.where(files.c.purpose == purpose)
         if before is not None:
             created_at, file_id = before
-            query = query.where(or_(files.c.created_at < created_at,
-                                    and_(files.c.created_at == created_at, files.c.id < file_id)))
+            query = query.where(
+                or_(files.c.created_at < created_at, and_(files.c.created_at == created_at, files.c.id < file_id))
+            )
         with self.db.read() as conn:
             return [_file(r) for r in conn.execute(query)]
 
@@ -67,5 +92,6 @@ class FilesStore:
 
 def _file(row: object) -> FileRecord:
     m = row._mapping  # type: ignore[attr-defined]
-    return FileRecord(m["id"], m["owner"], m["filename"], m["purpose"], m["bytes"], m["sha256"], m["created_at"],
-                      m["expires_at"])
+    return FileRecord(
+        m["id"], m["owner"], m["filename"], m["purpose"], m["bytes"], m["sha256"], m["created_at"], m["expires_at"]
+    )

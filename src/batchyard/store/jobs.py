@@ -31,8 +31,12 @@ if TYPE_CHECKING:
     from batchyard.ingest import ItemReader
 
 INSERT_CHUNK = 5000
-SORTABLE = {"created_at": jobs.c.created_at, "priority": jobs.c.priority, "updated_at": jobs.c.last_activity_at,
-            "total": jobs.c.total}
+SORTABLE = {
+    "created_at": jobs.c.created_at,
+    "priority": jobs.c.priority,
+    "updated_at": jobs.c.last_activity_at,
+    "total": jobs.c.total,
+}
 _STOPPABLE = (JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.PAUSED)
 
 
@@ -49,8 +53,9 @@ class JobStore:
 
     # -- creation -------------------------------------------------------------------------------------------
 
-    def create_job(self, spec: JobSpec, reader: ItemReader, *, actor: str | None = None,
-                   idempotency: tuple[str, str] | None = None) -> JobRecord:
+    def create_job(
+        self, spec: JobSpec, reader: ItemReader, *, actor: str | None = None, idempotency: tuple[str, str] | None = None
+    ) -> JobRecord:
         """Create a job and insert its items, all in one transaction: bad input leaves nothing behind.
 
         Items are streamed from ``reader`` in chunks; when the reader finds a problem it raises
@@ -59,27 +64,55 @@ class JobStore:
         job_id = new_job_id()
         with self.db.write() as conn:
             now = self.db.now(conn)
-            conn.execute(insert(jobs).values(
-                id=job_id, handler=spec.handler, owner=spec.owner, project=spec.project,
-                status=JobStatus.QUEUED, priority=spec.priority, params=_dumps(spec.params),
-                description=spec.description, tags=json.dumps(list(spec.tags)), meta=_dumps(spec.metadata),
-                source=spec.source, created_at=now, last_activity_at=now, scheduled_at=spec.scheduled_at,
-                expires_at=spec.expires_at, max_attempts=spec.max_attempts,
-                backoff_base_seconds=spec.backoff_base_seconds, backoff_max_seconds=spec.backoff_max_seconds,
-                timeout_seconds=spec.timeout_seconds, concurrency=spec.concurrency,
-                max_failures=spec.max_failures, max_failure_rate=spec.max_failure_rate,
-            ))
+            conn.execute(
+                insert(jobs).values(
+                    id=job_id,
+                    handler=spec.handler,
+                    owner=spec.owner,
+                    project=spec.project,
+                    status=JobStatus.QUEUED,
+                    priority=spec.priority,
+                    params=_dumps(spec.params),
+                    description=spec.description,
+                    tags=json.dumps(list(spec.tags)),
+                    meta=_dumps(spec.metadata),
+                    source=spec.source,
+                    created_at=now,
+                    last_activity_at=now,
+                    scheduled_at=spec.scheduled_at,
+                    expires_at=spec.expires_at,
+                    max_attempts=spec.max_attempts,
+                    backoff_base_seconds=spec.backoff_base_seconds,
+                    backoff_max_seconds=spec.backoff_max_seconds,
+                    timeout_seconds=spec.timeout_seconds,
+                    concurrency=spec.concurrency,
+                    max_failures=spec.max_failures,
+                    max_failure_rate=spec.max_failure_rate,
+                )
+            )
             if idempotency is not None:  # (key, request hash): a concurrent duplicate fails on the primary key
-                conn.execute(insert(idempotency_keys).values(owner=spec.owner, key=idempotency[0],
-                                                             request_hash=idempotency[1], job_id=job_id,
-                                                             created_at=now))
+                conn.execute(
+                    insert(idempotency_keys).values(
+                        owner=spec.owner, key=idempotency[0], request_hash=idempotency[1], job_id=job_id, created_at=now
+                    )
+                )
             total = self._insert_items(conn, job_id, reader)
             # last_activity_at again at the end: the live feed orders changes by it, and a big input can take
             # a while between the transaction's start and its commit.
-            conn.execute(update(jobs).where(jobs.c.id == job_id).values(total=total, queued=total,
-                                                                        last_activity_at=self.db.now(conn)))
-            add_event(conn, job_id, now, "created", actor=actor or spec.owner,
-                      message=f"{total} item(s) from {spec.source or 'Python'}", data={"total": total})
+            conn.execute(
+                update(jobs)
+                .where(jobs.c.id == job_id)
+                .values(total=total, queued=total, last_activity_at=self.db.now(conn))
+            )
+            add_event(
+                conn,
+                job_id,
+                now,
+                "created",
+                actor=actor or spec.owner,
+                message=f"{total} item(s) from {spec.source or 'Python'}",
+                data={"total": total},
+            )
             self.wake_workers(conn)
             row = conn.execute(select(jobs).where(jobs.c.id == job_id)).one()
         self.after_commit_wake()
@@ -136,9 +169,13 @@ class JobStore:
             stmt = stmt.where(jobs.c.created_at < q.created_before)
         if q.search:
             term = q.search.lower()
-            stmt = stmt.where(or_(jobs.c.id.startswith(q.search, autoescape=True),
-                                  func.lower(jobs.c.description).contains(term, autoescape=True),
-                                  func.lower(jobs.c.tags).contains(term, autoescape=True)))
+            stmt = stmt.where(
+                or_(
+                    jobs.c.id.startswith(q.search, autoescape=True),
+                    func.lower(jobs.c.description).contains(term, autoescape=True),
+                    func.lower(jobs.c.tags).contains(term, autoescape=True),
+                )
+            )
         if q.after is not None:  # keyset: rows strictly after (value, id) in the sort order
             value, last_id = q.after
             if descending:
@@ -157,8 +194,9 @@ class JobStore:
             return out
         with self.db.read() as conn:
             rows = conn.execute(
-                select(progress_samples.c.job_id, progress_samples.c.at, progress_samples.c.done,
-                       progress_samples.c.failed)
+                select(
+                    progress_samples.c.job_id, progress_samples.c.at, progress_samples.c.done, progress_samples.c.failed
+                )
                 .where(progress_samples.c.job_id.in_(list(job_ids)), progress_samples.c.at >= since)
                 .order_by(progress_samples.c.at)
             ).all()
@@ -169,19 +207,41 @@ class JobStore:
     def find_idempotent_job(self, owner: str, key: str) -> tuple[str, str] | None:
         """(request hash, job id) recorded for this owner's Idempotency-Key, if any."""
         with self.db.read() as conn:
-            row = conn.execute(select(idempotency_keys.c.request_hash, idempotency_keys.c.job_id)
-                               .where(idempotency_keys.c.owner == owner, idempotency_keys.c.key == key)).first()
+            row = conn.execute(
+                select(idempotency_keys.c.request_hash, idempotency_keys.c.job_id).where(
+                    idempotency_keys.c.owner == owner, idempotency_keys.c.key == key
+                )
+            ).first()
         return None if row is None else (row.request_hash, row.job_id)
 
-    def item_page(self, job_id: str, *, after_seq: int = -1, limit: int = 100, statuses: Sequence[str] = (),
-                  max_seq: int | None = None, with_payload: bool = False) -> list[ItemRecord]:
+    def item_page(
+        self,
+        job_id: str,
+        *,
+        after_seq: int = -1,
+        limit: int = 100,
+        statuses: Sequence[str] = (),
+        max_seq: int | None = None,
+        with_payload: bool = False,
+    ) -> list[ItemRecord]:
         """Up to ``limit`` items with ``after_seq < seq <= max_seq`` in order, read over the primary key.
 
         Items have no status index (see :mod:`batchyard.schema`), so a status filter scans rows; ``max_seq``
         bounds that scan."""
-        cols = [items.c.job_id, items.c.seq, items.c.key, items.c.status, items.c.attempts, items.c.result,
-                items.c.error, items.c.started_at, items.c.finished_at, items.c.usage, items.c.rescues,
-                (items.c.payload if with_payload else items.c.lease_token.label("payload"))]
+        cols = [
+            items.c.job_id,
+            items.c.seq,
+            items.c.key,
+            items.c.status,
+            items.c.attempts,
+            items.c.result,
+            items.c.error,
+            items.c.started_at,
+            items.c.finished_at,
+            items.c.usage,
+            items.c.rescues,
+            (items.c.payload if with_payload else items.c.lease_token.label("payload")),
+        ]
         query = select(*cols).where(items.c.job_id == job_id, items.c.seq > after_seq)
         if max_seq is not None:
             query = query.where(items.c.seq <= max_seq)
@@ -191,13 +251,15 @@ class JobStore:
             rows = conn.execute(query.order_by(items.c.seq).limit(limit)).all()
         return [ItemRecord.from_row(r, with_payload=with_payload) for r in rows]
 
-    def iter_items(self, job_id: str, *, statuses: Sequence[str] = (), page_size: int = 5000,
-                   with_payload: bool = False) -> Iterator[ItemRecord]:
+    def iter_items(
+        self, job_id: str, *, statuses: Sequence[str] = (), page_size: int = 5000, with_payload: bool = False
+    ) -> Iterator[ItemRecord]:
         """Every item of a job in order, read page by page (keyset on seq) so no transaction stays open long."""
         after = -1
         while True:
-            page = self.item_page(job_id, after_seq=after, limit=page_size, statuses=statuses,
-                                  with_payload=with_payload)
+            page = self.item_page(
+                job_id, after_seq=after, limit=page_size, statuses=statuses, with_payload=with_payload
+            )
             yield from page
             if len(page) < page_size:
                 return
@@ -207,8 +269,10 @@ class JobStore:
         """Raw rows (seq, key, status, attempts, result, error, started_at, finished_at, usage) in order, JSON
         left as text: for writing result files fast. Paged by seq like :meth:`iter_items`."""
         ph = "%s" if self.db.is_postgres else "?"
-        sql = ("SELECT seq, key, status, attempts, result, error, started_at, finished_at, usage FROM items "
-               f"WHERE job_id = {ph} AND seq > {ph} ORDER BY seq LIMIT {int(page_size)}")
+        sql = (
+            "SELECT seq, key, status, attempts, result, error, started_at, finished_at, usage FROM items "
+            f"WHERE job_id = {ph} AND seq > {ph} ORDER BY seq LIMIT {int(page_size)}"
+        )
         after = -1
         while True:
             with self.db.read() as conn:
@@ -228,11 +292,15 @@ class JobStore:
     def list_events(self, job_id: str, *, after_id: int = 0, limit: int = 500) -> list[EventRecord]:
         with self.db.read() as conn:
             rows = conn.execute(
-                select(job_events).where(job_events.c.job_id == job_id, job_events.c.id > after_id)
-                .order_by(job_events.c.id).limit(limit)
+                select(job_events)
+                .where(job_events.c.job_id == job_id, job_events.c.id > after_id)
+                .order_by(job_events.c.id)
+                .limit(limit)
             ).all()
-        return [EventRecord(r.id, r.job_id, r.at, r.type, r.actor, r.message, decode_json(r.data) if r.data else {})
-                for r in rows]
+        return [
+            EventRecord(r.id, r.job_id, r.at, r.type, r.actor, r.message, decode_json(r.data) if r.data else {})
+            for r in rows
+        ]
 
     def recent_samples(self, job_id: str, since: float) -> list[tuple[float, int, int]]:
         with self.db.read() as conn:
@@ -248,8 +316,9 @@ class JobStore:
         from sqlalchemy import func
 
         with self.db.read() as conn:
-            rows = conn.execute(select(items.c.status, func.count()).where(items.c.job_id == job_id)
-                                .group_by(items.c.status)).all()
+            rows = conn.execute(
+                select(items.c.status, func.count()).where(items.c.job_id == job_id).group_by(items.c.status)
+            ).all()
         return {status: n for status, n in rows}
 
     # -- lifecycle moves ------------------------------------------------------------------------------------
@@ -265,8 +334,9 @@ class JobStore:
         with self.db.write() as conn:
             now = self.db.now(conn)
             move_job(conn, job_id, Action.RESUME, last_activity_at=now)
-            conn.execute(update(jobs).where(jobs.c.id == job_id, jobs.c.started_at.is_(None))
-                         .values(status=JobStatus.QUEUED))
+            conn.execute(
+                update(jobs).where(jobs.c.id == job_id, jobs.c.started_at.is_(None)).values(status=JobStatus.QUEUED)
+            )
             settle_job(conn, job_id, now)
             add_event(conn, job_id, now, "resumed", actor=actor, message=reason)
             self.wake_workers(conn)
@@ -279,8 +349,15 @@ class JobStore:
             now = self.db.now(conn)
             move_job(conn, job_id, Action.CANCEL, last_activity_at=now)
             n = stop_queued_items(conn, job_id, now)
-            add_event(conn, job_id, now, "cancelled" if settle_job(conn, job_id, now, record=False) else "cancelling",
-                      actor=actor, message=reason, data={"queued_items_cancelled": n})
+            add_event(
+                conn,
+                job_id,
+                now,
+                "cancelled" if settle_job(conn, job_id, now, record=False) else "cancelling",
+                actor=actor,
+                message=reason,
+                data={"queued_items_cancelled": n},
+            )
         return self.get_job(job_id)
 
     def stop_job(self, job_id: str, action: Action, error: dict[str, Any], *, actor: str | None = None) -> bool:
@@ -297,24 +374,42 @@ class JobStore:
             failed = conn.execute(select(jobs.c.failed).where(jobs.c.id == job_id)).scalar_one_or_none()
             if failed is None:
                 raise NotFound(f"no job {job_id!r}", param="job_id")
-            current, _ = move_job(conn, job_id, Action.RETRY, last_activity_at=now, finished_at=None,
-                                    files_written_at=None, files_lease_until=None, result_files=None, error=None)
+            current, _ = move_job(
+                conn,
+                job_id,
+                Action.RETRY,
+                last_activity_at=now,
+                finished_at=None,
+                files_written_at=None,
+                files_lease_until=None,
+                result_files=None,
+                error=None,
+            )
             if not failed:
                 raise IllegalTransition(f"job {job_id} has no failed items to retry", current=current)
-            conn.execute(insert(item_requeue).from_select(
-                ["job_id", "seq", "available_at"],
-                select(items.c.job_id, items.c.seq, _literal(now))
-                .where(items.c.job_id == job_id, items.c.status == ItemStatus.FAILED),
-            ))
+            conn.execute(
+                insert(item_requeue).from_select(
+                    ["job_id", "seq", "available_at"],
+                    select(items.c.job_id, items.c.seq, _literal(now)).where(
+                        items.c.job_id == job_id, items.c.status == ItemStatus.FAILED
+                    ),
+                )
+            )
             n = conn.execute(
-                update(items).where(items.c.job_id == job_id, items.c.status == ItemStatus.FAILED)
-                .values(status=ItemStatus.QUEUED, attempts=0, rescues=0, available_at=now, finished_at=None,
-                        result=None)
+                update(items)
+                .where(items.c.job_id == job_id, items.c.status == ItemStatus.FAILED)
+                .values(
+                    status=ItemStatus.QUEUED, attempts=0, rescues=0, available_at=now, finished_at=None, result=None
+                )
             ).rowcount
-            conn.execute(update(jobs).where(jobs.c.id == job_id).values(
-                failed=jobs.c.failed - n, queued=jobs.c.queued + n, retry_due_at=now))
-            add_event(conn, job_id, now, "retried", actor=actor, message=f"{n} failed item(s) queued again",
-                      data={"items": n})
+            conn.execute(
+                update(jobs)
+                .where(jobs.c.id == job_id)
+                .values(failed=jobs.c.failed - n, queued=jobs.c.queued + n, retry_due_at=now)
+            )
+            add_event(
+                conn, job_id, now, "retried", actor=actor, message=f"{n} failed item(s) queued again", data={"items": n}
+            )
             self.wake_workers(conn)
         self.after_commit_wake()
         return self.get_job(job_id), int(n)
@@ -340,5 +435,3 @@ def _literal(value: float) -> Any:
     from sqlalchemy import Float, literal
 
     return literal(value, Float)
-
-

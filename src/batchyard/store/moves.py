@@ -25,13 +25,19 @@ def move_job(conn: Connection, job_id: str, action: Action, **values: Any) -> tu
 
 def stop_queued_items(conn: Connection, job_id: str, now: float) -> int:
     """Cancel every item not yet started (fresh or waiting to retry); returns how many."""
-    n = int(conn.execute(
-        update(items).where(items.c.job_id == job_id, items.c.status == ItemStatus.QUEUED)
-        .values(status=ItemStatus.CANCELLED, finished_at=now)
-    ).rowcount)
+    n = int(
+        conn.execute(
+            update(items)
+            .where(items.c.job_id == job_id, items.c.status == ItemStatus.QUEUED)
+            .values(status=ItemStatus.CANCELLED, finished_at=now)
+        ).rowcount
+    )
     conn.execute(delete(item_requeue).where(item_requeue.c.job_id == job_id))
-    conn.execute(update(jobs).where(jobs.c.id == job_id).values(
-        queued=0, cancelled=jobs.c.cancelled + n, claim_cursor=jobs.c.total, retry_due_at=None))
+    conn.execute(
+        update(jobs)
+        .where(jobs.c.id == job_id)
+        .values(queued=0, cancelled=jobs.c.cancelled + n, claim_cursor=jobs.c.total, retry_due_at=None)
+    )
     return n
 
 
@@ -58,8 +64,9 @@ def settle_job(conn: Connection, job_id: str, now: float, *, record: bool = True
     return bool(settled)
 
 
-def stop_job(conn: Connection, job_id: str, action: Action, error: dict[str, Any], now: float, *,
-             actor: str | None = None) -> bool:
+def stop_job(
+    conn: Connection, job_id: str, action: Action, error: dict[str, Any], now: float, *, actor: str | None = None
+) -> bool:
     """Fail or expire a live job: it ends at once with ``error``; queued items are cancelled, running ones
     are told through their workers' control poll. False if the job was already past stopping."""
     status = conn.execute(select(jobs.c.status).where(jobs.c.id == job_id).with_for_update()).scalar_one_or_none()
@@ -67,6 +74,13 @@ def stop_job(conn: Connection, job_id: str, action: Action, error: dict[str, Any
         return False
     move_job(conn, job_id, action, error=json.dumps(error), finished_at=now, last_activity_at=now)
     n = stop_queued_items(conn, job_id, now)
-    add_event(conn, job_id, now, "failed" if action is Action.FAIL else "expired", actor=actor,
-              message=error.get("message"), data={"queued_items_cancelled": n})
+    add_event(
+        conn,
+        job_id,
+        now,
+        "failed" if action is Action.FAIL else "expired",
+        actor=actor,
+        message=error.get("message"),
+        data={"queued_items_cancelled": n},
+    )
     return True

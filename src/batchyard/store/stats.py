@@ -85,21 +85,28 @@ class StatsStore:
 
             recent = jobs.c.last_activity_at >= now - recent_seconds
             finished = jobs.c.succeeded + jobs.c.failed
-            totals = select(
-                jobs.c.project, jobs.c.handler, jobs.c.status, func.count(),
-                *(func.coalesce(func.sum(getattr(jobs.c, name)), 0) for name in ITEM_COUNTERS),
-                func.coalesce(func.sum(jobs.c.busy_seconds), 0.0),
-                func.coalesce(func.sum(case((recent, jobs.c.busy_seconds), else_=0.0)), 0.0),
-                func.coalesce(func.sum(case((recent, finished), else_=0)), 0),
-                func.coalesce(func.sum(jobs.c.cost), 0.0),
-            ).where(*conditions).group_by(jobs.c.project, jobs.c.handler, jobs.c.status)
+            totals = (
+                select(
+                    jobs.c.project,
+                    jobs.c.handler,
+                    jobs.c.status,
+                    func.count(),
+                    *(func.coalesce(func.sum(getattr(jobs.c, name)), 0) for name in ITEM_COUNTERS),
+                    func.coalesce(func.sum(jobs.c.busy_seconds), 0.0),
+                    func.coalesce(func.sum(case((recent, jobs.c.busy_seconds), else_=0.0)), 0.0),
+                    func.coalesce(func.sum(case((recent, finished), else_=0)), 0),
+                    func.coalesce(func.sum(jobs.c.cost), 0.0),
+                )
+                .where(*conditions)
+                .group_by(jobs.c.project, jobs.c.handler, jobs.c.status)
+            )
             for row in conn.execute(totals):
                 project, handler, status, count, *rest = row
                 b = bucket(project, handler)
                 b.jobs_by_status[status] = b.jobs_by_status.get(status, 0) + int(count)
-                for name, value in zip(ITEM_COUNTERS, rest[:len(ITEM_COUNTERS)], strict=True):
+                for name, value in zip(ITEM_COUNTERS, rest[: len(ITEM_COUNTERS)], strict=True):
                     b.items[name] += int(value)
-                busy, recent_busy, recent_finished, cost = rest[len(ITEM_COUNTERS):]
+                busy, recent_busy, recent_finished, cost = rest[len(ITEM_COUNTERS) :]
                 b.busy_seconds += float(busy)
                 b.recent_busy_seconds += float(recent_busy)
                 b.recent_finished += int(recent_finished)
@@ -138,12 +145,13 @@ class StatsStore:
         With ``after_id``, continue a page that ended at (``since``, ``after_id``): strictly after it."""
         touched: ColumnElement[bool] = jobs.c.last_activity_at >= since
         if after_id is not None:
-            touched = or_(jobs.c.last_activity_at > since,
-                          and_(jobs.c.last_activity_at == since, jobs.c.id > after_id))
+            touched = or_(jobs.c.last_activity_at > since, and_(jobs.c.last_activity_at == since, jobs.c.id > after_id))
         with self.db.read() as conn:
             rows = conn.execute(
-                select(jobs.c.id, jobs.c.last_activity_at).where(touched)
-                .order_by(jobs.c.last_activity_at, jobs.c.id).limit(limit)
+                select(jobs.c.id, jobs.c.last_activity_at)
+                .where(touched)
+                .order_by(jobs.c.last_activity_at, jobs.c.id)
+                .limit(limit)
             ).all()
         return [(job_id, float(at)) for job_id, at in rows]
 
@@ -155,8 +163,9 @@ class StatsStore:
             rows = conn.execute(select(jobs).where(jobs.c.id.in_(list(job_ids)))).all()
         return [JobRecord.from_row(r) for r in rows]
 
-    def jobs_changed_since(self, since: float, *, owner: str | None = None, job_id: str | None = None,
-                           limit: int = 500) -> tuple[list[JobRecord], bool]:
+    def jobs_changed_since(
+        self, since: float, *, owner: str | None = None, job_id: str | None = None, limit: int = 500
+    ) -> tuple[list[JobRecord], bool]:
         """Jobs changed at or after ``since`` (activity, or result files written), the ``limit`` most recent,
         oldest first; and whether older ones were left out. For replaying a stream after a reconnect."""
         changed = or_(jobs.c.last_activity_at >= since, jobs.c.files_written_at >= since)
@@ -175,8 +184,10 @@ class StatsStore:
 
 def changed_at_expression() -> ColumnElement[float]:
     """When a job last changed as a stream subscriber sees it: activity, or its result files being written."""
-    return case((jobs.c.files_written_at > jobs.c.last_activity_at, jobs.c.files_written_at),
-                else_=func.coalesce(jobs.c.last_activity_at, jobs.c.created_at))
+    return case(
+        (jobs.c.files_written_at > jobs.c.last_activity_at, jobs.c.files_written_at),
+        else_=func.coalesce(jobs.c.last_activity_at, jobs.c.created_at),
+    )
 
 
 def _conditions(where: StatsFilter) -> list[ColumnElement[bool]]:
@@ -195,10 +206,20 @@ def _conditions(where: StatsFilter) -> list[ColumnElement[bool]]:
 def _throughput_query(conditions: list[ColumnElement[bool]], window_start: float, *, postgres: bool) -> Any:
     """Per (project, handler): items finished since ``window_start`` and the earliest start among those jobs."""
     sample = progress_samples.alias("s")
-    sampled_before = (select(sample.c.done).where(sample.c.job_id == jobs.c.id, sample.c.at <= window_start)
-                      .order_by(sample.c.at.desc()).limit(1).scalar_subquery())
-    sampled_after = (select(sample.c.done).where(sample.c.job_id == jobs.c.id, sample.c.at > window_start)
-                     .order_by(sample.c.at).limit(1).scalar_subquery())
+    sampled_before = (
+        select(sample.c.done)
+        .where(sample.c.job_id == jobs.c.id, sample.c.at <= window_start)
+        .order_by(sample.c.at.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+    sampled_after = (
+        select(sample.c.done)
+        .where(sample.c.job_id == jobs.c.id, sample.c.at > window_start)
+        .order_by(sample.c.at)
+        .limit(1)
+        .scalar_subquery()
+    )
     done_now = jobs.c.succeeded + jobs.c.failed + jobs.c.cancelled
     started_inside = jobs.c.started_at >= window_start
     done_then = func.coalesce(sampled_before, case((started_inside, 0), else_=func.coalesce(sampled_after, done_now)))

@@ -44,10 +44,18 @@ class Completer:
     are released as their jobs' items are recorded. ``on_flushed`` hears of every recorded batch (to wake the
     claim loop, and maintenance when jobs settled)."""
 
-    def __init__(self, store: Store, settings: Settings, worker_id: str, lanes: dict[str, int], *,
-                 controls: JobControls | None = None, trouble: StoreTrouble | None = None,
-                 stats: WorkerStats | None = None,
-                 on_flushed: Callable[[CompletionReport], None] | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        settings: Settings,
+        worker_id: str,
+        lanes: dict[str, int],
+        *,
+        controls: JobControls | None = None,
+        trouble: StoreTrouble | None = None,
+        stats: WorkerStats | None = None,
+        on_flushed: Callable[[CompletionReport], None] | None = None,
+    ) -> None:
         self.store = store
         self.settings = settings
         self.worker_id = worker_id
@@ -112,8 +120,11 @@ class Completer:
         outcomes = self.outcomes
         outcomes.append(outcome)
         pending = len(outcomes)
-        if self._flush_now is not None and threading.get_ident() == self._loop_thread and (
-                pending >= self.settings.flush_max_items or 2 * pending >= self._in_flight_total):
+        if (
+            self._flush_now is not None
+            and threading.get_ident() == self._loop_thread
+            and (pending >= self.settings.flush_max_items or 2 * pending >= self._in_flight_total)
+        ):
             self._flush_now.set()
 
     async def flush_loop(self) -> None:
@@ -144,8 +155,12 @@ class Completer:
                 except StoreUnavailable:
                     raise
                 except Exception as exc:
-                    log.error("worker %s: recording %d outcomes failed; recording them one at a time",
-                              self.worker_id, len(batch), exc_info=exc)
+                    log.error(
+                        "worker %s: recording %d outcomes failed; recording them one at a time",
+                        self.worker_id,
+                        len(batch),
+                        exc_info=exc,
+                    )
                     report = await asyncio.to_thread(self._complete_one_at_a_time, batch, finished)
             except StoreUnavailable as exc:
                 self._free_capacity(per_token, +1)
@@ -170,8 +185,11 @@ class Completer:
                 log.exception("worker %s: final flush failed", self.worker_id)
                 break
         if self.outcomes:  # the database stayed away: these items come back when their leases expire
-            log.error("worker %s: could not record %d outcomes; their items will run again", self.worker_id,
-                      len(self.outcomes))
+            log.error(
+                "worker %s: could not record %d outcomes; their items will run again",
+                self.worker_id,
+                len(self.outcomes),
+            )
 
     def _complete_one_at_a_time(self, batch: list[Outcome], finished: list[str]) -> CompletionReport:
         """After a flush failed for a reason other than the database being away: find the outcomes that cannot
@@ -183,20 +201,39 @@ class Completer:
             except StoreUnavailable:
                 raise
             except Exception as exc:
-                log.error("worker %s: the outcome of item %s of %s cannot be stored; failing the item",
-                          self.worker_id, outcome.seq, outcome.job_id, exc_info=exc)
-                error = json_text({"type": "UnrecordableOutcome", "code": "unrecordable", "retryable": False,
-                                   "message": "the item's outcome could not be stored: "
-                                              f"{type(exc).__name__}: {storable(str(exc))[:500]}"})
-                substitute = Outcome(outcome.job_id, outcome.seq, outcome.lease_token, "failed", error=error,
-                                     finished_at=outcome.finished_at, duration=outcome.duration)
+                log.error(
+                    "worker %s: the outcome of item %s of %s cannot be stored; failing the item",
+                    self.worker_id,
+                    outcome.seq,
+                    outcome.job_id,
+                    exc_info=exc,
+                )
+                error = json_text(
+                    {
+                        "type": "UnrecordableOutcome",
+                        "code": "unrecordable",
+                        "retryable": False,
+                        "message": "the item's outcome could not be stored: "
+                        f"{type(exc).__name__}: {storable(str(exc))[:500]}",
+                    }
+                )
+                substitute = Outcome(
+                    outcome.job_id,
+                    outcome.seq,
+                    outcome.lease_token,
+                    "failed",
+                    error=error,
+                    finished_at=outcome.finished_at,
+                    duration=outcome.duration,
+                )
                 try:
                     single = self.store.complete_items([substitute])
                 except StoreUnavailable:
                     raise
                 except Exception:  # its lease expires and it comes back as a suspect
-                    log.exception("worker %s: could not fail item %s of %s either", self.worker_id,
-                                  outcome.seq, outcome.job_id)
+                    log.exception(
+                        "worker %s: could not fail item %s of %s either", self.worker_id, outcome.seq, outcome.job_id
+                    )
                     continue
             report.accepted += single.accepted
             report.settled += single.settled

@@ -39,10 +39,17 @@ class WorkItem(ItemContext):
 
     __slots__ = ("control", "deadline", "done", "interrupt", "job", "lease_token", "payload", "spec", "started")
 
-    def __init__(self, job: ClaimedJob, item: ClaimedItem, lease_token: str, spec: HandlerSpec,
-                 control: JobControl, storage: LocalStorage, timeout: float | None) -> None:
-        _init_context(self, job.id, item.key, item.seq, item.attempt, job.max_attempts, job.params, control,
-                      storage)
+    def __init__(
+        self,
+        job: ClaimedJob,
+        item: ClaimedItem,
+        lease_token: str,
+        spec: HandlerSpec,
+        control: JobControl,
+        storage: LocalStorage,
+        timeout: float | None,
+    ) -> None:
+        _init_context(self, job.id, item.key, item.seq, item.attempt, job.max_attempts, job.params, control, storage)
         self.job = job
         self.payload = item.payload
         self.lease_token = lease_token
@@ -60,8 +67,14 @@ Supervise = Callable[[Coroutine[Any, Any, None], str], "asyncio.Task[None]"]
 class Executor:
     """Lanes per handler, the items running in them, and the outcomes of their handlers."""
 
-    def __init__(self, handlers: dict[str, HandlerSpec], lanes: dict[str, int], storage: LocalStorage,
-                 completer: Completer, redact: PathRedactor) -> None:
+    def __init__(
+        self,
+        handlers: dict[str, HandlerSpec],
+        lanes: dict[str, int],
+        storage: LocalStorage,
+        completer: Completer,
+        redact: PathRedactor,
+    ) -> None:
         self.handlers = handlers
         self.lanes = lanes
         self.storage = storage
@@ -83,8 +96,9 @@ class Executor:
 
     # -- lanes ----------------------------------------------------------------------------------------------
 
-    def start(self, supervise: Supervise, on_thread_crash: Callable[[str, BaseException], None]) -> list[
-            asyncio.Task[None]]:
+    def start(
+        self, supervise: Supervise, on_thread_crash: Callable[[str, BaseException], None]
+    ) -> list[asyncio.Task[None]]:
         """Start every lane: async ones as tasks (``supervise`` makes them), sync ones as threads whose own
         failure is reported to ``on_thread_crash`` on the event loop. Returns the async lanes' tasks."""
         self._loop = asyncio.get_running_loop()
@@ -99,8 +113,9 @@ class Executor:
             else:
                 self._sync_queues[name] = queue.SimpleQueue()
                 for i in range(lanes):
-                    thread = threading.Thread(target=self._sync_lane_supervised, args=(name,),
-                                              name=f"batchyard-{name}-{i}", daemon=True)
+                    thread = threading.Thread(
+                        target=self._sync_lane_supervised, args=(name,), name=f"batchyard-{name}-{i}", daemon=True
+                    )
                     thread.start()
                     self._threads.append(thread)
         return tasks
@@ -114,7 +129,8 @@ class Executor:
         token = batch.lease_token
         if spec.is_async:
             self._async_work[job.handler].extend(
-                WorkItem(job, item, token, spec, control, storage, timeout) for item in batch.items)
+                WorkItem(job, item, token, spec, control, storage, timeout) for item in batch.items
+            )
             self._async_ready[job.handler].set()
         else:
             put = self._sync_queues[job.handler].put
@@ -128,8 +144,11 @@ class Executor:
         if self.halted:
             return False
         control = work.control
-        skip = skip_reason(job_cancelled=control.cancelled, job_paused=control.paused, draining=self.draining) \
-            if control.cancelled or control.paused or self.draining else None  # no call on the hot path
+        skip = (
+            skip_reason(job_cancelled=control.cancelled, job_paused=control.paused, draining=self.draining)
+            if control.cancelled or control.paused or self.draining
+            else None
+        )  # no call on the hot path
         if skip is not None:
             self._emit(work, skip)
             return False
@@ -248,9 +267,16 @@ class Executor:
         try:
             result = json_text(value)
         except (TypeError, ValueError) as exc:
-            self._emit(work, "failed", error=self._error_json(
-                work, "ResultNotSerializable", f"the handler's result is not JSON-serializable: {exc}",
-                "result_not_serializable"))
+            self._emit(
+                work,
+                "failed",
+                error=self._error_json(
+                    work,
+                    "ResultNotSerializable",
+                    f"the handler's result is not JSON-serializable: {exc}",
+                    "result_not_serializable",
+                ),
+            )
             return
         self._emit(work, "succeeded", result=result)
 
@@ -267,19 +293,40 @@ class Executor:
 
     def _emit_error(self, work: WorkItem, error: str, retryable: bool, retry_after: float | None) -> None:
         job = work.job
-        if after_failure(retryable=retryable, attempt=work.attempt, max_attempts=job.max_attempts,
-                         job_stopping=work.control.cancelled) == "retry":
-            delay = backoff_delay(work.attempt, base_seconds=job.backoff_base_seconds,
-                                  max_seconds=job.backoff_max_seconds, retry_after=retry_after)
+        if (
+            after_failure(
+                retryable=retryable,
+                attempt=work.attempt,
+                max_attempts=job.max_attempts,
+                job_stopping=work.control.cancelled,
+            )
+            == "retry"
+        ):
+            delay = backoff_delay(
+                work.attempt,
+                base_seconds=job.backoff_base_seconds,
+                max_seconds=job.backoff_max_seconds,
+                retry_after=retry_after,
+            )
             self._emit(work, "retry", error=error, retry_delay=delay)
         else:
             self._emit(work, "failed", error=error)
 
-    def _error_json(self, work: WorkItem, type_: str, message: str, code: str | None, tb: str | None = None,
-                    retryable: bool | None = None) -> str:
+    def _error_json(
+        self,
+        work: WorkItem,
+        type_: str,
+        message: str,
+        code: str | None,
+        tb: str | None = None,
+        retryable: bool | None = None,
+    ) -> str:
         """An item's error as stored: storable text, without the server's own paths (data dir, venv, home)."""
-        error: dict[str, Any] = {"type": type_, "message": self._redact(storable(message))[:4000],
-                                 "attempt": work.attempt}
+        error: dict[str, Any] = {
+            "type": type_,
+            "message": self._redact(storable(message))[:4000],
+            "attempt": work.attempt,
+        }
         if code:
             error["code"] = code
         if retryable is not None:
@@ -301,17 +348,36 @@ class Executor:
         error = self._error_json(work, "Timeout", f"item took longer than its {limit:g}s timeout", "timeout")
         self._emit_error(work, error, True, None)
 
-    def _emit(self, work: WorkItem, kind: OutcomeKind, *, result: str | None = None, error: str | None = None,
-              retry_delay: float = 0.0) -> None:
+    def _emit(
+        self,
+        work: WorkItem,
+        kind: OutcomeKind,
+        *,
+        result: str | None = None,
+        error: str | None = None,
+        retry_delay: float = 0.0,
+    ) -> None:
         with self._outcome_lock:  # a sync item can be finished by its thread or by the watchdog: once only
             if work.done:
                 return
             work.done = True
         released = kind == "release"
         duration = time.monotonic() - work.started if work.started else 0.0
-        self._add_outcome(Outcome(
-            work.job_id, work.seq, work.lease_token, kind, result, error, time.time(), retry_delay,
-            0.0 if released else work.cost, None if released else work.usage, duration))
+        self._add_outcome(
+            Outcome(
+                work.job_id,
+                work.seq,
+                work.lease_token,
+                kind,
+                result,
+                error,
+                time.time(),
+                retry_delay,
+                0.0 if released else work.cost,
+                None if released else work.usage,
+                duration,
+            )
+        )
 
 
 def _drain_queue(q: queue.SimpleQueue[WorkItem | None]) -> list[WorkItem]:

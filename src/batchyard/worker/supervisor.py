@@ -38,9 +38,18 @@ log = logging.getLogger("batchyard.worker")
 class Worker:
     """Runs items of every job whose handler it knows, until :meth:`request_stop`."""
 
-    def __init__(self, store: Store, storage: LocalStorage, registry: HandlerRegistry, settings: Settings, *,
-                 handlers: list[str] | None = None, concurrency: int | None = None, worker_id: str | None = None,
-                 run_maintenance: bool = True) -> None:
+    def __init__(
+        self,
+        store: Store,
+        storage: LocalStorage,
+        registry: HandlerRegistry,
+        settings: Settings,
+        *,
+        handlers: list[str] | None = None,
+        concurrency: int | None = None,
+        worker_id: str | None = None,
+        run_maintenance: bool = True,
+    ) -> None:
         self.store = store
         self.storage = storage
         self.settings = settings
@@ -55,8 +64,16 @@ class Worker:
         trouble = StoreTrouble(self.id)
         self._trouble = trouble
         self.controls = JobControls()
-        self.completer = Completer(store, settings, self.id, lanes, controls=self.controls, trouble=trouble,
-                                   stats=self.stats, on_flushed=self._flushed)
+        self.completer = Completer(
+            store,
+            settings,
+            self.id,
+            lanes,
+            controls=self.controls,
+            trouble=trouble,
+            stats=self.stats,
+            on_flushed=self._flushed,
+        )
         self.executor = Executor(self.handlers, lanes, storage, self.completer, PathRedactor(settings.data_dir))
         self.control = Control(store, self.controls, self.executor, trouble)
         self._stopping = False
@@ -100,12 +117,19 @@ class Worker:
         if self._stopping:
             self._stop_event.set()
         loop = self._loop
+
         def wake_from_any_thread() -> None:
             loop.call_soon_threadsafe(self._wake_up)
 
         self._remove_wake = self.store.on_wake(wake_from_any_thread)
-        await asyncio.to_thread(self.store.register_worker, self.id, socket.gethostname(), os.getpid(),
-                                list(self.handlers), self.concurrency)
+        await asyncio.to_thread(
+            self.store.register_worker,
+            self.id,
+            socket.gethostname(),
+            os.getpid(),
+            list(self.handlers),
+            self.concurrency,
+        )
         log.info("worker %s started: handlers %s", self.id, ", ".join(self.handlers))
         lanes = self.executor.start(self._supervised, self._crashed)
         side = [
@@ -137,8 +161,9 @@ class Worker:
             await asyncio.shield(self._record_end())
         if self._crash is not None:
             what, exc = self._crash
-            raise WorkerCrashed(f"worker {self.id} stopped: its {what} task failed: {type(exc).__name__}: "
-                                f"{storable(str(exc))}") from exc
+            raise WorkerCrashed(
+                f"worker {self.id} stopped: its {what} task failed: {type(exc).__name__}: {storable(str(exc))}"
+            ) from exc
         return self.stats
 
     def _supervised(self, coro: Any, name: str) -> asyncio.Task[Any]:
@@ -163,8 +188,12 @@ class Worker:
             return
         self._crash = (what, exc)
         self.executor.halted = True  # nothing starts any more, nothing is reported: the items are suspects
-        log.error("worker %s: %s failed unexpectedly; stopping the worker (its items return to the queue)",
-                  self.id, what, exc_info=exc)
+        log.error(
+            "worker %s: %s failed unexpectedly; stopping the worker (its items return to the queue)",
+            self.id,
+            what,
+            exc_info=exc,
+        )
         self._begin_stop()
 
     async def _record_end(self) -> None:
@@ -172,12 +201,18 @@ class Worker:
         try:
             if self._crash is not None:
                 await asyncio.to_thread(self.store.expire_leases_of, self.id)
-            await asyncio.to_thread(self.store.set_worker_status, self.id,
-                                    "crashed" if self._crash is not None else "stopped")
+            await asyncio.to_thread(
+                self.store.set_worker_status, self.id, "crashed" if self._crash is not None else "stopped"
+            )
         except StoreUnavailable as exc:
             log.warning("worker %s: could not record its stop: %s", self.id, exc.message)
-        log.info("worker %s %s: %d claimed, %d finished", self.id,
-                 "crashed" if self._crash is not None else "stopped", self.stats.claimed, self.stats.accepted)
+        log.info(
+            "worker %s %s: %d claimed, %d finished",
+            self.id,
+            "crashed" if self._crash is not None else "stopped",
+            self.stats.claimed,
+            self.stats.accepted,
+        )
 
     def _wake_up(self) -> None:
         if self._wake is not None:
@@ -201,9 +236,14 @@ class Worker:
                 await self._sleep_until_wake(poll / 5)
                 continue
             try:
-                batch = await asyncio.to_thread(self.store.claim_items, self.id, capacity,
-                                                self.settings.lease_seconds, suspects=not completer.holds_suspects,
-                                                max_rescues=self.settings.max_rescues)
+                batch = await asyncio.to_thread(
+                    self.store.claim_items,
+                    self.id,
+                    capacity,
+                    self.settings.lease_seconds,
+                    suspects=not completer.holds_suspects,
+                    max_rescues=self.settings.max_rescues,
+                )
             except StoreUnavailable as exc:
                 self._trouble("claim", exc)
                 await self._sleep_until_wake(STORE_RETRY_SECONDS)

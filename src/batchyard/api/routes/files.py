@@ -58,26 +58,51 @@ class FileOut(BaseModel):
 
     @classmethod
     def of(cls, record: FileRecord) -> FileOut:
-        return cls(id=record.id, owner=record.owner, filename=record.filename, purpose=record.purpose,
-                   bytes=record.bytes, sha256=record.sha256, created_at=record.created_at,
-                   expires_at=record.expires_at)
+        return cls(
+            id=record.id,
+            owner=record.owner,
+            filename=record.filename,
+            purpose=record.purpose,
+            bytes=record.bytes,
+            sha256=record.sha256,
+            created_at=record.created_at,
+            expires_at=record.expires_at,
+        )
 
 
 def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    described = {400: "Malformed request", 401: "Missing or invalid API key", 403: "The key may only read",
-                 404: "No such file (or another owner's)", 413: "Larger than the upload limit",
-                 422: "Invalid field"}
+    described = {
+        400: "Malformed request",
+        401: "Missing or invalid API key",
+        403: "The key may only read",
+        404: "No such file (or another owner's)",
+        413: "Larger than the upload limit",
+        422: "Invalid field",
+    }
     return {s: {"model": ErrorResponse, "description": described[s]} for s in statuses}
 
 
-_UPLOAD_BODY: dict[str, Any] = {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
-    "type": "object",
-    "required": ["file"],
-    "properties": {
-        "file": {"type": "string", "format": "binary", "description": "The file; its name is kept for display"},
-        "purpose": {"type": "string", "enum": list(UPLOAD_PURPOSES), "default": DEFAULT_PURPOSE},
-    },
-}}}}}
+_UPLOAD_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file"],
+                    "properties": {
+                        "file": {
+                            "type": "string",
+                            "format": "binary",
+                            "description": "The file; its name is kept for display",
+                        },
+                        "purpose": {"type": "string", "enum": list(UPLOAD_PURPOSES), "default": DEFAULT_PURPOSE},
+                    },
+                }
+            }
+        },
+    }
+}
 
 
 def files_of(app: Batchyard) -> FileService:
@@ -112,12 +137,19 @@ class _FormReader:
         self._header_value = bytearray()
         self._header_bytes = 0
         self._disposition = b""
-        self._parser = MultipartParser(boundary, {
-            "on_part_begin": self._on_part_begin, "on_part_data": self._on_part_data,
-            "on_part_end": self._on_part_end, "on_header_field": self._on_header_field,
-            "on_header_value": self._on_header_value, "on_header_end": self._on_header_end,
-            "on_headers_finished": self._on_headers_finished, "on_end": self._on_end,
-        })
+        self._parser = MultipartParser(
+            boundary,
+            {
+                "on_part_begin": self._on_part_begin,
+                "on_part_data": self._on_part_data,
+                "on_part_end": self._on_part_end,
+                "on_header_field": self._on_header_field,
+                "on_header_value": self._on_header_value,
+                "on_header_end": self._on_header_end,
+                "on_headers_finished": self._on_headers_finished,
+                "on_end": self._on_end,
+            },
+        )
 
     def feed(self, chunk: bytes) -> None:
         try:
@@ -135,8 +167,7 @@ class _FormReader:
 
     def finish(self) -> None:
         if not self.ended:
-            raise InvalidRequest(f"the multipart body ended before its closing boundary; {FORM_HINT}",
-                                 param="file")
+            raise InvalidRequest(f"the multipart body ended before its closing boundary; {FORM_HINT}", param="file")
         if not self.has_file:
             raise _invalid_field("file", "Field required", "missing")
 
@@ -209,8 +240,13 @@ def _boundary(content_type: str | None) -> bytes:
     return boundary
 
 
-@router.post("", status_code=201, summary="Upload a file (multipart/form-data)", openapi_extra=_UPLOAD_BODY,
-             responses=_errors(400, 401, 403, 413, 422))
+@router.post(
+    "",
+    status_code=201,
+    summary="Upload a file (multipart/form-data)",
+    openapi_extra=_UPLOAD_BODY,
+    responses=_errors(400, 401, 403, 413, 422),
+)
 async def upload_file(request: Request, app: BatchyardDep, principal: PrincipalDep) -> FileOut:
     """Streams the ``file`` part to storage while hashing it. Past the upload limit the answer is 413 and
     nothing is kept. Use the returned id to create a job from the file."""
@@ -237,8 +273,9 @@ async def upload_file(request: Request, app: BatchyardDep, principal: PrincipalD
         purpose = DEFAULT_PURPOSE if form.purpose is None else form.purpose
         if purpose not in UPLOAD_PURPOSES:
             raise _invalid_field("purpose", f"Input should be {', '.join(map(repr, UPLOAD_PURPOSES))}", "enum")
-        record = await run_in_threadpool(service.finish_upload, writer, principal, filename=form.filename,
-                                         purpose=purpose)
+        record = await run_in_threadpool(
+            service.finish_upload, writer, principal, filename=form.filename, purpose=purpose
+        )
     except BaseException:
         writer.abort()  # synchronous on purpose: it must also run when the request is cancelled
         raise
@@ -250,14 +287,16 @@ def list_files(
     app: BatchyardDep,
     principal: PrincipalDep,
     limit: Annotated[int, Query(ge=1, le=MAX_FILES_PAGE, description="Files per page")] = 100,
-    cursor: Annotated[str | None, Query(pattern=FILE_CURSOR_PATTERN, description="next_cursor of the previous "
-                                        "page")] = None,
+    cursor: Annotated[
+        str | None, Query(pattern=FILE_CURSOR_PATTERN, description="next_cursor of the previous page")
+    ] = None,
     purpose: Annotated[UploadPurpose | None, Query(description="Only files with this purpose")] = None,
 ) -> Page[FileOut]:
     """The caller's files (an admin sees every owner's)."""
     records, next_cursor = files_of(app).list(principal, limit=limit, cursor=cursor, purpose=purpose)
-    return Page[FileOut](data=[FileOut.of(r) for r in records], has_more=next_cursor is not None,
-                         next_cursor=next_cursor)
+    return Page[FileOut](
+        data=[FileOut.of(r) for r in records], has_more=next_cursor is not None, next_cursor=next_cursor
+    )
 
 
 @router.get("/{file_id}", summary="A file's metadata", responses=_errors(401, 404))
@@ -265,15 +304,26 @@ def get_file(file_id: str, app: BatchyardDep, principal: PrincipalDep) -> FileOu
     return FileOut.of(files_of(app).get(file_id, principal))
 
 
-@router.get("/{file_id}/content", summary="Download a file", response_class=StreamingResponse,
-            responses={200: {"description": "The file's bytes",
-                             "content": {"application/octet-stream": {"schema": {"type": "string",
-                                                                                 "format": "binary"}}}},
-                       **_errors(401, 404)})
+@router.get(
+    "/{file_id}/content",
+    summary="Download a file",
+    response_class=StreamingResponse,
+    responses={
+        200: {
+            "description": "The file's bytes",
+            "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+        },
+        **_errors(401, 404),
+    },
+)
 def download_file(file_id: str, app: BatchyardDep, principal: PrincipalDep) -> StreamingResponse:
     stream, record = files_of(app).open(file_id, principal)
-    headers = {"Content-Disposition": attachment(record.filename), "Content-Length": str(record.bytes),
-               "ETag": f'"{record.sha256}"', "X-Content-Type-Options": "nosniff"}
+    headers = {
+        "Content-Disposition": attachment(record.filename),
+        "Content-Length": str(record.bytes),
+        "ETag": f'"{record.sha256}"',
+        "X-Content-Type-Options": "nosniff",
+    }
     return StreamingResponse(_chunks(stream), media_type="application/octet-stream", headers=headers)
 
 
@@ -283,8 +333,9 @@ def _chunks(stream: BinaryIO) -> Iterator[bytes]:
             yield chunk
 
 
-@router.delete("/{file_id}", status_code=204, response_class=Response, summary="Delete a file",
-               responses=_errors(401, 403, 404))
+@router.delete(
+    "/{file_id}", status_code=204, response_class=Response, summary="Delete a file", responses=_errors(401, 403, 404)
+)
 def delete_file(file_id: str, app: BatchyardDep, principal: PrincipalDep) -> Response:
     """Deletes the file and its bytes. Jobs already created from it keep their items."""
     files_of(app).delete(file_id, principal)

@@ -47,8 +47,11 @@ class ItemOut(BaseModel):
     key: str = Field(description="The item's key (custom_id), unique in its job")
     status: ItemStatus
     attempts: int = Field(description="Attempts started so far")
-    rescues: int = Field(0, description="Times a worker died while running it: not counted as attempts; at "
-                                        "BATCHYARD_MAX_RESCUES the item is set aside as failed (code poison)")
+    rescues: int = Field(
+        0,
+        description="Times a worker died while running it: not counted as attempts; at "
+        "BATCHYARD_MAX_RESCUES the item is set aside as failed (code poison)",
+    )
     payload: Any = Field(None, description="The item as submitted; only when getting one item (null in lists)")
     result: Any = Field(None, description="What the handler returned, once succeeded")
     error: ItemErrorOut | None = Field(None, description="The last error, if an attempt failed")
@@ -62,18 +65,33 @@ class ItemOut(BaseModel):
         duration = None
         if item.started_at is not None and item.finished_at is not None:
             duration = max(0.0, item.finished_at - item.started_at)
-        return cls(job_id=item.job_id, seq=item.seq, key=item.key, status=ItemStatus(item.status),
-                   attempts=item.attempts, payload=item.payload, result=item.result,
-                   error=ItemErrorOut.model_validate(item.error) if item.error else None,
-                   started_at=item.started_at, finished_at=item.finished_at, duration_seconds=duration,
-                   usage=item.usage, rescues=item.rescues)
+        return cls(
+            job_id=item.job_id,
+            seq=item.seq,
+            key=item.key,
+            status=ItemStatus(item.status),
+            attempts=item.attempts,
+            payload=item.payload,
+            result=item.result,
+            error=ItemErrorOut.model_validate(item.error) if item.error else None,
+            started_at=item.started_at,
+            finished_at=item.finished_at,
+            duration_seconds=duration,
+            usage=item.usage,
+            rescues=item.rescues,
+        )
 
 
 def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI descriptions of the error answers a route can give."""
-    described = {400: "Malformed request", 401: "Missing or invalid API key",
-                 403: "The key may not do this", 404: "No such job or item (or another owner's)",
-                 409: "Not ready yet", 422: "Invalid parameter"}
+    described = {
+        400: "Malformed request",
+        401: "Missing or invalid API key",
+        403: "The key may not do this",
+        404: "No such job or item (or another owner's)",
+        409: "Not ready yet",
+        422: "Invalid parameter",
+    }
     return {s: {"model": ErrorResponse, "description": described[s]} for s in statuses}
 
 
@@ -90,13 +108,13 @@ def encode_cursor(seq: int) -> str:
 
 def decode_cursor(cursor: str) -> int:
     if not _CURSOR.fullmatch(cursor):
-        raise InvalidRequest("invalid cursor: pass back the next_cursor of the previous page unchanged",
-                             param="cursor")
+        raise InvalidRequest("invalid cursor: pass back the next_cursor of the previous page unchanged", param="cursor")
     return int(cursor[1:], 16)
 
 
-def read_item_page(store: Store, job: JobRecord, statuses: Sequence[str], after_seq: int,
-                   limit: int) -> tuple[list[ItemRecord], int | None]:
+def read_item_page(
+    store: Store, job: JobRecord, statuses: Sequence[str], after_seq: int, limit: int
+) -> tuple[list[ItemRecord], int | None]:
     """One page of items after ``after_seq`` and the position the next page starts after (None at the end)."""
     if statuses:
         if not sum(getattr(job, status) for status in statuses):  # the job's counters say: none at all
@@ -117,11 +135,9 @@ def list_items(
     job_id: str,
     app: BatchyardDep,
     principal: PrincipalDep,
-    status: Annotated[list[ItemStatus] | None, Query(description="Only items in these statuses (repeatable)")]
-    = None,
+    status: Annotated[list[ItemStatus] | None, Query(description="Only items in these statuses (repeatable)")] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_ITEMS_PAGE, description="Items per page")] = 100,
-    cursor: Annotated[str | None, Query(pattern=CURSOR_PATTERN, description="next_cursor of the previous page")]
-    = None,
+    cursor: Annotated[str | None, Query(pattern=CURSOR_PATTERN, description="next_cursor of the previous page")] = None,
 ) -> Page[ItemOut]:
     """Pages follow the input order. With a status filter a page may hold fewer than ``limit`` items while
     ``has_more`` is true: keep following ``next_cursor`` until ``has_more`` is false."""
@@ -129,12 +145,16 @@ def list_items(
     statuses = sorted({s.value for s in status or ()})
     after_seq = decode_cursor(cursor) if cursor else -1
     page, next_after = read_item_page(app.store, job, statuses, after_seq, limit)
-    return Page[ItemOut](data=[ItemOut.of(item) for item in page], has_more=next_after is not None,
-                         next_cursor=None if next_after is None else encode_cursor(next_after))
+    return Page[ItemOut](
+        data=[ItemOut.of(item) for item in page],
+        has_more=next_after is not None,
+        next_cursor=None if next_after is None else encode_cursor(next_after),
+    )
 
 
-@router.get("/{key:path}", summary="One item by key, with its payload, result and last error",
-            responses=errors(401, 404))
+@router.get(
+    "/{key:path}", summary="One item by key, with its payload, result and last error", responses=errors(401, 404)
+)
 def get_item(job_id: str, key: str, app: BatchyardDep, principal: PrincipalDep) -> ItemOut:
     job = visible_job(app, job_id, principal)
     if "\x00" in key:

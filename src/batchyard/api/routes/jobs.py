@@ -52,8 +52,9 @@ class JobCreate(RequestModel):
     """A new job: its items inline (up to 10,000) or from an uploaded file, and how to run them."""
 
     handler: PlainText = Field(min_length=1, max_length=200, description="Name of a registered handler")
-    items: list[Any] | None = Field(None, max_length=MAX_INLINE_ITEMS,
-                                    description="The items, inline; objects may carry `custom_id` or `key`")
+    items: list[Any] | None = Field(
+        None, max_length=MAX_INLINE_ITEMS, description="The items, inline; objects may carry `custom_id` or `key`"
+    )
     input_file_id: PlainText | None = Field(None, max_length=64, description="An uploaded JSONL or CSV file instead")
     format: Literal["jsonl", "csv"] | None = Field(None, description="Of the uploaded file; default: by its name")
     params: dict[str, Any] | None = Field(None, description="Passed to every item as `ctx.params`")
@@ -66,8 +67,9 @@ class JobCreate(RequestModel):
     max_attempts: int | None = Field(None, ge=1, le=100)
     timeout_seconds: float | None = Field(None, gt=0, le=7 * 86400, description="Per attempt")
     concurrency: int | None = Field(None, ge=1, le=100_000, description="Items of this job running at once")
-    max_failures: int | None = Field(None, ge=0, le=2**63 - 1,
-                                     description="Fail the job when more items than this failed")
+    max_failures: int | None = Field(
+        None, ge=0, le=2**63 - 1, description="Fail the job when more items than this failed"
+    )
     max_failure_rate: float | None = Field(None, gt=0, lt=1, description="Fail the job above this failed share")
     expires_in_seconds: float | None = Field(None, gt=0, le=30 * 86400, description="Completion window")
 
@@ -170,30 +172,52 @@ def job_out(view: JobView) -> JobOut:
 # -- create ---------------------------------------------------------------------------------------------------
 
 
-@router.post("", status_code=201, summary="Create a job", responses={
-    200: {"model": JobOut, "description": "An Idempotency-Key replay: the job created the first time"},
-    400: _E, 401: _E, 403: _E, 404: _E, 413: _E, 422: _E})
+@router.post(
+    "",
+    status_code=201,
+    summary="Create a job",
+    responses={
+        200: {"model": JobOut, "description": "An Idempotency-Key replay: the job created the first time"},
+        400: _E,
+        401: _E,
+        403: _E,
+        404: _E,
+        413: _E,
+        422: _E,
+    },
+)
 async def create_job(
     body: JobCreate,
     response: Response,
     app: BatchyardDep,
     principal: PrincipalDep,
-    wait: Annotated[float, Query(ge=0, le=MAX_WAIT_SECONDS,
-                                 description="Return once the job finished, or after this many seconds")] = 0,
+    wait: Annotated[
+        float, Query(ge=0, le=MAX_WAIT_SECONDS, description="Return once the job finished, or after this many seconds")
+    ] = 0,
     idempotency_key: Annotated[str | None, Header(max_length=255, description="Replays return the same job")] = None,
 ) -> JobOut:
     principal.require_write()
     if (body.items is None) == (body.input_file_id is None):
-        raise InvalidRequest("give the items inline (items) or an uploaded file (input_file_id), not both",
-                             param="items")
+        raise InvalidRequest(
+            "give the items inline (items) or an uploaded file (input_file_id), not both", param="items"
+        )
     if idempotency_key is not None and any(ord(c) < 32 or ord(c) == 127 for c in idempotency_key):
-        raise RequestValidationError([{"type": "value_error", "loc": ("header", "Idempotency-Key"), "input": None,
-                                       "msg": "control characters (such as NUL) are not allowed"}])
+        raise RequestValidationError(
+            [
+                {
+                    "type": "value_error",
+                    "loc": ("header", "Idempotency-Key"),
+                    "input": None,
+                    "msg": "control characters (such as NUL) are not allowed",
+                }
+            ]
+        )
     # Threads of their own (see api/threads.py): a small job mostly waits for the commit; a file or a long list
     # can take seconds to ingest, and a few of those must not hold every request thread.
     limiter = bulk_limiter() if body.items is None or len(body.items) > BULK_ITEMS else submit_limiter()
-    view, created = await anyio.to_thread.run_sync(_create_or_replay, app, principal, body, idempotency_key,
-                                                   limiter=limiter)
+    view, created = await anyio.to_thread.run_sync(
+        _create_or_replay, app, principal, body, idempotency_key, limiter=limiter
+    )
     if not created:
         response.status_code = 200
     if wait:
@@ -201,8 +225,9 @@ async def create_job(
     return job_out(view)
 
 
-def _create_or_replay(app: Batchyard, principal: Principal, body: JobCreate,
-                      idempotency_key: str | None) -> tuple[JobView, bool]:
+def _create_or_replay(
+    app: Batchyard, principal: Principal, body: JobCreate, idempotency_key: str | None
+) -> tuple[JobView, bool]:
     """(the job, whether it was created now). With an Idempotency-Key, a replay of the same body returns the
     first job; the same key with another body is refused (422)."""
     if not idempotency_key:
@@ -225,15 +250,23 @@ def _created(app: Batchyard, job: JobRecord) -> JobView:
     return app.service.view(job, samples=[])
 
 
-def _submit(app: Batchyard, principal: Principal, body: JobCreate,
-            idempotency: tuple[str, str] | None) -> JobRecord:
+def _submit(app: Batchyard, principal: Principal, body: JobCreate, idempotency: tuple[str, str] | None) -> JobRecord:
     options: dict[str, Any] = {
-        "owner": principal.owner, "project": body.project, "priority": body.priority, "params": body.params,
-        "description": body.description, "tags": body.tags, "metadata": body.metadata,
-        "scheduled_at": body.scheduled_at, "expires_in_seconds": body.expires_in_seconds,
-        "max_attempts": body.max_attempts, "timeout_seconds": body.timeout_seconds,
-        "concurrency": body.concurrency, "max_failures": body.max_failures,
-        "max_failure_rate": body.max_failure_rate, "idempotency": idempotency,
+        "owner": principal.owner,
+        "project": body.project,
+        "priority": body.priority,
+        "params": body.params,
+        "description": body.description,
+        "tags": body.tags,
+        "metadata": body.metadata,
+        "scheduled_at": body.scheduled_at,
+        "expires_in_seconds": body.expires_in_seconds,
+        "max_attempts": body.max_attempts,
+        "timeout_seconds": body.timeout_seconds,
+        "concurrency": body.concurrency,
+        "max_failures": body.max_failures,
+        "max_failure_rate": body.max_failure_rate,
+        "idempotency": idempotency,
     }
     if body.items is not None:
         return app.service.submit(body.handler, body.items, source_name="inline items", **options)
@@ -242,8 +275,9 @@ def _submit(app: Batchyard, principal: Principal, body: JobCreate,
 
     files = FileService(app.store, app.storage, app.settings)
     path, name = files.open_for_job(body.input_file_id or "", principal)
-    return app.service.submit(body.handler, path, format=body.format or detect_format(name), source_name=name,
-                              **options)
+    return app.service.submit(
+        body.handler, path, format=body.format or detect_format(name), source_name=name, **options
+    )
 
 
 def _replay(app: Batchyard, principal: Principal, key: str, request_hash: str) -> str | None:
@@ -252,7 +286,8 @@ def _replay(app: Batchyard, principal: Principal, key: str, request_hash: str) -
         return None
     if found[0] != request_hash:
         raise IdempotencyKeyReused(
-            f"Idempotency-Key {key!r} was already used for a different request (job {found[1]}); use a new key")
+            f"Idempotency-Key {key!r} was already used for a different request (job {found[1]}); use a new key"
+        )
     return found[1]
 
 
@@ -266,8 +301,9 @@ async def _wait_for(app: Batchyard, principal: Principal, view: JobView, seconds
 
 # -- read -----------------------------------------------------------------------------------------------------
 
-SortField = Literal["created_at", "-created_at", "priority", "-priority", "updated_at", "-updated_at", "total",
-                    "-total"]
+SortField = Literal[
+    "created_at", "-created_at", "priority", "-priority", "updated_at", "-updated_at", "total", "-total"
+]
 
 
 @router.get("", summary="List jobs", responses={400: _E, 401: _E, 422: _E})
@@ -287,9 +323,17 @@ async def list_jobs(
     cursor: Annotated[str | None, Query(max_length=500)] = None,
 ) -> Page[JobOut]:
     query = JobQuery(
-        owner=owner if principal.is_admin else principal.owner, statuses=[s.value for s in status or []],
-        handler=handler, project=project, tag=tag, created_after=created_after, created_before=created_before,
-        search=q, sort=sort, limit=limit + 1, after=_decode_cursor(cursor, sort),
+        owner=owner if principal.is_admin else principal.owner,
+        statuses=[s.value for s in status or []],
+        handler=handler,
+        project=project,
+        tag=tag,
+        created_after=created_after,
+        created_before=created_before,
+        search=q,
+        sort=sort,
+        limit=limit + 1,
+        after=_decode_cursor(cursor, sort),
     )
     return await run_in_threadpool(_job_page, app, principal, query, limit)
 
@@ -304,8 +348,7 @@ def _job_page(app: Batchyard, principal: Principal, query: JobQuery, limit: int)
     return Page[JobOut](data=[job_out(v) for v in views], has_more=has_more, next_cursor=next_cursor)
 
 
-_SORT_VALUE = {"created_at": "created_at", "priority": "priority", "updated_at": "last_activity_at",
-               "total": "total"}
+_SORT_VALUE = {"created_at": "created_at", "priority": "priority", "updated_at": "last_activity_at", "total": "total"}
 
 
 def _encode_cursor(job: JobRecord, sort: str) -> str:
@@ -362,18 +405,27 @@ def _get_job(app: Batchyard, principal: Principal, job_id: str) -> JobOut:
 
 
 @router.get("/{job_id}/events", summary="The job's timeline", responses=READ_ERRORS)
-def job_events(job_id: str, app: BatchyardDep, principal: PrincipalDep,
-               after: Annotated[int, Query(ge=0, le=MAX_EVENT_ID, description="Only events with a larger id")] = 0,
-               limit: Annotated[int, Query(ge=1, le=1000)] = 500) -> DataList[EventOut]:
+def job_events(
+    job_id: str,
+    app: BatchyardDep,
+    principal: PrincipalDep,
+    after: Annotated[int, Query(ge=0, le=MAX_EVENT_ID, description="Only events with a larger id")] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 500,
+) -> DataList[EventOut]:
     app.service.job_record(job_id, principal)
     events = app.store.list_events(job_id, after_id=after, limit=limit)
-    return DataList[EventOut](data=[EventOut(id=e.id, type=e.type, at=e.at, actor=e.actor, message=e.message,
-                                             data=e.data) for e in events])
+    return DataList[EventOut](
+        data=[EventOut(id=e.id, type=e.type, at=e.at, actor=e.actor, message=e.message, data=e.data) for e in events]
+    )
 
 
 @router.get("/{job_id}/progress", summary="Progress samples (done and failed over time)", responses=READ_ERRORS)
-def job_progress(job_id: str, app: BatchyardDep, principal: PrincipalDep,
-                 since: Annotated[float, Query(ge=0, description="Epoch seconds")] = 0) -> DataList[SampleOut]:
+def job_progress(
+    job_id: str,
+    app: BatchyardDep,
+    principal: PrincipalDep,
+    since: Annotated[float, Query(ge=0, description="Epoch seconds")] = 0,
+) -> DataList[SampleOut]:
     app.service.job_record(job_id, principal)
     samples = app.store.recent_samples(job_id, since)
     return DataList[SampleOut](data=[SampleOut(at=at, done=done, failed=failed) for at, done, failed in samples])
@@ -386,14 +438,12 @@ class Reason(RequestModel):
     reason: PlainText | None = Field(None, max_length=500, description="Shown in the job's timeline")
 
 
-@router.post("/{job_id}/cancel", summary="Cancel: queued items at once, running ones are told",
-             responses=WRITE_ERRORS)
+@router.post("/{job_id}/cancel", summary="Cancel: queued items at once, running ones are told", responses=WRITE_ERRORS)
 def cancel_job(job_id: str, app: BatchyardDep, principal: PrincipalDep, body: Reason | None = None) -> JobOut:
     return job_out(app.service.cancel(job_id, principal, reason=body.reason if body else None))
 
 
-@router.post("/{job_id}/pause", summary="Pause: no new items start; running ones finish",
-             responses=WRITE_ERRORS)
+@router.post("/{job_id}/pause", summary="Pause: no new items start; running ones finish", responses=WRITE_ERRORS)
 def pause_job(job_id: str, app: BatchyardDep, principal: PrincipalDep, body: Reason | None = None) -> JobOut:
     return job_out(app.service.pause(job_id, principal, reason=body.reason if body else None))
 
@@ -409,8 +459,7 @@ def retry_job(job_id: str, app: BatchyardDep, principal: PrincipalDep) -> RetryO
     return RetryOut.model_validate({**view.to_dict(), "retried": n})
 
 
-@router.delete("/{job_id}", status_code=204, summary="Delete a finished job and its files",
-               responses=WRITE_ERRORS)
+@router.delete("/{job_id}", status_code=204, summary="Delete a finished job and its files", responses=WRITE_ERRORS)
 def delete_job(job_id: str, app: BatchyardDep, principal: PrincipalDep) -> Response:
     app.service.delete(job_id, principal)
     return Response(status_code=204)

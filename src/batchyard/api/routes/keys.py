@@ -47,9 +47,11 @@ def _out(record: ApiKeyRecord) -> KeyOut:
 
 
 @router.get("", summary="List API keys", responses={401: _E})
-def list_keys(app: BatchyardDep, principal: PrincipalDep,
-              owner: Annotated[str | None, Query(max_length=200, description="Admins only")] = None,
-              ) -> DataList[KeyOut]:
+def list_keys(
+    app: BatchyardDep,
+    principal: PrincipalDep,
+    owner: Annotated[str | None, Query(max_length=200, description="Admins only")] = None,
+) -> DataList[KeyOut]:
     records = app.store.list_api_keys(owner if principal.is_admin else principal.owner)
     return DataList[KeyOut](data=[_out(r) for r in records])
 

@@ -41,20 +41,46 @@ CHUNK_BYTES = 64 * 1024  # built-on-the-fly downloads are sent in pieces about t
 FILE_CHUNK_BYTES = 1 << 20
 MAX_JOBS_CSV_ROWS = 100_000
 JOBS_CSV_PAGE = 1000
-JOBS_CSV_COLUMNS = ["id", "handler", "status", "owner", "project", "total", "succeeded", "failed", "cancelled",
-                    "percent", "created_at", "finished_at", "cost"]
+JOBS_CSV_COLUMNS = [
+    "id",
+    "handler",
+    "status",
+    "owner",
+    "project",
+    "total",
+    "succeeded",
+    "failed",
+    "cancelled",
+    "percent",
+    "created_at",
+    "finished_at",
+    "cost",
+]
 PARTIAL_HEADER = "X-Batchyard-Partial"
-MEDIA_TYPES = {RESULTS_JSONL: "application/x-ndjson", ERRORS_JSONL: "application/x-ndjson",
-               RESULTS_CSV: "text/csv; charset=utf-8", ARTIFACTS_ZIP: "application/zip"}
+MEDIA_TYPES = {
+    RESULTS_JSONL: "application/x-ndjson",
+    ERRORS_JSONL: "application/x-ndjson",
+    RESULTS_CSV: "text/csv; charset=utf-8",
+    ARTIFACTS_ZIP: "application/zip",
+}
 _FINISHED_ITEM_STATUSES = frozenset(s.value for s in TERMINAL_ITEM_STATUSES)
 
 
 def _download_doc(name: str, what: str, *statuses: int) -> dict[int | str, dict[str, Any]]:
     media = MEDIA_TYPES[name].split(";")[0]
-    return {200: {"description": what, "content": {media: {"schema": {"type": "string", "format": "binary"}}},
-                  "headers": {PARTIAL_HEADER: {"description": "true when built from the items finished so far",
-                                               "schema": {"type": "string", "enum": ["true", "false"]}}}},
-            **errors(*statuses)}
+    return {
+        200: {
+            "description": what,
+            "content": {media: {"schema": {"type": "string", "format": "binary"}}},
+            "headers": {
+                PARTIAL_HEADER: {
+                    "description": "true when built from the items finished so far",
+                    "schema": {"type": "string", "enum": ["true", "false"]},
+                }
+            },
+        },
+        **errors(*statuses),
+    }
 
 
 def download_result_file(app: Batchyard, principal: Principal, job_id: str, name: str) -> StreamingResponse:
@@ -73,11 +99,12 @@ def download_result_file(app: Batchyard, principal: Principal, job_id: str, name
             return StreamingResponse(_file_chunks(stream), media_type=MEDIA_TYPES[name], headers=headers)
     if name == ARTIFACTS_ZIP:
         if job.files_written_at is not None:
-            raise NotFound(f"job {job.id} has no artifacts: its handler saved none (ctx.save_artifact)",
-                           param="job_id")
-        raise NotReady(f"artifacts.zip is built when job {job.id} finishes; it is {job.status} "
-                       f"({job.percent:.0f}% done). results.jsonl and results.csv have the results so far",
-                       param="job_id")
+            raise NotFound(f"job {job.id} has no artifacts: its handler saved none (ctx.save_artifact)", param="job_id")
+        raise NotReady(
+            f"artifacts.zip is built when job {job.id} finishes; it is {job.status} "
+            f"({job.percent:.0f}% done). results.jsonl and results.csv have the results so far",
+            param="job_id",
+        )
     body = partial_csv(app.store, job.id) if name == RESULTS_CSV else iter_partial_lines(app.store, job.id, name)
     headers[PARTIAL_HEADER] = "true"
     return StreamingResponse(_encoded(body), media_type=MEDIA_TYPES[name], headers=headers)
@@ -118,43 +145,62 @@ def _file_chunks(stream: BinaryIO) -> Iterator[bytes]:
             yield chunk
 
 
-@router.get("/jobs/{job_id}/results.jsonl", summary="Succeeded items with their results (JSON lines)",
-            response_class=StreamingResponse,
-            responses=_download_doc(RESULTS_JSONL, "One line per succeeded item, in input order", 401, 404))
+@router.get(
+    "/jobs/{job_id}/results.jsonl",
+    summary="Succeeded items with their results (JSON lines)",
+    response_class=StreamingResponse,
+    responses=_download_doc(RESULTS_JSONL, "One line per succeeded item, in input order", 401, 404),
+)
 def results_jsonl(job_id: str, app: BatchyardDep, principal: PrincipalDep) -> StreamingResponse:
     """Available while the job runs: then it holds the items succeeded so far."""
     return download_result_file(app, principal, job_id, RESULTS_JSONL)
 
 
-@router.get("/jobs/{job_id}/errors.jsonl", summary="Failed items with their last error (JSON lines)",
-            response_class=StreamingResponse,
-            responses=_download_doc(ERRORS_JSONL, "One line per failed item, in input order", 401, 404))
+@router.get(
+    "/jobs/{job_id}/errors.jsonl",
+    summary="Failed items with their last error (JSON lines)",
+    response_class=StreamingResponse,
+    responses=_download_doc(ERRORS_JSONL, "One line per failed item, in input order", 401, 404),
+)
 def errors_jsonl(job_id: str, app: BatchyardDep, principal: PrincipalDep) -> StreamingResponse:
     """Available while the job runs: then it holds the items failed so far."""
     return download_result_file(app, principal, job_id, ERRORS_JSONL)
 
 
-@router.get("/jobs/{job_id}/results.csv", summary="Every finished item as a CSV row",
-            response_class=StreamingResponse,
-            responses=_download_doc(RESULTS_CSV, "A header, then one row per item, in input order", 401, 404))
+@router.get(
+    "/jobs/{job_id}/results.csv",
+    summary="Every finished item as a CSV row",
+    response_class=StreamingResponse,
+    responses=_download_doc(RESULTS_CSV, "A header, then one row per item, in input order", 401, 404),
+)
 def results_csv(job_id: str, app: BatchyardDep, principal: PrincipalDep) -> StreamingResponse:
     """Dict results spread into ``result.<name>`` columns. While the job runs: the items finished so far."""
     return download_result_file(app, principal, job_id, RESULTS_CSV)
 
 
-@router.get("/jobs/{job_id}/artifacts.zip", summary="The files the handler saved, zipped",
-            response_class=StreamingResponse,
-            responses=_download_doc(ARTIFACTS_ZIP, "A ZIP of every artifact", 401, 404, 409))
+@router.get(
+    "/jobs/{job_id}/artifacts.zip",
+    summary="The files the handler saved, zipped",
+    response_class=StreamingResponse,
+    responses=_download_doc(ARTIFACTS_ZIP, "A ZIP of every artifact", 401, 404, 409),
+)
 def artifacts_zip(job_id: str, app: BatchyardDep, principal: PrincipalDep) -> StreamingResponse:
     """Written when the job finishes: 409 before that, 404 when the handler saved no artifacts."""
     return download_result_file(app, principal, job_id, ARTIFACTS_ZIP)
 
 
-@router.get("/jobs.csv", summary="The job list as CSV", response_class=StreamingResponse,
-            responses={200: {"description": f"A header, then one row per job, newest first (at most "
-                                            f"{MAX_JOBS_CSV_ROWS:,})",
-                             "content": {"text/csv": {"schema": {"type": "string"}}}},
-                       **errors(401, 422)})
+@router.get(
+    "/jobs.csv",
+    summary="The job list as CSV",
+    response_class=StreamingResponse,
+    responses={
+        200: {
+            "description": f"A header, then one row per job, newest first (at most {MAX_JOBS_CSV_ROWS:,})",
+            "content": {"text/csv": {"schema": {"type": "string"}}},
+        },
+        **errors(401, 422),
+    },
+)
 def jobs_csv(
     app: BatchyardDep,
     principal: PrincipalDep,
@@ -167,12 +213,16 @@ def jobs_csv(
     statuses = sorted({s.value for s in status or ()})
     rows = _job_rows(app.store, owner=owner, statuses=statuses, handler=handler, project=project)
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-    return StreamingResponse(_encoded(rows), media_type="text/csv; charset=utf-8",
-                             headers={"Content-Disposition": f'attachment; filename="jobs-{stamp}.csv"'})
+    return StreamingResponse(
+        _encoded(rows),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="jobs-{stamp}.csv"'},
+    )
 
 
-def _job_rows(store: Store, *, owner: str | None, statuses: Sequence[str], handler: str | None,
-              project: str | None) -> Iterator[str]:
+def _job_rows(
+    store: Store, *, owner: str | None, statuses: Sequence[str], handler: str | None, project: str | None
+) -> Iterator[str]:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow([csv_cell(c) for c in JOBS_CSV_COLUMNS])
@@ -180,8 +230,9 @@ def _job_rows(store: Store, *, owner: str | None, statuses: Sequence[str], handl
     after: tuple[float, str] | None = None
     while written < MAX_JOBS_CSV_ROWS:
         limit = min(JOBS_CSV_PAGE, MAX_JOBS_CSV_ROWS - written)
-        page = store.list_jobs(JobQuery(owner=owner, statuses=tuple(statuses), handler=handler, project=project,
-                                        after=after, limit=limit))
+        page = store.list_jobs(
+            JobQuery(owner=owner, statuses=tuple(statuses), handler=handler, project=project, after=after, limit=limit)
+        )
         writer.writerows(_job_cells(job) for job in page)
         written += len(page)
         yield out.getvalue()
@@ -193,8 +244,21 @@ def _job_rows(store: Store, *, owner: str | None, statuses: Sequence[str], handl
 
 
 def _job_cells(job: JobRecord) -> list[Any]:
-    cells = [job.id, job.handler, job.status, job.owner, job.project or "", job.total, job.succeeded, job.failed,
-             job.cancelled, f"{job.percent:.2f}", _iso(job.created_at), _iso(job.finished_at), f"{job.cost:.6f}"]
+    cells = [
+        job.id,
+        job.handler,
+        job.status,
+        job.owner,
+        job.project or "",
+        job.total,
+        job.succeeded,
+        job.failed,
+        job.cancelled,
+        f"{job.percent:.2f}",
+        _iso(job.created_at),
+        _iso(job.finished_at),
+        f"{job.cost:.6f}",
+    ]
     return [csv_cell(cell) for cell in cells]
 
 

@@ -28,22 +28,21 @@ class SessionOut(BaseModel):
     csrf_token: str
 
 
-@router.post("", summary="Sign in (sets the session cookie)",
-             responses={401: {"description": "Bad or used token/key"}})
+@router.post("", summary="Sign in (sets the session cookie)", responses={401: {"description": "Bad or used token/key"}})
 def login(body: LoginRequest, response: Response, app: BatchyardDep) -> SessionOut:
     auth = AuthService(app.store)
     if bool(body.token) == bool(body.api_key):
         raise InvalidRequest("send exactly one of token or api_key", param="token")
     principal = auth.login_with_token(body.token) if body.token else auth.authenticate_key(body.api_key or "")
     session_token, csrf = auth.start_session(principal)
-    response.set_cookie(SESSION_COOKIE, session_token, max_age=int(SESSION_TTL_SECONDS), httponly=True,
-                        samesite="strict", path="/")
+    response.set_cookie(
+        SESSION_COOKIE, session_token, max_age=int(SESSION_TTL_SECONDS), httponly=True, samesite="strict", path="/"
+    )
     return SessionOut(owner=principal.owner, role=principal.role.value, csrf_token=csrf)
 
 
 @router.get("", summary="The current session and its CSRF token", responses={401: {"description": "No session"}})
-def current_session(app: BatchyardDep,
-                    batchyard_session: Annotated[str | None, Cookie()] = None) -> SessionOut:
+def current_session(app: BatchyardDep, batchyard_session: Annotated[str | None, Cookie()] = None) -> SessionOut:
     if not batchyard_session:
         raise Unauthenticated("not signed in")
     auth = AuthService(app.store)
@@ -53,8 +52,9 @@ def current_session(app: BatchyardDep,
 
 
 @router.delete("", status_code=204, summary="Sign out")
-def logout(response: Response, app: BatchyardDep,
-           batchyard_session: Annotated[str | None, Cookie()] = None) -> Response:
+def logout(
+    response: Response, app: BatchyardDep, batchyard_session: Annotated[str | None, Cookie()] = None
+) -> Response:
     if batchyard_session:
         AuthService(app.store).end_session(batchyard_session)
     response.delete_cookie(SESSION_COOKIE, path="/")
@@ -77,8 +77,12 @@ def login_page(app: BatchyardDep, token: str | None = None) -> Response:
     from fastapi.responses import HTMLResponse, RedirectResponse
 
     if not token or len(token) > 200:
-        return HTMLResponse(_PAGE.format(body="<p>Open the link that <code>batchyard serve</code> printed, or "
-                                              "sign in with an API key.</p>"), status_code=400)
+        return HTMLResponse(
+            _PAGE.format(
+                body="<p>Open the link that <code>batchyard serve</code> printed, or sign in with an API key.</p>"
+            ),
+            status_code=400,
+        )
     auth = AuthService(app.store)
     try:
         principal = auth.login_with_token(token)
@@ -86,8 +90,9 @@ def login_page(app: BatchyardDep, token: str | None = None) -> Response:
         return HTMLResponse(_PAGE.format(body=f"<p>{html.escape(exc.message)}</p>"), status_code=401)
     session_token, _ = auth.start_session(principal)
     response = RedirectResponse("/", status_code=303)
-    response.set_cookie(SESSION_COOKIE, session_token, max_age=int(SESSION_TTL_SECONDS), httponly=True,
-                        samesite="strict", path="/")
+    response.set_cookie(
+        SESSION_COOKIE, session_token, max_age=int(SESSION_TTL_SECONDS), httponly=True, samesite="strict", path="/"
+    )
     return response
 
 
@@ -103,10 +108,14 @@ def home(app: BatchyardDep, batchyard_session: Annotated[str | None, Cookie()] =
         except Unauthenticated:
             who = None
     if who is None:
-        body = ("<p>Not signed in. Open the login link printed by <code>batchyard serve</code>.</p>"
-                '<p>The API is documented at <a href="/docs">/docs</a>.</p>')
+        body = (
+            "<p>Not signed in. Open the login link printed by <code>batchyard serve</code>.</p>"
+            '<p>The API is documented at <a href="/docs">/docs</a>.</p>'
+        )
     else:
-        body = (f"<p>Signed in as <b>{html.escape(who.owner)}</b> ({who.role.value}).</p>"
-                '<p>The API is documented at <a href="/docs">/docs</a>; every route also accepts '
-                "<code>Authorization: Bearer &lt;API key&gt;</code>.</p>")
+        body = (
+            f"<p>Signed in as <b>{html.escape(who.owner)}</b> ({who.role.value}).</p>"
+            '<p>The API is documented at <a href="/docs">/docs</a>; every route also accepts '
+            "<code>Authorization: Bearer &lt;API key&gt;</code>.</p>"
+        )
     return HTMLResponse(_PAGE.format(body=body))

@@ -62,14 +62,18 @@ class StatsGroup(BaseModel):
     jobs: JobCounts
     items: ItemCounts
     success_rate: float | None = Field(
-        description="Succeeded / (succeeded + failed) items, 0 to 1; null while no item has finished")
+        description="Succeeded / (succeeded + failed) items, 0 to 1; null while no item has finished"
+    )
     avg_item_seconds: float | None = Field(
-        description="Average handler time per finished (succeeded or failed) item; null while none has")
+        description="Average handler time per finished (succeeded or failed) item; null while none has"
+    )
     recent_avg_item_seconds: float | None = Field(
-        description="The same, over the jobs active in the last hour; null if none finished an item")
+        description="The same, over the jobs active in the last hour; null if none finished an item"
+    )
     items_per_second: float = Field(
         description="Items that succeeded or failed per second over the last 5 minutes (or since the first of "
-                    "those jobs started, if later)")
+        "those jobs started, if later)"
+    )
     cost: float = Field(description="Summed `ctx.add_usage(cost=...)` of the jobs' items")
     usage: dict[str, float] = Field(description="Usage counters (tokens, pages, ...) summed over the jobs")
 
@@ -103,31 +107,40 @@ class Stats(BaseModel):
     by_handler: list[HandlerStats] = Field(description="One entry per handler, by name")
 
 
-@router.get("/api/v1/stats", summary="Stats: counts, success rate, processing times, throughput, usage and cost",
-            responses=ERRORS)
+@router.get(
+    "/api/v1/stats",
+    summary="Stats: counts, success rate, processing times, throughput, usage and cost",
+    responses=ERRORS,
+)
 def get_stats(
     app: BatchyardDep,
     principal: PrincipalDep,
     project: Annotated[str | None, Query(max_length=200, description="Only this project's jobs")] = None,
     handler: Annotated[str | None, Query(max_length=200, description="Only this handler's jobs")] = None,
-    since: Annotated[float | None, Query(ge=0, le=MAX_EPOCH_SECONDS,
-                                         description="Only jobs created at or after this time (epoch seconds)")] = None,
+    since: Annotated[
+        float | None,
+        Query(ge=0, le=MAX_EPOCH_SECONDS, description="Only jobs created at or after this time (epoch seconds)"),
+    ] = None,
     owner: Annotated[str | None, Query(max_length=200, description="Admins only: one owner's jobs")] = None,
 ) -> Stats:
-    scope = StatsFilter(owner=_owner_scope(principal, owner), project=project, handler=handler,
-                        created_since=since)
-    snapshot = app.store.job_stats(scope, recent_seconds=RECENT_WINDOW_SECONDS,
-                                   throughput_seconds=THROUGHPUT_WINDOW_SECONDS)
+    scope = StatsFilter(owner=_owner_scope(principal, owner), project=project, handler=handler, created_since=since)
+    snapshot = app.store.job_stats(
+        scope, recent_seconds=RECENT_WINDOW_SECONDS, throughput_seconds=THROUGHPUT_WINDOW_SECONDS
+    )
     return Stats(
         generated_at=snapshot.now,
         scope=StatsScope(owner=scope.owner, project=project, handler=handler, since=since),
         recent_window_seconds=snapshot.recent_seconds,
         throughput_window_seconds=snapshot.throughput_seconds,
         totals=summarize(snapshot.buckets, snapshot),
-        by_project=[ProjectStats(project=name, **dict(summarize(group, snapshot)))
-                    for name, group in _grouped(snapshot.buckets, lambda b: b.project)],
-        by_handler=[HandlerStats(handler=name, **dict(summarize(group, snapshot)))
-                    for name, group in _grouped(snapshot.buckets, lambda b: b.handler)],
+        by_project=[
+            ProjectStats(project=name, **dict(summarize(group, snapshot)))
+            for name, group in _grouped(snapshot.buckets, lambda b: b.project)
+        ],
+        by_handler=[
+            HandlerStats(handler=name, **dict(summarize(group, snapshot)))
+            for name, group in _grouped(snapshot.buckets, lambda b: b.handler)
+        ],
     )
 
 
@@ -136,13 +149,13 @@ def _owner_scope(principal: Principal, owner: str | None) -> str | None:
     if principal.is_admin:
         return owner
     if owner is not None and owner != principal.owner:
-        raise Forbidden("only an admin can see another owner's stats; leave out `owner` to see your own",
-                        param="owner")
+        raise Forbidden("only an admin can see another owner's stats; leave out `owner` to see your own", param="owner")
     return principal.owner
 
 
-def _grouped(buckets: list[StatsBucket],
-             key: Callable[[StatsBucket], str | None]) -> list[tuple[Any, list[StatsBucket]]]:
+def _grouped(
+    buckets: list[StatsBucket], key: Callable[[StatsBucket], str | None]
+) -> list[tuple[Any, list[StatsBucket]]]:
     groups: dict[str | None, list[StatsBucket]] = {}
     for bucket in buckets:
         groups.setdefault(key(bucket), []).append(bucket)

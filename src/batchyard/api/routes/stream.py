@@ -38,16 +38,20 @@ async def _close_feed_at_shutdown(api: FastAPI) -> AsyncIterator[None]:
 router = APIRouter(tags=["stream"], lifespan=_close_feed_at_shutdown)
 
 KEEPALIVE_FRAME = b": keepalive\n\n"
-_EXAMPLE = ('retry: 2000\n\nid: YzE6MTcxMDAwMDAwMC4xOmpvYl8wMThlMmE\nevent: job\n'
-            'data: {"id":"job_018e2a...","status":"running","counts":{"total":100,"succeeded":42,...},...}\n\n'
-            ': keepalive\n\n')
+_EXAMPLE = (
+    "retry: 2000\n\nid: YzE6MTcxMDAwMDAwMC4xOmpvYl8wMThlMmE\nevent: job\n"
+    'data: {"id":"job_018e2a...","status":"running","counts":{"total":100,"succeeded":42,...},...}\n\n'
+    ": keepalive\n\n"
+)
 
 
 def _error(description: str) -> dict[str, Any]:
     # Spelled out: with ``model`` FastAPI would document errors as text/event-stream, the route's media type.
     # ErrorResponse is in the schema components through every other route that documents its errors.
-    return {"description": description,
-            "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{ErrorResponse.__name__}"}}}}
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{ErrorResponse.__name__}"}}},
+    }
 
 
 RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -55,10 +59,11 @@ RESPONSES: dict[int | str, dict[str, Any]] = {
         "description": (
             "An endless `text/event-stream`. Each `job` event has the job's cursor as `id` and the job as JSON "
             "(the same shape as `GET /api/v1/jobs/{job_id}`) as `data`. A `: keepalive` comment comes every "
-            "15 s. A `resync` event (data: `{\"reason\": ...}`) means more changed while disconnected than a "
-            "replay sends: reload the job list. An `end` event (data: the error shape's `{\"code\": "
-            "\"unauthenticated\", \"message\": ...}`) comes last when the stream's API key was revoked or its "
-            "session ended (checked every few seconds); reconnecting then answers 401."),
+            '15 s. A `resync` event (data: `{"reason": ...}`) means more changed while disconnected than a '
+            'replay sends: reload the job list. An `end` event (data: the error shape\'s `{"code": '
+            '"unauthenticated", "message": ...}`) comes last when the stream\'s API key was revoked or its '
+            "session ended (checked every few seconds); reconnecting then answers 401."
+        ),
         "content": {"text/event-stream": {"schema": {"type": "string"}, "example": _EXAMPLE}},
     },
     400: _error("A malformed Last-Event-ID"),
@@ -75,8 +80,7 @@ class EventStreamResponse(StreamingResponse):
 
     media_type = "text/event-stream"
 
-    def __init__(self, frames: AsyncIterator[bytes], status_code: int = 200, *,
-                 on_close: Callable[[], None]) -> None:
+    def __init__(self, frames: AsyncIterator[bytes], status_code: int = 200, *, on_close: Callable[[], None]) -> None:
         super().__init__(frames, status_code, headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
         self._on_close = on_close
 
@@ -96,18 +100,29 @@ class EventStreamResponse(StreamingResponse):
             self._on_close()
 
 
-@router.get("/api/v1/stream", summary="Live job changes (Server-Sent Events)", response_class=EventStreamResponse,
-            responses=RESPONSES)
+@router.get(
+    "/api/v1/stream",
+    summary="Live job changes (Server-Sent Events)",
+    response_class=EventStreamResponse,
+    responses=RESPONSES,
+)
 async def stream(
     request: Request,
     app: BatchyardDep,
     principal: PrincipalDep,
     job_id: Annotated[str | None, Query(max_length=100, description="Follow this job only")] = None,
-    last_event_id: Annotated[str | None, Header(
-        alias="Last-Event-ID", max_length=200,
-        description="Resume after this event (browsers send it when they reconnect)")] = None,
-    resume_after: Annotated[str | None, Query(
-        max_length=200, description="The same as the Last-Event-ID header, for clients that cannot set it")] = None,
+    last_event_id: Annotated[
+        str | None,
+        Header(
+            alias="Last-Event-ID",
+            max_length=200,
+            description="Resume after this event (browsers send it when they reconnect)",
+        ),
+    ] = None,
+    resume_after: Annotated[
+        str | None,
+        Query(max_length=200, description="The same as the Last-Event-ID header, for clients that cannot set it"),
+    ] = None,
 ) -> EventStreamResponse:
     """Every change to a job the caller can see: status, counters, throughput, ETA. Admins see every owner's."""
     cursor_text = last_event_id or resume_after

@@ -25,8 +25,10 @@ class Me(BaseModel):
 
 
 class WorkerOut(BaseModel):
-    id: str = Field(description="For admins the worker's own id (host-pid-random); for others a stable alias "
-                                "that does not reveal where it runs")
+    id: str = Field(
+        description="For admins the worker's own id (host-pid-random); for others a stable alias "
+        "that does not reveal where it runs"
+    )
     host: str | None = Field(description="The machine it runs on: admins only, null for others")
     pid: int | None = Field(description="Its process id: admins only, null for others")
     handlers: list[str]
@@ -52,9 +54,16 @@ def healthz() -> Health:
     return Health(status="ok")
 
 
-@router.get("/readyz", tags=["system"], summary="The database is reachable (and this server's worker runs)",
-            responses={503: {"description": "The database is not reachable, or this server's own worker "
-                                            "crashed and is being restarted"}})
+@router.get(
+    "/readyz",
+    tags=["system"],
+    summary="The database is reachable (and this server's worker runs)",
+    responses={
+        503: {
+            "description": "The database is not reachable, or this server's own worker crashed and is being restarted"
+        }
+    },
+)
 def readyz(app: BatchyardDep, request: Request) -> Health:
     try:
         app.store.db.ping()
@@ -64,8 +73,10 @@ def readyz(app: BatchyardDep, request: Request) -> Health:
         raise StoreUnavailable(f"database not reachable: {exc}") from exc
     embedded = request.app.state.embedded_worker
     if embedded is not None and not embedded.alive:
-        raise WorkerCrashed(f"no live worker in this server: it crashed {embedded.crashes} time(s) and is "
-                            "being restarted (the server log has the traceback)")
+        raise WorkerCrashed(
+            f"no live worker in this server: it crashed {embedded.crashes} time(s) and is "
+            "being restarted (the server log has the traceback)"
+        )
     return Health(status="ready")
 
 
@@ -95,10 +106,27 @@ def list_handlers(app: BatchyardDep, principal: PrincipalDep) -> DataList[Handle
         live = sum(1 for w in workers if name in w.handlers)
         if name in app.registry:
             spec = app.registry.get(name)
-            out.append(HandlerOut(name=name, description=spec.description, is_async=spec.is_async,
-                                  concurrency=spec.concurrency, max_attempts=spec.max_attempts,
-                                  timeout_seconds=spec.timeout_seconds, live_workers=live))
+            out.append(
+                HandlerOut(
+                    name=name,
+                    description=spec.description,
+                    is_async=spec.is_async,
+                    concurrency=spec.concurrency,
+                    max_attempts=spec.max_attempts,
+                    timeout_seconds=spec.timeout_seconds,
+                    live_workers=live,
+                )
+            )
         else:
-            out.append(HandlerOut(name=name, description="", is_async=False, concurrency=0, max_attempts=None,
-                                  timeout_seconds=None, live_workers=live))
+            out.append(
+                HandlerOut(
+                    name=name,
+                    description="",
+                    is_async=False,
+                    concurrency=0,
+                    max_attempts=None,
+                    timeout_seconds=None,
+                    live_workers=live,
+                )
+            )
     return DataList[HandlerOut](data=out)

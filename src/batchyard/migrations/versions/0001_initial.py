@@ -138,7 +138,6 @@ def upgrade() -> None:
     )
     op.create_index("ix_progress_samples_job", "progress_samples", ["job_id", "at"])
 
-
     op.create_table(
         "job_usage",
         sa.Column("job_id", sa.String(40), primary_key=True),
@@ -205,6 +204,19 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    for table in ("idempotency_keys", "files", "login_tokens", "sessions", "api_keys", "job_usage", "progress_samples",
-                  "job_events", "workers", "leases", "item_requeue", "items", "jobs"):
+    for table in (
+        "idempotency_keys",
+        "files",
+        "login_tokens",
+        "sessions",
+        "api_keys",
+        "job_usage",
+        "progress_samples",
+        "job_events",
+        "workers",
+        "leases",
+        "item_requeue",
+        "items",
+        "jobs",
+    ):
         op.drop_table(table)
