@@ -45,7 +45,7 @@ from rich.console import Console
 from rich.table import Table
 
 from batchyard import Batchyard, Settings
-from batchyard.auth import AuthService, Role
+from batchyard.services.auth import AuthService, Role
 
 POSTGRES_ADMIN_URL = os.environ.get("BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 TARGET_P95_MS = {"list": 50.0, "list filtered": 50.0, "stats": 50.0, "detail": 20.0}
@@ -62,8 +62,8 @@ def fill(app: Batchyard, jobs: int, items_per_job: int, owners: int = 20, status
     """Insert jobs and items straight into the tables, counters consistent with the items."""
     from sqlalchemy import insert
 
-    from batchyard.schema import job_usage
-    from batchyard.schema import jobs as jobs_table
+    from batchyard.store.schema import job_usage
+    from batchyard.store.schema import jobs as jobs_table
 
     rng = random.Random(7)
     now = time.time()

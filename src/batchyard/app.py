@@ -9,13 +9,13 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
+from batchyard.data.blobs import LocalStorage, job_prefix
+from batchyard.data.results import ERRORS_JSONL, RESULT_FILE_NAMES, RESULTS_JSONL
 from batchyard.errors import NotReady
 from batchyard.handlers.demo import BUILTIN_HANDLERS
 from batchyard.registry import HandlerRegistry
-from batchyard.results import ERRORS_JSONL, RESULT_FILE_NAMES, RESULTS_JSONL
-from batchyard.service import ItemSource, JobService, JobView
+from batchyard.services.jobs import ItemSource, JobService, JobView
 from batchyard.settings import Settings
-from batchyard.storage import LocalStorage, job_prefix
 from batchyard.store import Store
 from batchyard.store.records import ItemRecord
 from batchyard.worker import Worker, WorkerStats
@@ -154,7 +154,7 @@ class Job:
             runner.start()
         try:
             if progress:
-                from batchyard.cli.progress import follow_job
+                from batchyard.cli.bar import follow_job
 
                 return follow_job(self.app.service, self.id, timeout=timeout)
             deadline = None if timeout is None else time.monotonic() + timeout

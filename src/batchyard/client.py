@@ -26,8 +26,8 @@ from urllib.parse import quote, urlsplit
 import httpx
 
 from batchyard import __version__
+from batchyard.core.lifecycle import TERMINAL_JOB_STATUSES
 from batchyard.errors import BatchyardError, ConfigError, InputInvalid, InputProblem
-from batchyard.lifecycle import TERMINAL_JOB_STATUSES
 
 DEFAULT_TIMEOUT_SECONDS = 30.0
 CONNECT_TIMEOUT_SECONDS = 10.0

@@ -5,12 +5,12 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any
 
+from batchyard.core.storable import is_storable
+from batchyard.data.blobs import artifact_prefix, safe_relative_path
 from batchyard.errors import ItemCancelled
-from batchyard.storable import is_storable
-from batchyard.storage import artifact_prefix, safe_relative_path
 
 if TYPE_CHECKING:
-    from batchyard.storage import LocalStorage
+    from batchyard.data.blobs import LocalStorage
 
 
 MAX_USAGE_NAME_CHARS = 100

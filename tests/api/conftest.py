@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 
 from batchyard import Batchyard
 from batchyard.api import create_app
-from batchyard.auth import AuthService, Role
+from batchyard.services.auth import AuthService, Role
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from fastapi.testclient import TestClient
 
 from batchyard import Batchyard, ItemContext
-from batchyard.auth import AuthService, Role
+from batchyard.services.auth import AuthService, Role
 
 from .conftest import Keys, bearer
 

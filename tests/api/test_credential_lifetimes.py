@@ -6,8 +6,8 @@ from __future__ import annotations
 from fastapi.testclient import TestClient
 
 from batchyard import Batchyard
-from batchyard.auth import LOGIN_TOKEN_TTL_SECONDS, AuthService
-from batchyard.schema import login_tokens
+from batchyard.services.auth import LOGIN_TOKEN_TTL_SECONDS, AuthService
+from batchyard.store.schema import login_tokens
 
 from .conftest import Keys, bearer
 

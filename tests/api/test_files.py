@@ -14,10 +14,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from batchyard import Batchyard
-from batchyard.auth import Principal, Role
+from batchyard.data.ingest import detect_format
 from batchyard.errors import FileTooLarge, Forbidden, NotFound
-from batchyard.files import FileService, clean_filename
-from batchyard.ingest import detect_format
+from batchyard.services.auth import Principal, Role
+from batchyard.services.files import FileService, clean_filename
 
 from .conftest import Keys, bearer
 

@@ -9,8 +9,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from batchyard import Batchyard
-from batchyard.auth import AuthService
 from batchyard.errors import StoreUnavailable
+from batchyard.services.auth import AuthService
 
 from .conftest import Keys, bearer
 

@@ -16,7 +16,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from batchyard import Batchyard, ItemContext
-from batchyard.storage import job_prefix
+from batchyard.data.blobs import job_prefix
 
 from ..integration.helpers import running_worker, wait_finished, wait_for
 from .conftest import Keys, bearer

@@ -24,7 +24,7 @@ from hypothesis import HealthCheck, settings
 
 from batchyard import Batchyard, Settings
 from batchyard.api import create_app
-from batchyard.auth import AuthService, Role
+from batchyard.services.auth import AuthService, Role
 
 MAX_EXAMPLES = 25  # per operation; locally, 60 random examples per operation passed twice as well
 

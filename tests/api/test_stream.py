@@ -23,9 +23,9 @@ from fastapi.testclient import TestClient
 
 from batchyard import Batchyard
 from batchyard.api import create_app
-from batchyard.api.events import JobChange, JobFeed, Subscription, close_job_feed, encode_cursor, job_feed
-from batchyard.auth import AuthService, Principal, Role
+from batchyard.api.feed import JobChange, JobFeed, Subscription, close_job_feed, encode_cursor, job_feed
 from batchyard.errors import StoreUnavailable
+from batchyard.services.auth import AuthService, Principal, Role
 from tests.integration.helpers import running_worker, wait_finished
 
 from .conftest import Keys, bearer
@@ -302,7 +302,7 @@ def test_following_one_job(app: Batchyard, live: LiveServer, keys: Keys) -> None
 def test_a_replay_too_long_to_send_asks_the_client_to_reload(
     app: Batchyard, live: LiveServer, keys: Keys, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("batchyard.api.events.REPLAY_LIMIT", 2)
+    monkeypatch.setattr("batchyard.api.feed.REPLAY_LIMIT", 2)
     first = app.service.submit("echo", items(1), owner="alice")
     at = app.store.get_job(first.id).last_activity_at
     assert at is not None
@@ -340,9 +340,9 @@ def test_a_database_outage_does_not_end_the_streams(
             await stream.wait_until(lambda s: bool(s.jobs(job.id)), "the job once the database is back")
             assert len(failed) == 2 and not stream.ended
 
-    with caplog.at_level(logging.INFO, logger="batchyard.api.events"):
+    with caplog.at_level(logging.INFO, logger="batchyard.api.feed"):
         asyncio.run(scenario())
-    messages = [r.getMessage() for r in caplog.records if r.name == "batchyard.api.events"]
+    messages = [r.getMessage() for r in caplog.records if r.name == "batchyard.api.feed"]
     assert sum("polling for job changes failed" in m for m in messages) == 1, "one warning per outage, not per poll"
     assert any("works again after 2 failure(s)" in m for m in messages)
 

@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 
 from batchyard import Batchyard, Settings
 from batchyard.api import create_app
-from batchyard.auth import AuthService
+from batchyard.services.auth import AuthService
 from batchyard.store import engine
 
 from ..conftest import POSTGRES_URL

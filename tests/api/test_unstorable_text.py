@@ -11,8 +11,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from batchyard import Batchyard
-from batchyard.schema import items as items_table
-from batchyard.schema import jobs as jobs_table
+from batchyard.store.schema import items as items_table
+from batchyard.store.schema import jobs as jobs_table
 
 from .conftest import Keys, bearer
 

@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator
 
 from batchyard import Batchyard
 from batchyard.app import InProcessWorker
-from batchyard.service import JobView
+from batchyard.services.jobs import JobView
 
 
 @contextlib.contextmanager

@@ -9,8 +9,8 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 
 import batchyard
-from batchyard.schema import metadata
 from batchyard.store import Store
+from batchyard.store.schema import metadata
 
 
 def test_migrations_match_the_declared_schema(database_url: str) -> None:

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from batchyard import Batchyard, InputInvalid
+from batchyard.core.lifecycle import Action
 from batchyard.errors import IllegalTransition, NotFound, UnknownHandler
-from batchyard.lifecycle import Action
 from batchyard.store.records import Outcome
 
 from .helpers import assert_counters_match_items
@@ -47,7 +47,7 @@ def test_bad_input_creates_nothing(app: Batchyard, tmp_path) -> None:  # type: i
     assert app.store.list_jobs() == []
     from sqlalchemy import func, select
 
-    from batchyard.schema import items, job_events
+    from batchyard.store.schema import items, job_events
 
     with app.store.db.read() as conn:
         assert conn.execute(select(func.count()).select_from(items)).scalar_one() == 0
@@ -254,7 +254,7 @@ def test_retry_failed_items_only(app: Batchyard) -> None:
     app.store.complete_items(outs, [batch.lease_token])
     with pytest.raises(IllegalTransition, match="finalizing"):
         app.service.retry_failed(job.id)
-    from batchyard.maintenance import Maintenance
+    from batchyard.services.maintenance import Maintenance
 
     Maintenance(app.store, app.storage, app.settings).run_once()
     assert app.store.get_job(job.id).status == "completed"
@@ -275,7 +275,7 @@ def test_failure_threshold_and_expiry_stop_jobs(app: Batchyard) -> None:
     assert f.error is not None and f.error["code"] == "failure_threshold"
     expiring = app.submit("echo", [{"n": 1}], expires_in_seconds=0.01)
     time.sleep(0.05)
-    from batchyard.maintenance import Maintenance
+    from batchyard.services.maintenance import Maintenance
 
     report = Maintenance(app.store, app.storage, app.settings).run_once()
     assert report.expired_jobs == 1
@@ -293,7 +293,7 @@ def test_bad_input_corpus_through_submit_inserts_nothing(app: Batchyard) -> None
     """Every bad file of the corpus is refused with its line numbers, and leaves no job, item or event."""
     from sqlalchemy import func, select
 
-    from batchyard.schema import item_requeue, items, job_events, jobs
+    from batchyard.store.schema import item_requeue, items, job_events, jobs
 
     app.settings.max_line_bytes = 1024
     expected = json.loads((CORPUS / "expected.json").read_text())

@@ -296,8 +296,8 @@ def test_a_writer_that_died_while_finalizing_is_replaced_within_a_lease(app: Bat
     forever: the files lease is the worker lease (extended while writing), and the next writer cleans up."""
     import os
 
-    from batchyard.maintenance import Maintenance
-    from batchyard.storage import TEMP_SUFFIX, job_prefix
+    from batchyard.data.blobs import TEMP_SUFFIX, job_prefix
+    from batchyard.services.maintenance import Maintenance
     from batchyard.store.records import Outcome
 
     job = app.submit("echo", [{"n": 1}, {"n": 2}])

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from batchyard.backoff import backoff_delay
-from batchyard.progress import Sample, estimate
+from batchyard.core.backoff import backoff_delay
+from batchyard.core.rate import Sample, estimate
 
 
 def test_backoff_doubles_with_jitter_and_caps() -> None:

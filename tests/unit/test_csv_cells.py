@@ -9,7 +9,7 @@ import json
 
 import pytest
 
-from batchyard.results import CsvWriter, csv_cell
+from batchyard.data.results import CsvWriter, csv_cell
 
 FORMULAS = [
     "=cmd|' /C calc'!A0",

@@ -16,8 +16,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from batchyard.data.ingest import MAX_KEY_CHARS, ItemReader, ParsedItem, detect_format
 from batchyard.errors import InputInvalid, InputProblem
-from batchyard.ingest import MAX_KEY_CHARS, ItemReader, ParsedItem, detect_format
 
 BOM = b"\xef\xbb\xbf"
 

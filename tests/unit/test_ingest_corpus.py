@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from batchyard.data.ingest import ItemReader
 from batchyard.errors import InputInvalid
-from batchyard.ingest import ItemReader
 
 CORPUS = Path(__file__).resolve().parent.parent / "data" / "bad_inputs"
 EXPECTED: dict[str, list[list[int | str]]] = json.loads((CORPUS / "expected.json").read_text(encoding="utf-8"))

@@ -6,8 +6,7 @@ import itertools
 
 import pytest
 
-from batchyard.errors import IllegalTransition
-from batchyard.lifecycle import (
+from batchyard.core.lifecycle import (
     AWAITING_FILES_JOB_STATUSES,
     CLAIMABLE_JOB_STATUSES,
     JOB_TRANSITIONS,
@@ -31,6 +30,7 @@ from batchyard.lifecycle import (
     skip_reason,
     sources,
 )
+from batchyard.errors import IllegalTransition
 from batchyard.store.claims import suspect_group_size
 
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from batchyard.data.blobs import LocalStorage, artifact_prefix, safe_relative_path
 from batchyard.errors import InvalidRequest
-from batchyard.storage import LocalStorage, artifact_prefix, safe_relative_path
 
 UNSAFE = [
     "",

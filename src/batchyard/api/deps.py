@@ -8,8 +8,8 @@ from fastapi import Depends, Request
 from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
 
 from batchyard.app import Batchyard
-from batchyard.auth import AuthService, Principal
 from batchyard.errors import Unauthenticated
+from batchyard.services.auth import AuthService, Principal
 
 SESSION_COOKIE = "batchyard_session"
 CSRF_HEADER = "X-CSRF-Token"

@@ -26,7 +26,7 @@ from typer.core import TyperGroup
 from batchyard.app import Batchyard
 from batchyard.client import ApiError, Client, ServerUnreachable
 from batchyard.errors import BatchyardError, ConfigError, InputInvalid, WorkerCrashed
-from batchyard.service import JobView
+from batchyard.services.jobs import JobView
 from batchyard.settings import Settings
 from batchyard.store.records import EventRecord, JobRecord
 

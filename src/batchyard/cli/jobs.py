@@ -27,10 +27,10 @@ from batchyard.cli.common import (
     view_from_json,
 )
 from batchyard.client import Client
+from batchyard.core.lifecycle import Action, JobStatus, next_job_status
+from batchyard.data.results import RESULT_FILE_NAMES
 from batchyard.errors import NotReady
-from batchyard.lifecycle import Action, JobStatus, next_job_status
-from batchyard.results import RESULT_FILE_NAMES
-from batchyard.service import JobView
+from batchyard.services.jobs import JobView
 from batchyard.store import Store
 from batchyard.store.records import EventRecord
 

@@ -11,7 +11,6 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from batchyard.auth import KEY_PREFIX, AuthService, Role
 from batchyard.cli import humanize
 from batchyard.cli.common import (
     AppOption,
@@ -26,6 +25,7 @@ from batchyard.cli.common import (
     print_json,
 )
 from batchyard.errors import InvalidRequest, NotFound
+from batchyard.services.auth import KEY_PREFIX, AuthService, Role
 from batchyard.store import Store
 from batchyard.store.auth import ApiKeyRecord
 

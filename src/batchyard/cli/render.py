@@ -17,10 +17,10 @@ from rich.table import Table
 from rich.text import Text
 
 from batchyard.cli import humanize
-from batchyard.lifecycle import CLAIMABLE_JOB_STATUSES
-from batchyard.results import RESULT_FILE_NAMES
-from batchyard.service import JobView
-from batchyard.storage import LocalStorage, job_prefix
+from batchyard.core.lifecycle import CLAIMABLE_JOB_STATUSES
+from batchyard.data.blobs import LocalStorage, job_prefix
+from batchyard.data.results import RESULT_FILE_NAMES
+from batchyard.services.jobs import JobView
 from batchyard.store.records import EventRecord, JobRecord
 
 STATUS_STYLES = {

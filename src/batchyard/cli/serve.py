@@ -15,7 +15,6 @@ from rich.markup import escape
 
 from batchyard import __version__
 from batchyard.app import Batchyard
-from batchyard.auth import LOGIN_TOKEN_TTL_SECONDS, AuthService
 from batchyard.cli.common import (
     AppOption,
     LocalDatabaseOption,
@@ -28,6 +27,7 @@ from batchyard.cli.common import (
 )
 from batchyard.cli.worker import LogLevel, configure_logging
 from batchyard.errors import ConfigError
+from batchyard.services.auth import LOGIN_TOKEN_TTL_SECONDS, AuthService
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000

@@ -14,6 +14,7 @@ import typer
 from rich.markup import escape
 
 from batchyard.cli import humanize, render
+from batchyard.cli.bar import follow
 from batchyard.cli.common import (
     AppOption,
     JsonOption,
@@ -29,10 +30,9 @@ from batchyard.cli.common import (
     report_api_error,
     view_from_json,
 )
-from batchyard.cli.progress import follow
 from batchyard.client import ApiError, Client
 from batchyard.errors import BatchyardError
-from batchyard.service import JobView
+from batchyard.services.jobs import JobView
 
 EXIT_JOB_UNSUCCESSFUL = 1
 REMOTE_POLL_SECONDS = 0.3

@@ -5,7 +5,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import create_engine
 
-from batchyard.schema import metadata
+from batchyard.store.schema import metadata
 
 config = context.config
 connection = config.attributes.get("connection")

@@ -1,5 +1,5 @@
 """The store: all SQL lives here, behind a small domain-shaped surface (claim, complete, heartbeat, rescue,
-transition, list). Policy lives in :mod:`batchyard.service`."""
+transition, list). Policy lives in :mod:`batchyard.services.jobs`."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ from sqlalchemy import Connection, text
 from batchyard.store.auth import AuthStore
 from batchyard.store.claims import ClaimStore
 from batchyard.store.engine import Database, schema_revision, upgrade_schema
-from batchyard.store.files import FilesStore
 from batchyard.store.jobs import JobStore
 from batchyard.store.maintenance import MaintenanceStore
 from batchyard.store.stats import StatsStore
+from batchyard.store.uploads import FilesStore
 
 NOTIFY_CHANNEL = "batchyard_work"
 

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 from sqlalchemy import delete, insert, select, update
 
-from batchyard.schema import api_keys, login_tokens, sessions
 from batchyard.store.engine import Database
+from batchyard.store.schema import api_keys, login_tokens, sessions
 
 KEY_TOUCH_INTERVAL_SECONDS = 60.0  # last_used_at is refreshed at most this often per key
 

@@ -14,7 +14,7 @@ from sqlalchemy import Connection, Float, and_, bindparam, delete, func, insert,
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from batchyard.lifecycle import (
+from batchyard.core.lifecycle import (
     CLAIMABLE_JOB_STATUSES,
     RECORDED_AS,
     REQUEUE_KINDS,
@@ -25,11 +25,11 @@ from batchyard.lifecycle import (
     after_crash,
     failure_threshold_crossed,
 )
-from batchyard.schema import item_requeue, items, job_usage, jobs, leases, workers
 from batchyard.store.engine import Database
-from batchyard.store.events import add_event
 from batchyard.store.moves import settle_job, stop_job
 from batchyard.store.records import ClaimBatch, ClaimedItem, ClaimedJob, Outcome
+from batchyard.store.schema import item_requeue, items, job_usage, jobs, leases, workers
+from batchyard.store.timeline import add_event
 
 _fence = and_(
     items.c.job_id == bindparam("j"),
@@ -575,7 +575,7 @@ class ClaimStore:
 
 def _sort_outcomes(group: list[Outcome], *, stopping: bool) -> tuple[list[tuple[str, Outcome]], list[Outcome]]:
     """Split outcomes into final ones (with the status to record) and ones that go back to the queue, as
-    :func:`~batchyard.lifecycle.recorded_as` says."""
+    :func:`~batchyard.core.lifecycle.recorded_as` says."""
     record_as = RECORDED_AS[stopping]
     finishing: list[tuple[str, Outcome]] = []
     returning: list[Outcome] = []

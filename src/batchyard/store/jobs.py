@@ -10,9 +10,12 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, and_, delete, func, insert, or_, select, update
 
+from batchyard.core.lifecycle import Action, ItemStatus, JobStatus, next_job_status
 from batchyard.errors import NotFound
-from batchyard.lifecycle import Action, ItemStatus, JobStatus, next_job_status
-from batchyard.schema import (
+from batchyard.store.engine import Database
+from batchyard.store.moves import move_job, settle_job, stop_job, stop_queued_items
+from batchyard.store.records import EventRecord, ItemRecord, JobQuery, JobRecord, JobSpec, decode_json
+from batchyard.store.schema import (
     idempotency_keys,
     item_requeue,
     items,
@@ -22,13 +25,10 @@ from batchyard.schema import (
     leases,
     progress_samples,
 )
-from batchyard.store.engine import Database
-from batchyard.store.events import add_event
-from batchyard.store.moves import move_job, settle_job, stop_job, stop_queued_items
-from batchyard.store.records import EventRecord, ItemRecord, JobQuery, JobRecord, JobSpec, decode_json
+from batchyard.store.timeline import add_event
 
 if TYPE_CHECKING:
-    from batchyard.ingest import ItemReader
+    from batchyard.data.ingest import ItemReader
 
 INSERT_CHUNK = 5000
 SORTABLE = {
@@ -226,7 +226,7 @@ class JobStore:
     ) -> list[ItemRecord]:
         """Up to ``limit`` items with ``after_seq < seq <= max_seq`` in order, read over the primary key.
 
-        Items have no status index (see :mod:`batchyard.schema`), so a status filter scans rows; ``max_seq``
+        Items have no status index (see :mod:`batchyard.store.schema`), so a status filter scans rows; ``max_seq``
         bounds that scan."""
         cols = [
             items.c.job_id,

@@ -7,11 +7,11 @@ from typing import Any
 
 from sqlalchemy import delete, exists, insert, or_, select, update
 
-from batchyard.lifecycle import AWAITING_FILES_JOB_STATUSES, LIVE_JOB_STATUSES, SAMPLED_JOB_STATUSES, JobStatus
-from batchyard.schema import jobs, progress_samples, workers
+from batchyard.core.lifecycle import AWAITING_FILES_JOB_STATUSES, LIVE_JOB_STATUSES, SAMPLED_JOB_STATUSES, JobStatus
 from batchyard.store.engine import Database
-from batchyard.store.events import add_event
 from batchyard.store.records import WorkerRecord
+from batchyard.store.schema import jobs, progress_samples, workers
+from batchyard.store.timeline import add_event
 
 
 class MaintenanceStore:

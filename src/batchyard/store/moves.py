@@ -7,10 +7,10 @@ from typing import Any
 
 from sqlalchemy import Connection, delete, select, update
 
+from batchyard.core.lifecycle import LIVE_JOB_STATUSES, Action, ItemStatus, JobStatus, next_job_status
 from batchyard.errors import NotFound
-from batchyard.lifecycle import LIVE_JOB_STATUSES, Action, ItemStatus, JobStatus, next_job_status
-from batchyard.schema import item_requeue, items, jobs
-from batchyard.store.events import add_event
+from batchyard.store.schema import item_requeue, items, jobs
+from batchyard.store.timeline import add_event
 
 
 def move_job(conn: Connection, job_id: str, action: Action, **values: Any) -> tuple[str, JobStatus]:

@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from batchyard.lifecycle import OutcomeKind
+from batchyard.core.lifecycle import OutcomeKind
 
 
 @dataclass(frozen=True, slots=True)

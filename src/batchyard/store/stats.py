@@ -13,9 +13,9 @@ from typing import Any
 from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.sql.elements import ColumnElement
 
-from batchyard.schema import job_usage, jobs, progress_samples
 from batchyard.store.engine import Database
 from batchyard.store.records import JobRecord
+from batchyard.store.schema import job_usage, jobs, progress_samples
 
 ITEM_COUNTERS = ("total", "queued", "running", "succeeded", "failed", "cancelled")
 

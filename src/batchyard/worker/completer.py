@@ -16,9 +16,9 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from batchyard.core.storable import json_text, storable
 from batchyard.errors import StoreUnavailable
 from batchyard.settings import Settings
-from batchyard.storable import json_text, storable
 from batchyard.store import Store
 from batchyard.store.claims import CompletionReport
 from batchyard.store.records import ClaimBatch, Outcome

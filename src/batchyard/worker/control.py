@@ -9,8 +9,8 @@ import time
 from typing import TYPE_CHECKING
 
 from batchyard.context import JobControl
+from batchyard.core.lifecycle import STOPPING_JOB_STATUSES, JobStatus
 from batchyard.errors import StoreUnavailable
-from batchyard.lifecycle import STOPPING_JOB_STATUSES, JobStatus
 from batchyard.store import Store
 
 if TYPE_CHECKING:

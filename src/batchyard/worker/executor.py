@@ -17,13 +17,13 @@ import traceback
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from batchyard.backoff import backoff_delay
 from batchyard.context import ItemContext, JobControl
+from batchyard.core.backoff import backoff_delay
+from batchyard.core.lifecycle import OutcomeKind, after_failure, skip_reason
+from batchyard.core.storable import json_text, storable
+from batchyard.data.blobs import LocalStorage
 from batchyard.errors import ItemCancelled, ItemError
-from batchyard.lifecycle import OutcomeKind, after_failure, skip_reason
 from batchyard.registry import HandlerSpec
-from batchyard.storable import json_text, storable
-from batchyard.storage import LocalStorage
 from batchyard.store.records import ClaimBatch, ClaimedItem, ClaimedJob, Outcome
 from batchyard.worker.completer import Completer
 from batchyard.worker.redact import PathRedactor

@@ -17,12 +17,12 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+from batchyard.core.storable import storable
+from batchyard.data.blobs import LocalStorage
 from batchyard.errors import StoreUnavailable, WorkerCrashed
-from batchyard.maintenance import Maintenance
 from batchyard.registry import HandlerRegistry
+from batchyard.services.maintenance import Maintenance
 from batchyard.settings import Settings
-from batchyard.storable import storable
-from batchyard.storage import LocalStorage
 from batchyard.store import Store
 from batchyard.store.claims import CompletionReport
 from batchyard.store.records import ClaimBatch

@@ -23,7 +23,7 @@ from batchyard.api.limits import MULTIPART_SLACK_BYTES
 from batchyard.api.models import ErrorResponse, Page
 from batchyard.app import Batchyard
 from batchyard.errors import InvalidRequest
-from batchyard.files import (
+from batchyard.services.files import (
     DEFAULT_FILENAME,
     DEFAULT_PURPOSE,
     FILE_CURSOR_PATTERN,
@@ -33,7 +33,7 @@ from batchyard.files import (
     UploadPurpose,
     too_large,
 )
-from batchyard.store.files import FileRecord
+from batchyard.store.uploads import FileRecord
 
 router = APIRouter(prefix="/api/v1/files", tags=["files"])
 

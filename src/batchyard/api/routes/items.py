@@ -12,9 +12,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from batchyard.api.deps import BatchyardDep, PrincipalDep
 from batchyard.api.models import ErrorResponse, Page
 from batchyard.app import Batchyard
-from batchyard.auth import Principal
+from batchyard.core.lifecycle import ItemStatus
 from batchyard.errors import InvalidRequest, NotFound
-from batchyard.lifecycle import ItemStatus
+from batchyard.services.auth import Principal
 from batchyard.store import Store
 from batchyard.store.records import ItemRecord, JobRecord
 

@@ -25,10 +25,10 @@ from batchyard.api.deps import BatchyardDep, PrincipalDep
 from batchyard.api.models import DataList, ErrorResponse, Page
 from batchyard.api.threads import BULK_ITEMS, bulk_limiter, submit_limiter
 from batchyard.app import Batchyard
-from batchyard.auth import Principal
+from batchyard.core.lifecycle import JobStatus
 from batchyard.errors import BatchyardError, IdempotencyKeyReused, InvalidRequest
-from batchyard.lifecycle import JobStatus
-from batchyard.service import JobView
+from batchyard.services.auth import Principal
+from batchyard.services.jobs import JobView
 from batchyard.store.records import JobQuery, JobRecord
 
 router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"])
@@ -270,8 +270,8 @@ def _submit(app: Batchyard, principal: Principal, body: JobCreate, idempotency: 
     }
     if body.items is not None:
         return app.service.submit(body.handler, body.items, source_name="inline items", **options)
-    from batchyard.files import FileService
-    from batchyard.ingest import detect_format
+    from batchyard.data.ingest import detect_format
+    from batchyard.services.files import FileService
 
     files = FileService(app.store, app.storage, app.settings)
     path, name = files.open_for_job(body.input_file_id or "", principal)

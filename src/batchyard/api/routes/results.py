@@ -19,10 +19,9 @@ from fastapi.responses import StreamingResponse
 from batchyard.api.deps import BatchyardDep, PrincipalDep
 from batchyard.api.routes.items import errors, visible_job
 from batchyard.app import Batchyard
-from batchyard.auth import Principal
-from batchyard.errors import NotFound, NotReady
-from batchyard.lifecycle import TERMINAL_ITEM_STATUSES, JobStatus
-from batchyard.results import (
+from batchyard.core.lifecycle import TERMINAL_ITEM_STATUSES, JobStatus
+from batchyard.data.blobs import job_prefix
+from batchyard.data.results import (
     ARTIFACTS_ZIP,
     ERRORS_JSONL,
     RESULTS_CSV,
@@ -31,7 +30,8 @@ from batchyard.results import (
     csv_cell,
     iter_partial_lines,
 )
-from batchyard.storage import job_prefix
+from batchyard.errors import NotFound, NotReady
+from batchyard.services.auth import Principal
 from batchyard.store import Store
 from batchyard.store.records import JobQuery, JobRecord
 

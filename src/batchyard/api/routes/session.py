@@ -11,8 +11,8 @@ from pydantic import BaseModel, Field
 
 from batchyard.api.bodies import RequestModel
 from batchyard.api.deps import SESSION_COOKIE, BatchyardDep
-from batchyard.auth import SESSION_TTL_SECONDS, AuthService
 from batchyard.errors import InvalidRequest, Unauthenticated
+from batchyard.services.auth import SESSION_TTL_SECONDS, AuthService
 
 router = APIRouter(prefix="/api/v1/session", tags=["session"])
 

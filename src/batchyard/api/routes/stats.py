@@ -11,9 +11,9 @@ from pydantic import BaseModel, Field
 
 from batchyard.api.deps import BatchyardDep, PrincipalDep
 from batchyard.api.models import ErrorResponse
-from batchyard.auth import Principal
+from batchyard.core.lifecycle import JobStatus
 from batchyard.errors import Forbidden
-from batchyard.lifecycle import JobStatus
+from batchyard.services.auth import Principal
 from batchyard.store.stats import ITEM_COUNTERS, StatsBucket, StatsFilter, StatsSnapshot
 
 router = APIRouter(tags=["stats"])

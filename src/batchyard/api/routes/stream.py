@@ -14,7 +14,7 @@ from starlette.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from batchyard.api.deps import BatchyardDep, PrincipalDep
-from batchyard.api.events import (
+from batchyard.api.feed import (
     RETRY_MILLISECONDS,
     JobFeed,
     Replay,

@@ -19,8 +19,8 @@ from functools import partial
 from itertools import chain
 from typing import Any, BinaryIO, Literal, TypeAlias, cast
 
+from batchyard.core.storable import is_storable, json_text
 from batchyard.errors import InputInvalid, InputProblem
-from batchyard.storable import is_storable, json_text
 
 Format: TypeAlias = Literal["jsonl", "csv"]
 

@@ -12,15 +12,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Literal
 
-from batchyard.auth import LOCAL_ADMIN, Principal
+from batchyard.core.lifecycle import TERMINAL_JOB_STATUSES
+from batchyard.core.rate import RECENT_WINDOW_SECONDS, Sample, estimate
+from batchyard.data.blobs import LocalStorage, job_prefix
+from batchyard.data.ingest import ItemReader
+from batchyard.data.results import RESULT_FILE_NAMES
 from batchyard.errors import InvalidRequest, UnknownHandler
-from batchyard.ingest import ItemReader
-from batchyard.lifecycle import TERMINAL_JOB_STATUSES
-from batchyard.progress import RECENT_WINDOW_SECONDS, Sample, estimate
 from batchyard.registry import HandlerRegistry
-from batchyard.results import RESULT_FILE_NAMES
+from batchyard.services.auth import LOCAL_ADMIN, Principal
 from batchyard.settings import Settings
-from batchyard.storage import LocalStorage, job_prefix
 from batchyard.store import Store
 from batchyard.store.records import JobQuery, JobRecord, JobSpec, WorkerRecord
 

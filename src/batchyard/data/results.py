@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 from json.encoder import encode_basestring as encode_string
 from typing import IO, Any
 
-from batchyard.storage import LocalStorage, artifact_prefix, job_prefix
+from batchyard.data.blobs import LocalStorage, artifact_prefix, job_prefix
 from batchyard.store import Store
 from batchyard.store.records import ItemRecord
 

@@ -12,8 +12,8 @@ from rich.progress import BarColumn, Progress, TaskID, TaskProgressColumn, TextC
 
 from batchyard.cli import humanize
 from batchyard.cli.render import STATUS_STYLES
-from batchyard.lifecycle import CLAIMABLE_JOB_STATUSES
-from batchyard.service import JobService, JobView
+from batchyard.core.lifecycle import CLAIMABLE_JOB_STATUSES
+from batchyard.services.jobs import JobService, JobView
 
 POLL_SECONDS = 0.2
 STATUS_WIDTH = 10  # "finalizing"

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from sqlalchemy import and_, delete, insert, or_, select
 
 from batchyard.errors import NotFound
-from batchyard.schema import files
 from batchyard.store.engine import Database
+from batchyard.store.schema import files
 
 
 @dataclass(frozen=True, slots=True)

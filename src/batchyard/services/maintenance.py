@@ -10,13 +10,13 @@ import logging
 import time
 from dataclasses import dataclass
 
-from batchyard.lifecycle import Action
-from batchyard.results import write_result_files
+from batchyard.core.lifecycle import Action
+from batchyard.data.blobs import LocalStorage, job_prefix
+from batchyard.data.results import write_result_files
 from batchyard.settings import Settings
-from batchyard.storage import LocalStorage, job_prefix
 from batchyard.store import Store
 
-log = logging.getLogger("batchyard.maintenance")
+log = logging.getLogger("batchyard.services.maintenance")
 PRUNE_WORKERS_AFTER_SECONDS = 24 * 3600.0
 
 

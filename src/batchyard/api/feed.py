@@ -40,12 +40,12 @@ from dataclasses import dataclass, field
 from starlette.applications import Starlette
 
 from batchyard.app import Batchyard
-from batchyard.auth import AuthService, Credential, Principal
+from batchyard.core.lifecycle import JobStatus
 from batchyard.errors import BatchyardError, InvalidRequest, StoreUnavailable
-from batchyard.lifecycle import JobStatus
+from batchyard.services.auth import AuthService, Credential, Principal
 from batchyard.store.records import JobRecord
 
-log = logging.getLogger("batchyard.api.events")
+log = logging.getLogger("batchyard.api.feed")
 
 POLL_INTERVAL_SECONDS = 0.5
 KEEPALIVE_SECONDS = 15.0

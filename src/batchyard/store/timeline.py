@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy import Connection, insert
 
-from batchyard.schema import job_events
+from batchyard.store.schema import job_events
 
 
 def add_event(

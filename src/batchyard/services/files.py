@@ -15,12 +15,12 @@ import unicodedata
 from pathlib import Path
 from typing import BinaryIO, Literal, get_args
 
-from batchyard.auth import Principal
+from batchyard.data.blobs import LocalStorage
 from batchyard.errors import FileTooLarge, InvalidRequest, NotFound
+from batchyard.services.auth import Principal
 from batchyard.settings import Settings
-from batchyard.storage import LocalStorage
 from batchyard.store import Store
-from batchyard.store.files import FileRecord
+from batchyard.store.uploads import FileRecord
 
 UploadPurpose = Literal["batch", "user_data", "assistants", "fine-tune", "vision", "evals"]
 UPLOAD_PURPOSES: tuple[str, ...] = get_args(UploadPurpose)
@@ -222,7 +222,7 @@ class FileService:
         """(where the file's bytes are, the name it was uploaded under), to create a job from an upload.
 
         Owner-checked like every read, and a write: a viewer cannot start jobs. Pass the name to
-        :func:`batchyard.ingest.detect_format` and as ``source_name`` so the format and messages fit."""
+        :func:`batchyard.data.ingest.detect_format` and as ``source_name`` so the format and messages fit."""
         principal.require_write()
         record = self.get(file_id, principal)
         path = self.storage.path(upload_name(record.id))
