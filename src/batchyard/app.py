@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
+from batchyard.core.records import ItemRecord
 from batchyard.data.blobs import LocalStorage, job_prefix
 from batchyard.data.results import ERRORS_JSONL, RESULT_FILE_NAMES, RESULTS_JSONL
 from batchyard.errors import NotReady
@@ -17,7 +18,6 @@ from batchyard.registry import HandlerRegistry
 from batchyard.services.jobs import ItemSource, JobService, JobView
 from batchyard.settings import Settings
 from batchyard.store import Store
-from batchyard.store.records import ItemRecord
 from batchyard.worker import Worker, WorkerStats
 
 F = TypeVar("F", bound=Callable[..., Any])

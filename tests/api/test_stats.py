@@ -11,8 +11,8 @@ from fastapi.testclient import TestClient
 
 from batchyard import Batchyard
 from batchyard.context import ItemContext
+from batchyard.core.records import StatsFilter
 from batchyard.errors import PermanentError
-from batchyard.store.stats import StatsFilter
 from tests.integration.helpers import running_worker, wait_finished, wait_for
 
 from .conftest import Keys, bearer

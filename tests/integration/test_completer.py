@@ -13,9 +13,8 @@ from typing import Any
 import pytest
 
 from batchyard import Batchyard
+from batchyard.core.records import ClaimBatch, CompletionReport, Outcome
 from batchyard.errors import StoreUnavailable
-from batchyard.store.claims import CompletionReport
-from batchyard.store.records import ClaimBatch, Outcome
 from batchyard.worker import completer as completer_module
 from batchyard.worker.completer import Completer
 from batchyard.worker.control import JobControls

@@ -10,8 +10,8 @@ import pytest
 
 from batchyard import Batchyard, InputInvalid
 from batchyard.core.lifecycle import Action
+from batchyard.core.records import Outcome
 from batchyard.errors import IllegalTransition, NotFound, UnknownHandler
-from batchyard.store.records import Outcome
 
 from .helpers import assert_counters_match_items
 

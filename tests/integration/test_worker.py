@@ -258,7 +258,7 @@ def test_jobs_dispatched_while_a_status_check_is_out_are_never_cancelled(app: Ba
 
 def test_a_stale_cancelled_outcome_sends_the_item_back_instead(app: Batchyard) -> None:
     """Only a stopping job's items end cancelled, whatever a worker reports: the store has the last word."""
-    from batchyard.store.records import Outcome
+    from batchyard.core.records import Outcome
 
     job = app.submit("echo", [{"n": 1}, {"n": 2}])
     batch = app.store.claim_items("w1", {"echo": 10}, 30)
@@ -296,9 +296,9 @@ def test_a_writer_that_died_while_finalizing_is_replaced_within_a_lease(app: Bat
     forever: the files lease is the worker lease (extended while writing), and the next writer cleans up."""
     import os
 
+    from batchyard.core.records import Outcome
     from batchyard.data.blobs import TEMP_SUFFIX, job_prefix
     from batchyard.services.maintenance import Maintenance
-    from batchyard.store.records import Outcome
 
     job = app.submit("echo", [{"n": 1}, {"n": 2}])
     batch = app.store.claim_items("w1", {"echo": 10}, 30)

@@ -41,9 +41,9 @@ from starlette.applications import Starlette
 
 from batchyard.app import Batchyard
 from batchyard.core.lifecycle import JobStatus
+from batchyard.core.records import JobRecord
 from batchyard.errors import BatchyardError, InvalidRequest, StoreUnavailable
 from batchyard.services.auth import AuthService, Credential, Principal
-from batchyard.store.records import JobRecord
 
 log = logging.getLogger("batchyard.api.feed")
 

@@ -25,10 +25,10 @@ from typer.core import TyperGroup
 
 from batchyard.app import Batchyard
 from batchyard.client import ApiError, Client, ServerUnreachable
+from batchyard.core.records import EventRecord, JobRecord
 from batchyard.errors import BatchyardError, ConfigError, InputInvalid, WorkerCrashed
 from batchyard.services.jobs import JobView
 from batchyard.settings import Settings
-from batchyard.store.records import EventRecord, JobRecord
 
 out = Console(highlight=False)
 err = Console(stderr=True, highlight=False)

@@ -28,11 +28,11 @@ from batchyard.cli.common import (
 )
 from batchyard.client import Client
 from batchyard.core.lifecycle import Action, JobStatus, next_job_status
+from batchyard.core.records import EventRecord
 from batchyard.data.results import RESULT_FILE_NAMES
 from batchyard.errors import NotReady
 from batchyard.services.jobs import JobView
 from batchyard.store import Store
-from batchyard.store.records import EventRecord
 
 EVENTS_SHOWN = 10
 EVENTS_IN_JSON = 50

@@ -24,10 +24,10 @@ from batchyard.cli.common import (
     override_globals,
     print_json,
 )
+from batchyard.core.records import ApiKeyRecord
 from batchyard.errors import InvalidRequest, NotFound
 from batchyard.services.auth import KEY_PREFIX, AuthService, Role
 from batchyard.store import Store
-from batchyard.store.auth import ApiKeyRecord
 
 keys_app = typer.Typer(
     name="keys",

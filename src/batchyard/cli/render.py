@@ -18,10 +18,10 @@ from rich.text import Text
 
 from batchyard.cli import humanize
 from batchyard.core.lifecycle import CLAIMABLE_JOB_STATUSES
+from batchyard.core.records import EventRecord, JobRecord
 from batchyard.data.blobs import LocalStorage, job_prefix
 from batchyard.data.results import RESULT_FILE_NAMES
 from batchyard.services.jobs import JobView
-from batchyard.store.records import EventRecord, JobRecord
 
 STATUS_STYLES = {
     "queued": "cyan",

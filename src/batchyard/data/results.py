@@ -12,9 +12,9 @@ from collections.abc import Callable, Iterator
 from json.encoder import encode_basestring as encode_string
 from typing import IO, Any
 
+from batchyard.core.records import ItemRecord
 from batchyard.data.blobs import LocalStorage, artifact_prefix, job_prefix
 from batchyard.store import Store
-from batchyard.store.records import ItemRecord
 
 RESULTS_JSONL = "results.jsonl"
 ERRORS_JSONL = "errors.jsonl"

@@ -15,8 +15,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from batchyard.core.records import ApiKeyRecord
 from batchyard.errors import Forbidden, InvalidRequest, NotFound, Unauthenticated
-from batchyard.store.auth import ApiKeyRecord, AuthStore
+from batchyard.store.auth import AuthStore
 
 KEY_PREFIX = "by_"
 SESSION_TTL_SECONDS = 12 * 3600.0

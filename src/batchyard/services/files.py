@@ -15,12 +15,12 @@ import unicodedata
 from pathlib import Path
 from typing import BinaryIO, Literal, get_args
 
+from batchyard.core.records import FileRecord
 from batchyard.data.blobs import LocalStorage
 from batchyard.errors import FileTooLarge, InvalidRequest, NotFound
 from batchyard.services.auth import Principal
 from batchyard.settings import Settings
 from batchyard.store import Store
-from batchyard.store.uploads import FileRecord
 
 UploadPurpose = Literal["batch", "user_data", "assistants", "fine-tune", "vision", "evals"]
 UPLOAD_PURPOSES: tuple[str, ...] = get_args(UploadPurpose)

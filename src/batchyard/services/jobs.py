@@ -14,6 +14,7 @@ from typing import Any, BinaryIO, Literal
 
 from batchyard.core.lifecycle import TERMINAL_JOB_STATUSES
 from batchyard.core.rate import RECENT_WINDOW_SECONDS, Sample, estimate
+from batchyard.core.records import JobQuery, JobRecord, JobSpec, WorkerRecord
 from batchyard.data.blobs import LocalStorage, job_prefix
 from batchyard.data.ingest import ItemReader
 from batchyard.data.results import RESULT_FILE_NAMES
@@ -22,7 +23,6 @@ from batchyard.registry import HandlerRegistry
 from batchyard.services.auth import LOCAL_ADMIN, Principal
 from batchyard.settings import Settings
 from batchyard.store import Store
-from batchyard.store.records import JobQuery, JobRecord, JobSpec, WorkerRecord
 
 MAX_TAGS = 20
 MAX_TAG_CHARS = 64

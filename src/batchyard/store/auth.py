@@ -3,34 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Collection
-from dataclasses import dataclass
 
 from sqlalchemy import delete, insert, select, update
 
+from batchyard.core.records import ApiKeyRecord, SessionRecord
 from batchyard.store.engine import Database
 from batchyard.store.schema import api_keys, login_tokens, sessions
 
 KEY_TOUCH_INTERVAL_SECONDS = 60.0  # last_used_at is refreshed at most this often per key
-
-
-@dataclass(frozen=True, slots=True)
-class ApiKeyRecord:
-    id: str
-    prefix: str
-    owner: str
-    role: str
-    name: str | None
-    created_at: float
-    last_used_at: float | None
-    revoked_at: float | None
-
-
-@dataclass(frozen=True, slots=True)
-class SessionRecord:
-    owner: str
-    role: str
-    csrf_token: str
-    expires_at: float
 
 
 class AuthStore:

@@ -6,7 +6,7 @@ import json
 import secrets
 from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from functools import cached_property
 from typing import Any
 
@@ -25,9 +25,9 @@ from batchyard.core.lifecycle import (
     after_crash,
     failure_threshold_crossed,
 )
+from batchyard.core.records import ClaimBatch, ClaimedItem, ClaimedJob, CompletionReport, Outcome
 from batchyard.store.engine import Database
 from batchyard.store.moves import settle_job, stop_job
-from batchyard.store.records import ClaimBatch, ClaimedItem, ClaimedJob, Outcome
 from batchyard.store.schema import item_requeue, items, job_usage, jobs, leases, workers
 from batchyard.store.timeline import add_event
 
@@ -65,12 +65,6 @@ def suspect_group_size(rescues: int, max_rescues: int = DEFAULT_MAX_RESCUES) -> 
     one at ``max_rescues - 1``, so a poisonous item ends up alone before it is set aside and its neighbours
     are cleared along the way."""
     return max(1, 1 << max(0, max_rescues - 1 - rescues))
-
-
-@dataclass
-class CompletionReport:
-    accepted: int = 0
-    settled: list[str] = field(default_factory=list)  # jobs that moved to finalizing or cancelled
 
 
 class ClaimStore:

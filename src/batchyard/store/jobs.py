@@ -11,10 +11,10 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Connection, and_, delete, func, insert, or_, select, update
 
 from batchyard.core.lifecycle import Action, ItemStatus, JobStatus, next_job_status
+from batchyard.core.records import EventRecord, ItemRecord, JobQuery, JobRecord, JobSpec, decode_json
 from batchyard.errors import NotFound
 from batchyard.store.engine import Database
 from batchyard.store.moves import move_job, settle_job, stop_job, stop_queued_items
-from batchyard.store.records import EventRecord, ItemRecord, JobQuery, JobRecord, JobSpec, decode_json
 from batchyard.store.schema import (
     idempotency_keys,
     item_requeue,

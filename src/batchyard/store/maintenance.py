@@ -8,8 +8,8 @@ from typing import Any
 from sqlalchemy import delete, exists, insert, or_, select, update
 
 from batchyard.core.lifecycle import AWAITING_FILES_JOB_STATUSES, LIVE_JOB_STATUSES, SAMPLED_JOB_STATUSES, JobStatus
+from batchyard.core.records import WorkerRecord
 from batchyard.store.engine import Database
-from batchyard.store.records import WorkerRecord
 from batchyard.store.schema import jobs, progress_samples, workers
 from batchyard.store.timeline import add_event
 

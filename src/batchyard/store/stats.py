@@ -7,52 +7,14 @@ on each job row (``total``, ``succeeded``, ``busy_seconds``, ``cost``, ``usage``
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.sql.elements import ColumnElement
 
+from batchyard.core.records import ITEM_COUNTERS, JobRecord, StatsBucket, StatsFilter, StatsSnapshot
 from batchyard.store.engine import Database
-from batchyard.store.records import JobRecord
 from batchyard.store.schema import job_usage, jobs, progress_samples
-
-ITEM_COUNTERS = ("total", "queued", "running", "succeeded", "failed", "cancelled")
-
-
-@dataclass(frozen=True, slots=True)
-class StatsFilter:
-    """Which jobs the stats cover. ``owner=None`` means every owner; ``created_since`` is epoch seconds."""
-
-    owner: str | None = None
-    project: str | None = None
-    handler: str | None = None
-    created_since: float | None = None
-
-
-@dataclass(slots=True)
-class StatsBucket:
-    """Sums over the jobs of one (project, handler) pair."""
-
-    project: str | None
-    handler: str
-    jobs_by_status: dict[str, int] = field(default_factory=dict)
-    items: dict[str, int] = field(default_factory=lambda: dict.fromkeys(ITEM_COUNTERS, 0))
-    busy_seconds: float = 0.0  # summed handler time of finished (succeeded or failed) items
-    recent_busy_seconds: float = 0.0  # the same, over jobs active within the recent window
-    recent_finished: int = 0  # succeeded + failed items of those jobs
-    cost: float = 0.0
-    usage: dict[str, float] = field(default_factory=dict)
-    window_finished: int = 0  # items that succeeded or failed within the throughput window
-    window_first_start: float | None = None  # earliest start among the jobs active within that window
-
-
-@dataclass(frozen=True, slots=True)
-class StatsSnapshot:
-    now: float  # the database clock when the numbers were read
-    recent_seconds: float
-    throughput_seconds: float
-    buckets: list[StatsBucket]
 
 
 class StatsStore:
@@ -235,4 +197,4 @@ def _throughput_query(conditions: list[ColumnElement[bool]], window_start: float
     )
 
 
-__all__ = ["ITEM_COUNTERS", "StatsBucket", "StatsFilter", "StatsSnapshot", "StatsStore"]
+__all__ = ["StatsStore"]

@@ -2,27 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from sqlalchemy import and_, delete, insert, or_, select
 
+from batchyard.core.records import FileRecord
 from batchyard.errors import NotFound
 from batchyard.store.engine import Database
 from batchyard.store.schema import files
-
-
-@dataclass(frozen=True, slots=True)
-class FileRecord:
-    """An uploaded file's metadata; the bytes live in storage under ``uploads/{id}``."""
-
-    id: str
-    owner: str
-    filename: str
-    purpose: str
-    bytes: int
-    sha256: str
-    created_at: float
-    expires_at: float | None
 
 
 class FilesStore:

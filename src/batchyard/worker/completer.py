@@ -16,12 +16,11 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from batchyard.core.records import ClaimBatch, CompletionReport, Outcome
 from batchyard.core.storable import json_text, storable
 from batchyard.errors import StoreUnavailable
 from batchyard.settings import Settings
 from batchyard.store import Store
-from batchyard.store.claims import CompletionReport
-from batchyard.store.records import ClaimBatch, Outcome
 from batchyard.worker.control import JobControls
 from batchyard.worker.trouble import STORE_RETRY_SECONDS, StoreTrouble
 

@@ -20,11 +20,11 @@ from typing import Any
 from batchyard.context import ItemContext, JobControl
 from batchyard.core.backoff import backoff_delay
 from batchyard.core.lifecycle import OutcomeKind, after_failure, skip_reason
+from batchyard.core.records import ClaimBatch, ClaimedItem, ClaimedJob, Outcome
 from batchyard.core.storable import json_text, storable
 from batchyard.data.blobs import LocalStorage
 from batchyard.errors import ItemCancelled, ItemError
 from batchyard.registry import HandlerSpec
-from batchyard.store.records import ClaimBatch, ClaimedItem, ClaimedJob, Outcome
 from batchyard.worker.completer import Completer
 from batchyard.worker.redact import PathRedactor
 

@@ -17,6 +17,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+from batchyard.core.records import ClaimBatch, CompletionReport
 from batchyard.core.storable import storable
 from batchyard.data.blobs import LocalStorage
 from batchyard.errors import StoreUnavailable, WorkerCrashed
@@ -24,8 +25,6 @@ from batchyard.registry import HandlerRegistry
 from batchyard.services.maintenance import Maintenance
 from batchyard.settings import Settings
 from batchyard.store import Store
-from batchyard.store.claims import CompletionReport
-from batchyard.store.records import ClaimBatch
 from batchyard.worker.completer import Completer, WorkerStats
 from batchyard.worker.control import Control, JobControls
 from batchyard.worker.executor import Executor

@@ -22,6 +22,7 @@ from batchyard.api.deps import BatchyardDep, PrincipalDep
 from batchyard.api.limits import MULTIPART_SLACK_BYTES
 from batchyard.api.models import ErrorResponse, Page
 from batchyard.app import Batchyard
+from batchyard.core.records import FileRecord
 from batchyard.errors import InvalidRequest
 from batchyard.services.files import (
     DEFAULT_FILENAME,
@@ -33,7 +34,6 @@ from batchyard.services.files import (
     UploadPurpose,
     too_large,
 )
-from batchyard.store.uploads import FileRecord
 
 router = APIRouter(prefix="/api/v1/files", tags=["files"])
 

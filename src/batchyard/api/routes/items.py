@@ -13,10 +13,10 @@ from batchyard.api.deps import BatchyardDep, PrincipalDep
 from batchyard.api.models import ErrorResponse, Page
 from batchyard.app import Batchyard
 from batchyard.core.lifecycle import ItemStatus
+from batchyard.core.records import ItemRecord, JobRecord
 from batchyard.errors import InvalidRequest, NotFound
 from batchyard.services.auth import Principal
 from batchyard.store import Store
-from batchyard.store.records import ItemRecord, JobRecord
 
 router = APIRouter(prefix="/api/v1/jobs/{job_id}/items", tags=["items"])
 

@@ -26,10 +26,10 @@ from batchyard.api.models import DataList, ErrorResponse, Page
 from batchyard.api.threads import BULK_ITEMS, bulk_limiter, submit_limiter
 from batchyard.app import Batchyard
 from batchyard.core.lifecycle import JobStatus
+from batchyard.core.records import JobQuery, JobRecord
 from batchyard.errors import BatchyardError, IdempotencyKeyReused, InvalidRequest
 from batchyard.services.auth import Principal
 from batchyard.services.jobs import JobView
-from batchyard.store.records import JobQuery, JobRecord
 
 router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"])
 

@@ -13,9 +13,9 @@ from pydantic import BaseModel, Field
 from batchyard.api.bodies import PlainText, RequestModel
 from batchyard.api.deps import BatchyardDep, PrincipalDep
 from batchyard.api.models import DataList, ErrorResponse
+from batchyard.core.records import ApiKeyRecord
 from batchyard.errors import NotFound
 from batchyard.services.auth import AuthService, Role
-from batchyard.store.auth import ApiKeyRecord
 
 router = APIRouter(prefix="/api/v1/keys", tags=["keys"])
 _E = {"model": ErrorResponse}

@@ -20,6 +20,7 @@ from batchyard.api.deps import BatchyardDep, PrincipalDep
 from batchyard.api.routes.items import errors, visible_job
 from batchyard.app import Batchyard
 from batchyard.core.lifecycle import TERMINAL_ITEM_STATUSES, JobStatus
+from batchyard.core.records import JobQuery, JobRecord
 from batchyard.data.blobs import job_prefix
 from batchyard.data.results import (
     ARTIFACTS_ZIP,
@@ -33,7 +34,6 @@ from batchyard.data.results import (
 from batchyard.errors import NotFound, NotReady
 from batchyard.services.auth import Principal
 from batchyard.store import Store
-from batchyard.store.records import JobQuery, JobRecord
 
 router = APIRouter(prefix="/api/v1", tags=["results"])
 

@@ -12,9 +12,9 @@ from pydantic import BaseModel, Field
 from batchyard.api.deps import BatchyardDep, PrincipalDep
 from batchyard.api.models import ErrorResponse
 from batchyard.core.lifecycle import JobStatus
+from batchyard.core.records import ITEM_COUNTERS, StatsBucket, StatsFilter, StatsSnapshot
 from batchyard.errors import Forbidden
 from batchyard.services.auth import Principal
-from batchyard.store.stats import ITEM_COUNTERS, StatsBucket, StatsFilter, StatsSnapshot
 
 router = APIRouter(tags=["stats"])
 

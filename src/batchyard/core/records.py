@@ -1,4 +1,5 @@
-"""Plain records passed between the store, the worker and the service."""
+"""Plain records passed between the store, the worker, the services, the API and the CLI (no SQL here;
+``from_row`` only reads a row mapping)."""
 
 from __future__ import annotations
 
@@ -243,6 +244,84 @@ class WorkerRecord:
     last_seen_at: float
     in_flight: int
     status: str
+
+
+@dataclass
+class CompletionReport:
+    accepted: int = 0
+    settled: list[str] = field(default_factory=list)  # jobs that moved to finalizing or cancelled
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKeyRecord:
+    id: str
+    prefix: str
+    owner: str
+    role: str
+    name: str | None
+    created_at: float
+    last_used_at: float | None
+    revoked_at: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class SessionRecord:
+    owner: str
+    role: str
+    csrf_token: str
+    expires_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class FileRecord:
+    """An uploaded file's metadata; the bytes live in storage under ``uploads/{id}``."""
+
+    id: str
+    owner: str
+    filename: str
+    purpose: str
+    bytes: int
+    sha256: str
+    created_at: float
+    expires_at: float | None
+
+
+ITEM_COUNTERS = ("total", "queued", "running", "succeeded", "failed", "cancelled")
+
+
+@dataclass(frozen=True, slots=True)
+class StatsFilter:
+    """Which jobs the stats cover. ``owner=None`` means every owner; ``created_since`` is epoch seconds."""
+
+    owner: str | None = None
+    project: str | None = None
+    handler: str | None = None
+    created_since: float | None = None
+
+
+@dataclass(slots=True)
+class StatsBucket:
+    """Sums over the jobs of one (project, handler) pair."""
+
+    project: str | None
+    handler: str
+    jobs_by_status: dict[str, int] = field(default_factory=dict)
+    items: dict[str, int] = field(default_factory=lambda: dict.fromkeys(ITEM_COUNTERS, 0))
+    busy_seconds: float = 0.0  # summed handler time of finished (succeeded or failed) items
+    recent_busy_seconds: float = 0.0  # the same, over jobs active within the recent window
+    recent_finished: int = 0  # succeeded + failed items of those jobs
+    cost: float = 0.0
+    usage: dict[str, float] = field(default_factory=dict)
+    window_finished: int = 0  # items that succeeded or failed within the throughput window
+    window_first_start: float | None = None  # earliest start among the jobs active within that window
+
+
+@dataclass(frozen=True, slots=True)
+class StatsSnapshot:
+    now: float  # the database clock when the numbers were read
+    recent_seconds: float
+    throughput_seconds: float
+    buckets: list[StatsBucket]
 
 
 def _json(value: str | None, default: Any) -> Any:
