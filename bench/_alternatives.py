@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 BENCH_DIR = Path(__file__).resolve().parent
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/11"
@@ -157,7 +157,7 @@ def _one_run(queue: Queue, tasks: Any, n: int, redis_url: str) -> tuple[float, f
 
 
 def _wait_for(
-    client: Any, key: str, target: int, timeout: float, consumer: subprocess.Popen[bytes], log_file: Any
+    client: Any, key: str, target: int, timeout: float, consumer: subprocess.Popen[bytes], log_file: IO[bytes]
 ) -> None:
     deadline = time.monotonic() + timeout
     while int(client.get(key) or 0) < target:
@@ -178,7 +178,7 @@ def _stop(consumer: subprocess.Popen[bytes]) -> None:
             consumer.wait()
 
 
-def _tail(log_file: Any, chars: int = 2000) -> str:
+def _tail(log_file: IO[bytes], chars: int = 2000) -> str:
     log_file.flush()
     log_file.seek(0)
     return log_file.read().decode(errors="replace")[-chars:]

@@ -433,7 +433,8 @@ def median_run(runs: list[LoadRun]) -> LoadRun:
             errors[kind] = errors.get(kind, 0) + n
 
     def med(name: str) -> float:
-        return statistics.median(getattr(r, name) for r in runs)
+        values: list[float] = [getattr(r, name) for r in runs]
+        return statistics.median(values)
 
     return LoadRun(
         runs[0].op,
@@ -572,7 +573,7 @@ def main() -> None:
     rows: list[list[str]] = []
     load_rows: list[list[str]] = []
     with postgres_database() if "postgres" in only else contextlib.nullcontext() as pg_url:
-        backends = [("SQLite", None)] if "sqlite" in only else []
+        backends: list[tuple[str, str | None]] = [("SQLite", None)] if "sqlite" in only else []
         if pg_url is not None:
             backends.append(("PostgreSQL", pg_url))
         for name, url in backends:

@@ -10,6 +10,7 @@ See bench/README.md for what each row measures.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import platform
@@ -363,7 +364,7 @@ def measure_alternatives(repeat: int, redis_url: str) -> list[Row]:
         _guarded(
             queue.name,
             rows,
-            lambda key=key: measure_alternative(key, repeat, redis_url),
+            functools.partial(measure_alternative, key, repeat, redis_url),
             Row(queue.name, "Redis", ALTERNATIVE_ITEMS, alternative=True),
         )
     for name, rate in REFERENCE_RATES.items():

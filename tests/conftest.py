@@ -11,20 +11,24 @@ import os
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from batchyard import Batchyard, Settings
+
+if TYPE_CHECKING:
+    import psycopg
 
 POSTGRES_URL = os.environ.get("BATCHYARD_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 # One template per test session, so two sessions on one server (a developer and CI) never race on it.
 TEMPLATE_DB = f"batchyard_test_template_{secrets.token_hex(4)}"
 
-_postgres_state: dict[str, object] = {}
+_postgres_state: dict[str, str | None] = {}
 
 
-def _admin_connect():  # type: ignore[no-untyped-def]
+def _admin_connect() -> psycopg.Connection[tuple[Any, ...]]:
     import psycopg
 
     return psycopg.connect(POSTGRES_URL, autocommit=True, connect_timeout=3)
@@ -33,12 +37,12 @@ def _admin_connect():  # type: ignore[no-untyped-def]
 def _postgres_unavailable() -> str | None:
     """None when PostgreSQL is usable; else why not. The template database is made once per session."""
     if "error" in _postgres_state:
-        return _postgres_state["error"]  # type: ignore[return-value]
+        return _postgres_state["error"]
     try:
         import psycopg  # noqa: F401
     except ImportError:
         _postgres_state["error"] = "psycopg is not installed (pip install -e '.[test]')"
-        return _postgres_state["error"]  # type: ignore[return-value]
+        return _postgres_state["error"]
     try:
         with _admin_connect() as conn:
             conn.execute(f"DROP DATABASE IF EXISTS {TEMPLATE_DB}")
@@ -51,7 +55,7 @@ def _postgres_unavailable() -> str | None:
         _postgres_state["error"] = None
     except Exception as exc:
         _postgres_state["error"] = f"PostgreSQL not reachable at {POSTGRES_URL}: {exc}"
-    return _postgres_state["error"]  # type: ignore[return-value]
+    return _postgres_state["error"]
 
 
 def _db_url(name: str) -> str:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 import schemathesis
@@ -25,6 +26,9 @@ from hypothesis import HealthCheck, settings
 from batchyard import Batchyard, Settings
 from batchyard.api import create_app
 from batchyard.services.auth import AuthService, Role
+
+if TYPE_CHECKING:
+    from schemathesis.specs.openapi.schemas import OpenApiCase
 
 MAX_EXAMPLES = 25  # per operation; locally, 60 random examples per operation passed twice as well
 
@@ -62,7 +66,7 @@ def admin_key() -> Iterator[str]:
         HealthCheck.data_too_large,
     ],
 )
-def test_every_route_holds_its_contract(case: schemathesis.Case, admin_key: str) -> None:
+def test_every_route_holds_its_contract(case: OpenApiCase, admin_key: str) -> None:
     case.call_and_validate(
         headers={"Authorization": f"Bearer {admin_key}"}, excluded_checks=[schemathesis.checks.positive_data_acceptance]
     )

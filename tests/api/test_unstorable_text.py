@@ -172,4 +172,4 @@ def test_odd_text_already_stored_still_serializes(client: TestClient, app: Batch
 def test_an_error_quoting_odd_text_still_renders() -> None:
     from batchyard.api.errors import ErrorJSONResponse
 
-    assert json.loads(ErrorJSONResponse({"message": "no job '\ud800'"}).body) == {"message": "no job '\ud800'"}
+    assert json.loads(bytes(ErrorJSONResponse({"message": "no job '\ud800'"}).body)) == {"message": "no job '\ud800'"}

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
@@ -28,11 +29,15 @@ def same_handlers(app: Batchyard) -> None:
 
 
 def _start_worker(
-    settings: Settings, *handlers: str, lease: float = 1.5, poll_ms: int = 50, **extra_env: str
+    settings: Settings,
+    *handlers: str,
+    lease: float = 1.5,
+    poll_ms: int = 50,
+    extra_env: Mapping[str, str] | None = None,
 ) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
-        **extra_env,
+        **(extra_env or {}),
         "BATCHYARD_DATABASE_URL": str(settings.database_url),
         "BATCHYARD_DATA_DIR": str(settings.data_dir),
         "BATCHYARD_LEASE_SECONDS": str(lease),
@@ -88,7 +93,7 @@ class Supervisor:
         self.deaths = 0
 
     def _start(self) -> subprocess.Popen[bytes]:
-        return _start_worker(self.settings, *self.handlers, **self.env)
+        return _start_worker(self.settings, *self.handlers, extra_env=self.env)
 
     def restart_dead(self) -> None:
         for i, proc in enumerate(self.procs):

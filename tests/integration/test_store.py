@@ -9,14 +9,14 @@ from pathlib import Path
 import pytest
 
 from batchyard import Batchyard, InputInvalid
-from batchyard.core.lifecycle import Action
-from batchyard.core.records import Outcome
+from batchyard.core.lifecycle import Action, OutcomeKind
+from batchyard.core.records import ClaimBatch, Outcome
 from batchyard.errors import IllegalTransition, NotFound, UnknownHandler
 
 from .helpers import assert_counters_match_items
 
 
-def _done(batch, kind="succeeded"):  # type: ignore[no-untyped-def]
+def _done(batch: ClaimBatch, kind: OutcomeKind = "succeeded") -> list[Outcome]:
     return [
         Outcome(
             batch.job.id, it.seq, batch.lease_token, kind, result=json.dumps({"k": it.key}), finished_at=time.time()
@@ -36,7 +36,7 @@ def test_submit_stores_items_and_counters(app: Batchyard) -> None:
     assert_counters_match_items(app, job.id)
 
 
-def test_bad_input_creates_nothing(app: Batchyard, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_bad_input_creates_nothing(app: Batchyard, tmp_path: Path) -> None:
     bad = tmp_path / "bad.jsonl"
     bad.write_bytes(b'{"custom_id": "a"}\n{"custom_id": "b"\n[1, 2]\n{"custom_id": "a"}\n\xff\xfe\n')
     with pytest.raises(InputInvalid) as info:
@@ -119,7 +119,8 @@ def test_suspects_are_claimed_apart_in_halving_groups(app: Batchyard) -> None:
     time.sleep(0.05)
     assert app.store.rescue_expired_leases(max_rescues=4) == 40
     # A worker that already runs a group of suspects gets none: nothing else is due.
-    assert app.store.claim_items("w2", {"echo": 40}, 30, suspects=False, max_rescues=4).items == []
+    none_due = app.store.claim_items("w2", {"echo": 40}, 30, suspects=False, max_rescues=4)
+    assert none_due is not None and none_due.items == []
     # Level 1 of 4: groups of 1 << (4 - 1 - 1) = 4.
     group = app.store.claim_items("w2", {"echo": 40}, 0.01, max_rescues=4)
     assert group is not None and group.suspect and len(group.items) == 4

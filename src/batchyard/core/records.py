@@ -6,9 +6,12 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from batchyard.core.lifecycle import OutcomeKind
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Row
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,7 +103,7 @@ class JobRecord:
         return 100.0 * self.done / self.total if self.total else 100.0
 
     @classmethod
-    def from_row(cls, row: Any) -> JobRecord:
+    def from_row(cls, row: Row[Any]) -> JobRecord:
         m = row._mapping
         return cls(
             id=m["id"],
@@ -204,7 +207,7 @@ class ItemRecord:
     rescues: int = 0
 
     @classmethod
-    def from_row(cls, row: Any, *, with_payload: bool = True) -> ItemRecord:
+    def from_row(cls, row: Row[Any], *, with_payload: bool = True) -> ItemRecord:
         m = row._mapping
         return cls(
             job_id=m["job_id"],

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Collection
+from typing import Any
 
 from sqlalchemy import delete, insert, select, update
+from sqlalchemy.engine import Row
 
 from batchyard.core.records import ApiKeyRecord, SessionRecord
 from batchyard.store.engine import Database
@@ -154,8 +156,8 @@ class AuthStore:
             conn.execute(delete(sessions).where(sessions.c.token_hash == token_hash))
 
 
-def _key(row: object) -> ApiKeyRecord:
-    m = row._mapping  # type: ignore[attr-defined]
+def _key(row: Row[Any]) -> ApiKeyRecord:
+    m = row._mapping
     return ApiKeyRecord(
         m["id"], m["prefix"], m["owner"], m["role"], m["name"], m["created_at"], m["last_used_at"], m["revoked_at"]
     )

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import and_, delete, insert, or_, select
+from sqlalchemy.engine import Row
 
 from batchyard.core.records import FileRecord
 from batchyard.errors import NotFound
@@ -75,8 +78,8 @@ class FilesStore:
             return bool(conn.execute(delete(files).where(files.c.id == file_id)).rowcount)
 
 
-def _file(row: object) -> FileRecord:
-    m = row._mapping  # type: ignore[attr-defined]
+def _file(row: Row[Any]) -> FileRecord:
+    m = row._mapping
     return FileRecord(
         m["id"], m["owner"], m["filename"], m["purpose"], m["bytes"], m["sha256"], m["created_at"], m["expires_at"]
     )
