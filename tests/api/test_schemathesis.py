@@ -40,6 +40,11 @@ _API = create_app(batchyard=_BATCHYARD)
 
 # The event stream never ends by itself; tests/api/test_stream.py covers it.
 schema = schemathesis.openapi.from_asgi("/openapi.json", _API).exclude(path="/api/v1/stream")
+# Every call sends the admin key, so a generated Authorization header (replaced) or session cookie (outranked) never
+# decides anything; a negative case that "broke" only those (plus, say, a one-element array that serializes as a valid
+# scalar) was sent valid, answered 200, and failed as "schema-violating request accepted". Which examples hit that
+# depends on the derandomize seed, a hash of this test's source, so any edit to the test could turn it red.
+schema.config.generation.update(with_security_parameters=False)
 
 
 @pytest.fixture(scope="module")
