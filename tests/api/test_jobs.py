@@ -97,7 +97,7 @@ def test_list_filters_sorting_and_cursor(client: TestClient, keys: Keys) -> None
             description=f"batch number {i}",
         ).json()
         ids.append(job["id"])
-        time.sleep(0.002)
+        time.sleep(0.002)  # ids sort by creation time in milliseconds: the clock must move between jobs
     _create(client, keys.bob)
     h = bearer(keys.alice)
     page = client.get("/api/v1/jobs?limit=3", headers=h).json()

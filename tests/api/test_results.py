@@ -18,7 +18,8 @@ from fastapi.testclient import TestClient
 from batchyard import Batchyard, ItemContext
 from batchyard.data.blobs import job_prefix
 
-from ..integration.helpers import running_worker, wait_finished, wait_for
+from ..integration.helpers import running_worker, wait_finished
+from ..waits import wait_until
 from .conftest import Keys, bearer
 
 DOWNLOADS = ("results.jsonl", "errors.jsonl", "results.csv", "artifacts.zip")
@@ -78,7 +79,7 @@ def test_downloads_while_running_hold_the_items_finished_so_far(
     base = f"/api/v1/jobs/{job.id}"
     with running_worker(app):
         try:
-            wait_for(lambda: finished_counts(app, job.id) == (4, 1), what="the ungated items to finish")
+            wait_until(lambda: finished_counts(app, job.id) == (4, 1), what="the ungated items to finish")
             assert app.store.get_job(job.id).status == "running"
 
             results = client.get(f"{base}/results.jsonl", headers=bearer(keys.alice))

@@ -13,7 +13,8 @@ from batchyard import Batchyard
 from batchyard.context import ItemContext
 from batchyard.core.records import StatsFilter
 from batchyard.errors import PermanentError
-from tests.integration.helpers import running_worker, wait_finished, wait_for
+from tests.integration.helpers import running_worker, wait_finished
+from tests.waits import wait_until
 
 from .conftest import Keys, bearer
 
@@ -175,10 +176,10 @@ def test_throughput_counts_only_items_finished_inside_the_window(app: Batchyard)
     job = app.service.submit("gated", [{"n": 1}, {"n": 2}, {"n": 3}, {"wait": True}], owner="alice")
     try:
         with running_worker(app):
-            wait_for(lambda: app.store.get_job(job.id).succeeded == 3, what="three quick items")
+            wait_until(lambda: app.store.get_job(job.id).succeeded == 3, what="three quick items")
             app.store.record_progress_samples(min_interval=0.0)
             sample_at = max(at for at, done, _ in app.store.recent_samples(job.id, 0) if done == 3)
-            time.sleep(0.3)
+            time.sleep(0.3)  # the clock must move past the window's start before the last item ends
             gate.set()
             wait_finished(app, job.id)
     finally:

@@ -27,6 +27,7 @@ from batchyard.api.feed import JobChange, JobFeed, Subscription, close_job_feed,
 from batchyard.errors import StoreUnavailable
 from batchyard.services.auth import AuthService, Principal, Role
 from tests.integration.helpers import running_worker, wait_finished
+from tests.waits import wait_until
 
 from .conftest import Keys, bearer
 
@@ -59,10 +60,12 @@ def live(app: Batchyard) -> Iterator[LiveServer]:
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="uvicorn-test-server", daemon=True)
     thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "the test server did not start"
-        time.sleep(0.01)
+
+    def started() -> bool:
+        assert thread.is_alive(), "the test server stopped before it started"
+        return server.started
+
+    wait_until(started, timeout=10, what="the test server to start")
     listener = server.servers[0]
     port = listener.sockets[0].getsockname()[1]
     live_server = LiveServer(api, server, f"http://127.0.0.1:{port}", listener.get_loop())
@@ -162,13 +165,6 @@ def client_for(live: LiveServer) -> httpx.AsyncClient:
     return httpx.AsyncClient(base_url=live.url, timeout=httpx.Timeout(10.0, read=30.0))
 
 
-def wait_until(predicate: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.02)
-
-
 def items(n: int, ms: int = 0) -> list[dict[str, int]]:
     return [{"n": i, "ms": ms} for i in range(n)]
 
@@ -208,7 +204,7 @@ def test_many_streams_share_one_poller(app: Batchyard, live: LiveServer, keys: K
             feed = live.feed
             assert feed.subscribers == 20
             polls_before, started = feed.polls, time.monotonic()
-            await asyncio.sleep(2.0)
+            await asyncio.sleep(2.0)  # the poll rate over a stretch of time is what is measured
             polls = feed.polls - polls_before
             intervals = (time.monotonic() - started) / feed.poll_interval
             assert 0.5 * intervals <= polls <= intervals + 2, f"{polls} polls in {intervals:.1f} intervals"
@@ -217,10 +213,10 @@ def test_many_streams_share_one_poller(app: Batchyard, live: LiveServer, keys: K
             for reader in readers:
                 await reader.wait_until(lambda r: bool(r.jobs(job.id)), "the job on every stream")
         # every client is gone: the subscriptions go at once and the poller stops on its next tick
-        wait_until(lambda: live.feed.subscribers == 0, "the subscriptions to end")
-        wait_until(lambda: not live.feed.polling, "the poller to stop")
+        wait_until(lambda: live.feed.subscribers == 0, timeout=10, what="the subscriptions to end")
+        wait_until(lambda: not live.feed.polling, timeout=10, what="the poller to stop")
         polls = live.feed.polls
-        await asyncio.sleep(3 * live.feed.poll_interval)
+        await asyncio.sleep(3 * live.feed.poll_interval)  # a window in which nothing may happen
         assert live.feed.polls == polls, "no polling while nobody listens"
 
     asyncio.run(scenario())
@@ -399,7 +395,7 @@ def test_revoking_a_key_ends_its_open_streams(app: Batchyard, live: LiveServer, 
             job = app.service.submit("echo", items(1), owner="alice")
             await other.wait_until(lambda s: bool(s.jobs(job.id)), "the other key's stream to go on")
             assert not doomed.jobs(job.id)
-        wait_until(lambda: live.feed.subscribers == 0, "the streams to be forgotten")
+        wait_until(lambda: live.feed.subscribers == 0, timeout=10, what="the streams to be forgotten")
 
     asyncio.run(scenario())
 
@@ -420,7 +416,7 @@ def test_a_session_stream_ends_when_the_session_does(app: Batchyard, live: LiveS
                     await asyncio.to_thread(app.store.revoke_api_key, record.id)
                 await stream.wait_until(lambda s: s.ended, "the session's stream to end", timeout=5)
                 job = app.service.submit("echo", items(1), owner="alice")
-                await asyncio.sleep(0.5)
+                await asyncio.sleep(0.5)  # a window in which nothing may arrive
                 assert not stream.jobs(job.id)
             assert (await client.get("/api/v1/stream")).status_code == 401
 
@@ -437,7 +433,9 @@ def test_server_shutdown_ends_open_streams_cleanly(app: Batchyard, live: LiveSer
             assert feed.polling
             live.server.should_exit = True
             await stream.wait_until(lambda s: s.ended, "the stream to end", timeout=10)
-        wait_until(lambda: feed.closed and not feed.polling and feed.subscribers == 0, "the feed to close")
+        wait_until(
+            lambda: feed.closed and not feed.polling and feed.subscribers == 0, timeout=10, what="the feed to close"
+        )
 
     asyncio.run(scenario())
 

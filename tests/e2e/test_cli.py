@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from ..waits import wait_until
 from .helpers import assert_clean_error, write_jsonl
 
 CLI = [sys.executable, "-m", "batchyard.cli.main"]
@@ -407,16 +408,6 @@ def test_global_flags_override_the_environment(cli: Cli, tmp_path: Path) -> None
     assert [j["id"] for j in cli.json("--db", db_url, "jobs", "list")] == [job["id"]]
 
 
-def wait_for(predicate: Any, timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-
-
 @pytest.fixture
 def worker(cli: Cli) -> Iterator[subprocess.Popen[str]]:
     process = cli.popen("worker", "--concurrency", "16")
@@ -435,10 +426,11 @@ def test_worker_runs_jobs_submitted_from_another_process(
     job_id = cli.json("jobs", "list")[0]["id"]
     assert f"batchyard jobs show {job_id}" in submitted.stdout
 
-    finished = wait_for(
+    finished = wait_until(
         lambda: (j := cli.json("jobs", "show", job_id))["status"] == "completed" and j,
-        60,
-        "the worker to finish the job",
+        timeout=60,
+        interval=0.2,  # each look runs the CLI in a process of its own
+        what="the worker to finish the job",
     )
 
     assert finished["counts"]["succeeded"] == 30

@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
 import httpx
 
+from ..waits import wait_until
 from .test_serve import ServerProcess, bearer, free_port, running_server
 
 
@@ -43,13 +43,6 @@ class EventCollector(threading.Thread):
                         self.events.append(json.loads(line.split(":", 1)[1]))
         except httpx.HTTPError:
             return  # the server went away: the test stops it on purpose
-
-
-def _wait(predicate: Any, what: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
 
 
 def test_job_lifecycle_over_http(tmp_path: Path) -> None:
@@ -86,7 +79,7 @@ def _lifecycle(server: ServerProcess) -> None:
         assert response.status_code == 200
         return dict(response.json())
 
-    _wait(lambda: job()["counts"]["succeeded"] >= 4, "some items to finish")
+    wait_until(lambda: job()["counts"]["succeeded"] >= 4, what="some items to finish")
     partial = api.get(f"/api/v1/jobs/{job_id}/results.jsonl")
     assert partial.status_code == 200 and partial.headers.get("x-batchyard-partial") == "true"
     lines = [json.loads(line) for line in partial.text.splitlines()]
@@ -95,9 +88,11 @@ def _lifecycle(server: ServerProcess) -> None:
 
     paused = api.post(f"/api/v1/jobs/{job_id}/pause", json={"reason": "checking"}).json()
     assert paused["status"] == "paused"
-    _wait(lambda: any(e["id"] == job_id and e["status"] == "paused" for e in stream.events), "paused on the stream")
+    wait_until(
+        lambda: any(e["id"] == job_id and e["status"] == "paused" for e in stream.events), what="paused on the stream"
+    )
     assert api.post(f"/api/v1/jobs/{job_id}/resume").json()["status"] == "running"
-    _wait(lambda: job()["finished"], "the job to finish", timeout=60)
+    wait_until(lambda: job()["finished"], timeout=60, what="the job to finish")
     done = job()
     assert (done["status"], done["counts"]["succeeded"], done["percent"]) == ("completed", 30, 100)
 
@@ -114,7 +109,9 @@ def _lifecycle(server: ServerProcess) -> None:
     assert events == ["created", "started", "paused", "resumed", "finalizing", "completed"]
 
     # The live stream saw the job move: counters rising, then completed.
-    _wait(lambda: any(e["id"] == job_id and e["status"] == "completed" for e in stream.events), "the SSE event")
+    wait_until(
+        lambda: any(e["id"] == job_id and e["status"] == "completed" for e in stream.events), what="the SSE event"
+    )
     mine = [e for e in stream.events if e["id"] == job_id]
     done_counts = [e["counts"]["done"] for e in mine]
     assert done_counts == sorted(done_counts) and len(set(done_counts)) >= 3
@@ -124,10 +121,10 @@ def _lifecycle(server: ServerProcess) -> None:
         "/api/v1/jobs",
         json={"handler": "sleep", "params": {"ms": 200}, "concurrency": 1, "items": [{"n": i} for i in range(50)]},
     ).json()
-    _wait(lambda: api.get(f"/api/v1/jobs/{other['id']}").json()["counts"]["succeeded"] >= 1, "the second job")
+    wait_until(lambda: api.get(f"/api/v1/jobs/{other['id']}").json()["counts"]["succeeded"] >= 1, what="the second job")
     cancelled = api.post(f"/api/v1/jobs/{other['id']}/cancel").json()
     assert cancelled["status"] in ("cancelling", "cancelled") and cancelled["counts"]["queued"] == 0
-    _wait(lambda: api.get(f"/api/v1/jobs/{other['id']}").json()["finished"], "the cancel to settle")
+    wait_until(lambda: api.get(f"/api/v1/jobs/{other['id']}").json()["finished"], what="the cancel to settle")
     assert api.get(f"/api/v1/jobs/{other['id']}").json()["status"] == "cancelled"
     assert api.delete(f"/api/v1/jobs/{other['id']}").status_code == 204
     assert api.get(f"/api/v1/jobs/{other['id']}").status_code == 404

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import contextlib
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
+
+from sqlalchemy import ColumnElement, func, select
 
 from batchyard import Batchyard
 from batchyard.app import InProcessWorker
 from batchyard.services.jobs import JobView
+
+from ..waits import wait_until
 
 
 @contextlib.contextmanager
@@ -21,14 +24,6 @@ def running_worker(app: Batchyard, **options: object) -> Iterator[InProcessWorke
         runner.stop()
 
 
-def wait_for(predicate: Callable[[], bool], timeout: float = 30.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.02)
-
-
 def wait_finished(app: Batchyard, job_id: str, timeout: float = 30.0) -> JobView:
     box: list[JobView] = []
 
@@ -36,8 +31,23 @@ def wait_finished(app: Batchyard, job_id: str, timeout: float = 30.0) -> JobView
         box[:] = [app.service.get(job_id)]
         return box[0].finished
 
-    wait_for(done, timeout, f"job {job_id} to finish")
+    wait_until(done, timeout=timeout, what=f"job {job_id} to finish")
     return box[0]
+
+
+def wait_store_clock_past(
+    app: Batchyard, moment: ColumnElement[float], where: ColumnElement[bool], what: str, timeout: float = 10.0
+) -> None:
+    """Until the store's clock is past a moment the store keeps (a lease's end, a retry's due time, a job's
+    expiry), as the store reads it: the store acts on the database's clock, not on the test's."""
+
+    def passed() -> bool:
+        with app.store.db.read() as conn:
+            latest = conn.execute(select(func.max(moment)).where(where)).scalar_one()
+            assert latest is not None, f"no row to wait on for {what}"
+            return app.store.db.now(conn) > latest
+
+    wait_until(passed, timeout=timeout, what=what)
 
 
 def assert_counters_match_items(app: Batchyard, job_id: str) -> None:

@@ -11,10 +11,12 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 
 from batchyard import Batchyard, Settings
 
-from .helpers import assert_counters_match_items, wait_finished, wait_for
+from ..waits import wait_until
+from .helpers import assert_counters_match_items, wait_finished
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -61,9 +63,9 @@ def test_kill_9_mid_batch_loses_nothing(app: Batchyard, settings: Settings, same
     victim = _start_worker(settings)
     survivor = None
     try:
-        wait_for(lambda: app.store.get_job(job.id).succeeded >= 200, timeout=60, what="progress")
+        wait_until(lambda: app.store.get_job(job.id).succeeded >= 200, timeout=60, what="progress")
         survivor = _start_worker(settings)
-        wait_for(lambda: len(app.service.live_workers()) >= 2, timeout=30, what="second worker")
+        wait_until(lambda: len(app.service.live_workers()) >= 2, timeout=30, what="second worker")
         assert app.store.get_job(job.id).running > 0
         victim.send_signal(signal.SIGKILL)
         assert victim.wait(10) == -signal.SIGKILL
@@ -119,7 +121,7 @@ def test_a_kill_loop_spends_no_attempts(app: Batchyard, settings: Settings, same
         deadline = time.monotonic() + 180
         while not app.service.get(job.id).finished:
             assert time.monotonic() < deadline, "the job did not finish under the kill loop"
-            time.sleep(0.8)
+            time.sleep(0.8)  # the pace of the kills
             if kills < 8 and app.store.get_job(job.id).running > 0:
                 victim = fleet.procs[kills % 3]
                 if victim.poll() is None:
@@ -153,7 +155,7 @@ def test_one_poisonous_item_among_a_thousand_is_found_and_set_aside(
         deadline = time.monotonic() + 240
         while not app.service.get(job.id).finished:
             assert time.monotonic() < deadline, f"not found after {fleet.deaths} crashes"
-            time.sleep(0.2)
+            time.sleep(0.2)  # the supervisor's pace: a dead worker is started again this soon
             fleet.restart_dead()
     finally:
         fleet.stop()
@@ -171,7 +173,7 @@ def test_sigterm_is_graceful(app: Batchyard, settings: Settings, same_handlers: 
     job = app.submit("nap_sync", [{"n": i, "ms": 300} for i in range(40)])
     worker = _start_worker(settings, "nap_sync", lease=30)
     try:
-        wait_for(lambda: app.store.get_job(job.id).succeeded >= 4, timeout=60, what="progress")
+        wait_until(lambda: app.store.get_job(job.id).succeeded >= 4, timeout=60, what="progress")
         worker.send_signal(signal.SIGTERM)
         assert worker.wait(20) == 0
     finally:
@@ -189,6 +191,20 @@ def test_sigterm_is_graceful(app: Batchyard, settings: Settings, same_handlers: 
     assert_counters_match_items(app, job.id)
 
 
+def _listening_and_idle(app: Batchyard) -> bool:
+    """PostgreSQL's own view of the worker: its LISTEN went through and none of its transactions is open (it
+    claims once more as soon as it listens, then waits for a notification or its 30 s poll)."""
+    with app.store.db.read() as conn:
+        sessions = conn.execute(
+            text(
+                "SELECT state, query FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        ).all()
+    listening = any((query or "").startswith("LISTEN ") for _, query in sessions)
+    return listening and all(state == "idle" for state, _ in sessions)
+
+
 @pytest.mark.postgres
 def test_postgres_notify_wakes_an_idle_worker_at_once(tmp_path: Path, postgres_url: str) -> None:
     """A worker polling only every 30 s still starts a new job at once: LISTEN/NOTIFY wakes it."""
@@ -200,8 +216,8 @@ def test_postgres_notify_wakes_an_idle_worker_at_once(tmp_path: Path, postgres_u
         app.registry.register(spec.name, spec.function)
     env_worker = _start_worker(settings, "nap", lease=30, poll_ms=30_000)
     try:
-        wait_for(lambda: len(app.service.live_workers()) == 1, timeout=30, what="worker registered")
-        time.sleep(1.0)  # the worker is idle now, past its first poll
+        wait_until(lambda: len(app.service.live_workers()) == 1, timeout=30, what="worker registered")
+        wait_until(lambda: _listening_and_idle(app), timeout=30, what="the worker to LISTEN and go idle")
         started = time.monotonic()
         job = app.submit("nap", [{"n": i, "ms": 1} for i in range(10)])
         view = wait_finished(app, job.id, timeout=20)

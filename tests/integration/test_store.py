@@ -7,13 +7,20 @@ import time
 from pathlib import Path
 
 import pytest
+from sqlalchemy import ColumnElement, and_
 
 from batchyard import Batchyard, InputInvalid
 from batchyard.core.lifecycle import Action, OutcomeKind
 from batchyard.core.records import ClaimBatch, Outcome
 from batchyard.errors import IllegalTransition, NotFound, UnknownHandler
+from batchyard.store.schema import item_requeue, jobs, leases
 
-from .helpers import assert_counters_match_items
+from .helpers import assert_counters_match_items, wait_store_clock_past
+
+
+def _wait_lease_ended(app: Batchyard, which: ColumnElement[bool]) -> None:
+    """Until the lease has run out as the store sees it (a worker that "died" holding it)."""
+    wait_store_clock_past(app, leases.c.expires_at, which, what="the lease to run out")
 
 
 def _done(batch: ClaimBatch, kind: OutcomeKind = "succeeded") -> list[Outcome]:
@@ -79,7 +86,7 @@ def test_completion_with_stale_lease_token_changes_nothing(app: Batchyard) -> No
     job = app.submit("echo", [{"n": i} for i in range(3)])
     stale = app.store.claim_items("w1", {"echo": 10}, 0.05)
     assert stale is not None
-    time.sleep(0.2)
+    _wait_lease_ended(app, leases.c.token == stale.lease_token)
     assert app.store.rescue_expired_leases() == 3  # the worker "died": its items go back to the queue
     fresh = app.store.claim_items("w2", {"echo": 10}, 30)
     assert fresh is not None and sorted(i.seq for i in fresh.items) == [0, 1, 2]
@@ -100,7 +107,7 @@ def test_rescue_does_not_spend_attempts(app: Batchyard) -> None:
     """An item merely in flight when its worker died did nothing wrong: max_attempts=1 still lets it run again."""
     job = app.submit("echo", [{"n": 1}], max_attempts=1)
     app.store.claim_items("w1", {"echo": 10}, 0.01)
-    time.sleep(0.1)
+    _wait_lease_ended(app, leases.c.worker_id == "w1")
     assert app.store.rescue_expired_leases() == 1
     item = app.store.get_item(job.id, "1")
     assert (item.status, item.attempts, item.rescues) == ("queued", 0, 1)
@@ -116,7 +123,7 @@ def test_suspects_are_claimed_apart_in_halving_groups(app: Batchyard) -> None:
     job = app.submit("echo", [{"n": i} for i in range(40)])
     crashed = app.store.claim_items("w1", {"echo": 40}, 0.01)
     assert crashed is not None and len(crashed.items) == 40 and not crashed.suspect
-    time.sleep(0.05)
+    _wait_lease_ended(app, leases.c.token == crashed.lease_token)
     assert app.store.rescue_expired_leases(max_rescues=4) == 40
     # A worker that already runs a group of suspects gets none: nothing else is due.
     none_due = app.store.claim_items("w2", {"echo": 40}, 30, suspects=False, max_rescues=4)
@@ -124,7 +131,7 @@ def test_suspects_are_claimed_apart_in_halving_groups(app: Batchyard) -> None:
     # Level 1 of 4: groups of 1 << (4 - 1 - 1) = 4.
     group = app.store.claim_items("w2", {"echo": 40}, 0.01, max_rescues=4)
     assert group is not None and group.suspect and len(group.items) == 4
-    time.sleep(0.05)
+    _wait_lease_ended(app, leases.c.token == group.lease_token)
     assert app.store.rescue_expired_leases(max_rescues=4) == 4  # it crashed again: level 2, groups of 2
     group = app.store.claim_items("w2", {"echo": 40}, 0.01, max_rescues=4)
     assert group is not None and group.suspect and [i.seq for i in group.items] == [0, 1]
@@ -142,7 +149,7 @@ def test_an_item_that_keeps_killing_its_worker_is_set_aside_as_poison(app: Batch
             break
         keys = {i.key for i in batch.items}
         if bad in keys:
-            time.sleep(0.05)
+            _wait_lease_ended(app, leases.c.token == batch.lease_token)
             app.store.rescue_expired_leases(max_rescues=4)
         else:
             app.store.complete_items(_done(batch), [batch.lease_token])
@@ -159,7 +166,7 @@ def test_heartbeat_keeps_leases_alive(app: Batchyard) -> None:
     app.submit("echo", [{"n": 1}])
     app.store.register_worker("w1", "host", 1, ["echo"], 1)
     app.store.claim_items("w1", {"echo": 10}, 0.3)
-    for _ in range(4):
+    for _ in range(4):  # together longer than the lease: time passing is what this tests
         time.sleep(0.1)
         app.store.heartbeat("w1", 1, 0.3)
     assert app.store.rescue_expired_leases() == 0
@@ -179,7 +186,8 @@ def test_retry_and_release_requeue_items(app: Batchyard) -> None:
     assert again is not None and [(i.seq, i.attempt) for i in again.items] == [(1, 1)]  # release: not counted
     app.store.complete_items(_done(again), [again.lease_token])
     assert app.store.claim_items("w1", {"echo": 10}, 30) is None  # item 0 is still backing off
-    time.sleep(0.25)
+    due = and_(item_requeue.c.job_id == job.id, item_requeue.c.seq == 0)
+    wait_store_clock_past(app, item_requeue.c.available_at, due, what="item 0's retry to come due")
     late = app.store.claim_items("w1", {"echo": 10}, 30)
     assert late is not None and [(i.seq, i.attempt) for i in late.items] == [(0, 2)]
     assert_counters_match_items(app, job.id)
@@ -275,7 +283,7 @@ def test_failure_threshold_and_expiry_stop_jobs(app: Batchyard) -> None:
     assert (f.status, f.failed, f.cancelled) == ("failed", 1, 4)
     assert f.error is not None and f.error["code"] == "failure_threshold"
     expiring = app.submit("echo", [{"n": 1}], expires_in_seconds=0.01)
-    time.sleep(0.05)
+    wait_store_clock_past(app, jobs.c.expires_at, jobs.c.id == expiring.id, what="the job's expiry")
     from batchyard.services.maintenance import Maintenance
 
     report = Maintenance(app.store, app.storage, app.settings).run_once()
@@ -319,7 +327,7 @@ def test_progress_samples_feed_throughput_and_eta(app: Batchyard) -> None:
     assert app.store.record_progress_samples(0.05) == 1
     assert app.store.record_progress_samples(60) == 0  # one sample per interval, whoever records it
     app.store.complete_items(_done(batch), [batch.lease_token])
-    time.sleep(0.1)
+    time.sleep(0.1)  # past the sampling interval under test
     assert app.store.record_progress_samples(0.05) == 1
     samples = app.store.recent_samples(job.id, 0)
     assert [done for _, done, _ in samples] == [0, 30]

@@ -11,7 +11,8 @@ from typing import Any
 
 from batchyard import Batchyard, ItemContext, ItemError, PermanentError
 
-from .helpers import assert_counters_match_items, running_worker, wait_finished, wait_for
+from ..waits import wait_until
+from .helpers import assert_counters_match_items, running_worker, wait_finished, wait_store_clock_past
 
 
 def test_small_batch_runs_to_completed_with_result_files(app: Batchyard) -> None:
@@ -128,7 +129,7 @@ def test_cancel_stops_running_items(app: Batchyard) -> None:
     sjob = app.submit("polite", [{"n": i} for i in range(3)])
     with running_worker(app, concurrency=4):
         assert started.wait(10)
-        wait_for(lambda: app.store.get_job(sjob.id).running > 0, what="sync items running")
+        wait_until(lambda: app.store.get_job(sjob.id).running > 0, what="sync items running")
         view = app.service.cancel(job.id)
         assert view.job.status == "cancelling" and view.job.running > 0
         app.service.cancel(sjob.id)
@@ -152,15 +153,20 @@ def test_pause_lets_in_flight_finish_and_resume_completes(app: Batchyard) -> Non
         return ctx.key
 
     job = app.submit("gated", [{"n": i} for i in range(10)])
-    with running_worker(app):
-        wait_for(lambda: app.store.get_job(job.id).running > 0, what="items running")
+    with running_worker(app) as runner:
+
+        def pause_seen() -> bool:
+            control = runner.worker.controls.get(job.id)
+            return control is not None and control.paused
+
+        wait_until(lambda: app.store.get_job(job.id).running > 0, what="items running")
         app.service.pause(job.id)
-        time.sleep(0.7)  # the worker's control poll sees the pause
+        wait_until(pause_seen, what="the worker's control poll to see the pause")
         gate.set()
-        wait_for(lambda: app.store.get_job(job.id).running == 0, what="in-flight items to finish")
+        wait_until(lambda: app.store.get_job(job.id).running == 0, what="in-flight items to finish")
         paused = app.store.get_job(job.id)
         assert paused.status == "paused" and paused.succeeded == 2 and paused.queued == 8
-        time.sleep(0.3)
+        time.sleep(0.3)  # a stretch of time in which nothing may happen: no wait can show an absence
         assert app.store.get_job(job.id).succeeded == 2  # nothing new starts while paused
         app.service.resume(job.id)
         view = wait_finished(app, job.id)
@@ -299,6 +305,7 @@ def test_a_writer_that_died_while_finalizing_is_replaced_within_a_lease(app: Bat
     from batchyard.core.records import Outcome
     from batchyard.data.blobs import TEMP_SUFFIX, job_prefix
     from batchyard.services.maintenance import Maintenance
+    from batchyard.store.schema import jobs
 
     job = app.submit("echo", [{"n": 1}, {"n": 2}])
     batch = app.store.claim_items("w1", {"echo": 10}, 30)
@@ -319,7 +326,7 @@ def test_a_writer_that_died_while_finalizing_is_replaced_within_a_lease(app: Bat
     os.utime(left, (time.time() - 3600, time.time() - 3600))
     maintenance = Maintenance(app.store, app.storage, app.settings)
     assert maintenance.write_pending_files() == 0  # its lease still holds
-    time.sleep(0.4)
+    wait_store_clock_past(app, jobs.c.files_lease_until, jobs.c.id == job.id, what="the dead writer's lease to end")
     assert maintenance.write_pending_files() == 1
     assert app.store.get_job(job.id).status == "completed"
     assert not left.exists()
