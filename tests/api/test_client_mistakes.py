@@ -8,6 +8,7 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
+import httpx2
 import pytest
 from fastapi.testclient import TestClient
 
@@ -48,7 +49,7 @@ HAND_MADE_CURSORS = [
 ]
 
 
-def _assert_cursor_refused(response: Any) -> None:
+def _assert_cursor_refused(response: httpx2.Response) -> None:
     assert response.status_code in (400, 422), (response.status_code, response.text)
     error = response.json()["error"]
     assert error["param"] == "cursor" and error["message"], error

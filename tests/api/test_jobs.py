@@ -6,6 +6,7 @@ import json
 import time
 from typing import Any
 
+import httpx2
 from fastapi.testclient import TestClient
 
 from batchyard import Batchyard
@@ -14,7 +15,7 @@ from ..integration.helpers import running_worker, wait_finished
 from .conftest import Keys, bearer
 
 
-def _create(client: TestClient, key: str, **body: Any) -> Any:
+def _create(client: TestClient, key: str, **body: Any) -> httpx2.Response:
     body.setdefault("handler", "echo")
     body.setdefault("items", [{"n": i} for i in range(3)])
     return client.post("/api/v1/jobs", json=body, headers=bearer(key))

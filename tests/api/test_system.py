@@ -176,7 +176,9 @@ def test_a_repeated_single_valued_query_parameter_is_refused(client: TestClient,
     assert client.get("/api/v1/jobs?status=queued&status=failed", headers=h).status_code == 200  # a list param
 
 
-def test_a_crashed_built_in_worker_is_not_ready_and_is_restarted(app: Batchyard, monkeypatch: Any) -> None:
+def test_a_crashed_built_in_worker_is_not_ready_and_is_restarted(
+    app: Batchyard, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """serve's worker crashing (a bug in one of its tasks) must not leave the server half alive: /readyz says
     so, a new worker starts after a backoff, and jobs submitted meanwhile still finish."""
     from batchyard.api import app as api_module

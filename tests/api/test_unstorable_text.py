@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import httpx2
 import pytest
 from fastapi.testclient import TestClient
 
@@ -19,7 +20,7 @@ from .conftest import Keys, bearer
 LONE = "\ud800"  # a lone surrogate: json.dumps sends it as the escape "\\ud800", valid JSON that UTF-8 cannot encode
 
 
-def post_raw(client: TestClient, path: str, body: Any, key: str) -> Any:
+def post_raw(client: TestClient, path: str, body: Any, key: str) -> httpx2.Response:
     """POST ``body`` as JSON exactly as json.dumps writes it (ASCII, with escapes)."""
     return client.post(
         path, content=json.dumps(body).encode(), headers={**bearer(key), "Content-Type": "application/json"}

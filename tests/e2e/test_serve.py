@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO
 
 import httpx
 import pytest
@@ -62,7 +62,7 @@ class ServerProcess:
         self.url, self.login_token = self._wait_until_up()
 
     @staticmethod
-    def _drain(stream: Any, lines: list[str]) -> None:
+    def _drain(stream: IO[str], lines: list[str]) -> None:
         for line in stream:
             lines.append(line)
 

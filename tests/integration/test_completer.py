@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from batchyard import Batchyard
+from batchyard.core.lifecycle import OutcomeKind
 from batchyard.core.records import ClaimBatch, CompletionReport, Outcome
 from batchyard.errors import StoreUnavailable
 from batchyard.worker import completer as completer_module
@@ -37,7 +38,7 @@ def _claimed(
     return completer, batch, controls
 
 
-def _outcome(batch: ClaimBatch, i: int, kind: Any = "succeeded", **fields: Any) -> Outcome:
+def _outcome(batch: ClaimBatch, i: int, kind: OutcomeKind = "succeeded", **fields: Any) -> Outcome:
     return Outcome(batch.job.id, batch.items[i].seq, batch.lease_token, kind, **fields)
 
 

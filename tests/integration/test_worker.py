@@ -9,7 +9,10 @@ import time
 import zipfile
 from typing import Any
 
+import pytest
+
 from batchyard import Batchyard, ItemContext, ItemError, PermanentError
+from batchyard.core.records import CompletionReport
 
 from ..waits import wait_until
 from .helpers import assert_counters_match_items, running_worker, wait_finished, wait_store_clock_past
@@ -211,14 +214,14 @@ def test_artifacts_usage_and_cost(app: Batchyard) -> None:
     assert app.store.get_item(job.id, "1").usage == {"pages": 2}
 
 
-def test_a_database_outage_during_flushes_loses_nothing(app: Batchyard, monkeypatch: Any) -> None:
+def test_a_database_outage_during_flushes_loses_nothing(app: Batchyard, monkeypatch: pytest.MonkeyPatch) -> None:
     """Completions that fail to reach the database stay with the worker and are written on the next try."""
     from batchyard.errors import StoreUnavailable
 
     real = app.store.complete_items
     failures = {"left": 3}
 
-    def flaky_complete(*args: Any, **kwargs: Any) -> Any:
+    def flaky_complete(*args: Any, **kwargs: Any) -> CompletionReport:
         if failures["left"] > 0:
             failures["left"] -= 1
             raise StoreUnavailable("database unavailable: connection refused")
@@ -234,7 +237,9 @@ def test_a_database_outage_during_flushes_loses_nothing(app: Batchyard, monkeypa
     assert_counters_match_items(app, job.id)
 
 
-def test_jobs_dispatched_while_a_status_check_is_out_are_never_cancelled(app: Batchyard, monkeypatch: Any) -> None:
+def test_jobs_dispatched_while_a_status_check_is_out_are_never_cancelled(
+    app: Batchyard, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The control poll asks about the jobs it runs; a job dispatched while the answer is on its way is not in
     the answer, and that must not read as "cancelled" (it once cancelled items of healthy jobs)."""
     real = app.store.job_statuses

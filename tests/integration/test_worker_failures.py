@@ -7,13 +7,16 @@ import asyncio
 import logging
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from batchyard import Batchyard, ItemContext
+from batchyard.core.records import CompletionReport, Outcome
 from batchyard.errors import WorkerCrashed
+from batchyard.worker.executor import WorkItem
 
 from .helpers import assert_counters_match_items, running_worker, wait_finished
 
@@ -52,11 +55,11 @@ def test_text_the_database_cannot_store_fails_nothing_and_stops_nobody(app: Batc
 
 
 def test_an_outcome_that_cannot_be_written_fails_its_item_only(
-    app: Batchyard, monkeypatch: Any, caplog: pytest.LogCaptureFixture
+    app: Batchyard, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     real = app.store.complete_items
 
-    def refuses_item_7(outcomes: Any, finished_tokens: Any = ()) -> Any:
+    def refuses_item_7(outcomes: Sequence[Outcome], finished_tokens: Sequence[str] = ()) -> CompletionReport:
         if any(o.seq == 7 and o.kind == "succeeded" for o in outcomes):
             raise RuntimeError("the driver refused this row")
         return real(outcomes, finished_tokens)
@@ -74,7 +77,7 @@ def test_an_outcome_that_cannot_be_written_fails_its_item_only(
 
 
 def test_a_failing_side_task_stops_the_worker_loudly_and_hands_its_items_over(
-    app: Batchyard, monkeypatch: Any, caplog: pytest.LogCaptureFixture
+    app: Batchyard, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     started = asyncio.Event()
 
@@ -106,14 +109,14 @@ def test_a_failing_side_task_stops_the_worker_loudly_and_hands_its_items_over(
     assert {(i.status, i.attempts, i.rescues) for i in items} == {("queued", 0, 1)}
 
 
-def test_a_sync_lane_that_breaks_stops_the_worker(app: Batchyard, monkeypatch: Any) -> None:
+def test_a_sync_lane_that_breaks_stops_the_worker(app: Batchyard, monkeypatch: pytest.MonkeyPatch) -> None:
     @app.handler("plain")
     def plain(item: Any, ctx: ItemContext) -> int:
         return 1
 
     worker = app.worker(handlers=["plain"])
 
-    def broken_begin(work: Any) -> bool:
+    def broken_begin(work: WorkItem) -> bool:
         raise AttributeError("a bug in the lane")
 
     monkeypatch.setattr(worker.executor, "begin", broken_begin)  # what every lane calls first
