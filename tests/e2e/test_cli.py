@@ -408,6 +408,60 @@ def test_global_flags_override_the_environment(cli: Cli, tmp_path: Path) -> None
     assert [j["id"] for j in cli.json("--db", db_url, "jobs", "list")] == [job["id"]]
 
 
+def command_paths() -> list[list[str]]:
+    """Every command users can type, e.g. ``["jobs", "list"]``, read from the command tree itself."""
+    import typer
+
+    from batchyard.cli.main import app
+
+    def walk(command: Any, path: list[str]) -> Iterator[list[str]]:
+        children = getattr(command, "commands", None)
+        if children is None:
+            yield path
+            return
+        for name, child in sorted(children.items()):
+            yield from walk(child, [*path, name])
+
+    return list(walk(typer.main.get_command(app), []))
+
+
+def test_every_command_takes_data_dir_and_db_after_its_name(cli: Cli, tmp_path: Path) -> None:
+    paths = command_paths()
+    assert ["worker"] in paths and ["jobs", "list"] in paths and ["keys", "revoke"] in paths
+    db_url = f"sqlite:///{tmp_path / 'other' / 'batchyard.db'}"
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        helps = list(
+            pool.map(lambda p: (p, cli.run(*p, "--data-dir", str(tmp_path / "x"), "--db", db_url, "--help")), paths)
+        )
+
+    for path, done in helps:
+        assert done.returncode == 0, (path, done.stderr)
+        assert "--data-dir" in done.stdout and "--db" in done.stdout, path
+
+
+def test_data_dir_and_db_after_the_command_are_used(cli: Cli, tmp_path: Path) -> None:
+    other = tmp_path / "other"
+    items = str(write_jsonl(tmp_path / "i.jsonl", 2))
+
+    job = cli.json("submit", items, "-H", "echo", "--schedule-in", "60", "--data-dir", str(other))
+
+    assert (other / "batchyard.db").exists()
+    assert cli.json("jobs", "list") == []  # BATCHYARD_DATA_DIR still points at the default dir
+    assert [j["id"] for j in cli.json("jobs", "list", "--data-dir", str(other))] == [job["id"]]
+    db_url = f"sqlite:///{other / 'batchyard.db'}"
+    assert cli.json("jobs", "show", job["id"], "--db", db_url)["id"] == job["id"]
+    # after the command beats before it, as a closer flag should
+    assert cli.json("--data-dir", str(tmp_path / "nowhere"), "jobs", "list", "--db", db_url)[0]["id"] == job["id"]
+    cancelled = cli.run("jobs", "cancel", job["id"], "--data-dir", str(other))
+    assert cancelled.returncode == 0, cancelled.stderr
+    assert cli.run("keys", "create", "--owner", "ci", "--data-dir", str(other)).returncode == 0
+    assert [k["owner"] for k in cli.json("keys", "list", "--db", db_url)] == ["ci"]
+    assert cli.json("keys", "list") == []
+    worker = cli.run("worker", "--handlers", "bogus", "--data-dir", str(other))
+    assert_clean_error(worker, 1, "unknown handler 'bogus'")
+
+
 @pytest.fixture
 def worker(cli: Cli) -> Iterator[subprocess.Popen[str]]:
     process = cli.popen("worker", "--concurrency", "16")

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib
+import inspect
 import json
 import os
 import shlex
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
@@ -69,26 +71,32 @@ KeyOption = Annotated[
         "environment variable: a flag shows up in your shell history.",
     ),
 ]
-# ``serve`` and ``keys`` take the root's --data-dir/--db after the command too ("batchyard serve --db URL").
-LocalDataDirOption = Annotated[
+# Every command also takes the root's --data-dir/--db after its name ("batchyard jobs list --db URL"): see
+# ``add_global_options``. The root's read the environment; these only the command line, and win over both.
+CommandDataDirOption = Annotated[
     Path | None,
     typer.Option(
         "--data-dir",
         metavar="DIR",
         file_okay=False,
         show_default=False,
-        help="Same as [bold]batchyard --data-dir[/] (env BATCHYARD_DATA_DIR). Default: ~/.batchyard",
+        rich_help_panel="Where the data is",
+        help="Where the SQLite database, uploads and result files live (env BATCHYARD_DATA_DIR). Default: ~/.batchyard",
     ),
 ]
-LocalDatabaseOption = Annotated[
+CommandDatabaseOption = Annotated[
     str | None,
     typer.Option(
         "--db",
         metavar="URL",
         show_default=False,
-        help="Same as [bold]batchyard --db[/] (env BATCHYARD_DATABASE_URL). Default: SQLite in the data dir.",
+        rich_help_panel="Where the data is",
+        help="Database URL, e.g. postgresql://user:pass@host/db (env BATCHYARD_DATABASE_URL). "
+        "Default: SQLite in the data dir.",
     ),
 ]
+_GLOBAL_PARAMS = ("global_data_dir", "global_database_url")
+_CONTEXT_PARAM = "global_context"
 
 
 @dataclass
@@ -128,6 +136,53 @@ def override_globals(ctx: typer.Context, data_dir: Path | None, database_url: st
         options.data_dir = options.explicit["data_dir"] = data_dir
     if database_url is not None:
         options.database_url = options.explicit["database_url"] = database_url
+
+
+def add_global_options(app: typer.Typer) -> None:
+    """Give every command of ``app`` (and of its sub-apps) the global ``--data-dir`` and ``--db``.
+
+    Users type them where they think of them: ``batchyard worker --data-dir DIR``, ``batchyard submit FILE --db
+    URL``, ``batchyard jobs list --db URL`` as well as ``batchyard --db URL jobs list``. Called once on the root
+    app, after every command is registered, so no command can forget them.
+    """
+    for info in app.registered_commands:
+        if info.callback is not None:
+            info.callback = with_global_options(info.callback)
+    for group in app.registered_groups:
+        if group.typer_instance is not None:
+            add_global_options(group.typer_instance)
+
+
+def with_global_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """``command`` with two more options, ``--data-dir`` and ``--db``, applied as :func:`override_globals` does."""
+    if getattr(command, "__batchyard_globals__", False):
+        return command
+    signature = inspect.signature(command, eval_str=True)
+    context_param = next((p.name for p in signature.parameters.values() if p.annotation is typer.Context), None)
+    added = [
+        inspect.Parameter(
+            _GLOBAL_PARAMS[0], inspect.Parameter.KEYWORD_ONLY, default=None, annotation=CommandDataDirOption
+        ),
+        inspect.Parameter(
+            _GLOBAL_PARAMS[1], inspect.Parameter.KEYWORD_ONLY, default=None, annotation=CommandDatabaseOption
+        ),
+    ]
+    if context_param is None:
+        added.append(inspect.Parameter(_CONTEXT_PARAM, inspect.Parameter.KEYWORD_ONLY, annotation=typer.Context))
+
+    @functools.wraps(command)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        data_dir, database_url = (kwargs.pop(name) for name in _GLOBAL_PARAMS)
+        ctx = kwargs[context_param] if context_param else kwargs.pop(_CONTEXT_PARAM)
+        override_globals(ctx, data_dir, database_url)
+        return command(*args, **kwargs)
+
+    run.__signature__ = signature.replace(  # type: ignore[attr-defined]
+        parameters=[*signature.parameters.values(), *added]
+    )
+    run.__annotations__ = {**command.__annotations__, **{p.name: p.annotation for p in added}}
+    run.__batchyard_globals__ = True  # type: ignore[attr-defined]
+    return run
 
 
 @contextlib.contextmanager

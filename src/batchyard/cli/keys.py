@@ -15,13 +15,10 @@ from batchyard.cli import humanize
 from batchyard.cli.common import (
     AppOption,
     JsonOption,
-    LocalDatabaseOption,
-    LocalDataDirOption,
     err,
     hint_command,
     open_app,
     out,
-    override_globals,
     print_json,
 )
 from batchyard.core.records import ApiKeyRecord
@@ -63,8 +60,6 @@ def create(
         str | None,
         typer.Option("--name", metavar="TEXT", help="A note to recognise the key by in lists, e.g. 'ci' or 'laptop'."),
     ] = None,
-    data_dir: LocalDataDirOption = None,
-    database_url: LocalDatabaseOption = None,
     app: AppOption = None,
 ) -> None:
     """Create an API key and print it, and nothing else, on stdout.
@@ -77,7 +72,6 @@ def create(
 
       [cyan]export BATCHYARD_API_KEY=$(batchyard keys create --owner ci --role member)[/]
     """
-    override_globals(ctx, data_dir, database_url)
     with open_app(ctx, app) as by:
         key, record = AuthService(by.store).create_key(owner, role, name)
     sys.stdout.write(key + "\n")
@@ -98,8 +92,6 @@ def list_keys(
     ctx: typer.Context,
     owner: Annotated[str | None, typer.Option("--owner", metavar="NAME", help="Only this owner's keys.")] = None,
     json_output: JsonOption = False,
-    data_dir: LocalDataDirOption = None,
-    database_url: LocalDatabaseOption = None,
     app: AppOption = None,
 ) -> None:
     """List API keys (by id and prefix; the keys themselves are not stored), oldest first.
@@ -110,7 +102,6 @@ def list_keys(
 
       [cyan]batchyard keys list --owner alice --json[/]
     """
-    override_globals(ctx, data_dir, database_url)
     with open_app(ctx, app) as by:
         records = by.store.list_api_keys(owner)
     if json_output:
@@ -133,8 +124,6 @@ def revoke(
         ),
     ],
     json_output: JsonOption = False,
-    data_dir: LocalDataDirOption = None,
-    database_url: LocalDatabaseOption = None,
     app: AppOption = None,
 ) -> None:
     """Revoke an API key: every request with it is refused (401) from now on. It cannot be undone.
@@ -145,7 +134,6 @@ def revoke(
 
       [cyan]batchyard keys revoke by_AbCdEfGh[/]
     """
-    override_globals(ctx, data_dir, database_url)
     with open_app(ctx, app) as by:
         record = find_key(by.store, key_id)
         newly = by.store.revoke_api_key(record.id)

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from batchyard import __version__
-from batchyard.cli.common import ReportingGroup, out, remember_globals
+from batchyard.cli.common import ReportingGroup, add_global_options, out, remember_globals
 from batchyard.cli.jobs import jobs_app
 from batchyard.cli.keys import keys_app
 from batchyard.cli.serve import serve
@@ -85,6 +85,7 @@ app.command()(worker)
 app.add_typer(jobs_app)
 app.add_typer(keys_app)
 app.add_typer(db_app)
+add_global_options(app)  # --data-dir and --db after any command's name too
 
 
 def main() -> None:

@@ -17,12 +17,9 @@ from batchyard import __version__
 from batchyard.app import Batchyard
 from batchyard.cli.common import (
     AppOption,
-    LocalDatabaseOption,
-    LocalDataDirOption,
     hint_command,
     open_app,
     out,
-    override_globals,
     redact_url,
 )
 from batchyard.cli.worker import LogLevel, configure_logging
@@ -121,8 +118,6 @@ def serve(
             help="Port to listen on (0: any free port, printed on start).",
         ),
     ] = DEFAULT_PORT,
-    data_dir: LocalDataDirOption = None,
-    database_url: LocalDatabaseOption = None,
     app: AppOption = None,
     no_workers: Annotated[
         bool,
@@ -168,7 +163,6 @@ def serve(
 
       [cyan]batchyard serve --db postgresql://batch@db/batch --host 0.0.0.0 --no-workers[/]
     """
-    override_globals(ctx, data_dir, database_url)
     configure_logging(log_level)
     _configure_server_logs(log_level, access_log)
     sock = bind_socket(host, port)
