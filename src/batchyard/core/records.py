@@ -103,7 +103,7 @@ class JobRecord:
         return 100.0 * self.done / self.total if self.total else 100.0
 
     @classmethod
-    def from_row(cls, row: Row[Any]) -> JobRecord:
+    def from_row(cls, row: Row[*tuple[Any, ...]]) -> JobRecord:
         m = row._mapping
         return cls(
             id=m["id"],
@@ -207,7 +207,7 @@ class ItemRecord:
     rescues: int = 0
 
     @classmethod
-    def from_row(cls, row: Row[Any], *, with_payload: bool = True) -> ItemRecord:
+    def from_row(cls, row: Row[*tuple[Any, ...]], *, with_payload: bool = True) -> ItemRecord:
         m = row._mapping
         return cls(
             job_id=m["job_id"],

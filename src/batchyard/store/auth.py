@@ -156,7 +156,7 @@ class AuthStore:
             conn.execute(delete(sessions).where(sessions.c.token_hash == token_hash))
 
 
-def _key(row: Row[Any]) -> ApiKeyRecord:
+def _key(row: Row[*tuple[Any, ...]]) -> ApiKeyRecord:
     m = row._mapping
     return ApiKeyRecord(
         m["id"], m["prefix"], m["owner"], m["role"], m["name"], m["created_at"], m["last_used_at"], m["revoked_at"]

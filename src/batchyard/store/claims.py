@@ -10,7 +10,7 @@ from dataclasses import replace
 from functools import cached_property
 from typing import Any
 
-from sqlalchemy import Connection, Float, and_, bindparam, delete, func, insert, or_, select, update
+from sqlalchemy import Connection, Float, Row, and_, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -155,7 +155,9 @@ class ClaimStore:
                 max_rescues=max_rescues,
             )
 
-    def _pick_job(self, conn: Connection, handlers: list[str], now: float, *, skip_locked: bool) -> Any:
+    def _pick_job(
+        self, conn: Connection, handlers: list[str], now: float, *, skip_locked: bool
+    ) -> Row[*tuple[Any, ...]] | None:
         query = (
             select(
                 jobs.c.id,
@@ -188,7 +190,7 @@ class ClaimStore:
     def _claim_from_job(
         self,
         conn: Connection,
-        job: Any,
+        job: Row[*tuple[Any, ...]],
         worker_id: str,
         limit: int,
         lease_seconds: float,

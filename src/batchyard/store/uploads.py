@@ -78,7 +78,7 @@ class FilesStore:
             return bool(conn.execute(delete(files).where(files.c.id == file_id)).rowcount)
 
 
-def _file(row: Row[Any]) -> FileRecord:
+def _file(row: Row[*tuple[Any, ...]]) -> FileRecord:
     m = row._mapping
     return FileRecord(
         m["id"], m["owner"], m["filename"], m["purpose"], m["bytes"], m["sha256"], m["created_at"], m["expires_at"]

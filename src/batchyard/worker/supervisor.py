@@ -14,7 +14,7 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from batchyard.core.records import ClaimBatch, CompletionReport
@@ -165,13 +165,13 @@ class Worker:
             ) from exc
         return self.stats
 
-    def _supervised(self, coro: Any, name: str) -> asyncio.Task[Any]:
+    def _supervised(self, coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
         """A task of the worker's own: if it ends with an error, the worker stops (loudly, at once)."""
         task = asyncio.create_task(coro, name=name)
         task.add_done_callback(self._task_ended)
         return task
 
-    def _task_ended(self, task: asyncio.Task[Any]) -> None:
+    def _task_ended(self, task: asyncio.Task[None]) -> None:
         if task.cancelled():
             return
         exc = task.exception()
