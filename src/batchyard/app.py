@@ -16,6 +16,7 @@ from batchyard.errors import NotReady
 from batchyard.handlers.demo import BUILTIN_HANDLERS
 from batchyard.registry import HandlerRegistry
 from batchyard.services.jobs import ItemSource, JobService, JobView
+from batchyard.services.maintenance import Maintenance
 from batchyard.settings import Settings
 from batchyard.store import Store
 from batchyard.worker import Worker, WorkerStats
@@ -103,11 +104,12 @@ class Batchyard:
         return Job(self, record.id)
 
     def job(self, job_id: str) -> Job:
-        self.store.get_job(job_id)
+        self.store.jobs.get_job(job_id)
         return Job(self, job_id)
 
-    def worker(self, **options: Any) -> Worker:
-        return Worker(self.store, self.storage, self.registry, self.settings, **options)
+    def worker(self, *, run_maintenance: bool = True, **options: Any) -> Worker:
+        maintenance = Maintenance(self.store, self.storage, self.settings) if run_maintenance else None
+        return Worker(self.store, self.storage, self.registry, self.settings, maintenance=maintenance, **options)
 
     def run_worker(self, **options: Any) -> WorkerStats:
         """Run a worker in this thread until interrupted (Ctrl-C or SIGTERM stop it gracefully)."""
@@ -172,13 +174,13 @@ class Job:
 
     def results(self) -> Iterator[ItemRecord]:
         """Succeeded items in input order, with their results (streamed, any size)."""
-        return self.app.store.iter_items(self.id, statuses=["succeeded"])
+        return self.app.store.items.iter_items(self.id, statuses=["succeeded"])
 
     def errors(self) -> Iterator[ItemRecord]:
-        return self.app.store.iter_items(self.id, statuses=["failed"])
+        return self.app.store.items.iter_items(self.id, statuses=["failed"])
 
     def items(self) -> Iterator[ItemRecord]:
-        return self.app.store.iter_items(self.id)
+        return self.app.store.items.iter_items(self.id)
 
     def pause(self) -> JobView:
         return self.app.service.pause(self.id)

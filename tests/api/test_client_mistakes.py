@@ -137,7 +137,7 @@ def test_a_number_out_of_a_columns_range_is_a_422_naming_it(client: TestClient, 
     response = client.post("/api/v1/jobs", json=body, headers=bearer(keys.alice))
     assert response.status_code == 422, response.text
     assert response.json()["error"]["param"] == "max_failures"
-    assert app.store.list_jobs() == []
+    assert app.store.jobs.list_jobs() == []
 
 
 @pytest.mark.parametrize(
@@ -156,4 +156,4 @@ def test_nan_and_infinity_are_not_json(client: TestClient, app: Batchyard, keys:
     )
     assert response.status_code == 422, response.text
     assert response.json()["error"]["param"] == param
-    assert app.store.list_jobs() == []
+    assert app.store.jobs.list_jobs() == []

@@ -24,13 +24,13 @@ def test_revoking_a_key_ends_the_sessions_made_from_it(client: TestClient, app: 
     csrf = sign_in(client, key)
     assert client.get("/api/v1/me").json()["via"] == "session"
 
-    assert app.store.revoke_api_key(record.id)  # what `batchyard keys revoke` does
+    assert app.store.auth.revoke_api_key(record.id)  # what `batchyard keys revoke` does
 
     assert client.get("/api/v1/me").status_code == 401
     response = client.post("/api/v1/jobs", json={"handler": "echo", "items": [1]}, headers={"X-CSRF-Token": csrf})
     assert response.status_code == 401
     assert client.get("/api/v1/session").status_code == 401
-    assert app.store.list_jobs(owner="carol") == []
+    assert app.store.jobs.list_jobs(owner="carol") == []
 
 
 def test_revoking_a_key_over_http_ends_its_sessions_only(client: TestClient, app: Batchyard, keys: Keys) -> None:
@@ -47,8 +47,8 @@ def test_revoking_a_key_over_http_ends_its_sessions_only(client: TestClient, app
 def test_a_session_from_a_login_link_survives_key_revocations(client: TestClient, app: Batchyard, keys: Keys) -> None:
     token = AuthService(app.store).create_login_token()
     assert client.post("/api/v1/session", json={"token": token}).status_code == 200
-    for record in app.store.list_api_keys():
-        app.store.revoke_api_key(record.id)
+    for record in app.store.auth.list_api_keys():
+        app.store.auth.revoke_api_key(record.id)
     assert client.get("/api/v1/me").json()["owner"] == "local"
 
 

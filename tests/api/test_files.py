@@ -71,7 +71,7 @@ def test_purpose_defaults_to_batch_and_is_checked(client: TestClient, app: Batch
     bad = upload(client, keys.alice, purpose="homework")
     assert bad.status_code == 422
     assert bad.json()["error"]["param"] == "purpose" and "'batch'" in bad.json()["error"]["message"]
-    assert len(stored_files(app)) == 2 and len(app.store.list_files()) == 2  # the refused one left nothing
+    assert len(stored_files(app)) == 2 and len(app.store.uploads.list_files()) == 2  # the refused one left nothing
 
 
 def test_malformed_uploads_are_client_errors(client: TestClient, app: Batchyard, keys: Keys) -> None:
@@ -89,7 +89,7 @@ def test_malformed_uploads_are_client_errors(client: TestClient, app: Batchyard,
         headers={**bearer(keys.alice), "Content-Type": "multipart/form-data; boundary=XyZ"},
     )
     assert truncated.status_code == 400 and "closing boundary" in truncated.json()["error"]["message"]
-    assert stored_files(app) == [] and app.store.list_files() == []
+    assert stored_files(app) == [] and app.store.uploads.list_files() == []
 
 
 @pytest.mark.parametrize("size", [5_000, 200_000])  # past the limit while streaming; refused by its length
@@ -99,7 +99,7 @@ def test_over_the_limit_is_413_and_nothing_is_kept(client: TestClient, app: Batc
     assert response.status_code == 413
     error = response.json()["error"]
     assert error["code"] == "file_too_large" and "1000 bytes" in error["message"]
-    assert stored_files(app) == [] and app.store.list_files() == []
+    assert stored_files(app) == [] and app.store.uploads.list_files() == []
     # exactly at the limit is fine
     assert upload(client, keys.alice, content=b"x" * 1000).status_code == 201
 
@@ -124,7 +124,7 @@ def test_chunked_upload_over_the_limit(client: TestClient, app: Batchyard, keys:
         headers={**bearer(keys.alice), "Content-Type": f"multipart/form-data; boundary={boundary}"},
     )
     assert response.status_code == 413
-    assert stored_files(app) == [] and app.store.list_files() == []
+    assert stored_files(app) == [] and app.store.uploads.list_files() == []
 
 
 def test_list_is_owner_scoped_and_paged_newest_first(client: TestClient, keys: Keys) -> None:
@@ -200,7 +200,7 @@ def test_service_upload_limit_and_names(app: Batchyard) -> None:
     files = FileService(app.store, app.storage, app.settings)
     with pytest.raises(FileTooLarge):
         files.upload(ALICE, io.BytesIO(b"x" * 11))
-    assert stored_files(app) == [] and app.store.list_files() == []
+    assert stored_files(app) == [] and app.store.uploads.list_files() == []
     assert clean_filename("../../etc/passwd") == "passwd"
     assert clean_filename("C:\\Users\\me\\in.csv") == "in.csv"
     assert clean_filename("a\x00b\nc.jsonl") == "abc.jsonl"

@@ -86,7 +86,7 @@ def _workers(client: TestClient, key: str) -> list[dict[str, Any]]:
 
 
 def test_only_admins_see_where_workers_run(client: TestClient, app: Batchyard, keys: Keys) -> None:
-    app.store.register_worker("box-7.internal-4242-abc123", "box-7.internal", 4242, ["echo"], 8)
+    app.store.workers.register_worker("box-7.internal-4242-abc123", "box-7.internal", 4242, ["echo"], 8)
     admin_view = _workers(client, keys.root)
     assert [(w["id"], w["host"], w["pid"]) for w in admin_view] == [
         ("box-7.internal-4242-abc123", "box-7.internal", 4242)
@@ -134,7 +134,7 @@ def test_unknown_body_fields_are_refused(
     assert response.status_code == 422, response.text
     extra = (set(body) - {"handler", "items", "action", "ids", "role", "api_key", "reason"}).pop()
     assert response.json()["error"]["param"] == extra
-    assert app.store.get_job(job.id).status == "queued"
+    assert app.store.jobs.get_job(job.id).status == "queued"
 
 
 def test_request_bodies_are_documented_as_closed(client: TestClient) -> None:

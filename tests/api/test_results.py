@@ -54,7 +54,7 @@ def gated_items() -> list[dict[str, Any]]:
 
 
 def finished_counts(app: Batchyard, job_id: str) -> tuple[int, int]:
-    job = app.store.get_job(job_id)
+    job = app.store.jobs.get_job(job_id)
     return job.succeeded, job.failed
 
 
@@ -80,7 +80,7 @@ def test_downloads_while_running_hold_the_items_finished_so_far(
     with running_worker(app):
         try:
             wait_until(lambda: finished_counts(app, job.id) == (4, 1), what="the ungated items to finish")
-            assert app.store.get_job(job.id).status == "running"
+            assert app.store.jobs.get_job(job.id).status == "running"
 
             results = client.get(f"{base}/results.jsonl", headers=bearer(keys.alice))
             assert results.status_code == 200

@@ -79,7 +79,7 @@ def test_totals_for_a_member_count_only_their_own_jobs(
     assert totals["cost"] == pytest.approx(3 * COST_PER_ITEM)
     assert totals["usage"] == {"tokens": 3 * TOKENS_PER_ITEM}
 
-    records = [app.store.get_job(jobs[name]) for name in ("web_priced", "web_echo", "batch_priced")]
+    records = [app.store.jobs.get_job(jobs[name]) for name in ("web_priced", "web_echo", "batch_priced")]
     busy = sum(r.busy_seconds for r in records)
     assert busy > 0
     assert totals["avg_item_seconds"] == pytest.approx(busy / 9)
@@ -176,21 +176,21 @@ def test_throughput_counts_only_items_finished_inside_the_window(app: Batchyard)
     job = app.service.submit("gated", [{"n": 1}, {"n": 2}, {"n": 3}, {"wait": True}], owner="alice")
     try:
         with running_worker(app):
-            wait_until(lambda: app.store.get_job(job.id).succeeded == 3, what="three quick items")
-            app.store.record_progress_samples(min_interval=0.0)
-            sample_at = max(at for at, done, _ in app.store.recent_samples(job.id, 0) if done == 3)
+            wait_until(lambda: app.store.jobs.get_job(job.id).succeeded == 3, what="three quick items")
+            app.store.upkeep.record_progress_samples(min_interval=0.0)
+            sample_at = max(at for at, done, _ in app.store.jobs.recent_samples(job.id, 0) if done == 3)
             time.sleep(0.3)  # the clock must move past the window's start before the last item ends
             gate.set()
             wait_finished(app, job.id)
     finally:
         gate.set()
-    now = app.store.database_clock()
+    now = app.store.stats.database_clock()
     scope = StatsFilter(owner="alice")
-    after_sample = app.store.job_stats(scope, recent_seconds=3600, throughput_seconds=now - (sample_at + 0.1))
+    after_sample = app.store.stats.job_stats(scope, recent_seconds=3600, throughput_seconds=now - (sample_at + 0.1))
     assert [b.window_finished for b in after_sample.buckets] == [1]
-    whole = app.store.job_stats(scope, recent_seconds=3600, throughput_seconds=300)
+    whole = app.store.stats.job_stats(scope, recent_seconds=3600, throughput_seconds=300)
     assert [b.window_finished for b in whole.buckets] == [4]
-    later = app.store.job_stats(scope, recent_seconds=3600, throughput_seconds=0.001)
+    later = app.store.stats.job_stats(scope, recent_seconds=3600, throughput_seconds=0.001)
     assert [b.window_finished for b in later.buckets] == [0]
 
 

@@ -300,7 +300,7 @@ def test_a_replay_too_long_to_send_asks_the_client_to_reload(
 ) -> None:
     monkeypatch.setattr("batchyard.api.feed.REPLAY_LIMIT", 2)
     first = app.service.submit("echo", items(1), owner="alice")
-    at = app.store.get_job(first.id).last_activity_at
+    at = app.store.jobs.get_job(first.id).last_activity_at
     assert at is not None
     cursor = encode_cursor(at - 60, "job_before")  # a minute before everything here
     newest = [app.service.submit("echo", items(1), owner="alice").id for _ in range(3)]
@@ -320,7 +320,7 @@ def test_a_replay_too_long_to_send_asks_the_client_to_reload(
 def test_a_database_outage_does_not_end_the_streams(
     app: Batchyard, live: LiveServer, keys: Keys, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    real_poll = app.store.recent_activity
+    real_poll = app.store.stats.recent_activity
     failed: list[float] = []
 
     def unavailable_twice(*args: Any, **kwargs: Any) -> list[tuple[str, float]]:
@@ -331,7 +331,7 @@ def test_a_database_outage_does_not_end_the_streams(
 
     async def scenario() -> None:
         async with client_for(live) as client, open_stream(client, keys.alice) as stream:
-            monkeypatch.setattr(app.store, "recent_activity", unavailable_twice)
+            monkeypatch.setattr(app.store.stats, "recent_activity", unavailable_twice)
             job = app.service.submit("echo", items(1), owner="alice")
             await stream.wait_until(lambda s: bool(s.jobs(job.id)), "the job once the database is back")
             assert len(failed) == 2 and not stream.ended
@@ -388,7 +388,7 @@ def test_revoking_a_key_ends_its_open_streams(app: Batchyard, live: LiveServer, 
             open_stream(client, key) as doomed,
             open_stream(client, keys.alice) as other,
         ):
-            await asyncio.to_thread(app.store.revoke_api_key, record.id)  # what `batchyard keys revoke` does
+            await asyncio.to_thread(app.store.auth.revoke_api_key, record.id)  # what `batchyard keys revoke` does
             await doomed.wait_until(lambda s: s.ended, "the revoked key's stream to end", timeout=5)
             assert doomed.events[-1].event == "end"
             assert doomed.events[-1].data["code"] == "unauthenticated"
@@ -413,7 +413,7 @@ def test_a_session_stream_ends_when_the_session_does(app: Batchyard, live: LiveS
                 if how == "sign out":
                     assert (await client.delete("/api/v1/session")).status_code == 204
                 else:
-                    await asyncio.to_thread(app.store.revoke_api_key, record.id)
+                    await asyncio.to_thread(app.store.auth.revoke_api_key, record.id)
                 await stream.wait_until(lambda s: s.ended, "the session's stream to end", timeout=5)
                 job = app.service.submit("echo", items(1), owner="alice")
                 await asyncio.sleep(0.5)  # a window in which nothing may arrive
@@ -446,7 +446,7 @@ def test_cursor_of_a_job_that_changed_in_the_same_instant_as_others(
     """Two jobs finished in one transaction share a timestamp; a cursor at the first still replays the second."""
     a = app.service.submit("echo", items(1), owner="alice")
     b = app.service.submit("echo", items(1), owner="alice")
-    at = app.store.get_job(a.id).last_activity_at
+    at = app.store.jobs.get_job(a.id).last_activity_at
     assert at is not None
     cursor = encode_cursor(at, a.id)
 

@@ -42,9 +42,9 @@ def test_revoked_key_stops_working(client: TestClient, app: Batchyard) -> None:
     auth = AuthService(app.store)
     key, record = auth.create_key("carol", "member")
     assert client.get("/api/v1/me", headers=bearer(key)).status_code == 200
-    assert app.store.revoke_api_key(record.id)
+    assert app.store.auth.revoke_api_key(record.id)
     assert client.get("/api/v1/me", headers=bearer(key)).status_code == 401
-    assert app.store.list_api_keys("carol")[0].prefix == key[:11]
+    assert app.store.auth.list_api_keys("carol")[0].prefix == key[:11]
 
 
 @pytest.mark.postgres
@@ -185,7 +185,7 @@ def test_a_crashed_built_in_worker_is_not_ready_and_is_restarted(
 
     monkeypatch.setattr(api_module, "RESTART_FIRST_DELAY", 1.5)
     monkeypatch.setattr(app.settings, "lease_seconds", 0.6)
-    real = app.store.heartbeat
+    real = app.store.claims.heartbeat
     calls = {"n": 0}
 
     def heartbeat_failing_once(*args: Any) -> None:
@@ -194,7 +194,7 @@ def test_a_crashed_built_in_worker_is_not_ready_and_is_restarted(
             raise KeyError("a bug in the heartbeat")
         real(*args)
 
-    monkeypatch.setattr(app.store, "heartbeat", heartbeat_failing_once)
+    monkeypatch.setattr(app.store.claims, "heartbeat", heartbeat_failing_once)
     with TestClient(create_app(batchyard=app, run_workers=True)) as client:
         wait_until(lambda: client.get("/readyz").status_code != 200, timeout=10, what="the crash to show in /readyz")
         answer = client.get("/readyz")
@@ -204,5 +204,5 @@ def test_a_crashed_built_in_worker_is_not_ready_and_is_restarted(
         wait_until(lambda: app.service.get(job.id).finished, timeout=30, what="a restarted worker to finish the job")
         assert app.service.get(job.id).job.succeeded == 5
         assert client.get("/readyz").json() == {"status": "ready"}
-    statuses = sorted(w.status for w in app.store.list_workers())
+    statuses = sorted(w.status for w in app.store.workers.list_workers())
     assert statuses == ["crashed", "stopped"]

@@ -50,7 +50,7 @@ def test_a_lone_surrogate_anywhere_in_a_job_is_a_422_naming_where(
     error = response.json()["error"]
     assert error["param"] == param and error["code"] == "invalid_request"
     assert "surrogate" in error["message"]
-    assert app.store.list_jobs() == []  # nothing was created
+    assert app.store.jobs.list_jobs() == []  # nothing was created
 
 
 def test_raw_utf8_surrogate_bytes_are_refused_too(client: TestClient, app: Batchyard, keys: Keys) -> None:
@@ -59,7 +59,7 @@ def test_raw_utf8_surrogate_bytes_are_refused_too(client: TestClient, app: Batch
         "/api/v1/jobs", content=raw, headers={**bearer(keys.alice), "Content-Type": "application/json"}
     )
     assert response.status_code in (400, 422), response.text
-    assert app.store.list_jobs() == []
+    assert app.store.jobs.list_jobs() == []
 
 
 @pytest.mark.parametrize(
@@ -77,7 +77,7 @@ def test_nul_where_it_would_reach_a_text_column_is_a_422(
     response = client.post("/api/v1/jobs", json=body, headers=bearer(keys.alice))
     assert response.status_code == 422, response.text
     assert response.json()["error"]["param"] == param and "NUL" in response.json()["error"]["message"]
-    assert app.store.list_jobs() == []
+    assert app.store.jobs.list_jobs() == []
 
 
 def test_nul_inside_json_values_is_stored_and_given_back(client: TestClient, keys: Keys) -> None:
@@ -120,7 +120,7 @@ def test_a_move_reason_with_unstorable_text_is_refused(client: TestClient, app: 
         response = post_raw(client, f"/api/v1/jobs/{job.id}/pause", {"reason": reason}, keys.alice)
         assert response.status_code == 422, response.text
         assert response.json()["error"]["param"] == "reason"
-    assert app.store.get_job(job.id).status == "queued"
+    assert app.store.jobs.get_job(job.id).status == "queued"
 
 
 def test_an_unstorable_idempotency_key_is_refused(client: TestClient, app: Batchyard, keys: Keys) -> None:
@@ -131,7 +131,7 @@ def test_an_unstorable_idempotency_key_is_refused(client: TestClient, app: Batch
     )
     assert response.status_code == 422, response.text
     assert response.json()["error"]["param"] == "Idempotency-Key"
-    assert app.store.list_jobs() == []
+    assert app.store.jobs.list_jobs() == []
 
 
 def test_odd_text_already_stored_still_serializes(client: TestClient, app: Batchyard, keys: Keys) -> None:

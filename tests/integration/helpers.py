@@ -52,8 +52,8 @@ def wait_store_clock_past(
 
 def assert_counters_match_items(app: Batchyard, job_id: str) -> None:
     """The job's counters (kept incrementally) equal a recount of the items table."""
-    job = app.store.get_job(job_id)
-    recount = app.store.recount(job_id)
+    job = app.store.jobs.get_job(job_id)
+    recount = app.store.items.recount(job_id)
     kept = {
         "queued": job.queued,
         "running": job.running,
@@ -64,7 +64,7 @@ def assert_counters_match_items(app: Batchyard, job_id: str) -> None:
     assert {k: v for k, v in kept.items() if v} == recount, (kept, recount)
     assert sum(recount.values()) == job.total
     # Items end cancelled only when someone stopped the job: never in a job that completed by itself.
-    stops = {e.type for e in app.store.list_events(job_id)} & {"cancelling", "cancelled", "failed", "expired"}
+    stops = {e.type for e in app.store.jobs.list_events(job_id)} & {"cancelling", "cancelled", "failed", "expired"}
     if job.status in ("finalizing", "completed") or not stops:
         assert recount.get("cancelled", 0) == 0, (
             f"{recount.get('cancelled')} items cancelled in a job nobody "

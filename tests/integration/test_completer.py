@@ -31,7 +31,7 @@ def _claimed(
     app.submit("echo", [{"n": i} for i in range(n)], max_attempts=3)
     controls = JobControls()
     completer = Completer(app.store, app.settings, worker_id, {"echo": LANES}, controls=controls, on_flushed=on_flushed)
-    batch = app.store.claim_items(worker_id, completer.capacity(), 30.0)
+    batch = app.store.claims.claim_items(worker_id, completer.capacity(), 30.0)
     assert batch is not None and len(batch.items) == n
     controls.hold(batch.job.id, n)
     completer.track(batch)
@@ -50,13 +50,13 @@ def test_a_flush_records_outcomes_in_one_write_and_frees_what_it_held(
     job_id = batch.job.id
     assert completer.in_flight == 4 and completer.capacity() == {"echo": 2 * LANES - 4}
     writes: list[int] = []
-    real = app.store.complete_items
+    real = app.store.claims.complete_items
 
     def counted(outcomes: Sequence[Outcome], finished: Sequence[str] = ()) -> CompletionReport:
         writes.append(len(outcomes))
         return real(outcomes, finished)
 
-    monkeypatch.setattr(app.store, "complete_items", counted)
+    monkeypatch.setattr(app.store.claims, "complete_items", counted)
 
     async def scenario() -> None:
         completer.add(_outcome(batch, 0, result="1"))
@@ -74,8 +74,8 @@ def test_a_flush_records_outcomes_in_one_write_and_frees_what_it_held(
     assert (completer.stats.claimed, completer.stats.flushed, completer.stats.accepted) == (4, 4, 4)
     assert [r.accepted for r in flushed] == [3, 1]
     assert controls.get(job_id) is None  # every item recorded: the job's control is forgotten
-    assert app.store.expire_leases_of("w1") == 0  # the lease was dropped with its last item
-    job = app.store.get_job(job_id)
+    assert app.store.claims.expire_leases_of("w1") == 0  # the lease was dropped with its last item
+    job = app.store.jobs.get_job(job_id)
     assert (job.succeeded, job.failed, job.queued, job.running) == (2, 1, 1, 0)
     assert_counters_match_items(app, job_id)
 
@@ -85,24 +85,24 @@ def test_an_outcome_that_cannot_be_stored_fails_its_item_alone(
 ) -> None:
     completer, batch, _ = _claimed(app, 3)
     bad_seq = batch.items[1].seq
-    real = app.store.complete_items
+    real = app.store.claims.complete_items
 
     def refuses_one(outcomes: Sequence[Outcome], finished: Sequence[str] = ()) -> CompletionReport:
         if any(o.seq == bad_seq and o.kind == "succeeded" for o in outcomes):
             raise ValueError("cannot store this one")
         return real(outcomes, finished)
 
-    monkeypatch.setattr(app.store, "complete_items", refuses_one)
+    monkeypatch.setattr(app.store.claims, "complete_items", refuses_one)
     for i in range(3):
         completer.add(_outcome(batch, i, result=str(i)))
     with caplog.at_level(logging.ERROR, logger="batchyard.worker"):
         asyncio.run(completer.flush())
     assert "one at a time" in caplog.text
     assert completer.in_flight == 0 and completer.stats.accepted == 3
-    assert app.store.expire_leases_of("w1") == 0
-    job = app.store.get_job(batch.job.id)
+    assert app.store.claims.expire_leases_of("w1") == 0
+    job = app.store.jobs.get_job(batch.job.id)
     assert (job.succeeded, job.failed) == (2, 1)
-    failed = app.store.get_item(batch.job.id, batch.items[1].key)
+    failed = app.store.items.get_item(batch.job.id, batch.items[1].key)
     assert failed.status == "failed" and failed.error is not None and failed.error["code"] == "unrecordable"
     assert "cannot store this one" in failed.error["message"]
     assert_counters_match_items(app, batch.job.id)
@@ -113,7 +113,7 @@ def test_while_the_database_is_away_outcomes_wait_and_capacity_stays_held(
 ) -> None:
     completer, batch, _ = _claimed(app, 2)
     monkeypatch.setattr(completer_module, "STORE_RETRY_SECONDS", 0.0)
-    real = app.store.complete_items
+    real = app.store.claims.complete_items
     calls = {"n": 0}
 
     def away_once(outcomes: Sequence[Outcome], finished: Sequence[str] = ()) -> CompletionReport:
@@ -122,7 +122,7 @@ def test_while_the_database_is_away_outcomes_wait_and_capacity_stays_held(
             raise StoreUnavailable("the database is away")
         return real(outcomes, finished)
 
-    monkeypatch.setattr(app.store, "complete_items", away_once)
+    monkeypatch.setattr(app.store.claims, "complete_items", away_once)
 
     async def scenario() -> None:
         completer.add(_outcome(batch, 0, result="1"))
@@ -134,13 +134,13 @@ def test_while_the_database_is_away_outcomes_wait_and_capacity_stays_held(
 
     asyncio.run(scenario())
     assert not completer.outcomes and completer.in_flight == 0 and completer.stats.accepted == 2
-    assert app.store.get_job(batch.job.id).succeeded == 2
+    assert app.store.jobs.get_job(batch.job.id).succeeded == 2
 
 
 def test_a_suspect_lease_is_held_until_its_items_are_recorded(app: Batchyard) -> None:
     app.submit("echo", [{"n": i} for i in range(2)])
     completer = Completer(app.store, app.settings, "w1", {"echo": LANES})
-    claimed = app.store.claim_items("w1", completer.capacity(), 30.0)
+    claimed = app.store.claims.claim_items("w1", completer.capacity(), 30.0)
     assert claimed is not None
     batch = replace(claimed, suspect=True)
     completer.track(batch)
@@ -151,7 +151,7 @@ def test_a_suspect_lease_is_held_until_its_items_are_recorded(app: Batchyard) ->
     completer.add(_outcome(batch, 1, "release"))
     asyncio.run(completer.flush())
     assert not completer.holds_suspects and completer.in_flight == 0
-    job = app.store.get_job(batch.job.id)
+    job = app.store.jobs.get_job(batch.job.id)
     assert (job.succeeded, job.queued, job.running) == (1, 1, 0)
 
 

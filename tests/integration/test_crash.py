@@ -63,10 +63,10 @@ def test_kill_9_mid_batch_loses_nothing(app: Batchyard, settings: Settings, same
     victim = _start_worker(settings)
     survivor = None
     try:
-        wait_until(lambda: app.store.get_job(job.id).succeeded >= 200, timeout=60, what="progress")
+        wait_until(lambda: app.store.jobs.get_job(job.id).succeeded >= 200, timeout=60, what="progress")
         survivor = _start_worker(settings)
         wait_until(lambda: len(app.service.live_workers()) >= 2, timeout=30, what="second worker")
-        assert app.store.get_job(job.id).running > 0
+        assert app.store.jobs.get_job(job.id).running > 0
         victim.send_signal(signal.SIGKILL)
         assert victim.wait(10) == -signal.SIGKILL
         view = wait_finished(app, job.id, timeout=120)
@@ -83,7 +83,7 @@ def test_kill_9_mid_batch_loses_nothing(app: Batchyard, settings: Settings, same
     assert any(i.rescues > 0 for i in items), "the killed worker's items were rescued and run again"
     assert {i.attempts for i in items} == {1}  # ...without spending an attempt
     assert sum(1 for _ in job.results()) == 1500
-    assert any(e.type == "rescued" for e in app.store.list_events(job.id))
+    assert any(e.type == "rescued" for e in app.store.jobs.list_events(job.id))
 
 
 class Supervisor:
@@ -122,7 +122,7 @@ def test_a_kill_loop_spends_no_attempts(app: Batchyard, settings: Settings, same
         while not app.service.get(job.id).finished:
             assert time.monotonic() < deadline, "the job did not finish under the kill loop"
             time.sleep(0.8)  # the pace of the kills
-            if kills < 8 and app.store.get_job(job.id).running > 0:
+            if kills < 8 and app.store.jobs.get_job(job.id).running > 0:
                 victim = fleet.procs[kills % 3]
                 if victim.poll() is None:
                     victim.send_signal(signal.SIGKILL)
@@ -165,7 +165,7 @@ def test_one_poisonous_item_among_a_thousand_is_found_and_set_aside(
     assert poison.seq == 437 and poison.error is not None and poison.error["code"] == "poison"
     assert fleet.deaths == settings.max_rescues  # each crash moved the search on; none was wasted
     assert_counters_match_items(app, job.id)
-    assert any("poison" in (e.message or "") for e in app.store.list_events(job.id))
+    assert any("poison" in (e.message or "") for e in app.store.jobs.list_events(job.id))
 
 
 @pytest.mark.slow
@@ -173,18 +173,18 @@ def test_sigterm_is_graceful(app: Batchyard, settings: Settings, same_handlers: 
     job = app.submit("nap_sync", [{"n": i, "ms": 300} for i in range(40)])
     worker = _start_worker(settings, "nap_sync", lease=30)
     try:
-        wait_until(lambda: app.store.get_job(job.id).succeeded >= 4, timeout=60, what="progress")
+        wait_until(lambda: app.store.jobs.get_job(job.id).succeeded >= 4, timeout=60, what="progress")
         worker.send_signal(signal.SIGTERM)
         assert worker.wait(20) == 0
     finally:
         if worker.poll() is None:
             worker.kill()
             worker.wait()
-    stopped = app.store.get_job(job.id)
+    stopped = app.store.jobs.get_job(job.id)
     # In-flight items finished; the prefetched ones went back to the queue at once (no lease to wait out).
     assert stopped.running == 0 and stopped.failed == 0 and stopped.succeeded + stopped.queued == 40
     assert all(i.attempts <= 1 for i in job.items())
-    [record] = [w for w in app.store.list_workers() if w.pid == worker.pid]
+    [record] = [w for w in app.store.workers.list_workers() if w.pid == worker.pid]
     assert record.status == "stopped"
     view = job.wait(timeout=60)
     assert (view.job.status, view.job.succeeded) == ("completed", 40)

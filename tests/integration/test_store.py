@@ -34,12 +34,12 @@ def _done(batch: ClaimBatch, kind: OutcomeKind = "succeeded") -> list[Outcome]:
 
 def test_submit_stores_items_and_counters(app: Batchyard) -> None:
     job = app.submit("echo", [{"custom_id": f"a{i}", "n": i} for i in range(25)], description="d", tags=["x"])
-    record = app.store.get_job(job.id)
+    record = app.store.jobs.get_job(job.id)
     assert (record.status, record.total, record.queued, record.running) == ("queued", 25, 25, 0)
     assert record.description == "d" and record.tags == ["x"]
-    item = app.store.get_item(job.id, "a7")
+    item = app.store.items.get_item(job.id, "a7")
     assert item.payload == {"custom_id": "a7", "n": 7} and item.status == "queued" and item.seq == 7
-    assert [e.type for e in app.store.list_events(job.id)] == ["created"]
+    assert [e.type for e in app.store.jobs.list_events(job.id)] == ["created"]
     assert_counters_match_items(app, job.id)
 
 
@@ -51,7 +51,7 @@ def test_bad_input_creates_nothing(app: Batchyard, tmp_path: Path) -> None:
     lines = [(p.line, p.code) for p in info.value.problems]
     assert lines == [(2, "invalid_json"), (3, "not_an_object"), (4, "duplicate_key"), (5, "invalid_utf8")]
     assert info.value.total == 4
-    assert app.store.list_jobs() == []
+    assert app.store.jobs.list_jobs() == []
     from sqlalchemy import func, select
 
     from batchyard.store.schema import items, job_events
@@ -64,41 +64,41 @@ def test_bad_input_creates_nothing(app: Batchyard, tmp_path: Path) -> None:
 def test_unknown_handler_is_refused(app: Batchyard) -> None:
     with pytest.raises(UnknownHandler, match="no handler named 'nope'"):
         app.submit("nope", [{"a": 1}])
-    assert app.store.list_jobs() == []
+    assert app.store.jobs.list_jobs() == []
 
 
 def test_claim_moves_counters_and_starts_job(app: Batchyard) -> None:
     job = app.submit("echo", [{"n": i} for i in range(10)])
-    batch = app.store.claim_items("w1", {"echo": 4}, 30)
+    batch = app.store.claims.claim_items("w1", {"echo": 4}, 30)
     assert batch is not None and [i.seq for i in batch.items] == [0, 1, 2, 3]
     assert all(i.attempt == 1 for i in batch.items)
-    record = app.store.get_job(job.id)
+    record = app.store.jobs.get_job(job.id)
     assert (record.status, record.queued, record.running) == ("running", 6, 4)
-    report = app.store.complete_items(_done(batch), [batch.lease_token])
+    report = app.store.claims.complete_items(_done(batch), [batch.lease_token])
     assert report.accepted == 4
-    record = app.store.get_job(job.id)
+    record = app.store.jobs.get_job(job.id)
     assert (record.queued, record.running, record.succeeded) == (6, 0, 4)
-    assert app.store.get_item(job.id, "1").result == {"k": "1"}
+    assert app.store.items.get_item(job.id, "1").result == {"k": "1"}
     assert_counters_match_items(app, job.id)
 
 
 def test_completion_with_stale_lease_token_changes_nothing(app: Batchyard) -> None:
     job = app.submit("echo", [{"n": i} for i in range(3)])
-    stale = app.store.claim_items("w1", {"echo": 10}, 0.05)
+    stale = app.store.claims.claim_items("w1", {"echo": 10}, 0.05)
     assert stale is not None
     _wait_lease_ended(app, leases.c.token == stale.lease_token)
-    assert app.store.rescue_expired_leases() == 3  # the worker "died": its items go back to the queue
-    fresh = app.store.claim_items("w2", {"echo": 10}, 30)
+    assert app.store.claims.rescue_expired_leases() == 3  # the worker "died": its items go back to the queue
+    fresh = app.store.claims.claim_items("w2", {"echo": 10}, 30)
     assert fresh is not None and sorted(i.seq for i in fresh.items) == [0, 1, 2]
     assert all(i.attempt == 1 for i in fresh.items)  # a rescue gives the attempt back
     assert fresh.suspect  # ...and the items come back as suspects, claimed apart
     # The first worker wakes up and reports: fenced out, nothing changes.
-    report = app.store.complete_items(_done(stale, "failed"), [stale.lease_token])
+    report = app.store.claims.complete_items(_done(stale, "failed"), [stale.lease_token])
     assert report.accepted == 0
-    record = app.store.get_job(job.id)
+    record = app.store.jobs.get_job(job.id)
     assert (record.running, record.failed, record.succeeded) == (3, 0, 0)
-    assert app.store.complete_items(_done(fresh), [fresh.lease_token]).accepted == 3
-    record = app.store.get_job(job.id)
+    assert app.store.claims.complete_items(_done(fresh), [fresh.lease_token]).accepted == 3
+    record = app.store.jobs.get_job(job.id)
     assert (record.status, record.succeeded, record.failed) == ("finalizing", 3, 0)
     assert_counters_match_items(app, job.id)
 
@@ -106,37 +106,37 @@ def test_completion_with_stale_lease_token_changes_nothing(app: Batchyard) -> No
 def test_rescue_does_not_spend_attempts(app: Batchyard) -> None:
     """An item merely in flight when its worker died did nothing wrong: max_attempts=1 still lets it run again."""
     job = app.submit("echo", [{"n": 1}], max_attempts=1)
-    app.store.claim_items("w1", {"echo": 10}, 0.01)
+    app.store.claims.claim_items("w1", {"echo": 10}, 0.01)
     _wait_lease_ended(app, leases.c.worker_id == "w1")
-    assert app.store.rescue_expired_leases() == 1
-    item = app.store.get_item(job.id, "1")
+    assert app.store.claims.rescue_expired_leases() == 1
+    item = app.store.items.get_item(job.id, "1")
     assert (item.status, item.attempts, item.rescues) == ("queued", 0, 1)
     assert item.error is not None and item.error["code"] == "lease_expired"
-    batch = app.store.claim_items("w2", {"echo": 10}, 30)
+    batch = app.store.claims.claim_items("w2", {"echo": 10}, 30)
     assert batch is not None and [i.attempt for i in batch.items] == [1]
-    assert app.store.complete_items(_done(batch), [batch.lease_token]).accepted == 1
-    assert app.store.get_job(job.id).status == "finalizing"
+    assert app.store.claims.complete_items(_done(batch), [batch.lease_token]).accepted == 1
+    assert app.store.jobs.get_job(job.id).status == "finalizing"
     assert_counters_match_items(app, job.id)
 
 
 def test_suspects_are_claimed_apart_in_halving_groups(app: Batchyard) -> None:
     job = app.submit("echo", [{"n": i} for i in range(40)])
-    crashed = app.store.claim_items("w1", {"echo": 40}, 0.01)
+    crashed = app.store.claims.claim_items("w1", {"echo": 40}, 0.01)
     assert crashed is not None and len(crashed.items) == 40 and not crashed.suspect
     _wait_lease_ended(app, leases.c.token == crashed.lease_token)
-    assert app.store.rescue_expired_leases(max_rescues=4) == 40
+    assert app.store.claims.rescue_expired_leases(max_rescues=4) == 40
     # A worker that already runs a group of suspects gets none: nothing else is due.
-    none_due = app.store.claim_items("w2", {"echo": 40}, 30, suspects=False, max_rescues=4)
+    none_due = app.store.claims.claim_items("w2", {"echo": 40}, 30, suspects=False, max_rescues=4)
     assert none_due is not None and none_due.items == []
     # Level 1 of 4: groups of 1 << (4 - 1 - 1) = 4.
-    group = app.store.claim_items("w2", {"echo": 40}, 0.01, max_rescues=4)
+    group = app.store.claims.claim_items("w2", {"echo": 40}, 0.01, max_rescues=4)
     assert group is not None and group.suspect and len(group.items) == 4
     _wait_lease_ended(app, leases.c.token == group.lease_token)
-    assert app.store.rescue_expired_leases(max_rescues=4) == 4  # it crashed again: level 2, groups of 2
-    group = app.store.claim_items("w2", {"echo": 40}, 0.01, max_rescues=4)
+    assert app.store.claims.rescue_expired_leases(max_rescues=4) == 4  # it crashed again: level 2, groups of 2
+    group = app.store.claims.claim_items("w2", {"echo": 40}, 0.01, max_rescues=4)
     assert group is not None and group.suspect and [i.seq for i in group.items] == [0, 1]
-    assert {app.store.get_item(job.id, key).rescues for key in ("1", "2")} == {2}  # keys: line numbers
-    assert app.store.get_item(job.id, "6").rescues == 1
+    assert {app.store.items.get_item(job.id, key).rescues for key in ("1", "2")} == {2}  # keys: line numbers
+    assert app.store.items.get_item(job.id, "6").rescues == 1
     assert_counters_match_items(app, job.id)
 
 
@@ -144,51 +144,51 @@ def test_an_item_that_keeps_killing_its_worker_is_set_aside_as_poison(app: Batch
     job = app.submit("echo", [{"n": i} for i in range(8)])
     bad = "3"
     for _ in range(10):  # the worker "dies" whenever it holds item 3; the others are finished by a good one
-        batch = app.store.claim_items("w", {"echo": 8}, 0.01, max_rescues=4)
+        batch = app.store.claims.claim_items("w", {"echo": 8}, 0.01, max_rescues=4)
         if batch is None:
             break
         keys = {i.key for i in batch.items}
         if bad in keys:
             _wait_lease_ended(app, leases.c.token == batch.lease_token)
-            app.store.rescue_expired_leases(max_rescues=4)
+            app.store.claims.rescue_expired_leases(max_rescues=4)
         else:
-            app.store.complete_items(_done(batch), [batch.lease_token])
-    record = app.store.get_job(job.id)
+            app.store.claims.complete_items(_done(batch), [batch.lease_token])
+    record = app.store.jobs.get_job(job.id)
     assert (record.status, record.succeeded, record.failed) == ("finalizing", 7, 1)
-    poison = app.store.get_item(job.id, bad)
+    poison = app.store.items.get_item(job.id, bad)
     assert poison.status == "failed" and poison.error is not None and poison.error["code"] == "poison"
     assert poison.rescues == 3 and poison.attempts == 1
-    assert all(app.store.get_item(job.id, str(n)).status == "succeeded" for n in range(1, 9) if str(n) != bad)
+    assert all(app.store.items.get_item(job.id, str(n)).status == "succeeded" for n in range(1, 9) if str(n) != bad)
     assert_counters_match_items(app, job.id)
 
 
 def test_heartbeat_keeps_leases_alive(app: Batchyard) -> None:
     app.submit("echo", [{"n": 1}])
-    app.store.register_worker("w1", "host", 1, ["echo"], 1)
-    app.store.claim_items("w1", {"echo": 10}, 0.3)
+    app.store.workers.register_worker("w1", "host", 1, ["echo"], 1)
+    app.store.claims.claim_items("w1", {"echo": 10}, 0.3)
     for _ in range(4):  # together longer than the lease: time passing is what this tests
         time.sleep(0.1)
-        app.store.heartbeat("w1", 1, 0.3)
-    assert app.store.rescue_expired_leases() == 0
+        app.store.claims.heartbeat("w1", 1, 0.3)
+    assert app.store.claims.rescue_expired_leases() == 0
 
 
 def test_retry_and_release_requeue_items(app: Batchyard) -> None:
     job = app.submit("echo", [{"n": i} for i in range(4)])
-    batch = app.store.claim_items("w1", {"echo": 10}, 30)
+    batch = app.store.claims.claim_items("w1", {"echo": 10}, 30)
     assert batch is not None
     outs = _done(batch)
     outs[0].kind, outs[0].retry_delay = "retry", 0.2
     outs[1].kind = "release"
-    app.store.complete_items(outs, [batch.lease_token])
-    record = app.store.get_job(job.id)
+    app.store.claims.complete_items(outs, [batch.lease_token])
+    record = app.store.jobs.get_job(job.id)
     assert (record.queued, record.succeeded) == (2, 2)
-    again = app.store.claim_items("w1", {"echo": 10}, 30)
+    again = app.store.claims.claim_items("w1", {"echo": 10}, 30)
     assert again is not None and [(i.seq, i.attempt) for i in again.items] == [(1, 1)]  # release: not counted
-    app.store.complete_items(_done(again), [again.lease_token])
-    assert app.store.claim_items("w1", {"echo": 10}, 30) is None  # item 0 is still backing off
+    app.store.claims.complete_items(_done(again), [again.lease_token])
+    assert app.store.claims.claim_items("w1", {"echo": 10}, 30) is None  # item 0 is still backing off
     due = and_(item_requeue.c.job_id == job.id, item_requeue.c.seq == 0)
     wait_store_clock_past(app, item_requeue.c.available_at, due, what="item 0's retry to come due")
-    late = app.store.claim_items("w1", {"echo": 10}, 30)
+    late = app.store.claims.claim_items("w1", {"echo": 10}, 30)
     assert late is not None and [(i.seq, i.attempt) for i in late.items] == [(0, 2)]
     assert_counters_match_items(app, job.id)
 
@@ -199,7 +199,7 @@ def test_priority_then_round_robin(app: Batchyard) -> None:
     urgent = app.submit("echo", [{"n": 1}], priority=5)
     order = []
     for _ in range(4):
-        batch = app.store.claim_items("w1", {"echo": 10}, 30)
+        batch = app.store.claims.claim_items("w1", {"echo": 10}, 30)
         assert batch is not None
         order.append(batch.job.id)
     assert order[0] == urgent.id
@@ -210,15 +210,15 @@ def test_priority_then_round_robin(app: Batchyard) -> None:
 def test_scheduled_job_waits_and_concurrency_caps(app: Batchyard) -> None:
     app.submit("echo", [{"n": 1}], scheduled_at=time.time() + 3600)
     capped = app.submit("echo", [{"n": i} for i in range(10)], concurrency=2)
-    batch = app.store.claim_items("w1", {"echo": 100}, 30)
+    batch = app.store.claims.claim_items("w1", {"echo": 100}, 30)
     assert batch is not None and batch.job.id == capped.id and len(batch.items) == 2
-    assert app.store.claim_items("w1", {"echo": 100}, 30) is None
+    assert app.store.claims.claim_items("w1", {"echo": 100}, 30) is None
 
 
 def test_lifecycle_moves_and_illegal_ones(app: Batchyard) -> None:
     job = app.submit("echo", [{"n": i} for i in range(5)])
     assert app.service.pause(job.id).job.status == "paused"
-    assert app.store.claim_items("w1", {"echo": 10}, 30) is None  # claims skip paused jobs
+    assert app.store.claims.claim_items("w1", {"echo": 10}, 30) is None  # claims skip paused jobs
     with pytest.raises(IllegalTransition) as info:
         app.service.pause(job.id)
     assert info.value.current == "paused" and info.value.status == 409
@@ -231,55 +231,55 @@ def test_lifecycle_moves_and_illegal_ones(app: Batchyard) -> None:
         app.service.cancel(job.id)
     with pytest.raises(IllegalTransition):
         app.service.resume(job.id)
-    types = [e.type for e in app.store.list_events(job.id)]
+    types = [e.type for e in app.store.jobs.list_events(job.id)]
     assert types == ["created", "paused", "resumed", "cancelled"]
     assert_counters_match_items(app, job.id)
     app.service.delete(job.id)
     with pytest.raises(NotFound):
-        app.store.get_job(job.id)
-    assert app.store.recount(job.id) == {}
+        app.store.jobs.get_job(job.id)
+    assert app.store.items.recount(job.id) == {}
 
 
 def test_cancel_with_running_items_settles_after_them(app: Batchyard) -> None:
     job = app.submit("echo", [{"n": i} for i in range(6)])
-    batch = app.store.claim_items("w1", {"echo": 2}, 30)
+    batch = app.store.claims.claim_items("w1", {"echo": 2}, 30)
     assert batch is not None
     view = app.service.cancel(job.id)
     assert (view.job.status, view.job.running, view.job.cancelled) == ("cancelling", 2, 4)
     outs = _done(batch)
     outs[1].kind = "retry"  # a retry of a cancelling job's item ends it cancelled
-    app.store.complete_items(outs, [batch.lease_token])
-    record = app.store.get_job(job.id)
+    app.store.claims.complete_items(outs, [batch.lease_token])
+    record = app.store.jobs.get_job(job.id)
     assert (record.status, record.succeeded, record.cancelled) == ("cancelled", 1, 5)
     assert_counters_match_items(app, job.id)
 
 
 def test_retry_failed_items_only(app: Batchyard) -> None:
     job = app.submit("echo", [{"n": i} for i in range(4)])
-    batch = app.store.claim_items("w1", {"echo": 10}, 30)
+    batch = app.store.claims.claim_items("w1", {"echo": 10}, 30)
     assert batch is not None
     outs = _done(batch)
     outs[2].kind = outs[3].kind = "failed"
-    app.store.complete_items(outs, [batch.lease_token])
+    app.store.claims.complete_items(outs, [batch.lease_token])
     with pytest.raises(IllegalTransition, match="finalizing"):
         app.service.retry_failed(job.id)
     from batchyard.services.maintenance import Maintenance
 
     Maintenance(app.store, app.storage, app.settings).run_once()
-    assert app.store.get_job(job.id).status == "completed"
+    assert app.store.jobs.get_job(job.id).status == "completed"
     view, n = app.service.retry_failed(job.id)
     assert n == 2 and view.job.status == "running" and (view.job.failed, view.job.queued) == (0, 2)
-    again = app.store.claim_items("w1", {"echo": 10}, 30)
+    again = app.store.claims.claim_items("w1", {"echo": 10}, 30)
     assert again is not None and sorted((i.seq, i.attempt) for i in again.items) == [(2, 1), (3, 1)]
     assert_counters_match_items(app, job.id)
 
 
 def test_failure_threshold_and_expiry_stop_jobs(app: Batchyard) -> None:
     failing = app.submit("echo", [{"n": i} for i in range(5)], max_failures=0)
-    batch = app.store.claim_items("w1", {"echo": 1}, 30)
+    batch = app.store.claims.claim_items("w1", {"echo": 1}, 30)
     assert batch is not None
-    app.store.complete_items(_done(batch, "failed"), [batch.lease_token])
-    f = app.store.get_job(failing.id)  # the failure that crosses the threshold fails the job at once
+    app.store.claims.complete_items(_done(batch, "failed"), [batch.lease_token])
+    f = app.store.jobs.get_job(failing.id)  # the failure that crosses the threshold fails the job at once
     assert (f.status, f.failed, f.cancelled) == ("failed", 1, 4)
     assert f.error is not None and f.error["code"] == "failure_threshold"
     expiring = app.submit("echo", [{"n": 1}], expires_in_seconds=0.01)
@@ -288,9 +288,9 @@ def test_failure_threshold_and_expiry_stop_jobs(app: Batchyard) -> None:
 
     report = Maintenance(app.store, app.storage, app.settings).run_once()
     assert report.expired_jobs == 1
-    e = app.store.get_job(expiring.id)
+    e = app.store.jobs.get_job(expiring.id)
     assert (e.status, e.cancelled) == ("expired", 1)
-    assert app.store.stop_job(failing.id, Action.FAIL, {"message": "again"}) is False
+    assert app.store.jobs.stop_job(failing.id, Action.FAIL, {"message": "again"}) is False
     for job_id in (failing.id, expiring.id):
         assert_counters_match_items(app, job_id)
 
@@ -322,14 +322,14 @@ def test_bad_input_corpus_through_submit_inserts_nothing(app: Batchyard) -> None
 
 def test_progress_samples_feed_throughput_and_eta(app: Batchyard) -> None:
     job = app.submit("echo", [{"n": i} for i in range(100)])
-    batch = app.store.claim_items("w1", {"echo": 30}, 30)
+    batch = app.store.claims.claim_items("w1", {"echo": 30}, 30)
     assert batch is not None
-    assert app.store.record_progress_samples(0.05) == 1
-    assert app.store.record_progress_samples(60) == 0  # one sample per interval, whoever records it
-    app.store.complete_items(_done(batch), [batch.lease_token])
+    assert app.store.upkeep.record_progress_samples(0.05) == 1
+    assert app.store.upkeep.record_progress_samples(60) == 0  # one sample per interval, whoever records it
+    app.store.claims.complete_items(_done(batch), [batch.lease_token])
     time.sleep(0.1)  # past the sampling interval under test
-    assert app.store.record_progress_samples(0.05) == 1
-    samples = app.store.recent_samples(job.id, 0)
+    assert app.store.upkeep.record_progress_samples(0.05) == 1
+    samples = app.store.jobs.recent_samples(job.id, 0)
     assert [done for _, done, _ in samples] == [0, 30]
     view = app.service.get(job.id)
     assert view.items_per_second is not None and view.items_per_second > 0
@@ -343,4 +343,4 @@ def test_delete_removes_rows_and_files(app: Batchyard) -> None:
     assert (folder / "results.jsonl").is_file()
     app.service.delete(job.id)
     assert not folder.exists()
-    assert app.store.list_events(job.id) == []
+    assert app.store.jobs.list_events(job.id) == []

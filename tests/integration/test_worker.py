@@ -28,7 +28,7 @@ def test_small_batch_runs_to_completed_with_result_files(app: Batchyard) -> None
     assert files["results.jsonl"]["rows"] == 10 and files["errors.jsonl"]["rows"] == 0
     out = job.download(app.settings.data_dir / "out")
     assert sorted(p.name for p in out) == ["errors.jsonl", "results.csv", "results.jsonl"]
-    types = [e.type for e in app.store.list_events(job.id)]
+    types = [e.type for e in app.store.jobs.list_events(job.id)]
     assert types == ["created", "started", "finalizing", "completed"]
     assert_counters_match_items(app, job.id)
 
@@ -132,7 +132,7 @@ def test_cancel_stops_running_items(app: Batchyard) -> None:
     sjob = app.submit("polite", [{"n": i} for i in range(3)])
     with running_worker(app, concurrency=4):
         assert started.wait(10)
-        wait_until(lambda: app.store.get_job(sjob.id).running > 0, what="sync items running")
+        wait_until(lambda: app.store.jobs.get_job(sjob.id).running > 0, what="sync items running")
         view = app.service.cancel(job.id)
         assert view.job.status == "cancelling" and view.job.running > 0
         app.service.cancel(sjob.id)
@@ -162,15 +162,15 @@ def test_pause_lets_in_flight_finish_and_resume_completes(app: Batchyard) -> Non
             control = runner.worker.controls.get(job.id)
             return control is not None and control.paused
 
-        wait_until(lambda: app.store.get_job(job.id).running > 0, what="items running")
+        wait_until(lambda: app.store.jobs.get_job(job.id).running > 0, what="items running")
         app.service.pause(job.id)
         wait_until(pause_seen, what="the worker's control poll to see the pause")
         gate.set()
-        wait_until(lambda: app.store.get_job(job.id).running == 0, what="in-flight items to finish")
-        paused = app.store.get_job(job.id)
+        wait_until(lambda: app.store.jobs.get_job(job.id).running == 0, what="in-flight items to finish")
+        paused = app.store.jobs.get_job(job.id)
         assert paused.status == "paused" and paused.succeeded == 2 and paused.queued == 8
         time.sleep(0.3)  # a stretch of time in which nothing may happen: no wait can show an absence
-        assert app.store.get_job(job.id).succeeded == 2  # nothing new starts while paused
+        assert app.store.jobs.get_job(job.id).succeeded == 2  # nothing new starts while paused
         app.service.resume(job.id)
         view = wait_finished(app, job.id)
     assert (view.job.status, view.job.succeeded) == ("completed", 10)
@@ -211,14 +211,14 @@ def test_artifacts_usage_and_cost(app: Batchyard) -> None:
         assert z.read("3.txt") == b"page 2"
     csv_text = (app.settings.data_dir / "dl" / "results.csv").read_text()
     assert csv_text.splitlines()[0].startswith("key,status,attempts,duration_ms,error_type,error_message,result.ok")
-    assert app.store.get_item(job.id, "1").usage == {"pages": 2}
+    assert app.store.items.get_item(job.id, "1").usage == {"pages": 2}
 
 
 def test_a_database_outage_during_flushes_loses_nothing(app: Batchyard, monkeypatch: pytest.MonkeyPatch) -> None:
     """Completions that fail to reach the database stay with the worker and are written on the next try."""
     from batchyard.errors import StoreUnavailable
 
-    real = app.store.complete_items
+    real = app.store.claims.complete_items
     failures = {"left": 3}
 
     def flaky_complete(*args: Any, **kwargs: Any) -> CompletionReport:
@@ -227,7 +227,7 @@ def test_a_database_outage_during_flushes_loses_nothing(app: Batchyard, monkeypa
             raise StoreUnavailable("database unavailable: connection refused")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(app.store, "complete_items", flaky_complete)
+    monkeypatch.setattr(app.store.claims, "complete_items", flaky_complete)
     job = app.submit("echo", [{"n": i} for i in range(300)])
     with running_worker(app):
         view = wait_finished(app, job.id, timeout=60)
@@ -242,14 +242,14 @@ def test_jobs_dispatched_while_a_status_check_is_out_are_never_cancelled(
 ) -> None:
     """The control poll asks about the jobs it runs; a job dispatched while the answer is on its way is not in
     the answer, and that must not read as "cancelled" (it once cancelled items of healthy jobs)."""
-    real = app.store.job_statuses
+    real = app.store.claims.job_statuses
 
     def slow_answer(job_ids: list[str]) -> dict[str, str]:
         answer = real(job_ids)
         time.sleep(0.4)  # new jobs get dispatched meanwhile
         return answer
 
-    monkeypatch.setattr(app.store, "job_statuses", slow_answer)
+    monkeypatch.setattr(app.store.claims, "job_statuses", slow_answer)
 
     @app.handler("short_nap", concurrency=32)
     async def short_nap(item: Any, ctx: ItemContext) -> int:
@@ -272,13 +272,13 @@ def test_a_stale_cancelled_outcome_sends_the_item_back_instead(app: Batchyard) -
     from batchyard.core.records import Outcome
 
     job = app.submit("echo", [{"n": 1}, {"n": 2}])
-    batch = app.store.claim_items("w1", {"echo": 10}, 30)
+    batch = app.store.claims.claim_items("w1", {"echo": 10}, 30)
     assert batch is not None
     outcomes = [
         Outcome(job.id, item.seq, batch.lease_token, "cancelled", finished_at=time.time()) for item in batch.items
     ]
-    assert app.store.complete_items(outcomes, [batch.lease_token]).accepted == 2
-    record = app.store.get_job(job.id)
+    assert app.store.claims.complete_items(outcomes, [batch.lease_token]).accepted == 2
+    record = app.store.jobs.get_job(job.id)
     assert (record.status, record.queued, record.cancelled) == ("running", 2, 0)
     assert {i.attempts for i in job.items()} == {0}  # not counted
     with running_worker(app):
@@ -313,17 +313,17 @@ def test_a_writer_that_died_while_finalizing_is_replaced_within_a_lease(app: Bat
     from batchyard.store.schema import jobs
 
     job = app.submit("echo", [{"n": 1}, {"n": 2}])
-    batch = app.store.claim_items("w1", {"echo": 10}, 30)
+    batch = app.store.claims.claim_items("w1", {"echo": 10}, 30)
     assert batch is not None
-    app.store.complete_items(
+    app.store.claims.complete_items(
         [
             Outcome(job.id, i.seq, batch.lease_token, "succeeded", result="{}", finished_at=time.time())
             for i in batch.items
         ],
         [batch.lease_token],
     )
-    assert app.store.get_job(job.id).status == "finalizing"
-    assert app.store.claim_files(job.id, 0.3)  # a writer takes the job ... and dies mid-write
+    assert app.store.jobs.get_job(job.id).status == "finalizing"
+    assert app.store.upkeep.claim_files(job.id, 0.3)  # a writer takes the job ... and dies mid-write
     folder = app.storage.path(job_prefix(job.id))
     folder.mkdir(parents=True, exist_ok=True)
     left = folder / f".results.jsonl.999-dead{TEMP_SUFFIX}"
@@ -333,6 +333,6 @@ def test_a_writer_that_died_while_finalizing_is_replaced_within_a_lease(app: Bat
     assert maintenance.write_pending_files() == 0  # its lease still holds
     wait_store_clock_past(app, jobs.c.files_lease_until, jobs.c.id == job.id, what="the dead writer's lease to end")
     assert maintenance.write_pending_files() == 1
-    assert app.store.get_job(job.id).status == "completed"
+    assert app.store.jobs.get_job(job.id).status == "completed"
     assert not left.exists()
     assert not list(folder.rglob(f"*{TEMP_SUFFIX}"))

@@ -44,11 +44,11 @@ def test_text_the_database_cannot_store_fails_nothing_and_stops_nobody(app: Batc
         assert wait_finished(app, after.id, timeout=30).job.succeeded == 1
     assert (view.job.status, view.job.succeeded, view.job.failed) == ("completed", 2, 2)
     # Stored as the escape "\ud800"; read back for showing, the lone surrogate becomes U+FFFD.
-    assert app.store.get_item(job.id, "a").result == {"custom_id": "a", "x": "\ufffd"}
-    assert app.store.get_item(job.id, "d").result == {"custom_id": "d", "x": "fine \u00e9"}
-    raised = app.store.get_item(job.id, "b").error
+    assert app.store.items.get_item(job.id, "a").result == {"custom_id": "a", "x": "\ufffd"}
+    assert app.store.items.get_item(job.id, "d").result == {"custom_id": "d", "x": "fine \u00e9"}
+    raised = app.store.items.get_item(job.id, "b").error
     assert raised is not None and raised["message"] == "bad \\ud800 value \\x00 here"
-    usage = app.store.get_item(job.id, "c").error
+    usage = app.store.items.get_item(job.id, "c").error
     assert usage is not None and usage["type"] == "ValueError" and "plain text" in usage["message"]
     assert view.job.result_files["results.jsonl"]["rows"] == 2
     assert_counters_match_items(app, job.id)
@@ -57,14 +57,14 @@ def test_text_the_database_cannot_store_fails_nothing_and_stops_nobody(app: Batc
 def test_an_outcome_that_cannot_be_written_fails_its_item_only(
     app: Batchyard, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    real = app.store.complete_items
+    real = app.store.claims.complete_items
 
     def refuses_item_7(outcomes: Sequence[Outcome], finished_tokens: Sequence[str] = ()) -> CompletionReport:
         if any(o.seq == 7 and o.kind == "succeeded" for o in outcomes):
             raise RuntimeError("the driver refused this row")
         return real(outcomes, finished_tokens)
 
-    monkeypatch.setattr(app.store, "complete_items", refuses_item_7)
+    monkeypatch.setattr(app.store.claims, "complete_items", refuses_item_7)
     job = app.submit("echo", [{"n": i} for i in range(20)])
     with caplog.at_level(logging.ERROR, logger="batchyard.worker"), running_worker(app):
         view = wait_finished(app, job.id, timeout=30)
@@ -91,7 +91,7 @@ def test_a_failing_side_task_stops_the_worker_loudly_and_hands_its_items_over(
 
     job = app.submit("hold", [{"n": i} for i in range(3)])
     worker = app.worker(handlers=["hold"])
-    monkeypatch.setattr(app.store, "heartbeat", broken_heartbeat)
+    monkeypatch.setattr(app.store.claims, "heartbeat", broken_heartbeat)
     monkeypatch.setattr(worker.settings, "lease_seconds", 0.6)  # heartbeats every 0.2 s
     began = time.monotonic()
     with caplog.at_level(logging.ERROR, logger="batchyard.worker"), pytest.raises(WorkerCrashed) as crash:
@@ -100,11 +100,11 @@ def test_a_failing_side_task_stops_the_worker_loudly_and_hands_its_items_over(
     assert "heartbeat" in str(crash.value) and "a bug in the heartbeat" in str(crash.value)
     [logged] = [r for r in caplog.records if "failed unexpectedly" in r.getMessage()]
     assert logged.exc_info is not None and isinstance(logged.exc_info[1], KeyError)  # the traceback, at once
-    [record] = [w for w in app.store.list_workers() if w.id == worker.id]
+    [record] = [w for w in app.store.workers.list_workers() if w.id == worker.id]
     assert record.status == "crashed"
     assert worker.id not in {w.id for w in app.service.live_workers()}
     # Its items come back at once (no lease to wait out), as suspects, their attempts given back.
-    assert app.store.rescue_expired_leases() == 3
+    assert app.store.claims.rescue_expired_leases() == 3
     items = list(job.items())
     assert {(i.status, i.attempts, i.rescues) for i in items} == {("queued", 0, 1)}
 

@@ -261,7 +261,7 @@ class JobFeed:
         owner = None if sub.principal.is_admin else sub.principal.owner
 
         def load() -> Replay:
-            records, truncated = self.app.store.jobs_changed_since(
+            records, truncated = self.app.store.stats.jobs_changed_since(
                 at - self.lookback, owner=owner, job_id=sub.job_id, limit=REPLAY_LIMIT
             )
             fresh = [r for r in records if not (r.id == last_job_id and changed_at(r) <= at)]
@@ -359,20 +359,20 @@ class JobFeed:
     def _begin(self) -> None:
         """Start from now: jobs touched within the lookback before now count as already sent."""
         store = self.app.store
-        now = store.database_clock()
+        now = store.stats.database_clock()
         self._scan_from = now - self.lookback
         self._scan_after_id = None
-        rows = store.recent_activity(self._scan_from, POLL_LIMIT)
+        rows = store.stats.recent_activity(self._scan_from, POLL_LIMIT)
         self._seen = {job_id: at for job_id, at in rows if at <= now}
         self._awaiting_files = set()
 
     def _poll(self) -> list[JobChange]:
         self.polls += 1
         store = self.app.store
-        rows = store.recent_activity(self._scan_from, POLL_LIMIT, after_id=self._scan_after_id)
+        rows = store.stats.recent_activity(self._scan_from, POLL_LIMIT, after_id=self._scan_after_id)
         fresh = {job_id for job_id, at in rows if at > self._seen.get(job_id, -math.inf)}
         wanted = fresh | self._awaiting_files
-        records = store.jobs_by_ids(sorted(wanted)) if wanted else []
+        records = store.stats.jobs_by_ids(sorted(wanted)) if wanted else []
         changed: list[JobRecord] = []
         found: set[str] = set()
         for record in records:

@@ -56,7 +56,7 @@ def last_events(store: Store, job_id: str, n: int) -> list[EventRecord]:
     newest: collections.deque[EventRecord] = collections.deque(maxlen=n)
     after_id = 0
     while True:
-        page = store.list_events(job_id, after_id=after_id, limit=EVENT_PAGE)
+        page = store.jobs.list_events(job_id, after_id=after_id, limit=EVENT_PAGE)
         newest.extend(page)
         if len(page) < EVENT_PAGE:
             return list(newest)

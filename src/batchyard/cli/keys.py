@@ -103,7 +103,7 @@ def list_keys(
       [cyan]batchyard keys list --owner alice --json[/]
     """
     with open_app(ctx, app) as by:
-        records = by.store.list_api_keys(owner)
+        records = by.store.auth.list_api_keys(owner)
     if json_output:
         print_json([key_to_dict(r) for r in records])
     elif not records:
@@ -136,8 +136,8 @@ def revoke(
     """
     with open_app(ctx, app) as by:
         record = find_key(by.store, key_id)
-        newly = by.store.revoke_api_key(record.id)
-        record = by.store.get_api_key(record.id) or record
+        newly = by.store.auth.revoke_api_key(record.id)
+        record = by.store.auth.get_api_key(record.id) or record
     if json_output:
         print_json({**key_to_dict(record), "already_revoked": not newly})
     elif newly:
@@ -157,11 +157,11 @@ def revoke(
 def find_key(store: Store, key_id: str) -> ApiKeyRecord:
     """A key by id, or by prefix (``by_`` and 8 characters, as listed). Never by the secret itself."""
     key_id = key_id.strip()
-    record = store.get_api_key(key_id)
+    record = store.auth.get_api_key(key_id)
     if record is not None:
         return record
     if key_id.startswith(KEY_PREFIX):
-        matches = [r for r in store.list_api_keys() if r.prefix == key_id]
+        matches = [r for r in store.auth.list_api_keys() if r.prefix == key_id]
         if len(matches) == 1:
             return matches[0]
         if len(matches) > 1:

@@ -184,7 +184,7 @@ def write_result_files(
         errors = io.TextIOWrapper(ef, encoding="utf-8", newline="")
         table = io.TextIOWrapper(cf, encoding="utf-8", newline="")
         csv_writer = CsvWriter(table)
-        for row in store.iter_item_rows(job_id):
+        for row in store.items.iter_item_rows(job_id):
             status = row[2]
             if status == "succeeded":
                 results.write(_raw_result_line(row))
@@ -229,8 +229,8 @@ def write_artifacts_zip(
 def iter_partial_lines(store: Store, job_id: str, name: str) -> Iterator[str]:
     """Lines of a result file built from the items as they are now (for a job still running)."""
     if name == RESULTS_JSONL:
-        yield from (result_line(i) for i in store.iter_items(job_id, statuses=["succeeded"]))
+        yield from (result_line(i) for i in store.items.iter_items(job_id, statuses=["succeeded"]))
     elif name == ERRORS_JSONL:
-        yield from (error_line(i) for i in store.iter_items(job_id, statuses=["failed"]))
+        yield from (error_line(i) for i in store.items.iter_items(job_id, statuses=["failed"]))
     else:
         raise ValueError(f"no partial form of {name}")

@@ -17,7 +17,7 @@ from enum import StrEnum
 
 from batchyard.core.records import ApiKeyRecord
 from batchyard.errors import Forbidden, InvalidRequest, NotFound, Unauthenticated
-from batchyard.store.auth import AuthStore
+from batchyard.store import Store
 
 KEY_PREFIX = "by_"
 SESSION_TTL_SECONDS = 12 * 3600.0
@@ -82,13 +82,13 @@ def check_owner_name(owner: str) -> str:
 
 
 class AuthService:
-    def __init__(self, store: AuthStore) -> None:
+    def __init__(self, store: Store) -> None:
         self.store = store
 
     def create_key(self, owner: str, role: Role | str, name: str | None = None) -> tuple[str, ApiKeyRecord]:
         """A new key: (the key, shown once; its record). The key itself is not kept."""
         key = KEY_PREFIX + secrets.token_urlsafe(30)
-        record = self.store.add_api_key(
+        record = self.store.auth.add_api_key(
             f"key_{secrets.token_hex(8)}", key[:11], hash_secret(key), check_owner_name(owner), Role(role).value, name
         )
         return key, record
@@ -96,7 +96,7 @@ class AuthService:
     def authenticate_key(self, key: str) -> Principal:
         if not key.startswith(KEY_PREFIX) or len(key) > 200:
             raise Unauthenticated("invalid API key")
-        record = self.store.find_api_key(hash_secret(key))
+        record = self.store.auth.find_api_key(hash_secret(key))
         if record is None:
             raise Unauthenticated("invalid or revoked API key")
         return Principal(record.owner, Role(record.role), "key", ("key", record.id))
@@ -104,7 +104,7 @@ class AuthService:
     def create_login_token(self, owner: str = "local", role: Role = Role.ADMIN) -> str:
         """A one-time login token, valid LOGIN_TOKEN_TTL_SECONDS; every earlier token stops working."""
         token = secrets.token_urlsafe(24)
-        self.store.add_login_token(hash_secret(token), owner, role.value, LOGIN_TOKEN_TTL_SECONDS)
+        self.store.auth.add_login_token(hash_secret(token), owner, role.value, LOGIN_TOKEN_TTL_SECONDS)
         return token
 
     def start_session(self, principal: Principal) -> tuple[str, str]:
@@ -113,13 +113,13 @@ class AuthService:
         token = secrets.token_urlsafe(32)
         csrf = secrets.token_urlsafe(24)
         key_id = principal.credential[1] if principal.credential and principal.credential[0] == "key" else None
-        self.store.add_session(
+        self.store.auth.add_session(
             hash_secret(token), principal.owner, principal.role.value, csrf, SESSION_TTL_SECONDS, api_key_id=key_id
         )
         return token, csrf
 
     def login_with_token(self, login_token: str) -> Principal:
-        found = self.store.use_login_token(hash_secret(login_token))
+        found = self.store.auth.use_login_token(hash_secret(login_token))
         if found is None:
             raise Unauthenticated(
                 "this login link was already used, has expired or was replaced by a newer one; "
@@ -129,7 +129,7 @@ class AuthService:
 
     def session(self, token: str, csrf_header: str | None, *, state_changing: bool) -> Principal:
         token_hash = hash_secret(token)
-        record = self.store.find_session(token_hash)
+        record = self.store.auth.find_session(token_hash)
         if record is None:
             raise Unauthenticated("session expired or ended; sign in again")
         if state_changing and not (csrf_header and hmac.compare_digest(csrf_header, record.csrf_token)):
@@ -142,14 +142,14 @@ class AuthService:
         wanted = set(credentials)
         key_ids = {value for kind, value in wanted if kind == "key"}
         session_hashes = {value for kind, value in wanted if kind == "session"}
-        live = {("key", k) for k in self.store.live_api_keys(key_ids)} | {
-            ("session", h) for h in self.store.live_sessions(session_hashes)
+        live = {("key", k) for k in self.store.auth.live_api_keys(key_ids)} | {
+            ("session", h) for h in self.store.auth.live_sessions(session_hashes)
         }
         return wanted - live
 
     def csrf_token(self, token: str) -> str | None:
-        record = self.store.find_session(hash_secret(token))
+        record = self.store.auth.find_session(hash_secret(token))
         return None if record is None else record.csrf_token
 
     def end_session(self, token: str) -> None:
-        self.store.delete_session(hash_secret(token))
+        self.store.auth.delete_session(hash_secret(token))

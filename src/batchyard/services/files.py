@@ -160,7 +160,7 @@ class FileService:
             raise
         sha256 = writer.finish()
         try:
-            return self.store.add_file(
+            return self.store.uploads.add_file(
                 writer.file_id, principal.owner, clean_filename(filename), purpose, writer.size, sha256
             )
         except BaseException:
@@ -191,7 +191,7 @@ class FileService:
         if not _FILE_ID.fullmatch(file_id):
             raise missing
         try:
-            record = self.store.get_file(file_id)
+            record = self.store.uploads.get_file(file_id)
         except NotFound:
             raise missing from None
         if not principal.can_see(record.owner):
@@ -205,7 +205,7 @@ class FileService:
         limit = max(1, min(limit, MAX_FILES_PAGE))
         before = decode_file_cursor(cursor) if cursor else None
         owner = None if principal.is_admin else principal.owner
-        page = self.store.list_files(owner=owner, purpose=purpose, limit=limit + 1, before=before)
+        page = self.store.uploads.list_files(owner=owner, purpose=purpose, limit=limit + 1, before=before)
         if len(page) > limit:
             return page[:limit], encode_file_cursor(page[limit - 1])
         return page, None
@@ -235,7 +235,7 @@ class FileService:
     def delete(self, file_id: str, principal: Principal) -> FileRecord:
         principal.require_write()
         record = self.get(file_id, principal)
-        if not self.store.delete_file(record.id):  # deleted meanwhile by another request
+        if not self.store.uploads.delete_file(record.id):  # deleted meanwhile by another request
             raise NotFound(f"no file {file_id!r}", param="file_id")
         self.storage.delete(upload_name(record.id))
         return record

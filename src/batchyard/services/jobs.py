@@ -178,13 +178,13 @@ class JobService:
             max_problems=self.settings.max_input_errors,
             source_name=source_name,
         )
-        return self.store.create_job(spec, reader, idempotency=idempotency)
+        return self.store.jobs.create_job(spec, reader, idempotency=idempotency)
 
     def _handler_defaults(self, handler: str) -> dict[str, Any]:
         if handler in self.registry:
             spec = self.registry.get(handler)
             return {"max_attempts": spec.max_attempts, "timeout": spec.timeout_seconds}
-        live = self.store.list_workers(live_within=self.settings.worker_stale_seconds)
+        live = self.store.workers.list_workers(live_within=self.settings.worker_stale_seconds)
         if any(handler in w.handlers for w in live):
             return {}
         known = sorted(set(self.registry.names()) | {h for w in live for h in w.handlers})
@@ -200,7 +200,7 @@ class JobService:
         """The job with its rate and ETA; ``samples`` (recent progress samples) are read if not given."""
         now = time.time()
         if samples is None:
-            samples = self.store.recent_samples(job.id, now - RECENT_WINDOW_SECONDS)
+            samples = self.store.jobs.recent_samples(job.id, now - RECENT_WINDOW_SECONDS)
         points = [Sample(at, done) for at, done, _ in samples]
         if job.status in ("running", "paused", "cancelling", "queued") and job.started_at:
             points.append(Sample(now, job.done))
@@ -213,7 +213,7 @@ class JobService:
     def views(self, records: Sequence[JobRecord]) -> list[JobView]:
         """Views of a page of jobs with one query for all their samples."""
         live = [j.id for j in records if j.status not in TERMINAL_JOB_STATUSES]
-        samples = self.store.samples_for(live, time.time() - RECENT_WINDOW_SECONDS)
+        samples = self.store.jobs.samples_for(live, time.time() - RECENT_WINDOW_SECONDS)
         return [self.view(j, samples.get(j.id, [])) for j in records]
 
     def job_record(self, job_id: str, principal: Principal = LOCAL_ADMIN, *, write: bool = False) -> JobRecord:
@@ -221,7 +221,7 @@ class JobService:
         worded exactly like a missing one; a viewer asking to change anything is Forbidden."""
         if write:
             principal.require_write()
-        job = self.store.get_job(job_id)
+        job = self.store.jobs.get_job(job_id)
         principal.check_owner(job.owner, f"job {job_id!r}", param="job_id")
         return job
 
@@ -235,10 +235,10 @@ class JobService:
         q = query or JobQuery(**filters)
         if not principal.is_admin:
             q = dataclasses.replace(q, owner=principal.owner)
-        return self.views(self.store.list_jobs(q))
+        return self.views(self.store.jobs.list_jobs(q))
 
     def live_workers(self) -> list[WorkerRecord]:
-        return self.store.list_workers(live_within=self.settings.worker_stale_seconds)
+        return self.store.workers.list_workers(live_within=self.settings.worker_stale_seconds)
 
     def has_live_worker_for(self, handler: str) -> bool:
         return any(handler in w.handlers for w in self.live_workers())
@@ -251,30 +251,30 @@ class JobService:
         self, job_id: str, principal: Principal = LOCAL_ADMIN, *, reason: str | None = None, actor: str | None = None
     ) -> JobView:
         self.job_record(job_id, principal, write=True)
-        return self.view(self.store.pause_job(job_id, actor=actor or principal.owner, reason=reason))
+        return self.view(self.store.jobs.pause_job(job_id, actor=actor or principal.owner, reason=reason))
 
     def resume(self, job_id: str, principal: Principal = LOCAL_ADMIN, *, actor: str | None = None) -> JobView:
         self.job_record(job_id, principal, write=True)
-        return self.view(self.store.resume_job(job_id, actor=actor or principal.owner))
+        return self.view(self.store.jobs.resume_job(job_id, actor=actor or principal.owner))
 
     def cancel(
         self, job_id: str, principal: Principal = LOCAL_ADMIN, *, reason: str | None = None, actor: str | None = None
     ) -> JobView:
         self.job_record(job_id, principal, write=True)
-        return self.view(self.store.cancel_job(job_id, actor=actor or principal.owner, reason=reason))
+        return self.view(self.store.jobs.cancel_job(job_id, actor=actor or principal.owner, reason=reason))
 
     def retry_failed(
         self, job_id: str, principal: Principal = LOCAL_ADMIN, *, actor: str | None = None
     ) -> tuple[JobView, int]:
         self.job_record(job_id, principal, write=True)
-        job, n = self.store.retry_failed(job_id, actor=actor or principal.owner)
+        job, n = self.store.jobs.retry_failed(job_id, actor=actor or principal.owner)
         for name in RESULT_FILE_NAMES:
             self.storage.delete(f"{job_prefix(job_id)}/{name}")
         return self.view(job), n
 
     def delete(self, job_id: str, principal: Principal = LOCAL_ADMIN, *, actor: str | None = None) -> JobRecord:
         self.job_record(job_id, principal, write=True)
-        job = self.store.delete_job(job_id, actor=actor or principal.owner)
+        job = self.store.jobs.delete_job(job_id, actor=actor or principal.owner)
         self.storage.delete_prefix(job_prefix(job_id))
         return job
 

@@ -38,31 +38,31 @@ class Maintenance:
 
     def run_once(self) -> MaintenanceReport:
         report = MaintenanceReport()
-        report.rescued = self.store.rescue_expired_leases(max_rescues=self.settings.max_rescues)
+        report.rescued = self.store.claims.rescue_expired_leases(max_rescues=self.settings.max_rescues)
         report.expired_jobs = self.expire_jobs()
         report.files_written = self.write_pending_files()
         now = time.monotonic()
         if now - self._last_sample >= self.settings.sample_interval_seconds:
             self._last_sample = now
-            report.samples = self.store.record_progress_samples(self.settings.sample_interval_seconds)
+            report.samples = self.store.upkeep.record_progress_samples(self.settings.sample_interval_seconds)
         if now - self._last_worker_check >= self.settings.worker_stale_seconds / 4:
             self._last_worker_check = now
-            self.store.mark_lost_workers(self.settings.worker_stale_seconds)
-            self.store.prune_workers(PRUNE_WORKERS_AFTER_SECONDS)
+            self.store.workers.mark_lost_workers(self.settings.worker_stale_seconds)
+            self.store.workers.prune_workers(PRUNE_WORKERS_AFTER_SECONDS)
         return report
 
     def expire_jobs(self) -> int:
         n = 0
-        for job_id in self.store.jobs_past_expiry():
+        for job_id in self.store.upkeep.jobs_past_expiry():
             error = {"code": "expired", "message": "the job's completion window passed before it finished"}
-            n += self.store.stop_job(job_id, Action.EXPIRE, error, actor="maintenance")
+            n += self.store.jobs.stop_job(job_id, Action.EXPIRE, error, actor="maintenance")
         return n
 
     def write_pending_files(self) -> int:
         n = 0
-        for job_id in self.store.jobs_needing_files():
+        for job_id in self.store.upkeep.jobs_needing_files():
             lease = self.settings.lease_seconds
-            if not self.store.claim_files(job_id, lease):
+            if not self.store.upkeep.claim_files(job_id, lease):
                 continue
             started = time.perf_counter()
             # An earlier writer that died mid-write left its temporary files; a live one touches its own.
@@ -70,7 +70,7 @@ class Maintenance:
             if stale:
                 log.info("removed %d half-written file(s) of %s left by a writer that died", stale, job_id)
             files = write_result_files(self.store, self.storage, job_id, _LeaseKeeper(self.store, job_id, lease))
-            self.store.files_written(job_id, files)
+            self.store.upkeep.files_written(job_id, files)
             log.info("wrote result files of %s in %.2fs", job_id, time.perf_counter() - started)
             n += 1
         return n
@@ -87,4 +87,4 @@ class _LeaseKeeper:
         now = time.monotonic()
         if now - self._last >= self.lease_seconds / 3:
             self._last = now
-            self.store.extend_files_lease(self.job_id, self.lease_seconds)
+            self.store.upkeep.extend_files_lease(self.job_id, self.lease_seconds)

@@ -1,35 +1,49 @@
 """The store: all SQL lives here, behind a small domain-shaped surface (claim, complete, heartbeat, rescue,
-transition, list). Policy lives in :mod:`batchyard.services.jobs`."""
+transition, list). Policy lives in :mod:`batchyard.services`.
+
+A :class:`Store` is one database and the parts that speak to it, each a small class over the shared
+:class:`~batchyard.store.engine.Database`: ``store.jobs``, ``store.items``, ``store.claims``, ``store.workers``,
+``store.upkeep``, ``store.auth``, ``store.uploads``, ``store.stats``.
+"""
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable
-
-from sqlalchemy import Connection, text
+from collections.abc import AsyncIterator, Callable
 
 from batchyard.store.auth import AuthStore
 from batchyard.store.claims import ClaimStore
 from batchyard.store.engine import Database, schema_revision, upgrade_schema
+from batchyard.store.items import ItemStore
 from batchyard.store.jobs import JobStore
-from batchyard.store.maintenance import MaintenanceStore
+from batchyard.store.maintenance import UpkeepStore
 from batchyard.store.stats import StatsStore
-from batchyard.store.uploads import FilesStore
+from batchyard.store.uploads import UploadStore
+from batchyard.store.wakeups import NOTIFY_CHANNEL, Wakeups
+from batchyard.store.workers import WorkerStore
 
-NOTIFY_CHANNEL = "batchyard_work"
 
-
-class Store(ClaimStore, JobStore, MaintenanceStore, AuthStore, FilesStore, StatsStore):
+class Store:
     """One database: SQLite (one machine) or PostgreSQL (many)."""
 
     def __init__(self, url: str) -> None:
-        self.db = Database(url)
-        self._wake_callbacks: list[Callable[[], None]] = []
-        self._lock = threading.Lock()
+        self.db = db = Database(url)
+        self.wakeups = Wakeups(db)
+        self.jobs = JobStore(db, self.wakeups)
+        self.items = ItemStore(db)
+        self.claims = ClaimStore(db)
+        self.workers = WorkerStore(db)
+        self.upkeep = UpkeepStore(db)
+        self.auth = AuthStore(db)
+        self.uploads = UploadStore(db)
+        self.stats = StatsStore(db)
 
     @property
     def url(self) -> str:
         return self.db.url
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.db.is_postgres
 
     def upgrade(self) -> None:
         upgrade_schema(self.db)
@@ -40,29 +54,15 @@ class Store(ClaimStore, JobStore, MaintenanceStore, AuthStore, FilesStore, Stats
     def close(self) -> None:
         self.db.dispose()
 
-    # -- wake-ups ---------------------------------------------------------------------------------------------
-
     def on_wake(self, callback: Callable[[], None]) -> Callable[[], None]:
         """Call ``callback`` (from any thread) when this process creates or requeues work; returns a remover."""
-        with self._lock:
-            self._wake_callbacks.append(callback)
+        return self.wakeups.on_wake(callback)
 
-        def remove() -> None:
-            with self._lock:
-                if callback in self._wake_callbacks:
-                    self._wake_callbacks.remove(callback)
+    def listen(self) -> AsyncIterator[None]:
+        """PostgreSQL: one value per NOTIFY from any process that creates or requeues work (reconnecting)."""
+        from batchyard.store.notify import listen  # psycopg's async connection, only for PostgreSQL workers
 
-        return remove
-
-    def wake_workers(self, conn: Connection) -> None:
-        if self.db.is_postgres:  # delivered to every LISTENing worker when the transaction commits
-            conn.execute(text(f"NOTIFY {NOTIFY_CHANNEL}"))
-
-    def after_commit_wake(self) -> None:
-        with self._lock:
-            callbacks = list(self._wake_callbacks)
-        for callback in callbacks:
-            callback()
+        return listen(self.url)
 
 
 __all__ = ["NOTIFY_CHANNEL", "Store"]

@@ -16,7 +16,10 @@ KEY_TOUCH_INTERVAL_SECONDS = 60.0  # last_used_at is refreshed at most this ofte
 
 
 class AuthStore:
-    db: Database
+    """``store.auth``: API keys, sessions and login tokens."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
 
     def add_api_key(
         self, key_id: str, prefix: str, key_hash: str, owner: str, role: str, name: str | None

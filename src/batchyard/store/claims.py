@@ -68,10 +68,11 @@ def suspect_group_size(rescues: int, max_rescues: int = DEFAULT_MAX_RESCUES) -> 
 
 
 class ClaimStore:
-    """Hot-path statements are plain SQL run on the driver: they run for every chunk, and SQLAlchemy's
-    per-row parameter processing would cost more than the database work."""
+    """``store.claims``: the worker's hot path. Its statements are plain SQL run on the driver: they run for
+    every chunk, and SQLAlchemy's per-row parameter processing would cost more than the database work."""
 
-    db: Database
+    def __init__(self, db: Database) -> None:
+        self.db = db
 
     @cached_property
     def _placeholder(self) -> str:

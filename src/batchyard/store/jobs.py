@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 import secrets
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, and_, delete, func, insert, or_, select, update
 
 from batchyard.core.lifecycle import Action, ItemStatus, JobStatus, next_job_status
-from batchyard.core.records import EventRecord, ItemRecord, JobQuery, JobRecord, JobSpec, decode_json
+from batchyard.core.records import EventRecord, JobQuery, JobRecord, JobSpec, decode_json
 from batchyard.errors import NotFound
 from batchyard.store.engine import Database
 from batchyard.store.moves import move_job, settle_job, stop_job, stop_queued_items
@@ -26,6 +26,7 @@ from batchyard.store.schema import (
     progress_samples,
 )
 from batchyard.store.timeline import add_event
+from batchyard.store.wakeups import Wakeups
 
 if TYPE_CHECKING:
     from batchyard.data.ingest import ItemReader
@@ -46,10 +47,11 @@ def new_job_id() -> str:
 
 
 class JobStore:
-    db: Database
+    """``store.jobs``: jobs and their timeline."""
 
-    def wake_workers(self, conn: Connection) -> None:  # overridden by the Store (NOTIFY / local wake-ups)
-        """Tell idle workers there is new work."""
+    def __init__(self, db: Database, wakeups: Wakeups) -> None:
+        self.db = db
+        self.wakeups = wakeups
 
     # -- creation -------------------------------------------------------------------------------------------
 
@@ -113,13 +115,10 @@ class JobStore:
                 message=f"{total} item(s) from {spec.source or 'Python'}",
                 data={"total": total},
             )
-            self.wake_workers(conn)
+            self.wakeups.wake_workers(conn)
             row = conn.execute(select(jobs).where(jobs.c.id == job_id)).one()
-        self.after_commit_wake()
+        self.wakeups.after_commit_wake()
         return JobRecord.from_row(row)
-
-    def after_commit_wake(self) -> None:  # overridden by the Store
-        """Wake workers in this process once a transaction that made work has committed."""
 
     def _insert_items(self, conn: Connection, job_id: str, reader: ItemReader) -> int:
         total = 0
@@ -214,81 +213,6 @@ class JobStore:
             ).first()
         return None if row is None else (row.request_hash, row.job_id)
 
-    def item_page(
-        self,
-        job_id: str,
-        *,
-        after_seq: int = -1,
-        limit: int = 100,
-        statuses: Sequence[str] = (),
-        max_seq: int | None = None,
-        with_payload: bool = False,
-    ) -> list[ItemRecord]:
-        """Up to ``limit`` items with ``after_seq < seq <= max_seq`` in order, read over the primary key.
-
-        Items have no status index (see :mod:`batchyard.store.schema`), so a status filter scans rows; ``max_seq``
-        bounds that scan."""
-        cols = [
-            items.c.job_id,
-            items.c.seq,
-            items.c.key,
-            items.c.status,
-            items.c.attempts,
-            items.c.result,
-            items.c.error,
-            items.c.started_at,
-            items.c.finished_at,
-            items.c.usage,
-            items.c.rescues,
-            (items.c.payload if with_payload else items.c.lease_token.label("payload")),
-        ]
-        query = select(*cols).where(items.c.job_id == job_id, items.c.seq > after_seq)
-        if max_seq is not None:
-            query = query.where(items.c.seq <= max_seq)
-        if statuses:
-            query = query.where(items.c.status.in_(list(statuses)))
-        with self.db.read() as conn:
-            rows = conn.execute(query.order_by(items.c.seq).limit(limit)).all()
-        return [ItemRecord.from_row(r, with_payload=with_payload) for r in rows]
-
-    def iter_items(
-        self, job_id: str, *, statuses: Sequence[str] = (), page_size: int = 5000, with_payload: bool = False
-    ) -> Iterator[ItemRecord]:
-        """Every item of a job in order, read page by page (keyset on seq) so no transaction stays open long."""
-        after = -1
-        while True:
-            page = self.item_page(
-                job_id, after_seq=after, limit=page_size, statuses=statuses, with_payload=with_payload
-            )
-            yield from page
-            if len(page) < page_size:
-                return
-            after = page[-1].seq
-
-    def iter_item_rows(self, job_id: str, page_size: int = 5000) -> Iterator[tuple[Any, ...]]:
-        """Raw rows (seq, key, status, attempts, result, error, started_at, finished_at, usage) in order, JSON
-        left as text: for writing result files fast. Paged by seq like :meth:`iter_items`."""
-        ph = "%s" if self.db.is_postgres else "?"
-        sql = (
-            "SELECT seq, key, status, attempts, result, error, started_at, finished_at, usage FROM items "
-            f"WHERE job_id = {ph} AND seq > {ph} ORDER BY seq LIMIT {int(page_size)}"
-        )
-        after = -1
-        while True:
-            with self.db.read() as conn:
-                page = self.db.driver(conn).execute(sql, (job_id, after)).fetchall()
-            yield from page
-            if len(page) < page_size:
-                return
-            after = page[-1][0]
-
-    def get_item(self, job_id: str, key: str) -> ItemRecord:
-        with self.db.read() as conn:
-            row = conn.execute(select(items).where(items.c.job_id == job_id, items.c.key == key)).first()
-        if row is None:
-            raise NotFound(f"job {job_id!r} has no item {key!r}", param="key")
-        return ItemRecord.from_row(row)
-
     def list_events(self, job_id: str, *, after_id: int = 0, limit: int = 500) -> list[EventRecord]:
         with self.db.read() as conn:
             rows = conn.execute(
@@ -311,16 +235,6 @@ class JobStore:
             ).all()
         return [(r.at, r.done, r.failed) for r in rows]
 
-    def recount(self, job_id: str) -> dict[str, int]:
-        """Count items by status with a scan: for checks and tests, never for showing progress."""
-        from sqlalchemy import func
-
-        with self.db.read() as conn:
-            rows = conn.execute(
-                select(items.c.status, func.count()).where(items.c.job_id == job_id).group_by(items.c.status)
-            ).all()
-        return {status: n for status, n in rows}
-
     # -- lifecycle moves ------------------------------------------------------------------------------------
 
     def pause_job(self, job_id: str, *, actor: str | None = None, reason: str | None = None) -> JobRecord:
@@ -339,8 +253,8 @@ class JobStore:
             )
             settle_job(conn, job_id, now)
             add_event(conn, job_id, now, "resumed", actor=actor, message=reason)
-            self.wake_workers(conn)
-        self.after_commit_wake()
+            self.wakeups.wake_workers(conn)
+        self.wakeups.after_commit_wake()
         return self.get_job(job_id)
 
     def cancel_job(self, job_id: str, *, actor: str | None = None, reason: str | None = None) -> JobRecord:
@@ -410,8 +324,8 @@ class JobStore:
             add_event(
                 conn, job_id, now, "retried", actor=actor, message=f"{n} failed item(s) queued again", data={"items": n}
             )
-            self.wake_workers(conn)
-        self.after_commit_wake()
+            self.wakeups.wake_workers(conn)
+        self.wakeups.after_commit_wake()
         return self.get_job(job_id), int(n)
 
     def delete_job(self, job_id: str, *, actor: str | None = None) -> JobRecord:

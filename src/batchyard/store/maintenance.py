@@ -1,21 +1,23 @@
-"""Store queries for maintenance: which jobs need their files, a threshold check, expiry, samples, workers."""
+"""Store queries for maintenance: which jobs need their result files written, expiry, progress samples."""
 
 from __future__ import annotations
 
 import json
 from typing import Any
 
-from sqlalchemy import delete, exists, insert, or_, select, update
+from sqlalchemy import exists, insert, or_, select, update
 
 from batchyard.core.lifecycle import AWAITING_FILES_JOB_STATUSES, LIVE_JOB_STATUSES, SAMPLED_JOB_STATUSES, JobStatus
-from batchyard.core.records import WorkerRecord
 from batchyard.store.engine import Database
-from batchyard.store.schema import jobs, progress_samples, workers
+from batchyard.store.schema import jobs, progress_samples
 from batchyard.store.timeline import add_event
 
 
-class MaintenanceStore:
-    db: Database
+class UpkeepStore:
+    """``store.upkeep``: what the maintenance loop reads and writes."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
 
     def jobs_needing_files(self, limit: int = 10) -> list[str]:
         with self.db.read() as conn:
@@ -108,76 +110,3 @@ class MaintenanceStore:
                     insert(progress_samples), [{"job_id": r[0], "at": now, "done": r[1], "failed": r[2]} for r in rows]
                 )
             return len(rows)
-
-    # -- worker registry ----------------------------------------------------------------------------------
-
-    def register_worker(self, worker_id: str, host: str, pid: int, handlers: list[str], concurrency: int) -> None:
-        with self.db.write() as conn:
-            now = self.db.now(conn)
-            conn.execute(delete(workers).where(workers.c.id == worker_id))
-            conn.execute(
-                insert(workers).values(
-                    id=worker_id,
-                    host=host,
-                    pid=pid,
-                    handlers=json.dumps(sorted(handlers)),
-                    concurrency=concurrency,
-                    started_at=now,
-                    last_seen_at=now,
-                    in_flight=0,
-                    status="running",
-                )
-            )
-
-    def set_worker_status(self, worker_id: str, status: str) -> None:
-        with self.db.write() as conn:
-            now = self.db.now(conn)
-            conn.execute(
-                update(workers)
-                .where(workers.c.id == worker_id)
-                .values(status=status, last_seen_at=now, in_flight=0 if status == "stopped" else workers.c.in_flight)
-            )
-
-    def list_workers(self, *, live_within: float | None = None) -> list[WorkerRecord]:
-        with self.db.read() as conn:
-            now = self.db.now(conn)
-            query = select(workers).order_by(workers.c.started_at)
-            if live_within is not None:
-                query = query.where(
-                    workers.c.status.in_(("running", "stopping")), workers.c.last_seen_at >= now - live_within
-                )
-            rows = conn.execute(query).all()
-        return [
-            WorkerRecord(
-                r.id,
-                r.host,
-                r.pid,
-                json.loads(r.handlers),
-                r.concurrency,
-                r.started_at,
-                r.last_seen_at,
-                r.in_flight,
-                r.status,
-            )
-            for r in rows
-        ]
-
-    def mark_lost_workers(self, stale_after: float) -> int:
-        with self.db.write() as conn:
-            now = self.db.now(conn)
-            return int(
-                conn.execute(
-                    update(workers)
-                    .where(workers.c.status.in_(("running", "stopping")), workers.c.last_seen_at < now - stale_after)
-                    .values(status="lost")
-                ).rowcount
-            )
-
-    def prune_workers(self, older_than: float) -> None:
-        with self.db.write() as conn:
-            now = self.db.now(conn)
-            conn.execute(
-                delete(workers).where(
-                    workers.c.status.in_(("stopped", "lost")), workers.c.last_seen_at < now - older_than
-                )
-            )

@@ -8,6 +8,8 @@ from collections.abc import AsyncIterator
 
 from sqlalchemy.engine import make_url
 
+from batchyard.store.wakeups import NOTIFY_CHANNEL
+
 log = logging.getLogger("batchyard.notify")
 RECONNECT_SECONDS = 2.0
 
@@ -20,8 +22,6 @@ def _conninfo(url: str) -> str:
 async def listen(url: str) -> AsyncIterator[None]:
     """Yield once per notification on the work channel; reconnects (with a wake-up) if the connection drops."""
     import psycopg
-
-    from batchyard.store import NOTIFY_CHANNEL
 
     while True:
         try:

@@ -18,7 +18,10 @@ from batchyard.store.schema import job_usage, jobs, progress_samples
 
 
 class StatsStore:
-    db: Database
+    """``store.stats``: aggregates for the stats cards and the change feed's reads."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
 
     # -- stats ----------------------------------------------------------------------------------------------
 

@@ -13,8 +13,11 @@ from batchyard.store.engine import Database
 from batchyard.store.schema import files
 
 
-class FilesStore:
-    db: Database
+class UploadStore:
+    """``store.uploads``: uploaded files' metadata."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
 
     # -- uploaded files -----------------------------------------------------------------------------------
 

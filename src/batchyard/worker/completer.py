@@ -20,7 +20,7 @@ from batchyard.core.records import ClaimBatch, CompletionReport, Outcome
 from batchyard.core.storable import json_text, storable
 from batchyard.errors import StoreUnavailable
 from batchyard.settings import Settings
-from batchyard.store import Store
+from batchyard.worker.backend import WorkerBackend
 from batchyard.worker.control import JobControls
 from batchyard.worker.trouble import STORE_RETRY_SECONDS, StoreTrouble
 
@@ -45,7 +45,7 @@ class Completer:
 
     def __init__(
         self,
-        store: Store,
+        store: WorkerBackend,
         settings: Settings,
         worker_id: str,
         lanes: dict[str, int],
@@ -150,7 +150,7 @@ class Completer:
             self._free_capacity(per_token, -1)
             try:
                 try:
-                    report = await asyncio.to_thread(self.store.complete_items, batch, finished)
+                    report = await asyncio.to_thread(self.store.claims.complete_items, batch, finished)
                 except StoreUnavailable:
                     raise
                 except Exception as exc:
@@ -196,7 +196,7 @@ class Completer:
         report = CompletionReport()
         for outcome in batch:
             try:
-                single = self.store.complete_items([outcome])
+                single = self.store.claims.complete_items([outcome])
             except StoreUnavailable:
                 raise
             except Exception as exc:
@@ -226,7 +226,7 @@ class Completer:
                     duration=outcome.duration,
                 )
                 try:
-                    single = self.store.complete_items([substitute])
+                    single = self.store.claims.complete_items([substitute])
                 except StoreUnavailable:
                     raise
                 except Exception:  # its lease expires and it comes back as a suspect
@@ -237,7 +237,7 @@ class Completer:
             report.accepted += single.accepted
             report.settled += single.settled
         if finished:
-            self.store.complete_items([], finished)
+            self.store.claims.complete_items([], finished)
         return report
 
     def _free_capacity(self, per_token: collections.Counter[str], sign: int) -> None:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from batchyard.context import JobControl
 from batchyard.core.lifecycle import STOPPING_JOB_STATUSES, JobStatus
 from batchyard.errors import StoreUnavailable
-from batchyard.store import Store
+from batchyard.worker.backend import WorkerBackend
 
 if TYPE_CHECKING:
     from batchyard.worker.executor import Executor
@@ -56,7 +56,7 @@ class JobControls:
 class Control:
     """The control poll and the watchdog, two of the worker's side tasks."""
 
-    def __init__(self, store: Store, controls: JobControls, executor: Executor, trouble: StoreTrouble) -> None:
+    def __init__(self, store: WorkerBackend, controls: JobControls, executor: Executor, trouble: StoreTrouble) -> None:
         self.store = store
         self.controls = controls
         self.executor = executor
@@ -70,7 +70,7 @@ class Control:
             if not asked:
                 continue
             try:
-                statuses = await asyncio.to_thread(self.store.job_statuses, asked)
+                statuses = await asyncio.to_thread(self.store.claims.job_statuses, asked)
             except StoreUnavailable as exc:
                 self._trouble("status check", exc)
                 continue

@@ -22,9 +22,8 @@ from batchyard.core.storable import storable
 from batchyard.data.blobs import LocalStorage
 from batchyard.errors import StoreUnavailable, WorkerCrashed
 from batchyard.registry import HandlerRegistry
-from batchyard.services.maintenance import Maintenance
 from batchyard.settings import Settings
-from batchyard.store import Store
+from batchyard.worker.backend import MaintenanceRound, WorkerBackend
 from batchyard.worker.completer import Completer, WorkerStats
 from batchyard.worker.control import Control, JobControls
 from batchyard.worker.executor import Executor
@@ -39,7 +38,7 @@ class Worker:
 
     def __init__(
         self,
-        store: Store,
+        store: WorkerBackend,
         storage: LocalStorage,
         registry: HandlerRegistry,
         settings: Settings,
@@ -47,7 +46,7 @@ class Worker:
         handlers: list[str] | None = None,
         concurrency: int | None = None,
         worker_id: str | None = None,
-        run_maintenance: bool = True,
+        maintenance: MaintenanceRound | None = None,
     ) -> None:
         self.store = store
         self.storage = storage
@@ -57,7 +56,7 @@ class Worker:
         self.handlers = {name: registry.get(name) for name in names}
         self.concurrency = concurrency or settings.worker_concurrency
         self.id = worker_id or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
-        self.run_maintenance = run_maintenance
+        self.maintenance = maintenance
         self.stats = WorkerStats()
         lanes = {name: min(spec.concurrency, self.concurrency) for name, spec in self.handlers.items()}
         trouble = StoreTrouble(self.id)
@@ -122,7 +121,7 @@ class Worker:
 
         self._remove_wake = self.store.on_wake(wake_from_any_thread)
         await asyncio.to_thread(
-            self.store.register_worker,
+            self.store.workers.register_worker,
             self.id,
             socket.gethostname(),
             os.getpid(),
@@ -137,9 +136,9 @@ class Worker:
             self._supervised(self.control.poll_loop(), "control"),
             self._supervised(self.control.watchdog_loop(), "watchdog"),
         ]
-        if self.run_maintenance:
+        if self.maintenance is not None:
             side.append(self._supervised(self._maintenance_loop(), "maintenance"))
-        if self.store.db.is_postgres:
+        if self.store.is_postgres:
             side.append(self._supervised(self._listen_loop(), "listener"))
         fetch = self._supervised(self._fetch_loop(), "fetch")
         try:
@@ -199,9 +198,9 @@ class Worker:
         """Mark this worker stopped (or crashed, handing its leases over at once: their items are suspects)."""
         try:
             if self._crash is not None:
-                await asyncio.to_thread(self.store.expire_leases_of, self.id)
+                await asyncio.to_thread(self.store.claims.expire_leases_of, self.id)
             await asyncio.to_thread(
-                self.store.set_worker_status, self.id, "crashed" if self._crash is not None else "stopped"
+                self.store.workers.set_worker_status, self.id, "crashed" if self._crash is not None else "stopped"
             )
         except StoreUnavailable as exc:
             log.warning("worker %s: could not record its stop: %s", self.id, exc.message)
@@ -236,7 +235,7 @@ class Worker:
                 continue
             try:
                 batch = await asyncio.to_thread(
-                    self.store.claim_items,
+                    self.store.claims.claim_items,
                     self.id,
                     capacity,
                     self.settings.lease_seconds,
@@ -272,13 +271,15 @@ class Worker:
         while True:
             await asyncio.sleep(self.settings.heartbeat_seconds)
             try:
-                await asyncio.to_thread(self.store.heartbeat, self.id, self.in_flight, self.settings.lease_seconds)
+                await asyncio.to_thread(
+                    self.store.claims.heartbeat, self.id, self.in_flight, self.settings.lease_seconds
+                )
             except StoreUnavailable as exc:
                 self._trouble("heartbeat", exc)
 
     async def _maintenance_loop(self) -> None:
-        assert self._maintain_now is not None
-        maintenance = Maintenance(self.store, self.storage, self.settings)
+        assert self._maintain_now is not None and self.maintenance is not None
+        maintenance = self.maintenance
         interval = self.settings.maintenance_interval_ms / 1000.0
         while True:
             with contextlib.suppress(TimeoutError):
@@ -291,9 +292,7 @@ class Worker:
 
     async def _listen_loop(self) -> None:
         """PostgreSQL: wake on NOTIFY from any process that creates or requeues work."""
-        from batchyard.store.notify import listen
-
-        async for _ in listen(self.store.url):
+        async for _ in self.store.listen():
             self._wake_up()
 
     # -- stopping -------------------------------------------------------------------------------------------

@@ -122,7 +122,7 @@ def read_item_page(
         max_seq: int | None = after_seq + ITEM_SCAN_WINDOW
     else:
         max_seq = None
-    page = store.item_page(job.id, after_seq=after_seq, limit=limit + 1, statuses=statuses, max_seq=max_seq)
+    page = store.items.item_page(job.id, after_seq=after_seq, limit=limit + 1, statuses=statuses, max_seq=max_seq)
     if len(page) > limit:
         return page[:limit], page[limit - 1].seq
     if max_seq is not None and max_seq < job.total - 1:  # input positions are 0 .. total-1
@@ -159,4 +159,4 @@ def get_item(job_id: str, key: str, app: BatchyardDep, principal: PrincipalDep) 
     job = visible_job(app, job_id, principal)
     if "\x00" in key:
         raise NotFound(f"job {job.id!r} has no item {key!r}", param="key")
-    return ItemOut.of(app.store.get_item(job.id, key))
+    return ItemOut.of(app.store.items.get_item(job.id, key))

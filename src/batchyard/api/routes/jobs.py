@@ -281,7 +281,7 @@ def _submit(app: Batchyard, principal: Principal, body: JobCreate, idempotency: 
 
 
 def _replay(app: Batchyard, principal: Principal, key: str, request_hash: str) -> str | None:
-    found = app.store.find_idempotent_job(principal.owner, key)
+    found = app.store.jobs.find_idempotent_job(principal.owner, key)
     if found is None:
         return None
     if found[0] != request_hash:
@@ -413,7 +413,7 @@ def job_events(
     limit: Annotated[int, Query(ge=1, le=1000)] = 500,
 ) -> DataList[EventOut]:
     app.service.job_record(job_id, principal)
-    events = app.store.list_events(job_id, after_id=after, limit=limit)
+    events = app.store.jobs.list_events(job_id, after_id=after, limit=limit)
     return DataList[EventOut](
         data=[EventOut(id=e.id, type=e.type, at=e.at, actor=e.actor, message=e.message, data=e.data) for e in events]
     )
@@ -427,7 +427,7 @@ def job_progress(
     since: Annotated[float, Query(ge=0, description="Epoch seconds")] = 0,
 ) -> DataList[SampleOut]:
     app.service.job_record(job_id, principal)
-    samples = app.store.recent_samples(job_id, since)
+    samples = app.store.jobs.recent_samples(job_id, since)
     return DataList[SampleOut](data=[SampleOut(at=at, done=done, failed=failed) for at, done, failed in samples])
 
 

@@ -52,7 +52,7 @@ def list_keys(
     principal: PrincipalDep,
     owner: Annotated[str | None, Query(max_length=200, description="Admins only")] = None,
 ) -> DataList[KeyOut]:
-    records = app.store.list_api_keys(owner if principal.is_admin else principal.owner)
+    records = app.store.auth.list_api_keys(owner if principal.is_admin else principal.owner)
     return DataList[KeyOut](data=[_out(r) for r in records])
 
 
@@ -69,9 +69,9 @@ def create_key(body: KeyCreate, app: BatchyardDep, principal: PrincipalDep) -> N
 @router.delete("/{key_id}", status_code=204, summary="Revoke an API key", responses={401: _E, 403: _E, 404: _E})
 def revoke_key(key_id: str, app: BatchyardDep, principal: PrincipalDep) -> Response:
     principal.require_write()
-    record = app.store.get_api_key(key_id)
+    record = app.store.auth.get_api_key(key_id)
     if record is None or not principal.can_see(record.owner):
         raise NotFound(f"no API key {key_id!r}", param="key_id")
-    if not app.store.revoke_api_key(key_id):
+    if not app.store.auth.revoke_api_key(key_id):
         raise NotFound(f"API key {key_id!r} is already revoked", param="key_id")
     return Response(status_code=204)

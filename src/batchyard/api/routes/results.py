@@ -114,7 +114,7 @@ def partial_csv(store: Store, job_id: str) -> Iterator[str]:
     """results.csv as it would be written now, for the items finished so far (same columns as the final one)."""
     out = io.StringIO()
     writer = CsvWriter(out)
-    for row in store.iter_item_rows(job_id):
+    for row in store.items.iter_item_rows(job_id):
         if row[2] in _FINISHED_ITEM_STATUSES:
             writer.add(row)
             if out.tell() >= CHUNK_BYTES:
@@ -230,7 +230,7 @@ def _job_rows(
     after: tuple[float, str] | None = None
     while written < MAX_JOBS_CSV_ROWS:
         limit = min(JOBS_CSV_PAGE, MAX_JOBS_CSV_ROWS - written)
-        page = store.list_jobs(
+        page = store.jobs.list_jobs(
             JobQuery(owner=owner, statuses=tuple(statuses), handler=handler, project=project, after=after, limit=limit)
         )
         writer.writerows(_job_cells(job) for job in page)

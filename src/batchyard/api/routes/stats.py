@@ -124,7 +124,7 @@ def get_stats(
     owner: Annotated[str | None, Query(max_length=200, description="Admins only: one owner's jobs")] = None,
 ) -> Stats:
     scope = StatsFilter(owner=_owner_scope(principal, owner), project=project, handler=handler, created_since=since)
-    snapshot = app.store.job_stats(
+    snapshot = app.store.stats.job_stats(
         scope, recent_seconds=RECENT_WINDOW_SECONDS, throughput_seconds=THROUGHPUT_WINDOW_SECONDS
     )
     return Stats(
