@@ -20,7 +20,7 @@ def main() -> int:
     parser.add_argument("--data-dir", required=True)
     parser.add_argument("--database-url", default=None)
     args = parser.parse_args()
-    app = Batchyard(data_dir=args.data_dir, database_url=args.database_url)
+    app = Batchyard(data_dir=args.data_dir, database_url=args.database_url, demo_handlers=True)
     try:
         app.store  # noqa: B018 - create the schema before the clock starts
         started = time.perf_counter()

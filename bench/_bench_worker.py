@@ -14,7 +14,9 @@ def main() -> int:
     parser.add_argument("--database-url", default=None)
     parser.add_argument("--concurrency", type=int, default=1000)
     args = parser.parse_args()
-    app = Batchyard(data_dir=args.data_dir, database_url=args.database_url, worker_concurrency=args.concurrency)
+    app = Batchyard(
+        data_dir=args.data_dir, database_url=args.database_url, worker_concurrency=args.concurrency, demo_handlers=True
+    )
     try:
         stats = app.run_worker()
     finally:

@@ -241,7 +241,7 @@ def run_backend(name: str, database_url: str | None, args: argparse.Namespace) -
     data_dir = Path(tempfile.mkdtemp(prefix=f"by-api-{name}-"))
     url = database_url or f"sqlite:///{data_dir / 'batchyard.db'}"
     try:
-        app = Batchyard(Settings(data_dir=data_dir, database_url=url))
+        app = Batchyard(Settings(data_dir=data_dir, database_url=url), demo_handlers=True)
         started = time.perf_counter()
         job_ids = fill(app, args.jobs, args.items_per_job)
         fill_seconds = time.perf_counter() - started
@@ -455,7 +455,7 @@ def run_load(name: str, database_url: str | None, args: argparse.Namespace) -> l
     data_dir = Path(tempfile.mkdtemp(prefix=f"by-load-{name}-"))
     url = database_url or f"sqlite:///{data_dir / 'batchyard.db'}"
     try:
-        app = Batchyard(Settings(data_dir=data_dir, database_url=url))
+        app = Batchyard(Settings(data_dir=data_dir, database_url=url), demo_handlers=True)
         fill(app, args.load_jobs, LOAD_ITEMS_PER_JOB, statuses=FINISHED_STATUSES)
         admin, _ = AuthService(app.store).create_key("admin", Role.ADMIN)
         app.close()

@@ -154,7 +154,7 @@ def batchyard_end_to_end(n: int, database_url: str | None) -> EndToEnd:
     with tempfile.TemporaryDirectory(prefix="batchyard-bench-") as tmp:
         data_dir = Path(tmp)
         log_path = data_dir / "worker.log"
-        app = Batchyard(data_dir=data_dir, database_url=database_url)
+        app = Batchyard(data_dir=data_dir, database_url=database_url, demo_handlers=True)
         worker = None
         try:
             app.store  # noqa: B018 - create the schema here, so the two processes don't both migrate

@@ -111,7 +111,7 @@ def settings(tmp_path: Path, database_url: str) -> Settings:
 
 @pytest.fixture
 def app(settings: Settings) -> Iterator[Batchyard]:
-    application = Batchyard(settings)
+    application = Batchyard(settings, demo_handlers=True)
     yield application
     application.close()
 

@@ -13,7 +13,7 @@ from batchyard.core.records import ItemRecord
 from batchyard.data.blobs import LocalStorage, job_prefix
 from batchyard.data.results import ERRORS_JSONL, RESULT_FILE_NAMES, RESULTS_JSONL
 from batchyard.errors import NotReady
-from batchyard.handlers.demo import BUILTIN_HANDLERS
+from batchyard.handlers.demo import register_demo_handlers
 from batchyard.registry import HandlerRegistry
 from batchyard.services.jobs import ItemSource, JobService, JobView
 from batchyard.services.maintenance import Maintenance
@@ -36,14 +36,14 @@ class Batchyard:
     'completed'
     """
 
-    def __init__(self, settings: Settings | None = None, *, builtins: bool = True, **overrides: Any) -> None:
+    def __init__(self, settings: Settings | None = None, *, demo_handlers: bool = False, **overrides: Any) -> None:
+        """``demo_handlers=True`` also offers ``echo``, ``sleep`` and ``flaky`` (to try things; never in production)."""
         self.settings = settings or Settings(**overrides)
         if settings is not None and overrides:
             self.settings = settings.model_copy(update=overrides)
         self.registry = HandlerRegistry()
-        if builtins:
-            for name, (function, concurrency) in BUILTIN_HANDLERS.items():
-                self.registry.register(name, function, concurrency=concurrency)
+        if demo_handlers:
+            register_demo_handlers(self.registry)
         self._store: Store | None = None
         self._lock = threading.Lock()
 

@@ -34,7 +34,8 @@ MAX_EXAMPLES = 25  # per operation; locally, 60 random examples per operation pa
 
 _DATA = tempfile.TemporaryDirectory(prefix="batchyard-fuzz-")
 _BATCHYARD = Batchyard(
-    Settings(data_dir=Path(_DATA.name), database_url=f"sqlite:///{Path(_DATA.name) / 'b.db'}", max_upload_bytes=10_000)
+    Settings(data_dir=Path(_DATA.name), database_url=f"sqlite:///{Path(_DATA.name) / 'b.db'}", max_upload_bytes=10_000),
+    demo_handlers=True,
 )
 _API = create_app(batchyard=_BATCHYARD)
 

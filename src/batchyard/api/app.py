@@ -34,8 +34,11 @@ def create_app(
     run_workers: bool = False,
     worker_options: dict[str, Any] | None = None,
 ) -> FastAPI:
-    """Build the HTTP API. With ``run_workers`` a worker (and maintenance) runs in the server's event loop."""
-    by = batchyard or Batchyard(settings)
+    """Build the HTTP API. With ``run_workers`` a worker (and maintenance) runs in the server's event loop.
+
+    Without ``batchyard`` it serves a default app with the demo handlers, as ``batchyard serve`` does without --app.
+    """
+    by = batchyard or Batchyard(settings, demo_handlers=True)
     by.store  # noqa: B018 - connect and migrate now, not on the first request
 
     @contextlib.asynccontextmanager

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import importlib
 import inspect
 import json
-import os
 import shlex
 import sys
 from collections.abc import Callable, Iterator
@@ -26,9 +24,11 @@ from sqlalchemy.exc import ArgumentError, OperationalError
 from typer.core import TyperGroup
 
 from batchyard.app import Batchyard
+from batchyard.cli.appref import load_user_app
 from batchyard.client import ApiError, Client, ServerUnreachable
 from batchyard.core.records import EventRecord, JobRecord
-from batchyard.errors import BatchyardError, ConfigError, InputInvalid, WorkerCrashed
+from batchyard.errors import BatchyardError, InputInvalid, WorkerCrashed
+from batchyard.handlers.demo import register_demo_handlers
 from batchyard.services.jobs import JobView
 from batchyard.settings import Settings
 
@@ -43,9 +43,10 @@ AppOption = Annotated[
     str | None,
     typer.Option(
         "--app",
-        metavar="MODULE:ATTR",
-        help="Your Batchyard instance, e.g. [bold]mypkg.jobs:app[/] (imported from the current directory), "
-        "so its handlers and settings are used. Default: the built-in demo handlers (echo, sleep, flaky).",
+        metavar="MODULE[:ATTR]",
+        help="Your Batchyard instance, e.g. [bold]mypkg.jobs:app[/], or [bold]mypkg.jobs[/] for its [bold]app[/] "
+        "(imported from the current directory), so its handlers and settings are used. Default: the demo handlers "
+        "(echo, sleep, flaky).",
     ),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", metavar="", help="Print only JSON on stdout (for scripts).")]
@@ -186,47 +187,23 @@ def with_global_options(command: Callable[..., Any]) -> Callable[..., Any]:
 
 
 @contextlib.contextmanager
-def open_app(ctx: typer.Context, app_ref: str | None) -> Iterator[Batchyard]:
-    """The app a command works on: the user's (``--app``) or a default one; closed afterwards."""
+def open_app(ctx: typer.Context, app_ref: str | None, *, demo: bool = False) -> Iterator[Batchyard]:
+    """The app a command works on: the user's (``--app``, plus the demo handlers with ``demo``) or a default one
+    with the demo handlers; closed afterwards."""
     options = GlobalOptions.from_context(ctx)
     if app_ref:
         app = load_user_app(app_ref)
+        if demo:
+            register_demo_handlers(app.registry)
         if options.explicit:  # flags beat whatever the user's module configured
             app.close()
             app.settings = Settings.model_validate({**app.settings.model_dump(), **options.explicit})
     else:
-        app = Batchyard(Settings(**options.overrides()))
+        app = Batchyard(Settings(**options.overrides()), demo_handlers=True)
     try:
         yield app
     finally:
         app.close()
-
-
-def load_user_app(ref: str) -> Batchyard:
-    """Import ``module:attr`` (the current directory first on ``sys.path``, as uvicorn does)."""
-    module_name, _, attr = ref.partition(":")
-    if not module_name or not attr:
-        raise ConfigError(f"--app {ref!r}: expected MODULE:ATTR, e.g. mypkg.jobs:app")
-    cwd = os.getcwd()
-    if cwd not in sys.path:
-        sys.path.insert(0, cwd)
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        if exc.name and module_name.startswith(exc.name):
-            raise ConfigError(
-                f"--app {ref!r}: could not import module {module_name!r} (looked in {cwd} and sys.path)"
-            ) from exc
-        raise
-    target: Any = module
-    for part in attr.split("."):
-        try:
-            target = getattr(target, part)
-        except AttributeError:
-            raise ConfigError(f"--app {ref!r}: module {module_name!r} has no attribute {attr!r}") from None
-    if not isinstance(target, Batchyard):
-        raise ConfigError(f"--app {ref!r} is of type {type(target).__name__}, not a Batchyard app")
-    return target
 
 
 def hint_command(ctx: typer.Context, app_ref: str | None, *words: str) -> str:

@@ -15,6 +15,7 @@ from rich.markup import escape
 
 from batchyard import __version__
 from batchyard.app import Batchyard
+from batchyard.cli.appref import DemoOption
 from batchyard.cli.common import (
     AppOption,
     hint_command,
@@ -119,6 +120,7 @@ def serve(
         ),
     ] = DEFAULT_PORT,
     app: AppOption = None,
+    demo: DemoOption = False,
     no_workers: Annotated[
         bool,
         typer.Option(
@@ -167,7 +169,7 @@ def serve(
     _configure_server_logs(log_level, access_log)
     sock = bind_socket(host, port)
     try:
-        with open_app(ctx, app) as by:
+        with open_app(ctx, app, demo=demo) as by:
             worker_options = {"concurrency": concurrency} if concurrency else None
             from batchyard.api import create_app
 

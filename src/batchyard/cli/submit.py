@@ -14,6 +14,7 @@ import typer
 from rich.markup import escape
 
 from batchyard.cli import humanize, render
+from batchyard.cli.appref import DemoOption
 from batchyard.cli.bar import follow
 from batchyard.cli.common import (
     AppOption,
@@ -144,6 +145,7 @@ def submit(
     url: UrlOption = None,
     key: KeyOption = None,
     app: AppOption = None,
+    demo: DemoOption = False,
 ) -> None:
     """Submit a batch: every line of FILE becomes an item for HANDLER.
 
@@ -185,7 +187,7 @@ def submit(
         with open_client(url, key, app) as client:
             _submit_remote(ctx, client, handler, None if from_stdin else file, input_format, options, wait, json_output)
         return
-    with open_app(ctx, app) as by:
+    with open_app(ctx, app, demo=demo) as by:
         job = by.submit(
             handler,
             sys.stdin.buffer if from_stdin else file,

@@ -11,7 +11,8 @@ import typer
 from rich.logging import RichHandler
 
 from batchyard.cli import humanize
-from batchyard.cli.common import AppOption, err, open_app, out, redact_url
+from batchyard.cli.appref import DemoOption
+from batchyard.cli.common import AppOption, err, fail, open_app, out, redact_url
 from batchyard.store import Store
 
 
@@ -32,6 +33,7 @@ def configure_logging(level: LogLevel) -> None:
 def worker(
     ctx: typer.Context,
     app: AppOption = None,
+    demo: DemoOption = False,
     concurrency: Annotated[
         int | None,
         typer.Option(
@@ -65,15 +67,20 @@ def worker(
 
     [bold]Examples[/]
 
-      [cyan]batchyard worker[/]                                   [dim]# the built-in echo, sleep, flaky[/]
+      [cyan]batchyard worker[/]                                   [dim]# the demo handlers echo, sleep, flaky[/]
 
       [cyan]batchyard worker --app mypkg.jobs:app --concurrency 200[/]
 
       [cyan]batchyard --db postgresql://batch@db/batch worker --app mypkg.jobs:app --handlers thumbnail[/]
     """
     configure_logging(log_level)
-    with open_app(ctx, app) as by:
+    with open_app(ctx, app, demo=demo) as by:
         names = [n.strip() for n in handlers.split(",") if n.strip()] if handlers else by.registry.names()
+        if not names:
+            fail(
+                f"--app {app} registers no handlers, so this worker would never process anything",
+                hint="register one with @app.handler(...), or pass --demo for the demo handlers (echo, sleep, flaky)",
+            )
         for name in names:
             by.registry.get(name)  # an unknown name is a clear error now, not a silent idle worker
         in_flight = concurrency or by.settings.worker_concurrency

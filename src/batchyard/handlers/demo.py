@@ -1,4 +1,8 @@
-"""Demo handlers, so Batchyard can be tried with nothing else installed."""
+"""Demo handlers, so Batchyard can be tried with nothing else installed.
+
+They are opt-in: an app offers them only when built with ``Batchyard(demo_handlers=True)``, which the CLI does when
+no ``--app`` is given (or with ``--demo``). A production worker must never pick up a job for ``flaky``.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ from typing import Any
 
 from batchyard.context import ItemContext
 from batchyard.errors import ItemError
+from batchyard.registry import HandlerRegistry
 
 
 async def echo(item: Any, ctx: ItemContext) -> Any:
@@ -42,4 +47,11 @@ def _number(item: Any, ctx: ItemContext, name: str, default: float) -> float:
 
 
 # name -> (function, items in flight per worker process)
-BUILTIN_HANDLERS = {"echo": (echo, 1000), "sleep": (sleep, 256), "flaky": (flaky, 256)}
+DEMO_HANDLERS = {"echo": (echo, 1000), "sleep": (sleep, 256), "flaky": (flaky, 256)}
+
+
+def register_demo_handlers(registry: HandlerRegistry) -> None:
+    """Add ``echo``, ``sleep`` and ``flaky`` to ``registry``, keeping any handler of the same name already there."""
+    for name, (function, concurrency) in DEMO_HANDLERS.items():
+        if name not in registry:
+            registry.register(name, function, concurrency=concurrency)
