@@ -222,7 +222,8 @@ class InProcessWorker:
     """A worker on a background thread, for ``wait()`` and ``submit --wait`` when no worker is running."""
 
     def __init__(self, app: Batchyard, **options: Any) -> None:
-        self.worker = app.worker(**options)
+        # Whoever waits sees the failed count (and the CLI its summary); log lines would tear the progress bar.
+        self.worker = app.worker(**{"log_failures": False, **options})
         self._thread = threading.Thread(target=self._run, name="batchyard-inprocess-worker", daemon=True)
         self.error: BaseException | None = None
 

@@ -3,6 +3,7 @@ standard input, ``--json`` errors and the small things around them."""
 
 from __future__ import annotations
 
+import signal
 import textwrap
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import pytest
 from batchyard import Batchyard
 
 from .helpers import assert_clean_error
-from .test_cli import Cli
+from .test_cli import Cli, wait_for
 
 USER_APP = """
 from batchyard import Batchyard
@@ -114,3 +115,33 @@ def test_app_module_without_an_app_says_what_it_looked_for(cli: Cli, tmp_path: P
     )
     assert_clean_error(cli.run("jobs", "list", "--app", "twoapps"), 1, "twoapps:first or twoapps:second")
     assert_clean_error(cli.run("jobs", "list", "--app", "userjobs:"), 1, "expected MODULE or MODULE:ATTR")
+
+
+# -- item 12: failures are logged -------------------------------------------------------------------------------
+
+
+def test_a_worker_logs_each_failed_item_without_its_payload(cli: Cli, tmp_path: Path) -> None:
+    items = tmp_path / "items.jsonl"
+    items.write_text("".join(f'{{"custom_id": "row-{i}", "password": "hunter2"}}\n' for i in range(12)))
+    submitted = cli.json("submit", str(items), "-H", "flaky", "--param", "failure_rate=1", "--param", "permanent=true")
+    process = cli.popen("worker", "--handlers", "flaky")
+    try:
+        wait_for(
+            lambda: cli.json("jobs", "show", submitted["id"])["files_written_at"] is not None, 60, "the job to finish"
+        )
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate(timeout=10)
+
+    job_id = submitted["id"]
+    failed_lines = [line for line in stderr.splitlines() if "failed: ItemError (flaky)" in line]
+    assert len(failed_lines) == 10, stderr  # the first ten, one by one
+    assert all("WARNING" in line and job_id in line for line in failed_lines)
+    assert {line.split("'")[1] for line in failed_lines} <= {f"row-{i}" for i in range(12)}  # the item keys
+    assert f"job {job_id}: 10 items failed; further failures" in stderr
+    assert f"job {job_id}: 2 more items failed" in stderr  # told when the worker stops at the latest
+    assert "hunter2" not in stderr
+    assert "wrote result files" not in stderr  # DEBUG now

@@ -71,7 +71,7 @@ class Maintenance:
                 log.info("removed %d half-written file(s) of %s left by a writer that died", stale, job_id)
             files = write_result_files(self.store, self.storage, job_id, _LeaseKeeper(self.store, job_id, lease))
             self.store.upkeep.files_written(job_id, files)
-            log.info("wrote result files of %s in %.2fs", job_id, time.perf_counter() - started)
+            log.debug("wrote result files of %s in %.2fs", job_id, time.perf_counter() - started)
             n += 1
         return n
 

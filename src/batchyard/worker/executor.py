@@ -26,6 +26,7 @@ from batchyard.data.blobs import LocalStorage
 from batchyard.errors import ItemCancelled, ItemError
 from batchyard.registry import HandlerSpec
 from batchyard.worker.completer import Completer
+from batchyard.worker.failures import FailureLog
 from batchyard.worker.redact import PathRedactor
 
 MAX_TRACEBACK_CHARS = 8000
@@ -74,8 +75,10 @@ class Executor:
         storage: LocalStorage,
         completer: Completer,
         redact: PathRedactor,
+        failures: FailureLog | None = None,
     ) -> None:
         self.handlers = handlers
+        self.failures = failures  # None: failed items are not logged
         self.lanes = lanes
         self.storage = storage
         self._add_outcome = completer.add
@@ -361,6 +364,8 @@ class Executor:
             if work.done:
                 return
             work.done = True
+        if kind == "failed" and error is not None and self.failures is not None:
+            self.failures.failed_item(work.job_id, work.key, error, work.attempt)
         released = kind == "release"
         duration = time.monotonic() - work.started if work.started else 0.0
         self._add_outcome(

@@ -27,6 +27,7 @@ from batchyard.worker.backend import MaintenanceRound, WorkerBackend
 from batchyard.worker.completer import Completer, WorkerStats
 from batchyard.worker.control import Control, JobControls
 from batchyard.worker.executor import Executor
+from batchyard.worker.failures import FailureLog
 from batchyard.worker.redact import PathRedactor
 from batchyard.worker.trouble import STORE_RETRY_SECONDS, StoreTrouble
 
@@ -47,6 +48,7 @@ class Worker:
         concurrency: int | None = None,
         worker_id: str | None = None,
         maintenance: MaintenanceRound | None = None,
+        log_failures: bool = True,
     ) -> None:
         self.store = store
         self.storage = storage
@@ -72,7 +74,10 @@ class Worker:
             stats=self.stats,
             on_flushed=self._flushed,
         )
-        self.executor = Executor(self.handlers, lanes, storage, self.completer, PathRedactor(settings.data_dir))
+        self.failures = FailureLog() if log_failures else None
+        self.executor = Executor(
+            self.handlers, lanes, storage, self.completer, PathRedactor(settings.data_dir), self.failures
+        )
         self.control = Control(store, self.controls, self.executor, trouble)
         self._stopping = False
         self._wake: asyncio.Event | None = None
@@ -154,6 +159,8 @@ class Worker:
                 task.cancel()
             await asyncio.gather(*lanes, return_exceptions=True)
             await asyncio.shield(self.completer.final_flush())
+            if self.failures is not None:
+                self.failures.flush(due_only=False)
             if self._remove_wake is not None:
                 self._remove_wake()
             await asyncio.shield(self._record_end())
@@ -270,6 +277,8 @@ class Worker:
     async def _heartbeat_loop(self) -> None:
         while True:
             await asyncio.sleep(self.settings.heartbeat_seconds)
+            if self.failures is not None:  # summaries of failures not shown yet, once their interval passed
+                self.failures.flush()
             try:
                 await asyncio.to_thread(
                     self.store.claims.heartbeat, self.id, self.in_flight, self.settings.lease_seconds
