@@ -177,7 +177,7 @@ def test_many_bad_lines_show_the_first_20_and_a_count_of_the_rest(cli: Cli, tmp_
     bad = tmp_path / "bad.jsonl"
     bad.write_text("{oops\n" * 32)
 
-    done = cli.run("submit", str(bad), "-H", "echo", "--json")
+    done = cli.run("submit", str(bad), "-H", "echo")  # with --json the problems go to stdout as JSON too
 
     assert_clean_error(done, 2, "32 problems", "and 12 more")
     assert done.stderr.count("invalid_json") == 20

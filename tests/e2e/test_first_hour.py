@@ -3,9 +3,13 @@ standard input, ``--json`` errors and the small things around them."""
 
 from __future__ import annotations
 
+import json
 import signal
+import subprocess
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -13,6 +17,7 @@ from batchyard import Batchyard
 
 from .helpers import assert_clean_error
 from .test_cli import Cli, wait_for
+from .test_serve import CLI, ServerProcess, cli_env, running_server
 
 USER_APP = """
 from batchyard import Batchyard
@@ -145,3 +150,103 @@ def test_a_worker_logs_each_failed_item_without_its_payload(cli: Cli, tmp_path: 
     assert f"job {job_id}: 2 more items failed" in stderr  # told when the worker stops at the latest
     assert "hunter2" not in stderr
     assert "wrote result files" not in stderr  # DEBUG now
+
+
+# -- item 8: CSV on standard input ------------------------------------------------------------------------------
+
+CSV = "name,n\nann,1\nbob,2\ncat,3\ndan,4\n"
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    root = tmp_path_factory.mktemp("server")
+    with running_server(root / "data", root, "--port", "0") as process:
+        yield process
+
+
+def remote_run(
+    server: ServerProcess, cwd: Path, *args: str, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    env = cli_env(cwd / "local-data", BATCHYARD_URL=server.url, BATCHYARD_API_KEY=server.create_key("alice"))
+    return subprocess.run(
+        [*CLI, *args], cwd=cwd, env=env, input=stdin, capture_output=True, text=True, timeout=120, check=False
+    )
+
+
+def test_csv_on_standard_input_is_sniffed_and_format_overrides(cli: Cli) -> None:
+    job = cli.json("submit", "-", "-H", "echo", "--wait", stdin=CSV)
+
+    assert job["counts"]["succeeded"] == 4
+    done = cli.run("submit", "-", "-H", "echo", "--format", "jsonl", stdin=CSV)
+    assert_clean_error(done, 2, "invalid_json")
+    as_csv = cli.json("submit", "-", "-H", "echo", "--format", "csv", "--wait", stdin='{"a": 1}\n{"a": 2}\n')
+    assert as_csv["counts"]["total"] == 1  # the first line is the header row of a one-column CSV
+
+
+def test_csv_on_standard_input_is_sniffed_by_the_server_too(server: ServerProcess, tmp_path: Path) -> None:
+    done = remote_run(server, tmp_path, "submit", "-", "-H", "echo", "--wait", "--json", stdin=CSV)
+
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["counts"]["succeeded"] == 4
+    forced = remote_run(server, tmp_path, "submit", "-", "-H", "echo", "--format", "jsonl", stdin=CSV)
+    assert_clean_error(forced, 2, "invalid_json")
+
+
+# -- item 9: --json covers errors -------------------------------------------------------------------------------
+
+BAD_LINES = '{"custom_id": "a"}\n{oops\n[1]\n{"custom_id": "a"}\n'
+
+
+def json_error(done: subprocess.CompletedProcess[str], code: int) -> Any:
+    """Failed with ``code``, the error as JSON alone on stdout, the same words for people on stderr."""
+    assert done.returncode == code, f"exit {done.returncode}\n{done.stdout}\n{done.stderr}"
+    assert "Traceback" not in done.stderr
+    assert "Error" in done.stderr
+    error = json.loads(done.stdout)["error"]
+    assert {"message", "type", "param", "code"} <= set(error)
+    return error
+
+
+def test_json_prints_input_problems_with_their_lines_and_codes(cli: Cli, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(BAD_LINES)
+
+    error = json_error(cli.run("submit", str(bad), "-H", "echo", "--json"), 2)
+
+    assert error["code"] == "invalid_input"
+    assert error["total"] == 3
+    assert [(p["line"], p["code"]) for p in error["problems"]] == [
+        (2, "invalid_json"),
+        (3, "not_an_object"),
+        (4, "duplicate_key"),
+    ]
+    assert cli.json("jobs", "list") == []
+
+
+def test_json_prints_the_servers_input_problems_the_same_way(server: ServerProcess, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(BAD_LINES)
+
+    error = json_error(remote_run(server, tmp_path, "submit", str(bad), "-H", "echo", "--json"), 2)
+
+    assert error["code"] == "invalid_input"
+    assert [(p["line"], p["code"]) for p in error["problems"]] == [
+        (2, "invalid_json"),
+        (3, "not_an_object"),
+        (4, "duplicate_key"),
+    ]
+
+
+def test_every_json_command_prints_its_errors_as_json(cli: Cli, tmp_path: Path) -> None:
+    items = tmp_path / "items.jsonl"
+    items.write_text('{"n": 1}\n')
+
+    assert json_error(cli.run("submit", str(items), "-H", "nope", "--json"), 1)["code"] == "unknown_handler"
+    assert json_error(cli.run("submit", str(items), "-H", "echo", "--param", "x", "--json"), 2)["code"] == (
+        "invalid_usage"
+    )
+    assert json_error(cli.run("jobs", "show", "job_missing", "--json"), 1)["code"] == "not_found"
+    assert json_error(cli.run("jobs", "cancel", "job_missing", "--json"), 1)["code"] == "not_found"
+    assert json_error(cli.run("keys", "list", "--app", "nomodule", "--json"), 1)["type"] == "ConfigError"
+    unreachable = cli.run("jobs", "list", "--url", "http://127.0.0.1:1", "--key", "k", "--json")
+    assert json_error(unreachable, 1)["code"] == "server_unreachable"

@@ -9,6 +9,7 @@ import json
 import shlex
 import sys
 from collections.abc import Callable, Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
@@ -32,6 +33,9 @@ from batchyard.handlers.demo import register_demo_handlers
 from batchyard.services.jobs import JobView
 from batchyard.settings import Settings
 
+# click's UsageError, whichever click Typer uses (newer Typers bring their own copy of it).
+UsageError: type[typer.BadParameter] = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")
+
 out = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
 
@@ -49,7 +53,26 @@ AppOption = Annotated[
         "(echo, sleep, flaky).",
     ),
 ]
-JsonOption = Annotated[bool, typer.Option("--json", metavar="", help="Print only JSON on stdout (for scripts).")]
+# Whether this command line asked for --json (then errors go to stdout as JSON too); set while parsing it.
+_json_requested: ContextVar[bool] = ContextVar("batchyard_json_requested", default=False)
+
+
+def _note_json(value: bool) -> bool:
+    if value:
+        _json_requested.set(True)
+    return value
+
+
+JsonOption = Annotated[
+    bool,
+    typer.Option(
+        "--json",
+        metavar="",
+        callback=_note_json,
+        is_eager=True,  # noted before any other option can fail to parse
+        help='Print only JSON on stdout (for scripts), errors too: {"error": {"message", "type", "code", ...}}.',
+    ),
+]
 UrlOption = Annotated[
     str | None,
     typer.Option(
@@ -334,8 +357,22 @@ def print_json(data: Any) -> None:
     sys.stdout.flush()
 
 
-def fail(message: str, *, code: int = EXIT_ERROR, hint: str | None = None) -> NoReturn:
-    """Print a one-line red error (and an optional hint) on stderr and exit."""
+def print_json_error(error: dict[str, Any]) -> None:
+    """With ``--json``: the error as the API words it, ``{"error": {"message", "type", "param", "code", ...}}``."""
+    if _json_requested.get():
+        print_json({"error": error})
+
+
+def fail(
+    message: str, *, code: int = EXIT_ERROR, hint: str | None = None, error: dict[str, Any] | None = None
+) -> NoReturn:
+    """Print a one-line red error (and an optional hint) on stderr and exit; with ``--json`` also ``error`` (by
+    default built from ``message``) as JSON on stdout."""
+    if error is None:
+        error = {"message": message, "type": "CommandError", "param": None, "code": "command_error"}
+        if hint:
+            error["hint"] = hint
+    print_json_error(error)
     err.print(f"[bold red]Error:[/] {escape(message)}", soft_wrap=True)
     if hint:
         err.print(f"[dim]{escape(hint)}[/]")
@@ -343,6 +380,7 @@ def fail(message: str, *, code: int = EXIT_ERROR, hint: str | None = None) -> No
 
 
 def print_input_problems(exc: InputInvalid) -> None:
+    print_json_error(exc.to_dict())
     table = Table(box=box.SIMPLE_HEAD, show_edge=False, header_style="bold", pad_edge=False)
     table.add_column("Line", justify="right", style="cyan", no_wrap=True)
     table.add_column("Code", style="magenta", no_wrap=True)
@@ -366,15 +404,20 @@ def report_error(exc: Exception) -> NoReturn:
         print_input_problems(exc)
         raise typer.Exit(EXIT_INPUT_INVALID)
     if isinstance(exc, ServerUnreachable):
-        fail(exc.message, hint="is 'batchyard serve' running there? Check --url / BATCHYARD_URL")
+        fail(
+            exc.message,
+            hint="is 'batchyard serve' running there? Check --url / BATCHYARD_URL",
+            error=exc.to_dict(),
+        )
     if isinstance(exc, WorkerCrashed):
         fail(
             exc.message,
+            error=exc.to_dict(),
             hint="the traceback is logged above; its items return to the queue. Run workers under "
             "a supervisor (systemd, Kubernetes, docker --restart) so a new one starts",
         )
     if isinstance(exc, BatchyardError):
-        fail(exc.message)
+        fail(exc.message, error=exc.to_dict())
     if isinstance(exc, OperationalError):  # the store does not wrap driver errors (yet): say it plainly
         reason = str(exc.orig or exc).strip().splitlines()[0]
         fail(f"database unavailable: {reason}", hint="check --db / BATCHYARD_DATABASE_URL and that the server is up")
@@ -393,16 +436,31 @@ def report_api_error(exc: ApiError, source: str = "input") -> NoReturn:
     if exc.status == 401:
         fail(
             exc.message,
+            error=exc.to_dict(),
             hint="check --key / BATCHYARD_API_KEY (keys are listed with 'batchyard keys list' where the server runs)",
         )
-    fail(exc.message)
+    fail(exc.message, error=exc.to_dict())
 
 
 class ReportingGroup(TyperGroup):
     """The root command group: Batchyard's own errors become a clear message and exit code."""
 
     def invoke(self, ctx: Any) -> Any:
+        json_token = _json_requested.set(False)
         try:
             return super().invoke(ctx)
         except (BatchyardError, ValidationError, OperationalError) as exc:
             report_error(exc)
+        except UsageError as exc:  # a bad option or argument: click words it on stderr, as JSON here too
+            param = getattr(getattr(exc, "param", None), "name", None) or getattr(exc, "param_hint", None)
+            print_json_error(
+                {
+                    "message": exc.format_message(),
+                    "type": "UsageError",
+                    "param": param if isinstance(param, str) else None,
+                    "code": "invalid_usage",
+                }
+            )
+            raise
+        finally:
+            _json_requested.reset(json_token)

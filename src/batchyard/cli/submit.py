@@ -74,7 +74,7 @@ def submit(
         typer.Argument(
             metavar="FILE",
             show_default=False,
-            help="A JSONL or CSV file, one item per line; [bold]-[/] reads standard input.",
+            help="A JSONL or CSV file, one item per line; [bold]-[/] reads standard input (JSONL or CSV, sniffed).",
         ),
     ],
     handler: Annotated[
@@ -97,7 +97,10 @@ def submit(
     input_format: Annotated[
         InputFormat | None,
         typer.Option(
-            "--format", metavar="jsonl|csv", help="Input format (default: from the file extension, else sniffed)."
+            "--format",
+            metavar="jsonl|csv",
+            help="Input format. Default: from the file extension, else sniffed (standard input too): a first line "
+            "starting with [bold]{[/] is JSONL, anything else CSV with a header row.",
         ),
     ] = None,
     priority: Annotated[int, typer.Option(metavar="N", help="Higher runs first (-1000 to 1000).")] = 0,
@@ -191,7 +194,7 @@ def submit(
         job = by.submit(
             handler,
             sys.stdin.buffer if from_stdin else file,
-            format=input_format.value if input_format else ("jsonl" if from_stdin else None),
+            format=input_format.value if input_format else None,  # None: by the extension, else sniffed
             source_name="stdin" if from_stdin else file.name,
             **options,
         )
@@ -248,7 +251,7 @@ def _print_submitted(view: JobView, show_command: str, worker_note: str | None) 
 def upload_name(file: Path | None, input_format: InputFormat | None) -> str:
     """The name the upload gets: the file's own, with the format as its extension when --format says so."""
     name = file.name if file is not None else "stdin"
-    fmt = input_format.value if input_format else ("jsonl" if file is None else None)
+    fmt = input_format.value if input_format else None  # "stdin" has no extension: the server sniffs it
     if fmt and not name.lower().endswith(f".{fmt}"):
         name = f"{name}.{fmt}"
     return name
