@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from batchyard.core.records import ItemRecord
 from batchyard.data.blobs import LocalStorage, job_prefix
@@ -98,9 +98,61 @@ class Batchyard:
 
     # -- jobs -----------------------------------------------------------------------------------------------
 
-    def submit(self, handler: str, items: ItemSource, **options: Any) -> Job:
-        """Create a job from an iterable of items, or a JSONL/CSV file path. See :meth:`JobService.submit`."""
-        record = self.service.submit(handler, items, **options)
+    def submit(
+        self,
+        handler: str,
+        items: ItemSource,
+        *,
+        description: str | None = None,
+        tags: Sequence[str] = (),
+        metadata: dict[str, Any] | None = None,
+        params: dict[str, Any] | None = None,
+        priority: int = 0,
+        owner: str = "local",
+        project: str | None = None,
+        format: Literal["jsonl", "csv"] | None = None,
+        source_name: str | None = None,
+        scheduled_at: float | None = None,
+        expires_in_seconds: float | None = None,
+        max_attempts: int | None = None,
+        timeout_seconds: float | None = None,
+        concurrency: int | None = None,
+        max_failures: int | None = None,
+        max_failure_rate: float | None = None,
+    ) -> Job:
+        """Create a job of ``handler`` for every item, checking them all first (nothing is created if one is bad).
+
+        ``items``: an iterable of JSON-serializable values (a dict's ``custom_id`` or ``key`` names the item),
+        or the path of a JSONL/CSV file (``format`` when its extension says neither), or a binary stream.
+
+        - ``description``, ``tags``, ``metadata``: for people and filters; ``params`` reach the handler as
+          ``ctx.params``.
+        - ``priority`` (-1000 to 1000, higher first); ``owner`` and ``project`` scope who sees the job.
+        - ``scheduled_at`` (a Unix time) delays the start; ``expires_in_seconds`` is the completion window.
+        - ``max_attempts``, ``timeout_seconds`` (per attempt) and ``concurrency`` (items in flight, all workers
+          together) override the handler's defaults; ``max_failures`` / ``max_failure_rate`` fail the whole
+          job once crossed.
+        """
+        record = self.service.submit(
+            handler,
+            items,
+            format=format,
+            owner=owner,
+            project=project,
+            priority=priority,
+            params=params,
+            description=description,
+            tags=tags,
+            metadata=metadata,
+            scheduled_at=scheduled_at,
+            expires_in_seconds=expires_in_seconds,
+            max_attempts=max_attempts,
+            timeout_seconds=timeout_seconds,
+            concurrency=concurrency,
+            max_failures=max_failures,
+            max_failure_rate=max_failure_rate,
+            source_name=source_name,
+        )
         return Job(self, record.id)
 
     def job(self, job_id: str) -> Job:

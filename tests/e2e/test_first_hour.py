@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
+import sys
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
@@ -250,3 +251,56 @@ def test_every_json_command_prints_its_errors_as_json(cli: Cli, tmp_path: Path) 
     assert json_error(cli.run("keys", "list", "--app", "nomodule", "--json"), 1)["type"] == "ConfigError"
     unreachable = cli.run("jobs", "list", "--url", "http://127.0.0.1:1", "--key", "k", "--json")
     assert json_error(unreachable, 1)["code"] == "server_unreachable"
+
+
+# -- item 16: small things --------------------------------------------------------------------------------------
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_db_upgrade_says_whether_it_created_the_schema(cli: Cli) -> None:
+    created = cli.run("db", "upgrade")
+    again = cli.run("db", "upgrade")
+
+    assert created.returncode == 0 and again.returncode == 0, created.stderr + again.stderr
+    assert "had no schema: created it" in created.stdout
+    assert "nothing to do" in again.stdout and "created" not in again.stdout
+
+
+def test_build_output_is_ignored_by_git() -> None:
+    done = subprocess.run(
+        ["git", "check-ignore", "--no-index", "build/lib/batchyard/app.py", "dist/batchyard-0.1.0.tar.gz"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.stdout.split() == ["build/lib/batchyard/app.py", "dist/batchyard-0.1.0.tar.gz"], done.stderr
+
+
+def test_submit_options_are_typed_keywords() -> None:
+    import inspect
+    import typing
+
+    signature = inspect.signature(Batchyard.submit)
+    hints = typing.get_type_hints(Batchyard.submit)
+    for name in ("description", "tags", "metadata", "params", "priority", "max_attempts", "timeout_seconds"):
+        assert signature.parameters[name].kind is inspect.Parameter.KEYWORD_ONLY
+        assert hints[name] is not typing.Any
+    assert not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in signature.parameters.values())
+
+
+def test_the_readmes_client_example_runs_against_a_server(server: ServerProcess, tmp_path: Path) -> None:
+    readme = (ROOT / "README.md").read_text()
+    [code] = [block for block in readme.split("```python\n")[1:] if "from batchyard.client import Client" in block]
+    script = tmp_path / "client_example.py"
+    script.write_text(code.split("```")[0].replace("http://127.0.0.1:8000", server.url))
+    env = cli_env(tmp_path / "unused", BATCHYARD_API_KEY=server.create_key("carol"))
+
+    done = subprocess.run(
+        [sys.executable, str(script)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "completed 2\n"
+    assert len((tmp_path / "results.jsonl").read_text().splitlines()) == 2

@@ -122,8 +122,16 @@ def upgrade(ctx: typer.Context, app: AppOption = None) -> None:
         url = by.settings.effective_database_url
     store = Store(url)
     try:
+        before = store.revision()
         store.upgrade()
         revision = store.revision()
     finally:
         store.close()
-    out.print(f"[green]✔[/] Database {redact_url(url)} is at revision [bold]{revision}[/] (latest).")
+    shown = redact_url(url)
+    if before is None:
+        done = f"had no schema: created it. It is at revision [bold]{revision}[/] (latest)."
+    elif before != revision:
+        done = f"upgraded from revision {before}: it is at revision [bold]{revision}[/] (latest)."
+    else:
+        done = f"is at revision [bold]{revision}[/] (latest); nothing to do."
+    out.print(f"[green]✔[/] Database {shown} {done}", soft_wrap=True)

@@ -7,7 +7,9 @@ import csv
 import io
 import json
 import re
+import tempfile
 import zipfile
+from array import array
 from collections.abc import Callable, Iterator
 from json.encoder import encode_basestring as encode_string
 from typing import IO, Any
@@ -71,26 +73,46 @@ def _raw_error_line(row: tuple[Any, ...]) -> str:
 
 
 class CsvWriter:
-    """Writes one row per item; dict results spread into ``result.<name>`` columns chosen from early rows."""
+    """Writes one row per item; dict results spread into ``result.<name>`` columns chosen from early rows.
 
-    def __init__(self, out: IO[str]) -> None:
+    The last column, ``result``, holds what those columns do not: a result that is not a JSON object, or the
+    keys beyond the spread ones. It is left out when it would be empty in every row (every result null or
+    absent, or every result an object whose keys all have columns of their own), and kept as soon as one row
+    has something in it. The first :data:`CSV_COLUMN_SAMPLE` rows decide when they are all the rows or when one
+    of them needs it; past them, with ``spool`` the rows wait in a temporary file until a row needs the
+    column or the last row is in (bounded memory either way; the spooled rows are copied once), and without it
+    the column is kept (a partial download streams at once).
+    """
+
+    def __init__(self, out: IO[str], *, spool: bool = False) -> None:
+        self._out = out
         self._writer = csv.writer(out, lineterminator="\n")
         self._pending: list[tuple[Any, ...]] = []
         self._columns: list[str] | None = None
+        self._keep_rest = True
+        self._spool_allowed = spool
+        self._spool: IO[str] | None = None  # rows, each with an empty last cell, while the column is undecided
+        self._spool_lengths = array("Q")
+        self._line = io.StringIO()
+        self._line_writer = csv.writer(self._line, lineterminator="\n")
 
     def add(self, row: tuple[Any, ...]) -> None:
         if self._columns is None:
             self._pending.append(row)
             if len(self._pending) >= CSV_COLUMN_SAMPLE:
-                self._start()
+                self._start(last=False)
+        elif self._spool is not None:
+            self._spool_row(row)
         else:
-            self._row(row)
+            self._write(row)
 
     def close(self) -> None:
         if self._columns is None:
-            self._start()
+            self._start(last=True)
+        elif self._spool is not None:
+            self._unspool(keep_rest=False)
 
-    def _start(self) -> None:
+    def _start(self, *, last: bool) -> None:
         columns: dict[str, None] = {}
         for row in self._pending:
             result = row[4]
@@ -99,14 +121,64 @@ class CsvWriter:
                     if len(columns) < CSV_MAX_RESULT_COLUMNS:
                         columns.setdefault(str(name))
         self._columns = list(columns)
-        self._writer.writerow(
-            [csv_cell(c) for c in (*CSV_BASE_COLUMNS, *(f"result.{c}" for c in self._columns), "result")]
-        )
-        for row in self._pending:
-            self._row(row)
+        cells = [self._cells(row) for row in self._pending]
         self._pending = []
+        needed = any(c[-1] != "" for c in cells)
+        if needed or last or not self._spool_allowed:
+            self._keep_rest = needed or not last
+            self._header()
+            for c in cells:
+                self._writer.writerow(c if self._keep_rest else c[:-1])
+            return
+        self._spool = tempfile.TemporaryFile("w+", encoding="utf-8", newline="")  # noqa: SIM115 - _unspool closes it
+        for c in cells:
+            self._spool_cells(c)
 
-    def _row(self, row: tuple[Any, ...]) -> None:
+    def _header(self) -> None:
+        assert self._columns is not None
+        names = [*CSV_BASE_COLUMNS, *(f"result.{c}" for c in self._columns)]
+        self._writer.writerow([csv_cell(c) for c in (*names, "result")] if self._keep_rest else names)
+
+    def _write(self, row: tuple[Any, ...]) -> None:
+        cells = self._cells(row)
+        self._writer.writerow(cells if self._keep_rest else cells[:-1])
+
+    def _spool_row(self, row: tuple[Any, ...]) -> None:
+        cells = self._cells(row)
+        if cells[-1] != "":
+            self._unspool(keep_rest=True)
+            self._writer.writerow(cells)
+        else:
+            self._spool_cells(cells)
+
+    def _spool_cells(self, cells: list[Any]) -> None:
+        assert self._spool is not None
+        line = self._line
+        line.seek(0)
+        line.truncate()
+        self._line_writer.writerow(cells)
+        text = line.getvalue()
+        self._spool.write(text)
+        self._spool_lengths.append(len(text))  # in characters, as the text file's read() counts them
+
+    def _unspool(self, *, keep_rest: bool) -> None:
+        """Write the header and the spooled rows: as they are, or without their (empty) last cell."""
+        spool = self._spool
+        assert spool is not None
+        self._spool = None
+        self._keep_rest = keep_rest
+        self._header()
+        spool.seek(0)
+        with spool:
+            if keep_rest:
+                while chunk := spool.read(1 << 20):
+                    self._out.write(chunk)
+            else:  # each row ends with ",\n" (its empty last cell): write it with "\n" only
+                for length in self._spool_lengths:
+                    self._out.write(spool.read(length)[:-2] + "\n")
+        self._spool_lengths = array("Q")
+
+    def _cells(self, row: tuple[Any, ...]) -> list[Any]:
         columns = self._columns
         assert columns is not None
         _seq, key, status, attempts, result, error, started, finished, _usage = row
@@ -125,9 +197,7 @@ class CsvWriter:
                 rest = json.dumps(extra, ensure_ascii=False) if extra else ""
             else:
                 spread = [""] * len(columns)
-        self._writer.writerow(
-            [csv_cell(cell) for cell in (key, status, attempts, duration, error_type, error_message, *spread, rest)]
-        )
+        return [csv_cell(cell) for cell in (key, status, attempts, duration, error_type, error_message, *spread, rest)]
 
 
 def _cell(value: Any) -> Any:
@@ -183,7 +253,7 @@ def write_result_files(
         results = io.TextIOWrapper(rf, encoding="utf-8", newline="")
         errors = io.TextIOWrapper(ef, encoding="utf-8", newline="")
         table = io.TextIOWrapper(cf, encoding="utf-8", newline="")
-        csv_writer = CsvWriter(table)
+        csv_writer = CsvWriter(table, spool=True)
         for row in store.items.iter_item_rows(job_id):
             status = row[2]
             if status == "succeeded":
