@@ -10,11 +10,12 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 
 from batchyard import __version__
 from batchyard.api.errors import install_error_handlers
 from batchyard.api.limits import BodyLimitMiddleware, SingleValuedQueryMiddleware
-from batchyard.api.security import SecurityHeadersMiddleware
+from batchyard.api.security import DOCS_ASSETS_URL, SecurityHeadersMiddleware
 from batchyard.api.threads import limit_request_threads
 from batchyard.app import Batchyard
 from batchyard.errors import WorkerCrashed
@@ -58,14 +59,18 @@ def create_app(
                     await task
             by.close()
 
-    api = FastAPI(
+    # Swagger UI (/docs) and ReDoc (/redoc) load their scripts, styles and icon from DOCS_ASSETS_URL, files that
+    # come with the fastapi-offline package: a self-hosted install without internet still shows its API docs.
+    api = FastAPIOffline(
         title="Batchyard",
         version=__version__,
         description="Self-hosted batch processing: jobs of many items, processed by workers, with live progress.",
         lifespan=lifespan,
         openapi_url="/openapi.json",
         docs_url="/docs",
-        redoc_url=None,
+        redoc_url="/redoc",
+        static_url=DOCS_ASSETS_URL,
+        swagger_ui_parameters={"validatorUrl": None},  # no badge fetched from the validator's own site
     )
     api.state.batchyard = by
     api.state.embedded_worker = None

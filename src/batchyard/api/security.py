@@ -3,9 +3,9 @@
 - Every response: ``X-Content-Type-Options: nosniff`` (a browser never guesses a JSON or CSV download is HTML)
   and ``Referrer-Policy: no-referrer`` (the login link carries a token; no URL of ours goes to another site).
 - HTML pages: a Content-Security-Policy that allows only the server's own scripts, and no framing
-  (``frame-ancestors 'none'``, and ``X-Frame-Options: DENY`` for old browsers). ``/docs`` (Swagger UI) still
-  loads its assets from a CDN and starts with an inline script, so its policy allows exactly that CDN and inline
-  code, on that page only, until the assets are served from the package.
+  (``frame-ancestors 'none'``, and ``X-Frame-Options: DENY`` for old browsers). The API docs (``/docs``,
+  ``/redoc``) load their assets from this server too (``DOCS_ASSETS_URL``); Swagger UI starts with an inline
+  script and ReDoc searches in a worker made from a ``blob:`` URL, so their pages, and only those, allow that.
 - Answers under ``/api/``, ``/v1/`` and ``/login`` are ``Cache-Control: no-store`` unless the route chose
   otherwise: they carry new keys, session cookies, CSRF tokens and owners' data, which no browser or proxy cache
   should keep.
@@ -20,13 +20,13 @@ PAGE_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
     "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 )
-DOCS_CDN = "https://cdn.jsdelivr.net"
 DOCS_POLICY = (
-    f"default-src 'self'; script-src 'self' {DOCS_CDN} 'unsafe-inline'; "
-    f"style-src 'self' {DOCS_CDN} 'unsafe-inline'; img-src 'self' data: https://fastapi.tiangolo.com; "
+    "default-src 'self'; script-src 'self' 'unsafe-inline'; worker-src 'self' blob:; "
+    "style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
     "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 )
-DOCS_PATHS = ("/docs",)
+DOCS_PATHS = ("/docs", "/redoc")
+DOCS_ASSETS_URL = "/docs-assets"
 NO_STORE_PREFIXES = ("/api/", "/v1/", "/login")
 
 
