@@ -11,8 +11,8 @@ from typing import Any, Literal, TypeVar
 
 from batchyard.core.records import ItemRecord
 from batchyard.data.blobs import LocalStorage, job_prefix
-from batchyard.data.results import ERRORS_JSONL, RESULT_FILE_NAMES, RESULTS_JSONL
-from batchyard.errors import NotReady
+from batchyard.data.results import ERRORS_JSONL, RESULT_FILE_NAMES, RESULTS_JSONL, elsewhere_message
+from batchyard.errors import NotFound, NotReady
 from batchyard.handlers.demo import register_demo_handlers
 from batchyard.registry import HandlerRegistry
 from batchyard.services.jobs import ItemSource, JobService, JobView
@@ -263,7 +263,13 @@ class Job:
             if name not in view.job.result_files:
                 continue
             target = out / name
-            with self.app.storage.open_read(f"{job_prefix(self.id)}/{name}") as src, open(target, "wb") as dst:
+            stored = f"{job_prefix(self.id)}/{name}"
+            try:
+                src = self.app.storage.open_read(stored)
+            except FileNotFoundError:
+                where = str(self.app.storage.path(stored).parent)
+                raise NotFound(elsewhere_message(self.id, name, view.job.result_files[name], where)) from None
+            with src, open(target, "wb") as dst:
                 while chunk := src.read(1 << 20):
                     dst.write(chunk)
             written.append(target)

@@ -7,6 +7,7 @@ import csv
 import io
 import json
 import re
+import socket
 import tempfile
 import zipfile
 from array import array
@@ -234,6 +235,34 @@ KEEPALIVE_ROWS = 5000
 
 def _nothing() -> None:
     return None
+
+
+def elsewhere_message(job_id: str, name: str, meta: dict[str, Any], looked_in: str | None = None) -> str:
+    """Why a result file the job lists is not in this process's storage, and where it is.
+
+    With local storage, result files and artifacts live in the data directory of the process that wrote them;
+    ``meta`` (the job's ``result_files`` entry) names its host. ``looked_in`` is this process's directory, for
+    messages that stay on this machine (an API answer never names server paths)."""
+    host = meta.get("host")
+    here = socket.gethostname()
+    where = f"on host {host}" if host and host != here else "on this host" if host else "by another process"
+    missing = f" (not in {looked_in})" if looked_in else ""
+    return (
+        f"{name} of job {job_id} was written {where}, into the data directory of the process that wrote it"
+        f"{missing}. With local storage every server and worker must share one data directory "
+        "(BATCHYARD_DATA_DIR on a shared filesystem); copy the file from there meanwhile"
+    )
+
+
+def no_artifacts_message(job_id: str, result_files: dict[str, Any]) -> str:
+    """A finished job without artifacts.zip: none were found where its result files were written."""
+    hosts = {meta.get("host") for meta in result_files.values() if isinstance(meta, dict)} - {None}
+    writer = f" (on host {', '.join(sorted(map(str, hosts)))})" if hosts else ""
+    return (
+        f"job {job_id} has no artifacts: its handler saved none (ctx.save_artifact) that the process writing its "
+        f"result files{writer} could see. Artifacts saved by a worker on another machine stay in that machine's "
+        "data directory: with local storage every server and worker must share one (BATCHYARD_DATA_DIR)"
+    )
 
 
 def write_result_files(

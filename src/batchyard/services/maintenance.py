@@ -7,6 +7,7 @@ result files of finished jobs, record progress samples, mark workers that stoppe
 from __future__ import annotations
 
 import logging
+import socket
 import time
 from dataclasses import dataclass
 
@@ -70,6 +71,8 @@ class Maintenance:
             if stale:
                 log.info("removed %d half-written file(s) of %s left by a writer that died", stale, job_id)
             files = write_result_files(self.store, self.storage, job_id, _LeaseKeeper(self.store, job_id, lease))
+            for meta in files.values():  # with local storage only this host's data dir has them: say where
+                meta["host"] = socket.gethostname()
             self.store.upkeep.files_written(job_id, files)
             log.debug("wrote result files of %s in %.2fs", job_id, time.perf_counter() - started)
             n += 1

@@ -29,7 +29,9 @@ from batchyard.data.results import (
     RESULTS_JSONL,
     CsvWriter,
     csv_cell,
+    elsewhere_message,
     iter_partial_lines,
+    no_artifacts_message,
 )
 from batchyard.errors import NotFound, NotReady
 from batchyard.services.auth import Principal
@@ -97,9 +99,12 @@ def download_result_file(app: Batchyard, principal: Principal, job_id: str, name
         if stream is not None:
             headers.update({PARTIAL_HEADER: "false", "Content-Length": str(size)})
             return StreamingResponse(_file_chunks(stream), media_type=MEDIA_TYPES[name], headers=headers)
+        if name == ARTIFACTS_ZIP and name in visible_job(app, job_id, principal).result_files:
+            # Not a retry: another machine wrote it into its own data dir (the items hold no artifacts to rebuild)
+            raise NotFound(elsewhere_message(job.id, name, job.result_files[name]), param="job_id")
     if name == ARTIFACTS_ZIP:
         if job.files_written_at is not None:
-            raise NotFound(f"job {job.id} has no artifacts: its handler saved none (ctx.save_artifact)", param="job_id")
+            raise NotFound(no_artifacts_message(job.id, job.result_files), param="job_id")
         raise NotReady(
             f"artifacts.zip is built when job {job.id} finishes; it is {job.status} "
             f"({job.percent:.0f}% done). results.jsonl and results.csv have the results so far",
