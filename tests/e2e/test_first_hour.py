@@ -267,15 +267,18 @@ def test_db_upgrade_says_whether_it_created_the_schema(cli: Cli) -> None:
     assert "nothing to do" in again.stdout and "created" not in again.stdout
 
 
-def test_build_output_is_ignored_by_git() -> None:
-    done = subprocess.run(
-        ["git", "check-ignore", "--no-index", "build/lib/batchyard/app.py", "dist/batchyard-0.1.0.tar.gz"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert done.stdout.split() == ["build/lib/batchyard/app.py", "dist/batchyard-0.1.0.tar.gz"], done.stderr
+def test_build_output_is_ignored_by_git(tmp_path: Path) -> None:
+    """Checked by git itself, in a fresh repository holding the project's .gitignore (a source tree may be none)."""
+    (tmp_path / ".gitignore").write_text((ROOT / ".gitignore").read_text())
+    paths = ["build/lib/batchyard/app.py", "dist/batchyard-0.1.0.tar.gz"]
+
+    def git(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["git", *args], cwd=tmp_path, capture_output=True, text=True, check=False)
+
+    assert git("init", "-q").returncode == 0
+    done = git("check-ignore", "--no-index", *paths, "src/batchyard/app.py")
+
+    assert done.stdout.split() == paths, done.stderr
 
 
 def test_submit_options_are_typed_keywords() -> None:
