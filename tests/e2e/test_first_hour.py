@@ -16,8 +16,9 @@ import pytest
 
 from batchyard import Batchyard
 
+from ..waits import wait_until
 from .helpers import assert_clean_error
-from .test_cli import Cli, wait_for
+from .test_cli import Cli
 from .test_serve import CLI, ServerProcess, cli_env, running_server
 
 USER_APP = """
@@ -132,8 +133,10 @@ def test_a_worker_logs_each_failed_item_without_its_payload(cli: Cli, tmp_path: 
     submitted = cli.json("submit", str(items), "-H", "flaky", "--param", "failure_rate=1", "--param", "permanent=true")
     process = cli.popen("worker", "--handlers", "flaky")
     try:
-        wait_for(
-            lambda: cli.json("jobs", "show", submitted["id"])["files_written_at"] is not None, 60, "the job to finish"
+        wait_until(
+            lambda: cli.json("jobs", "show", submitted["id"])["files_written_at"] is not None,
+            what="the job to finish",
+            timeout=60,
         )
         process.send_signal(signal.SIGTERM)
         _, stderr = process.communicate(timeout=30)
