@@ -13,9 +13,9 @@ import hmac
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from enum import StrEnum
 
 from batchyard.core.records import ApiKeyRecord
+from batchyard.core.roles import Role
 from batchyard.errors import Forbidden, InvalidRequest, NotFound, Unauthenticated
 from batchyard.store import Store
 
@@ -23,12 +23,6 @@ KEY_PREFIX = "by_"
 SESSION_TTL_SECONDS = 12 * 3600.0
 LOGIN_TOKEN_TTL_SECONDS = 15 * 60.0  # a login link is for opening the dashboard now, not tomorrow
 MAX_OWNER_CHARS = 200
-
-
-class Role(StrEnum):
-    ADMIN = "admin"
-    MEMBER = "member"
-    VIEWER = "viewer"
 
 
 # What a request authenticated with, to check later that it still holds (an open stream re-checks it):
@@ -153,3 +147,18 @@ class AuthService:
 
     def end_session(self, token: str) -> None:
         self.store.auth.delete_session(hash_secret(token))
+
+
+__all__ = [
+    "KEY_PREFIX",
+    "LOCAL_ADMIN",
+    "LOGIN_TOKEN_TTL_SECONDS",
+    "MAX_OWNER_CHARS",
+    "SESSION_TTL_SECONDS",
+    "AuthService",
+    "Credential",
+    "Principal",
+    "Role",
+    "check_owner_name",
+    "hash_secret",
+]

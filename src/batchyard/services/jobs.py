@@ -23,6 +23,7 @@ from batchyard.registry import HandlerRegistry
 from batchyard.services.auth import LOCAL_ADMIN, Principal
 from batchyard.settings import Settings
 from batchyard.store import Store
+from batchyard.wire import JobOut
 
 MAX_TAGS = 20
 MAX_TAG_CHARS = 64
@@ -52,55 +53,8 @@ class JobView:
         return (job.finished_at or time.time()) - job.started_at
 
     def to_dict(self) -> dict[str, Any]:
-        j = self.job
-        return {
-            "id": j.id,
-            "handler": j.handler,
-            "owner": j.owner,
-            "project": j.project,
-            "status": j.status,
-            "priority": j.priority,
-            "description": j.description,
-            "tags": j.tags,
-            "metadata": j.metadata,
-            "params": j.params,
-            "source": j.source,
-            "counts": {
-                "total": j.total,
-                "queued": j.queued,
-                "running": j.running,
-                "succeeded": j.succeeded,
-                "failed": j.failed,
-                "cancelled": j.cancelled,
-                "done": j.done,
-            },
-            "percent": round(j.percent, 2),
-            "items_per_second": self.items_per_second,
-            "eta_seconds": self.eta_seconds,
-            "duration_seconds": self.duration_seconds,
-            "cost": j.cost,
-            "usage": j.usage,
-            "error": j.error,
-            "avg_item_seconds": j.busy_seconds / (j.succeeded + j.failed) if j.succeeded + j.failed else None,
-            "created_at": j.created_at,
-            "started_at": j.started_at,
-            "finished_at": j.finished_at,
-            "last_activity_at": j.last_activity_at,
-            "scheduled_at": j.scheduled_at,
-            "expires_at": j.expires_at,
-            "settings": {
-                "max_attempts": j.max_attempts,
-                "backoff_base_seconds": j.backoff_base_seconds,
-                "backoff_max_seconds": j.backoff_max_seconds,
-                "timeout_seconds": j.timeout_seconds,
-                "concurrency": j.concurrency,
-                "max_failures": j.max_failures,
-                "max_failure_rate": j.max_failure_rate,
-            },
-            "result_files": j.result_files,
-            "files_written_at": j.files_written_at,
-            "finished": self.finished,
-        }
+        """The job's JSON, exactly as the API sends it (see :class:`batchyard.wire.JobOut`)."""
+        return JobOut.of(self).model_dump(mode="json")
 
 
 class JobService:

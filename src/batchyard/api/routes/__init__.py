@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import Depends, FastAPI
 
 from batchyard.api.bodies import refuse_unstorable_text
-from batchyard.api.models import ErrorResponse
+from batchyard.wire import ErrorResponse
 
 _ERROR = {"model": ErrorResponse}
 # What any route may answer besides its own: a malformed request, no or a bad key, a forbidden write, a missing

@@ -8,21 +8,18 @@ from __future__ import annotations
 
 import urllib.parse
 from collections.abc import Iterator
-from typing import Annotated, Any, BinaryIO, Literal
+from typing import Annotated, Any, BinaryIO
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel, Field
 from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
 from batchyard.api.deps import BatchyardDep, PrincipalDep
 from batchyard.api.limits import MULTIPART_SLACK_BYTES
-from batchyard.api.models import ErrorResponse, Page
 from batchyard.app import Batchyard
-from batchyard.core.records import FileRecord
 from batchyard.errors import InvalidRequest
 from batchyard.services.files import (
     DEFAULT_FILENAME,
@@ -34,6 +31,7 @@ from batchyard.services.files import (
     UploadPurpose,
     too_large,
 )
+from batchyard.wire import ErrorResponse, FileOut, Page
 
 router = APIRouter(prefix="/api/v1/files", tags=["files"])
 
@@ -43,31 +41,6 @@ MAX_PART_HEADER_BYTES = 16 * 1024
 WRITE_CHUNK_BYTES = 1 << 20  # file bytes are handed to the storage writer (on a thread) in chunks this big
 DOWNLOAD_CHUNK_BYTES = 1 << 20
 FORM_HINT = "send multipart/form-data with a 'file' part, e.g. curl -F file=@items.jsonl -F purpose=batch"
-
-
-class FileOut(BaseModel):
-    id: str = Field(description="file_<24 hex digits>")
-    object: Literal["file"] = "file"
-    owner: str
-    filename: str
-    purpose: str
-    bytes: int = Field(description="Size in bytes")
-    sha256: str = Field(description="SHA-256 of the content, hex")
-    created_at: float = Field(description="Epoch seconds")
-    expires_at: float | None = None
-
-    @classmethod
-    def of(cls, record: FileRecord) -> FileOut:
-        return cls(
-            id=record.id,
-            owner=record.owner,
-            filename=record.filename,
-            purpose=record.purpose,
-            bytes=record.bytes,
-            sha256=record.sha256,
-            created_at=record.created_at,
-            expires_at=record.expires_at,
-        )
 
 
 def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:

@@ -7,16 +7,15 @@ from collections.abc import Sequence
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel, ConfigDict, Field
 
 from batchyard.api.deps import BatchyardDep, PrincipalDep
-from batchyard.api.models import ErrorResponse, Page
 from batchyard.app import Batchyard
 from batchyard.core.lifecycle import ItemStatus
 from batchyard.core.records import ItemRecord, JobRecord
 from batchyard.errors import InvalidRequest, NotFound
 from batchyard.services.auth import Principal
 from batchyard.store import Store
+from batchyard.wire import ErrorResponse, ItemOut, Page
 
 router = APIRouter(prefix="/api/v1/jobs/{job_id}/items", tags=["items"])
 
@@ -26,60 +25,6 @@ MAX_ITEMS_PAGE = 500
 ITEM_SCAN_WINDOW = 50_000
 CURSOR_PATTERN = r"^s[0-9a-f]{1,15}$"  # every match is a valid position, so a page never fails on it
 _CURSOR = re.compile(CURSOR_PATTERN)
-
-
-class ItemErrorOut(BaseModel):
-    """The item's last error. Handlers' exceptions carry a traceback; lease expiry and cancellation do not."""
-
-    model_config = ConfigDict(extra="allow")
-
-    type: str | None = Field(None, description="Exception class name, e.g. ValueError, or LeaseExpired")
-    message: str | None = None
-    code: str | None = Field(None, description="A stable code when the handler or Batchyard gave one")
-    attempt: int | None = Field(None, description="The attempt (1-based) that failed")
-    retryable: bool | None = None
-    traceback: str | None = Field(None, description="The end of the Python traceback, for handler exceptions")
-
-
-class ItemOut(BaseModel):
-    job_id: str
-    seq: int = Field(description="0-based position in the job's input")
-    key: str = Field(description="The item's key (custom_id), unique in its job")
-    status: ItemStatus
-    attempts: int = Field(description="Attempts started so far")
-    rescues: int = Field(
-        0,
-        description="Times a worker died while running it: not counted as attempts; at "
-        "BATCHYARD_MAX_RESCUES the item is set aside as failed (code poison)",
-    )
-    payload: Any = Field(None, description="The item as submitted; only when getting one item (null in lists)")
-    result: Any = Field(None, description="What the handler returned, once succeeded")
-    error: ItemErrorOut | None = Field(None, description="The last error, if an attempt failed")
-    started_at: float | None = Field(None, description="Epoch seconds the last attempt started")
-    finished_at: float | None = Field(None, description="Epoch seconds the item finished")
-    duration_seconds: float | None = Field(None, description="Time of the last attempt, once finished")
-    usage: dict[str, float] | None = Field(None, description="Usage counters the handler added")
-
-    @classmethod
-    def of(cls, item: ItemRecord) -> ItemOut:
-        duration = None
-        if item.started_at is not None and item.finished_at is not None:
-            duration = max(0.0, item.finished_at - item.started_at)
-        return cls(
-            job_id=item.job_id,
-            seq=item.seq,
-            key=item.key,
-            status=ItemStatus(item.status),
-            attempts=item.attempts,
-            payload=item.payload,
-            result=item.result,
-            error=ItemErrorOut.model_validate(item.error) if item.error else None,
-            started_at=item.started_at,
-            finished_at=item.finished_at,
-            duration_seconds=duration,
-            usage=item.usage,
-            rescues=item.rescues,
-        )
 
 
 def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:

@@ -22,7 +22,6 @@ from sqlalchemy.exc import IntegrityError
 
 from batchyard.api.bodies import PlainText, RequestModel
 from batchyard.api.deps import BatchyardDep, PrincipalDep
-from batchyard.api.models import DataList, ErrorResponse, Page
 from batchyard.api.threads import BULK_ITEMS, bulk_limiter, submit_limiter
 from batchyard.app import Batchyard
 from batchyard.core.lifecycle import JobStatus
@@ -30,6 +29,7 @@ from batchyard.core.records import JobQuery, JobRecord
 from batchyard.errors import BatchyardError, IdempotencyKeyReused, InvalidRequest
 from batchyard.services.auth import Principal
 from batchyard.services.jobs import JobView
+from batchyard.wire import DataList, ErrorResponse, EventOut, JobOut, Page, RetryOut, SampleOut
 
 router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"])
 
@@ -74,78 +74,6 @@ class JobCreate(RequestModel):
     expires_in_seconds: float | None = Field(None, gt=0, le=30 * 86400, description="Completion window")
 
 
-class Counts(BaseModel):
-    total: int
-    queued: int
-    running: int
-    succeeded: int
-    failed: int
-    cancelled: int
-    done: int
-
-
-class JobSettingsOut(BaseModel):
-    max_attempts: int
-    backoff_base_seconds: float
-    backoff_max_seconds: float
-    timeout_seconds: float | None
-    concurrency: int | None
-    max_failures: int | None
-    max_failure_rate: float | None
-
-
-class JobOut(BaseModel):
-    id: str
-    handler: str
-    owner: str
-    project: str | None
-    status: JobStatus
-    priority: int
-    description: str | None
-    tags: list[str]
-    metadata: dict[str, Any]
-    params: dict[str, Any]
-    source: str | None
-    counts: Counts
-    percent: float
-    items_per_second: float | None = Field(description="Recent rate, from progress samples")
-    eta_seconds: float | None = Field(description="Time to finish at the recent rate")
-    duration_seconds: float | None
-    avg_item_seconds: float | None
-    cost: float
-    usage: dict[str, float]
-    error: dict[str, Any] | None
-    created_at: float
-    started_at: float | None
-    finished_at: float | None
-    last_activity_at: float | None
-    scheduled_at: float | None
-    expires_at: float | None
-    settings: JobSettingsOut
-    result_files: dict[str, Any]
-    files_written_at: float | None
-    finished: bool = Field(description="Terminal and its result files are written: nothing will change")
-
-
-class RetryOut(JobOut):
-    retried: int = Field(description="Failed items queued again")
-
-
-class EventOut(BaseModel):
-    id: int
-    type: str
-    at: float
-    actor: str | None
-    message: str | None
-    data: dict[str, Any]
-
-
-class SampleOut(BaseModel):
-    at: float
-    done: int
-    failed: int
-
-
 BulkAction = Literal["cancel", "pause", "resume", "retry", "delete"]
 
 
@@ -163,10 +91,6 @@ class BulkResult(BaseModel):
 
 class BulkOut(BaseModel):
     results: list[BulkResult]
-
-
-def job_out(view: JobView) -> JobOut:
-    return JobOut.model_validate(view.to_dict())
 
 
 # -- create ---------------------------------------------------------------------------------------------------
@@ -222,7 +146,7 @@ async def create_job(
         response.status_code = 200
     if wait:
         view = await _wait_for(app, principal, view, wait)
-    return job_out(view)
+    return JobOut.of(view)
 
 
 def _create_or_replay(
@@ -345,7 +269,7 @@ def _job_page(app: Batchyard, principal: Principal, query: JobQuery, limit: int)
     has_more = len(views) > limit
     views = views[:limit]
     next_cursor = _encode_cursor(views[-1].job, query.sort) if has_more and views else None
-    return Page[JobOut](data=[job_out(v) for v in views], has_more=has_more, next_cursor=next_cursor)
+    return Page[JobOut](data=[JobOut.of(v) for v in views], has_more=has_more, next_cursor=next_cursor)
 
 
 _SORT_VALUE = {"created_at": "created_at", "priority": "priority", "updated_at": "last_activity_at", "total": "total"}
@@ -401,7 +325,7 @@ async def get_job(job_id: str, app: BatchyardDep, principal: PrincipalDep) -> Jo
 
 
 def _get_job(app: Batchyard, principal: Principal, job_id: str) -> JobOut:
-    return job_out(app.service.get(job_id, principal))
+    return JobOut.of(app.service.get(job_id, principal))
 
 
 @router.get("/{job_id}/events", summary="The job's timeline", responses=READ_ERRORS)
@@ -414,9 +338,7 @@ def job_events(
 ) -> DataList[EventOut]:
     app.service.job_record(job_id, principal)
     events = app.store.jobs.list_events(job_id, after_id=after, limit=limit)
-    return DataList[EventOut](
-        data=[EventOut(id=e.id, type=e.type, at=e.at, actor=e.actor, message=e.message, data=e.data) for e in events]
-    )
+    return DataList[EventOut](data=[EventOut.of(e) for e in events])
 
 
 @router.get("/{job_id}/progress", summary="Progress samples (done and failed over time)", responses=READ_ERRORS)
@@ -440,23 +362,23 @@ class Reason(RequestModel):
 
 @router.post("/{job_id}/cancel", summary="Cancel: queued items at once, running ones are told", responses=WRITE_ERRORS)
 def cancel_job(job_id: str, app: BatchyardDep, principal: PrincipalDep, body: Reason | None = None) -> JobOut:
-    return job_out(app.service.cancel(job_id, principal, reason=body.reason if body else None))
+    return JobOut.of(app.service.cancel(job_id, principal, reason=body.reason if body else None))
 
 
 @router.post("/{job_id}/pause", summary="Pause: no new items start; running ones finish", responses=WRITE_ERRORS)
 def pause_job(job_id: str, app: BatchyardDep, principal: PrincipalDep, body: Reason | None = None) -> JobOut:
-    return job_out(app.service.pause(job_id, principal, reason=body.reason if body else None))
+    return JobOut.of(app.service.pause(job_id, principal, reason=body.reason if body else None))
 
 
 @router.post("/{job_id}/resume", summary="Resume a paused job", responses=WRITE_ERRORS)
 def resume_job(job_id: str, app: BatchyardDep, principal: PrincipalDep) -> JobOut:
-    return job_out(app.service.resume(job_id, principal))
+    return JobOut.of(app.service.resume(job_id, principal))
 
 
 @router.post("/{job_id}/retry", summary="Queue the failed items again", responses=WRITE_ERRORS)
 def retry_job(job_id: str, app: BatchyardDep, principal: PrincipalDep) -> RetryOut:
     view, n = app.service.retry_failed(job_id, principal)
-    return RetryOut.model_validate({**view.to_dict(), "retried": n})
+    return RetryOut.of_retry(view, n)
 
 
 @router.delete("/{job_id}", status_code=204, summary="Delete a finished job and its files", responses=WRITE_ERRORS)

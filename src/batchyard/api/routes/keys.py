@@ -8,42 +8,23 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from batchyard.api.bodies import PlainText, RequestModel
 from batchyard.api.deps import BatchyardDep, PrincipalDep
-from batchyard.api.models import DataList, ErrorResponse
-from batchyard.core.records import ApiKeyRecord
+from batchyard.core.roles import Role
 from batchyard.errors import NotFound
-from batchyard.services.auth import AuthService, Role
+from batchyard.services.auth import AuthService
+from batchyard.wire import DataList, ErrorResponse, KeyOut, NewKeyOut
 
 router = APIRouter(prefix="/api/v1/keys", tags=["keys"])
 _E = {"model": ErrorResponse}
-
-
-class KeyOut(BaseModel):
-    id: str
-    prefix: str = Field(description="The key's first characters, to recognise it")
-    owner: str
-    role: Role
-    name: str | None
-    created_at: float
-    last_used_at: float | None
-    revoked_at: float | None
 
 
 class KeyCreate(RequestModel):
     owner: PlainText | None = Field(None, max_length=200, description="Admins only; default: the caller's owner")
     role: Role = Role.MEMBER
     name: PlainText | None = Field(None, max_length=200)
-
-
-class NewKeyOut(KeyOut):
-    key: str = Field(description="The key itself: shown only this once")
-
-
-def _out(record: ApiKeyRecord) -> KeyOut:
-    return KeyOut.model_validate(record, from_attributes=True)
 
 
 @router.get("", summary="List API keys", responses={401: _E})
@@ -53,7 +34,7 @@ def list_keys(
     owner: Annotated[str | None, Query(max_length=200, description="Admins only")] = None,
 ) -> DataList[KeyOut]:
     records = app.store.auth.list_api_keys(owner if principal.is_admin else principal.owner)
-    return DataList[KeyOut](data=[_out(r) for r in records])
+    return DataList[KeyOut](data=[KeyOut.of(r) for r in records])
 
 
 @router.post("", status_code=201, summary="Create an API key", responses={400: _E, 401: _E, 403: _E, 422: _E})
@@ -63,7 +44,7 @@ def create_key(body: KeyCreate, app: BatchyardDep, principal: PrincipalDep) -> N
     if owner != principal.owner or body.role is Role.ADMIN:
         principal.require_admin()
     key, record = AuthService(app.store).create_key(owner, body.role, body.name)
-    return NewKeyOut(**_out(record).model_dump(), key=key)
+    return NewKeyOut.of_new(key, record)
 
 
 @router.delete("/{key_id}", status_code=204, summary="Revoke an API key", responses={401: _E, 403: _E, 404: _E})

@@ -10,11 +10,11 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
 from batchyard.api.deps import BatchyardDep, PrincipalDep
-from batchyard.api.models import ErrorResponse
 from batchyard.core.lifecycle import JobStatus
 from batchyard.core.records import ITEM_COUNTERS, StatsBucket, StatsFilter, StatsSnapshot
 from batchyard.errors import Forbidden
 from batchyard.services.auth import Principal
+from batchyard.wire import ErrorResponse
 
 router = APIRouter(tags=["stats"])
 

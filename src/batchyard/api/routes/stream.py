@@ -24,7 +24,7 @@ from batchyard.api.feed import (
     job_feed,
     sse_frame,
 )
-from batchyard.api.models import ErrorResponse
+from batchyard.wire import ErrorResponse
 
 
 @contextlib.asynccontextmanager

@@ -5,11 +5,11 @@ from __future__ import annotations
 import hashlib
 
 from fastapi import APIRouter, Request
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
 
 from batchyard.api.deps import BatchyardDep, PrincipalDep
-from batchyard.api.models import DataList
 from batchyard.errors import StoreUnavailable, WorkerCrashed
+from batchyard.wire import DataList, HandlerOut, WorkerOut
 
 router = APIRouter()
 
@@ -22,31 +22,6 @@ class Me(BaseModel):
     owner: str
     role: str
     via: str
-
-
-class WorkerOut(BaseModel):
-    id: str = Field(
-        description="For admins the worker's own id (host-pid-random); for others a stable alias "
-        "that does not reveal where it runs"
-    )
-    host: str | None = Field(description="The machine it runs on: admins only, null for others")
-    pid: int | None = Field(description="Its process id: admins only, null for others")
-    handlers: list[str]
-    concurrency: int
-    started_at: float
-    last_seen_at: float
-    in_flight: int
-    status: str
-
-
-class HandlerOut(BaseModel):
-    name: str
-    description: str
-    is_async: bool
-    concurrency: int
-    max_attempts: int | None
-    timeout_seconds: float | None
-    live_workers: int
 
 
 @router.get("/healthz", tags=["system"], summary="The process is up")
@@ -87,7 +62,7 @@ def me(principal: PrincipalDep) -> Me:
 
 @router.get("/api/v1/workers", tags=["system"], summary="Live workers (where they run: admins only)")
 def list_workers(app: BatchyardDep, principal: PrincipalDep) -> DataList[WorkerOut]:
-    workers = [WorkerOut.model_validate(w, from_attributes=True) for w in app.service.live_workers()]
+    workers = [WorkerOut.of(w) for w in app.service.live_workers()]
     if not principal.is_admin:  # where the servers run is the operator's business
         workers = [w.model_copy(update={"id": _worker_alias(w.id), "host": None, "pid": None}) for w in workers]
     return DataList[WorkerOut](data=workers)

@@ -1,0 +1,382 @@
+"""The wire schema: how a job, an item, a file, a key, an event, a worker and a page of them look as JSON.
+
+One pydantic model per resource, used everywhere that resource leaves or enters a process: the REST answers (and
+so the OpenAPI schema), the SSE frames of ``/api/v1/stream``, the CLI's ``--json`` output, and :mod:`batchyard.client`
+parsing the server's answers. Change a field here and every one of them changes together.
+
+Building: each model has one constructor from what the service layer hands out, ``JobOut.of(view)``,
+``ItemOut.of(record)``, ``FileOut.of(record)``, ``KeyOut.of(record)``, ``EventOut.of(record)``, ``WorkerOut.of``.
+Each validates once (pydantic's validator runs in Rust: a plain dict through ``model_validate`` costs less than
+``model_construct``, which runs in Python, for a page of 200 jobs). A route returns the model instance and FastAPI
+serializes it as it is, without validating it again.
+
+Parsing JSON from elsewhere (a server's answer, a file) validates it. This is how CLI code gets a job, locally
+or from a server, and prints it::
+
+    from batchyard.wire import JobOut, Page
+    job = JobOut.of(app.service.get(job_id))          # local: from the service's view
+    job = JobOut.model_validate(data)                 # remote: a dict (client.get_job(...), one SSE frame's data)
+    job = JobOut.model_validate_json(text)            # or straight from the JSON text
+    page = Page[JobOut].model_validate(data)          # GET /api/v1/jobs
+    job.status, job.counts.succeeded, job.settings.max_attempts, job.avg_item_seconds, job.finished
+    job.model_dump(mode="json")                       # exactly the JSON the server sends (for --json)
+
+``model_validate`` also accepts an instance of the model itself (returned as it is), so code written against a
+client method that returns a dict keeps working when that method returns the model.
+
+Unknown fields are ignored when parsing (a newer server may add some); every field the server sends today is
+required or has the default the server would send, so no value is invented.
+
+The models carry no docstrings of their own where the OpenAPI schema had none: a docstring becomes the schema's
+description. This module imports nothing from the store, the API or the CLI; records are only named for type checking.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from batchyard.core.lifecycle import TERMINAL_JOB_STATUSES, ItemStatus, JobStatus
+from batchyard.core.roles import Role
+
+if TYPE_CHECKING:
+    from batchyard.core.records import ApiKeyRecord, EventRecord, FileRecord, ItemRecord, JobRecord, WorkerRecord
+    from batchyard.services.jobs import JobView
+
+T = TypeVar("T")
+
+
+# -- envelopes ------------------------------------------------------------------------------------------------------
+
+
+class DataList(BaseModel, Generic[T]):
+    """A complete, short list."""
+
+    data: list[T]
+
+
+class Page(BaseModel, Generic[T]):
+    """One page of a long list. Pass ``next_cursor`` back as ``cursor`` for the next page."""
+
+    data: list[T]
+    has_more: bool
+    next_cursor: str | None = Field(None, description="Opaque; null on the last page")
+
+
+class ErrorDetail(BaseModel):
+    message: str
+    type: str
+    param: str | None = None
+    code: str
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorDetail
+
+
+# -- jobs -------------------------------------------------------------------------------------------------------
+
+
+class Counts(BaseModel):
+    total: int
+    queued: int
+    running: int
+    succeeded: int
+    failed: int
+    cancelled: int
+    done: int
+
+
+class JobSettingsOut(BaseModel):
+    max_attempts: int
+    backoff_base_seconds: float
+    backoff_max_seconds: float
+    timeout_seconds: float | None
+    concurrency: int | None
+    max_failures: int | None
+    max_failure_rate: float | None
+
+
+class JobOut(BaseModel):
+    id: str
+    handler: str
+    owner: str
+    project: str | None
+    status: JobStatus
+    priority: int
+    description: str | None
+    tags: list[str]
+    metadata: dict[str, Any]
+    params: dict[str, Any]
+    source: str | None
+    counts: Counts
+    percent: float
+    items_per_second: float | None = Field(description="Recent rate, from progress samples")
+    eta_seconds: float | None = Field(description="Time to finish at the recent rate")
+    duration_seconds: float | None
+    avg_item_seconds: float | None
+    cost: float
+    usage: dict[str, float]
+    error: dict[str, Any] | None
+    created_at: float
+    started_at: float | None
+    finished_at: float | None
+    last_activity_at: float | None
+    scheduled_at: float | None
+    expires_at: float | None
+    settings: JobSettingsOut
+    result_files: dict[str, Any]
+    files_written_at: float | None
+    finished: bool = Field(description="Terminal and its result files are written: nothing will change")
+
+    @classmethod
+    def of(cls, view: JobView) -> JobOut:
+        """The job as sent, from the service's view of it (record, rate and ETA). No validation."""
+        return cls.model_validate(job_fields(view.job, view.items_per_second, view.eta_seconds))
+
+
+class RetryOut(JobOut):
+    retried: int = Field(description="Failed items queued again")
+
+    @classmethod
+    def of_retry(cls, view: JobView, retried: int) -> RetryOut:
+        return cls.model_validate({**job_fields(view.job, view.items_per_second, view.eta_seconds), "retried": retried})
+
+
+def job_fields(job: JobRecord, items_per_second: float | None, eta_seconds: float | None) -> dict[str, Any]:
+    """The fields of :class:`JobOut` for ``job`` as plain values, to validate."""
+    finished_items = job.succeeded + job.failed
+    done = finished_items + job.cancelled
+    started_at = job.started_at
+    return {
+        "id": job.id,
+        "handler": job.handler,
+        "owner": job.owner,
+        "project": job.project,
+        "status": job.status,
+        "priority": job.priority,
+        "description": job.description,
+        "tags": job.tags,
+        "metadata": job.metadata,
+        "params": job.params,
+        "source": job.source,
+        "counts": {
+            "total": job.total,
+            "queued": job.queued,
+            "running": job.running,
+            "succeeded": job.succeeded,
+            "failed": job.failed,
+            "cancelled": job.cancelled,
+            "done": done,
+        },
+        "percent": round(100.0 * done / job.total if job.total else 100.0, 2),
+        "items_per_second": items_per_second,
+        "eta_seconds": eta_seconds,
+        "duration_seconds": None if started_at is None else (job.finished_at or time.time()) - started_at,
+        "avg_item_seconds": job.busy_seconds / finished_items if finished_items else None,
+        "cost": job.cost,
+        "usage": job.usage,
+        "error": job.error,
+        "created_at": job.created_at,
+        "started_at": started_at,
+        "finished_at": job.finished_at,
+        "last_activity_at": job.last_activity_at,
+        "scheduled_at": job.scheduled_at,
+        "expires_at": job.expires_at,
+        "settings": {
+            "max_attempts": job.max_attempts,
+            "backoff_base_seconds": job.backoff_base_seconds,
+            "backoff_max_seconds": job.backoff_max_seconds,
+            "timeout_seconds": job.timeout_seconds,
+            "concurrency": job.concurrency,
+            "max_failures": job.max_failures,
+            "max_failure_rate": job.max_failure_rate,
+        },
+        "result_files": job.result_files,
+        "files_written_at": job.files_written_at,
+        "finished": job.status in TERMINAL_JOB_STATUSES and (job.files_written_at is not None or job.total == 0),
+    }
+
+
+class EventOut(BaseModel):
+    id: int
+    type: str
+    at: float
+    actor: str | None
+    message: str | None
+    data: dict[str, Any]
+
+    @classmethod
+    def of(cls, event: EventRecord) -> EventOut:
+        return cls(id=event.id, type=event.type, at=event.at, actor=event.actor, message=event.message, data=event.data)
+
+
+class SampleOut(BaseModel):
+    at: float
+    done: int
+    failed: int
+
+
+# -- items ------------------------------------------------------------------------------------------------------
+
+
+class ItemErrorOut(BaseModel):
+    """The item's last error. Handlers' exceptions carry a traceback; lease expiry and cancellation do not."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str | None = Field(None, description="Exception class name, e.g. ValueError, or LeaseExpired")
+    message: str | None = None
+    code: str | None = Field(None, description="A stable code when the handler or Batchyard gave one")
+    attempt: int | None = Field(None, description="The attempt (1-based) that failed")
+    retryable: bool | None = None
+    traceback: str | None = Field(None, description="The end of the Python traceback, for handler exceptions")
+
+
+class ItemOut(BaseModel):
+    job_id: str
+    seq: int = Field(description="0-based position in the job's input")
+    key: str = Field(description="The item's key (custom_id), unique in its job")
+    status: ItemStatus
+    attempts: int = Field(description="Attempts started so far")
+    rescues: int = Field(
+        0,
+        description="Times a worker died while running it: not counted as attempts; at "
+        "BATCHYARD_MAX_RESCUES the item is set aside as failed (code poison)",
+    )
+    payload: Any = Field(None, description="The item as submitted; only when getting one item (null in lists)")
+    result: Any = Field(None, description="What the handler returned, once succeeded")
+    error: ItemErrorOut | None = Field(None, description="The last error, if an attempt failed")
+    started_at: float | None = Field(None, description="Epoch seconds the last attempt started")
+    finished_at: float | None = Field(None, description="Epoch seconds the item finished")
+    duration_seconds: float | None = Field(None, description="Time of the last attempt, once finished")
+    usage: dict[str, float] | None = Field(None, description="Usage counters the handler added")
+
+    @classmethod
+    def of(cls, item: ItemRecord) -> ItemOut:
+        duration = None
+        if item.started_at is not None and item.finished_at is not None:
+            duration = max(0.0, item.finished_at - item.started_at)
+        return cls.model_validate(
+            {
+                "job_id": item.job_id,
+                "seq": item.seq,
+                "key": item.key,
+                "status": item.status,
+                "attempts": item.attempts,
+                "rescues": item.rescues,
+                "payload": item.payload,
+                "result": item.result,
+                "error": item.error or None,
+                "started_at": item.started_at,
+                "finished_at": item.finished_at,
+                "duration_seconds": duration,
+                "usage": item.usage,
+            }
+        )
+
+
+# -- files, keys, workers, handlers ------------------------------------------------------------------------------
+
+
+class FileOut(BaseModel):
+    id: str = Field(description="file_<24 hex digits>")
+    object: Literal["file"] = "file"
+    owner: str
+    filename: str
+    purpose: str
+    bytes: int = Field(description="Size in bytes")
+    sha256: str = Field(description="SHA-256 of the content, hex")
+    created_at: float = Field(description="Epoch seconds")
+    expires_at: float | None = None
+
+    @classmethod
+    def of(cls, record: FileRecord) -> FileOut:
+        return cls(
+            id=record.id,
+            object="file",
+            owner=record.owner,
+            filename=record.filename,
+            purpose=record.purpose,
+            bytes=record.bytes,
+            sha256=record.sha256,
+            created_at=record.created_at,
+            expires_at=record.expires_at,
+        )
+
+
+class KeyOut(BaseModel):
+    id: str
+    prefix: str = Field(description="The key's first characters, to recognise it")
+    owner: str
+    role: Role
+    name: str | None
+    created_at: float
+    last_used_at: float | None
+    revoked_at: float | None
+
+    @classmethod
+    def of(cls, record: ApiKeyRecord) -> KeyOut:
+        return cls(**_key_fields(record))
+
+
+class NewKeyOut(KeyOut):
+    key: str = Field(description="The key itself: shown only this once")
+
+    @classmethod
+    def of_new(cls, key: str, record: ApiKeyRecord) -> NewKeyOut:
+        return cls(**_key_fields(record), key=key)
+
+
+def _key_fields(record: ApiKeyRecord) -> dict[str, Any]:
+    return {
+        "id": record.id,
+        "prefix": record.prefix,
+        "owner": record.owner,
+        "role": record.role,
+        "name": record.name,
+        "created_at": record.created_at,
+        "last_used_at": record.last_used_at,
+        "revoked_at": record.revoked_at,
+    }
+
+
+class WorkerOut(BaseModel):
+    id: str = Field(
+        description="For admins the worker's own id (host-pid-random); for others a stable alias "
+        "that does not reveal where it runs"
+    )
+    host: str | None = Field(description="The machine it runs on: admins only, null for others")
+    pid: int | None = Field(description="Its process id: admins only, null for others")
+    handlers: list[str]
+    concurrency: int
+    started_at: float
+    last_seen_at: float
+    in_flight: int
+    status: str
+
+    @classmethod
+    def of(cls, worker: WorkerRecord) -> WorkerOut:
+        return cls(
+            id=worker.id,
+            host=worker.host,
+            pid=worker.pid,
+            handlers=worker.handlers,
+            concurrency=worker.concurrency,
+            started_at=worker.started_at,
+            last_seen_at=worker.last_seen_at,
+            in_flight=worker.in_flight,
+            status=worker.status,
+        )
+
+
+class HandlerOut(BaseModel):
+    name: str
+    description: str
+    is_async: bool
+    concurrency: int
+    max_attempts: int | None
+    timeout_seconds: float | None
+    live_workers: int
