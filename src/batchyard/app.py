@@ -15,8 +15,16 @@ from batchyard.data.results import ERRORS_JSONL, RESULT_FILE_NAMES, RESULTS_JSON
 from batchyard.errors import NotFound, NotReady
 from batchyard.handlers.demo import register_demo_handlers
 from batchyard.registry import HandlerRegistry
+from batchyard.services.activity import ActivityService
+from batchyard.services.auth import AuthService
+from batchyard.services.files import FileService
+from batchyard.services.items import ItemService
 from batchyard.services.jobs import ItemSource, JobService, JobView
+from batchyard.services.keys import KeyService
 from batchyard.services.maintenance import Maintenance
+from batchyard.services.results import ResultService
+from batchyard.services.stats import StatsService
+from batchyard.services.system import SystemService
 from batchyard.settings import Settings
 from batchyard.store import Store
 from batchyard.worker import Worker, WorkerStats
@@ -89,7 +97,45 @@ class Batchyard:
 
     @property
     def service(self) -> JobService:
+        """Jobs: submit, read, move (see :class:`JobService`). HTTP routes and CLI commands reach the data
+        through the services here, never through :attr:`store`."""
         return JobService(self.store, self.storage, self.settings, self.registry)
+
+    @property
+    def items(self) -> ItemService:
+        return ItemService(self.store, self.service)
+
+    @property
+    def results(self) -> ResultService:
+        return ResultService(self.store, self.storage, self.service)
+
+    @property
+    def files(self) -> FileService:
+        return FileService(self.store, self.storage, self.settings)
+
+    @property
+    def activity(self) -> ActivityService:
+        return ActivityService(self.store)
+
+    @property
+    def auth(self) -> AuthService:
+        return AuthService(self.store)
+
+    @property
+    def keys(self) -> KeyService:
+        return KeyService(self.store)
+
+    @property
+    def stats(self) -> StatsService:
+        return StatsService(self.store)
+
+    @property
+    def system(self) -> SystemService:
+        return SystemService(self.store, self.settings, self.registry)
+
+    def connect(self) -> None:
+        """Open the database now (and migrate it, unless disabled) instead of on first use."""
+        self.store  # noqa: B018 - the property connects
 
     def close(self) -> None:
         if self._store is not None:

@@ -8,7 +8,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from batchyard import Batchyard, ItemContext
-from batchyard.api.routes import items as items_routes
+from batchyard.services import items as item_service
 
 from .conftest import Keys, bearer
 
@@ -89,7 +89,7 @@ def test_a_filtered_page_reads_a_bounded_window(
 ) -> None:
     """With a status filter each request scans at most ITEM_SCAN_WINDOW positions: pages can come back short,
     but following the cursor still yields every match exactly once."""
-    monkeypatch.setattr(items_routes, "ITEM_SCAN_WINDOW", 4)
+    monkeypatch.setattr(item_service, "ITEM_SCAN_WINDOW", 4)
     pages = all_pages(client, f"/api/v1/jobs/{job_id}/items", keys.alice, status="failed", limit=3)
     assert len(pages) > N_ITEMS // 4 - 1  # one request per window at least
     assert all(len(p["data"]) <= 3 for p in pages)

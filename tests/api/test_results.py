@@ -253,10 +253,10 @@ def test_job_list_as_csv(client: TestClient, app: Batchyard, keys: Keys) -> None
 def test_job_list_csv_is_capped(
     client: TestClient, app: Batchyard, keys: Keys, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from batchyard.api.routes import results as results_routes
+    from batchyard.services import results as result_service
 
-    monkeypatch.setattr(results_routes, "MAX_JOBS_CSV_ROWS", 3)
-    monkeypatch.setattr(results_routes, "JOBS_CSV_PAGE", 2)
+    monkeypatch.setattr(result_service, "MAX_JOBS_CSV_ROWS", 3)
+    monkeypatch.setattr(result_service, "JOBS_CSV_PAGE", 2)
     created = [submit_apart(app, "echo", [{"n": n}], owner="alice") for n in range(5)]
     rows = csv_rows(client.get("/api/v1/jobs.csv", headers=bearer(keys.alice)).text)
     assert [r["id"] for r in rows] == created[::-1][:3]

@@ -40,7 +40,7 @@ def create_app(
     Without ``batchyard`` it serves a default app with the demo handlers, as ``batchyard serve`` does without --app.
     """
     by = batchyard or Batchyard(settings, demo_handlers=True)
-    by.store  # noqa: B018 - connect and migrate now, not on the first request
+    by.connect()  # connect and migrate now, not on the first request
 
     @contextlib.asynccontextmanager
     async def lifespan(api: FastAPI) -> AsyncIterator[None]:

@@ -9,7 +9,7 @@ from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBea
 
 from batchyard.app import Batchyard
 from batchyard.errors import Unauthenticated
-from batchyard.services.auth import AuthService, Principal
+from batchyard.services.auth import Principal
 
 SESSION_COOKIE = "batchyard_session"
 CSRF_HEADER = "X-CSRF-Token"
@@ -40,7 +40,7 @@ def current_principal(
 ) -> Principal:
     """Who is calling. A Bearer key wins over a session cookie; a cookie session must send the CSRF token on
     every state-changing request."""
-    auth = AuthService(app.store)
+    auth = app.auth
     if credentials is not None:
         return auth.authenticate_key(credentials.credentials)
     if request.headers.get("authorization"):

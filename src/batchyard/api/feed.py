@@ -31,7 +31,6 @@ import asyncio
 import base64
 import binascii
 import contextlib
-import json
 import logging
 import math
 from collections import OrderedDict
@@ -43,7 +42,8 @@ from batchyard.app import Batchyard
 from batchyard.core.lifecycle import JobStatus
 from batchyard.core.records import JobRecord
 from batchyard.errors import BatchyardError, InvalidRequest, StoreUnavailable
-from batchyard.services.auth import AuthService, Credential, Principal
+from batchyard.services.auth import Credential, Principal
+from batchyard.wire import JobOut
 
 log = logging.getLogger("batchyard.api.feed")
 
@@ -258,11 +258,10 @@ class JobFeed:
     async def replay(self, sub: Subscription, cursor: tuple[float, str]) -> Replay:
         """The subscriber's visible jobs changed since ``cursor`` (a little before, see the module doc)."""
         at, last_job_id = cursor
-        owner = None if sub.principal.is_admin else sub.principal.owner
 
         def load() -> Replay:
-            records, truncated = self.app.store.stats.jobs_changed_since(
-                at - self.lookback, owner=owner, job_id=sub.job_id, limit=REPLAY_LIMIT
+            records, truncated = self.app.activity.changed_since(
+                at - self.lookback, sub.principal, job_id=sub.job_id, limit=REPLAY_LIMIT
             )
             fresh = [r for r in records if not (r.id == last_job_id and changed_at(r) <= at)]
             return Replay(self._render(fresh), truncated)
@@ -350,7 +349,7 @@ class JobFeed:
                 sub.end("the API key was revoked or the session ended; sign in again")
 
     def _ended(self, credentials: set[Credential]) -> set[Credential]:
-        return AuthService(self.app.store).ended(credentials)
+        return self.app.auth.ended(credentials)
 
     def _drop_subscribers(self) -> None:
         for sub in list(self._subscribers):
@@ -358,21 +357,21 @@ class JobFeed:
 
     def _begin(self) -> None:
         """Start from now: jobs touched within the lookback before now count as already sent."""
-        store = self.app.store
-        now = store.stats.database_clock()
+        activity = self.app.activity
+        now = activity.clock()
         self._scan_from = now - self.lookback
         self._scan_after_id = None
-        rows = store.stats.recent_activity(self._scan_from, POLL_LIMIT)
+        rows = activity.touched_since(self._scan_from, POLL_LIMIT)
         self._seen = {job_id: at for job_id, at in rows if at <= now}
         self._awaiting_files = set()
 
     def _poll(self) -> list[JobChange]:
         self.polls += 1
-        store = self.app.store
-        rows = store.stats.recent_activity(self._scan_from, POLL_LIMIT, after_id=self._scan_after_id)
+        activity = self.app.activity
+        rows = activity.touched_since(self._scan_from, POLL_LIMIT, after_id=self._scan_after_id)
         fresh = {job_id for job_id, at in rows if at > self._seen.get(job_id, -math.inf)}
         wanted = fresh | self._awaiting_files
-        records = store.stats.jobs_by_ids(sorted(wanted)) if wanted else []
+        records = activity.jobs(sorted(wanted)) if wanted else []
         changed: list[JobRecord] = []
         found: set[str] = set()
         for record in records:
@@ -407,7 +406,7 @@ class JobFeed:
         for record in records:
             at = changed_at(record)
             cursor = encode_cursor(at, record.id)
-            data = json.dumps(service.view(record).to_dict(), separators=(",", ":"))
+            data = JobOut.of(service.view(record)).model_dump_json()
             changes.append(JobChange(record.id, record.owner, at, cursor, sse_frame("job", data, cursor)))
         return changes
 

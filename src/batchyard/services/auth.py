@@ -46,6 +46,11 @@ class Principal:
     def can_see(self, owner: str) -> bool:
         return self.is_admin or owner == self.owner
 
+    def owner_scope(self, requested: str | None = None) -> str | None:
+        """The owner whose data a listing covers: for an admin ``requested`` (None: every owner), for anyone
+        else always their own owner, whatever they asked for."""
+        return requested if self.is_admin else self.owner
+
     def require_write(self) -> None:
         if self.role is Role.VIEWER:
             raise Forbidden("this key can only read (role viewer)")

@@ -204,8 +204,9 @@ class FileService:
         """A page of the files ``principal`` may see, newest first, and the cursor of the next page (or None)."""
         limit = max(1, min(limit, MAX_FILES_PAGE))
         before = decode_file_cursor(cursor) if cursor else None
-        owner = None if principal.is_admin else principal.owner
-        page = self.store.uploads.list_files(owner=owner, purpose=purpose, limit=limit + 1, before=before)
+        page = self.store.uploads.list_files(
+            owner=principal.owner_scope(), purpose=purpose, limit=limit + 1, before=before
+        )
         if len(page) > limit:
             return page[:limit], encode_file_cursor(page[limit - 1])
         return page, None

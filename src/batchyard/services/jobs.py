@@ -1,4 +1,4 @@
-"""The service layer: the rules around jobs (validation, defaults, ownership of files, ETA).
+"""The service layer: the rules around jobs (validation, defaults, idempotent creation, ownership, ETA).
 
 CLI commands and HTTP routes call this; it calls the store. Nothing here writes SQL.
 """
@@ -12,15 +12,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Literal
 
+from sqlalchemy.exc import IntegrityError
+
 from batchyard.core.lifecycle import TERMINAL_JOB_STATUSES
 from batchyard.core.rate import RECENT_WINDOW_SECONDS, Sample, estimate
-from batchyard.core.records import JobQuery, JobRecord, JobSpec, WorkerRecord
+from batchyard.core.records import EventRecord, JobQuery, JobRecord, JobSpec, WorkerRecord
 from batchyard.data.blobs import LocalStorage, job_prefix
-from batchyard.data.ingest import ItemReader
+from batchyard.data.ingest import ItemReader, detect_format
 from batchyard.data.results import RESULT_FILE_NAMES
-from batchyard.errors import InvalidRequest, UnknownHandler
+from batchyard.errors import IdempotencyKeyReused, InvalidRequest, NotFound, UnknownHandler
 from batchyard.registry import HandlerRegistry
 from batchyard.services.auth import LOCAL_ADMIN, Principal
+from batchyard.services.files import FileService
 from batchyard.settings import Settings
 from batchyard.store import Store
 from batchyard.wire import JobOut
@@ -134,6 +137,66 @@ class JobService:
         )
         return self.store.jobs.create_job(spec, reader, idempotency=idempotency)
 
+    def create(
+        self,
+        principal: Principal,
+        handler: str,
+        *,
+        items: Sequence[Any] | None = None,
+        input_file_id: str | None = None,
+        format: Literal["jsonl", "csv"] | None = None,
+        idempotency: tuple[str, str] | None = None,
+        **options: Any,
+    ) -> tuple[JobView, bool]:
+        """Create a job for ``principal`` from inline ``items`` or an uploaded file: (the job, True), or with
+        ``idempotency`` = (key, fingerprint of the request) a replay: the job that key created, and False.
+
+        The same key with another fingerprint is refused (:class:`IdempotencyKeyReused`). Two requests racing
+        with one key create one job: the loser's insert fails on the key's unique index and it answers with
+        the winner's job. ``options`` are those of :meth:`submit`."""
+        principal.require_write()
+        check_item_source(items, input_file_id)
+        if idempotency is not None:
+            replay = self._replay(principal, *idempotency)
+            if replay is not None:
+                return replay, False
+        try:
+            job = self._create(principal, handler, items, input_file_id, format, idempotency, options)
+        except IntegrityError:  # a concurrent request with the same key committed first
+            replay = self._replay(principal, *idempotency) if idempotency is not None else None
+            if replay is None:
+                raise
+            return replay, False
+        # The job as its creating transaction left it: no need to read it again, and it has no progress samples.
+        return self.view(job, samples=[]), True
+
+    def _create(
+        self,
+        principal: Principal,
+        handler: str,
+        items: Sequence[Any] | None,
+        input_file_id: str | None,
+        format: Literal["jsonl", "csv"] | None,
+        idempotency: tuple[str, str] | None,
+        options: dict[str, Any],
+    ) -> JobRecord:
+        options = {**options, "owner": principal.owner, "idempotency": idempotency}
+        if items is not None:
+            return self.submit(handler, items, source_name="inline items", **options)
+        files = FileService(self.store, self.storage, self.settings)
+        path, name = files.open_for_job(input_file_id or "", principal)
+        return self.submit(handler, path, format=format or detect_format(name), source_name=name, **options)
+
+    def _replay(self, principal: Principal, key: str, fingerprint: str) -> JobView | None:
+        found = self.store.jobs.find_idempotent_job(principal.owner, key)
+        if found is None:
+            return None
+        if found[0] != fingerprint:
+            raise IdempotencyKeyReused(
+                f"Idempotency-Key {key!r} was already used for a different request (job {found[1]}); use a new key"
+            )
+        return self.get(found[1], principal)
+
     def _handler_defaults(self, handler: str) -> dict[str, Any]:
         if handler in self.registry:
             spec = self.registry.get(handler)
@@ -175,6 +238,8 @@ class JobService:
         worded exactly like a missing one; a viewer asking to change anything is Forbidden."""
         if write:
             principal.require_write()
+        if "\x00" in job_id:  # PostgreSQL refuses NUL in text: it is simply not an id
+            raise NotFound(f"no job {job_id!r}", param="job_id")
         job = self.store.jobs.get_job(job_id)
         principal.check_owner(job.owner, f"job {job_id!r}", param="job_id")
         return job
@@ -187,9 +252,22 @@ class JobService:
     ) -> list[JobView]:
         """A page of jobs the principal may see (non-admins only ever see their own owner's)."""
         q = query or JobQuery(**filters)
-        if not principal.is_admin:
-            q = dataclasses.replace(q, owner=principal.owner)
+        q = dataclasses.replace(q, owner=principal.owner_scope(q.owner))
         return self.views(self.store.jobs.list_jobs(q))
+
+    def events(
+        self, job_id: str, principal: Principal = LOCAL_ADMIN, *, after_id: int = 0, limit: int = 500
+    ) -> list[EventRecord]:
+        """A page of the job's timeline, oldest first: the events with an id above ``after_id``."""
+        self.job_record(job_id, principal)
+        return self.store.jobs.list_events(job_id, after_id=after_id, limit=limit)
+
+    def progress(
+        self, job_id: str, principal: Principal = LOCAL_ADMIN, *, since: float = 0
+    ) -> list[tuple[float, int, int]]:
+        """The job's progress samples (time, done, failed) since ``since`` (epoch seconds)."""
+        self.job_record(job_id, principal)
+        return self.store.jobs.recent_samples(job_id, since)
 
     def live_workers(self) -> list[WorkerRecord]:
         return self.store.workers.list_workers(live_within=self.settings.worker_stale_seconds)
@@ -231,6 +309,14 @@ class JobService:
         job = self.store.jobs.delete_job(job_id, actor=actor or principal.owner)
         self.storage.delete_prefix(job_prefix(job_id))
         return job
+
+
+def check_item_source(items: Sequence[Any] | None, input_file_id: str | None) -> None:
+    """A job's items come inline or from an uploaded file: exactly one of them."""
+    if (items is None) == (input_file_id is None):
+        raise InvalidRequest(
+            "give the items inline (items) or an uploaded file (input_file_id), not both", param="items"
+        )
 
 
 def _check_options(

@@ -19,7 +19,6 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 
 from batchyard.api.deps import BatchyardDep, PrincipalDep
 from batchyard.api.limits import MULTIPART_SLACK_BYTES
-from batchyard.app import Batchyard
 from batchyard.errors import InvalidRequest
 from batchyard.services.files import (
     DEFAULT_FILENAME,
@@ -27,7 +26,6 @@ from batchyard.services.files import (
     FILE_CURSOR_PATTERN,
     MAX_FILES_PAGE,
     UPLOAD_PURPOSES,
-    FileService,
     UploadPurpose,
     too_large,
 )
@@ -76,10 +74,6 @@ _UPLOAD_BODY: dict[str, Any] = {
         },
     }
 }
-
-
-def files_of(app: Batchyard) -> FileService:
-    return FileService(app.store, app.storage, app.settings)
 
 
 def attachment(filename: str) -> str:
@@ -224,7 +218,7 @@ async def upload_file(request: Request, app: BatchyardDep, principal: PrincipalD
     """Streams the ``file`` part to storage while hashing it. Past the upload limit the answer is 413 and
     nothing is kept. Use the returned id to create a job from the file."""
     principal.require_write()
-    service = files_of(app)
+    service = app.files
     limit = service.max_upload_bytes
     form = _FormReader(_boundary(request.headers.get("content-type")))
     declared = request.headers.get("content-length", "")
@@ -266,7 +260,7 @@ def list_files(
     purpose: Annotated[UploadPurpose | None, Query(description="Only files with this purpose")] = None,
 ) -> Page[FileOut]:
     """The caller's files (an admin sees every owner's)."""
-    records, next_cursor = files_of(app).list(principal, limit=limit, cursor=cursor, purpose=purpose)
+    records, next_cursor = app.files.list(principal, limit=limit, cursor=cursor, purpose=purpose)
     return Page[FileOut](
         data=[FileOut.of(r) for r in records], has_more=next_cursor is not None, next_cursor=next_cursor
     )
@@ -274,7 +268,7 @@ def list_files(
 
 @router.get("/{file_id}", summary="A file's metadata", responses=_errors(401, 404))
 def get_file(file_id: str, app: BatchyardDep, principal: PrincipalDep) -> FileOut:
-    return FileOut.of(files_of(app).get(file_id, principal))
+    return FileOut.of(app.files.get(file_id, principal))
 
 
 @router.get(
@@ -290,7 +284,7 @@ def get_file(file_id: str, app: BatchyardDep, principal: PrincipalDep) -> FileOu
     },
 )
 def download_file(file_id: str, app: BatchyardDep, principal: PrincipalDep) -> StreamingResponse:
-    stream, record = files_of(app).open(file_id, principal)
+    stream, record = app.files.open(file_id, principal)
     headers = {
         "Content-Disposition": attachment(record.filename),
         "Content-Length": str(record.bytes),
@@ -311,5 +305,5 @@ def _chunks(stream: BinaryIO) -> Iterator[bytes]:
 )
 def delete_file(file_id: str, app: BatchyardDep, principal: PrincipalDep) -> Response:
     """Deletes the file and its bytes. Jobs already created from it keep their items."""
-    files_of(app).delete(file_id, principal)
+    app.files.delete(file_id, principal)
     return Response(status_code=204)

@@ -18,7 +18,6 @@ from fastapi import APIRouter, Header, Query, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field
-from sqlalchemy.exc import IntegrityError
 
 from batchyard.api.bodies import PlainText, RequestModel
 from batchyard.api.deps import BatchyardDep, PrincipalDep
@@ -26,9 +25,9 @@ from batchyard.api.threads import BULK_ITEMS, bulk_limiter, submit_limiter
 from batchyard.app import Batchyard
 from batchyard.core.lifecycle import JobStatus
 from batchyard.core.records import JobQuery, JobRecord
-from batchyard.errors import BatchyardError, IdempotencyKeyReused, InvalidRequest
+from batchyard.errors import BatchyardError, InvalidRequest
 from batchyard.services.auth import Principal
-from batchyard.services.jobs import JobView
+from batchyard.services.jobs import JobView, check_item_source
 from batchyard.wire import DataList, ErrorResponse, EventOut, JobOut, Page, RetryOut, SampleOut
 
 router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"])
@@ -121,10 +120,7 @@ async def create_job(
     idempotency_key: Annotated[str | None, Header(max_length=255, description="Replays return the same job")] = None,
 ) -> JobOut:
     principal.require_write()
-    if (body.items is None) == (body.input_file_id is None):
-        raise InvalidRequest(
-            "give the items inline (items) or an uploaded file (input_file_id), not both", param="items"
-        )
+    check_item_source(body.items, body.input_file_id)
     if idempotency_key is not None and any(ord(c) < 32 or ord(c) == 127 for c in idempotency_key):
         raise RequestValidationError(
             [
@@ -139,9 +135,7 @@ async def create_job(
     # Threads of their own (see api/threads.py): a small job mostly waits for the commit; a file or a long list
     # can take seconds to ingest, and a few of those must not hold every request thread.
     limiter = bulk_limiter() if body.items is None or len(body.items) > BULK_ITEMS else submit_limiter()
-    view, created = await anyio.to_thread.run_sync(
-        _create_or_replay, app, principal, body, idempotency_key, limiter=limiter
-    )
+    view, created = await anyio.to_thread.run_sync(_create, app, principal, body, idempotency_key, limiter=limiter)
     if not created:
         response.status_code = 200
     if wait:
@@ -149,70 +143,31 @@ async def create_job(
     return JobOut.of(view)
 
 
-def _create_or_replay(
-    app: Batchyard, principal: Principal, body: JobCreate, idempotency_key: str | None
-) -> tuple[JobView, bool]:
-    """(the job, whether it was created now). With an Idempotency-Key, a replay of the same body returns the
-    first job; the same key with another body is refused (422)."""
-    if not idempotency_key:
-        return _created(app, _submit(app, principal, body, None)), True
-    request_hash = hashlib.sha256(body.model_dump_json().encode()).hexdigest()
-    replay = _replay(app, principal, idempotency_key, request_hash)
-    if replay is not None:
-        return app.service.get(replay, principal), False
-    try:
-        return _created(app, _submit(app, principal, body, (idempotency_key, request_hash))), True
-    except IntegrityError:  # a concurrent request with the same key committed first
-        replay = _replay(app, principal, idempotency_key, request_hash)
-        if replay is None:
-            raise
-        return app.service.get(replay, principal), False
-
-
-def _created(app: Batchyard, job: JobRecord) -> JobView:
-    """The job as its creating transaction left it: no need to read it again, and it has no progress samples."""
-    return app.service.view(job, samples=[])
-
-
-def _submit(app: Batchyard, principal: Principal, body: JobCreate, idempotency: tuple[str, str] | None) -> JobRecord:
-    options: dict[str, Any] = {
-        "owner": principal.owner,
-        "project": body.project,
-        "priority": body.priority,
-        "params": body.params,
-        "description": body.description,
-        "tags": body.tags,
-        "metadata": body.metadata,
-        "scheduled_at": body.scheduled_at,
-        "expires_in_seconds": body.expires_in_seconds,
-        "max_attempts": body.max_attempts,
-        "timeout_seconds": body.timeout_seconds,
-        "concurrency": body.concurrency,
-        "max_failures": body.max_failures,
-        "max_failure_rate": body.max_failure_rate,
-        "idempotency": idempotency,
-    }
-    if body.items is not None:
-        return app.service.submit(body.handler, body.items, source_name="inline items", **options)
-    from batchyard.data.ingest import detect_format
-    from batchyard.services.files import FileService
-
-    files = FileService(app.store, app.storage, app.settings)
-    path, name = files.open_for_job(body.input_file_id or "", principal)
-    return app.service.submit(
-        body.handler, path, format=body.format or detect_format(name), source_name=name, **options
+def _create(app: Batchyard, principal: Principal, body: JobCreate, idempotency_key: str | None) -> tuple[JobView, bool]:
+    """(the job, whether it was created now; False: an Idempotency-Key replay). A request is identified by its
+    body as parsed, so a replay may differ in spacing or key order."""
+    fingerprint = hashlib.sha256(body.model_dump_json().encode()).hexdigest()
+    return app.service.create(
+        principal,
+        body.handler,
+        items=body.items,
+        input_file_id=body.input_file_id,
+        format=body.format,
+        idempotency=(idempotency_key, fingerprint) if idempotency_key else None,
+        project=body.project,
+        priority=body.priority,
+        params=body.params,
+        description=body.description,
+        tags=body.tags,
+        metadata=body.metadata,
+        scheduled_at=body.scheduled_at,
+        expires_in_seconds=body.expires_in_seconds,
+        max_attempts=body.max_attempts,
+        timeout_seconds=body.timeout_seconds,
+        concurrency=body.concurrency,
+        max_failures=body.max_failures,
+        max_failure_rate=body.max_failure_rate,
     )
-
-
-def _replay(app: Batchyard, principal: Principal, key: str, request_hash: str) -> str | None:
-    found = app.store.jobs.find_idempotent_job(principal.owner, key)
-    if found is None:
-        return None
-    if found[0] != request_hash:
-        raise IdempotencyKeyReused(
-            f"Idempotency-Key {key!r} was already used for a different request (job {found[1]}); use a new key"
-        )
-    return found[1]
 
 
 async def _wait_for(app: Batchyard, principal: Principal, view: JobView, seconds: float) -> JobView:
@@ -247,7 +202,7 @@ async def list_jobs(
     cursor: Annotated[str | None, Query(max_length=500)] = None,
 ) -> Page[JobOut]:
     query = JobQuery(
-        owner=owner if principal.is_admin else principal.owner,
+        owner=owner,
         statuses=[s.value for s in status or []],
         handler=handler,
         project=project,
@@ -336,8 +291,7 @@ def job_events(
     after: Annotated[int, Query(ge=0, le=MAX_EVENT_ID, description="Only events with a larger id")] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 500,
 ) -> DataList[EventOut]:
-    app.service.job_record(job_id, principal)
-    events = app.store.jobs.list_events(job_id, after_id=after, limit=limit)
+    events = app.service.events(job_id, principal, after_id=after, limit=limit)
     return DataList[EventOut](data=[EventOut.of(e) for e in events])
 
 
@@ -348,8 +302,7 @@ def job_progress(
     principal: PrincipalDep,
     since: Annotated[float, Query(ge=0, description="Epoch seconds")] = 0,
 ) -> DataList[SampleOut]:
-    app.service.job_record(job_id, principal)
-    samples = app.store.jobs.recent_samples(job_id, since)
+    samples = app.service.progress(job_id, principal, since=since)
     return DataList[SampleOut](data=[SampleOut(at=at, done=done, failed=failed) for at, done, failed in samples])
 
 

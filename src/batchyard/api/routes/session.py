@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field
 from batchyard.api.bodies import RequestModel
 from batchyard.api.deps import SESSION_COOKIE, BatchyardDep
 from batchyard.errors import InvalidRequest, Unauthenticated
-from batchyard.services.auth import SESSION_TTL_SECONDS, AuthService
+from batchyard.services.auth import SESSION_TTL_SECONDS
 
 router = APIRouter(prefix="/api/v1/session", tags=["session"])
 
@@ -30,7 +30,7 @@ class SessionOut(BaseModel):
 
 @router.post("", summary="Sign in (sets the session cookie)", responses={401: {"description": "Bad or used token/key"}})
 def login(body: LoginRequest, response: Response, app: BatchyardDep) -> SessionOut:
-    auth = AuthService(app.store)
+    auth = app.auth
     if bool(body.token) == bool(body.api_key):
         raise InvalidRequest("send exactly one of token or api_key", param="token")
     principal = auth.login_with_token(body.token) if body.token else auth.authenticate_key(body.api_key or "")
@@ -45,7 +45,7 @@ def login(body: LoginRequest, response: Response, app: BatchyardDep) -> SessionO
 def current_session(app: BatchyardDep, batchyard_session: Annotated[str | None, Cookie()] = None) -> SessionOut:
     if not batchyard_session:
         raise Unauthenticated("not signed in")
-    auth = AuthService(app.store)
+    auth = app.auth
     principal = auth.session(batchyard_session, None, state_changing=False)
     csrf = auth.csrf_token(batchyard_session) or ""
     return SessionOut(owner=principal.owner, role=principal.role.value, csrf_token=csrf)
@@ -56,7 +56,7 @@ def logout(
     response: Response, app: BatchyardDep, batchyard_session: Annotated[str | None, Cookie()] = None
 ) -> Response:
     if batchyard_session:
-        AuthService(app.store).end_session(batchyard_session)
+        app.auth.end_session(batchyard_session)
     response.delete_cookie(SESSION_COOKIE, path="/")
     response.status_code = 204
     return response
@@ -83,7 +83,7 @@ def login_page(app: BatchyardDep, token: str | None = None) -> Response:
             ),
             status_code=400,
         )
-    auth = AuthService(app.store)
+    auth = app.auth
     try:
         principal = auth.login_with_token(token)
     except Unauthenticated as exc:
@@ -104,7 +104,7 @@ def home(app: BatchyardDep, batchyard_session: Annotated[str | None, Cookie()] =
     who = None
     if batchyard_session:
         try:
-            who = AuthService(app.store).session(batchyard_session, None, state_changing=False)
+            who = app.auth.session(batchyard_session, None, state_changing=False)
         except Unauthenticated:
             who = None
     if who is None:

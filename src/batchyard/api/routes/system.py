@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import hashlib
-
 from fastapi import APIRouter, Request
 from pydantic import BaseModel
 
 from batchyard.api.deps import BatchyardDep, PrincipalDep
-from batchyard.errors import StoreUnavailable, WorkerCrashed
+from batchyard.errors import WorkerCrashed
 from batchyard.wire import DataList, HandlerOut, WorkerOut
 
 router = APIRouter()
@@ -40,12 +38,7 @@ def healthz() -> Health:
     },
 )
 def readyz(app: BatchyardDep, request: Request) -> Health:
-    try:
-        app.store.db.ping()
-    except StoreUnavailable:
-        raise
-    except Exception as exc:  # any driver failure means "not ready", reported as 503
-        raise StoreUnavailable(f"database not reachable: {exc}") from exc
+    app.system.ping()
     embedded = request.app.state.embedded_worker
     if embedded is not None and not embedded.alive:
         raise WorkerCrashed(
@@ -62,14 +55,7 @@ def me(principal: PrincipalDep) -> Me:
 
 @router.get("/api/v1/workers", tags=["system"], summary="Live workers (where they run: admins only)")
 def list_workers(app: BatchyardDep, principal: PrincipalDep) -> DataList[WorkerOut]:
-    workers = [WorkerOut.of(w) for w in app.service.live_workers()]
-    if not principal.is_admin:  # where the servers run is the operator's business
-        workers = [w.model_copy(update={"id": _worker_alias(w.id), "host": None, "pid": None}) for w in workers]
-    return DataList[WorkerOut](data=workers)
-
-
-def _worker_alias(worker_id: str) -> str:
-    return "worker_" + hashlib.sha256(worker_id.encode()).hexdigest()[:16]
+    return DataList[WorkerOut](data=app.system.workers(principal))
 
 
 @router.get("/api/v1/handlers", tags=["system"], summary="Handlers known here or on a live worker")
