@@ -83,6 +83,8 @@ class Batchyard:
 
     @property
     def store(self) -> Store:
+        """The database, for workers, maintenance and tests. HTTP routes and CLI commands use the services below
+        (``tests/unit/test_layers.py`` keeps them from importing the store)."""
         with self._lock:
             if self._store is None:
                 store = Store(self.settings.effective_database_url)

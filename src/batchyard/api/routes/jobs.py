@@ -119,6 +119,7 @@ async def create_job(
     ] = 0,
     idempotency_key: Annotated[str | None, Header(max_length=255, description="Replays return the same job")] = None,
 ) -> JobOut:
+    # The service checks these two as well; here they come first, before the header: 403, then 400, then 422.
     principal.require_write()
     check_item_source(body.items, body.input_file_id)
     if idempotency_key is not None and any(ord(c) < 32 or ord(c) == 127 for c in idempotency_key):
