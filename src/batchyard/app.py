@@ -242,17 +242,19 @@ class Job:
     def wait(self, *, progress: bool = False, timeout: float | None = None, poll_seconds: float = 0.1) -> JobView:
         """Block until the job is finished and its result files are written.
 
-        With no live worker for the job's handler, the items are processed in this process meanwhile.
+        With no live worker for the job's handler, this job's items (and no other job's) are processed in this
+        process meanwhile, by a worker limited to it (which other processes do not count as serving the handler).
         ``progress=True`` shows a progress bar on the terminal.
         """
         view = self.refresh()
         runner = None
+        handler = view.job.handler
         if (
             not view.finished
-            and not self.app.service.has_live_worker_for(view.job.handler)
-            and view.job.handler in self.app.registry
+            and not self.app.service.has_live_worker_for(handler, self.id)
+            and handler in self.app.registry
         ):
-            runner = InProcessWorker(self.app)
+            runner = InProcessWorker(self.app, handlers=[handler], job_ids=[self.id])
             runner.start()
         try:
             if progress:

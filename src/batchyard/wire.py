@@ -356,6 +356,11 @@ class WorkerOut(BaseModel):
     last_seen_at: float
     in_flight: int
     status: str
+    jobs: list[str] | None = Field(
+        None,
+        description="The only jobs it works on (a job's `wait` running it in-process); null: any job of its "
+        "handlers. The ids are shown to admins; others get an empty list",
+    )
 
     @classmethod
     def of(cls, worker: WorkerRecord) -> WorkerOut:
@@ -369,6 +374,7 @@ class WorkerOut(BaseModel):
             last_seen_at=worker.last_seen_at,
             in_flight=worker.in_flight,
             status=worker.status,
+            jobs=worker.jobs,
         )
 
 

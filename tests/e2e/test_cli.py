@@ -115,6 +115,17 @@ def test_submit_wait_prints_a_summary_with_where_the_results_are(cli: Cli, tmp_p
     assert "7/7" in done.stderr  # the progress bar's last frame
 
 
+def test_submit_wait_runs_only_the_submitted_job(cli: Cli, tmp_path: Path) -> None:
+    items = write_jsonl(tmp_path / "items.jsonl", 12)
+    first = cli.json("submit", str(items), "--handler", "echo")
+
+    second = cli.json("submit", str(items), "--handler", "echo", "--wait")
+
+    assert (second["status"], second["counts"]["succeeded"]) == ("completed", 12)
+    left = cli.json("jobs", "show", first["id"])
+    assert (left["status"], left["counts"]["done"], left["counts"]["running"]) == ("queued", 0, 0)
+
+
 def test_submit_without_wait_prints_the_id_and_how_to_follow_it(cli: Cli, tmp_path: Path) -> None:
     items = write_jsonl(tmp_path / "items.jsonl", 3)
 

@@ -39,6 +39,35 @@ def test_wait_processes_in_process_without_a_worker(app: Batchyard) -> None:
     assert view.items_per_second is not None and view.items_per_second > 0
 
 
+def test_wait_without_a_worker_processes_that_job_only(app: Batchyard) -> None:
+    first = app.submit("echo", [{"n": i} for i in range(20)])
+    second = app.submit("echo", [{"n": i} for i in range(20)])
+
+    view = second.wait(timeout=20)
+
+    assert (view.job.status, view.job.succeeded) == ("completed", 20)
+    other = first.refresh().job
+    assert (other.status, other.done, other.running) == ("queued", 0, 0)
+    workers = app.store.workers.list_workers()
+    assert [w.jobs for w in workers] == [[second.id]]  # registered as limited to that job
+
+
+def test_a_worker_limited_to_a_job_does_not_serve_its_handler(app: Batchyard) -> None:
+    job = app.submit("echo", [{"n": 1}])
+    app.store.workers.register_worker("w-wait", "host", 1, ["echo"], 4, jobs=[job.id])
+    app.store.workers.register_worker("w-any", "host", 2, ["sleep"], 4)
+
+    assert not app.service.has_live_worker_for("echo")
+    assert app.service.has_live_worker_for("echo", job.id)
+    assert not app.service.has_live_worker_for("echo", "job_other")
+    assert app.service.has_live_worker_for("sleep") and app.service.has_live_worker_for("sleep", job.id)
+    other = app.submit("echo", [{"n": 2}])
+    assert app.store.claims.claim_items("w-wait", {"echo": 4}, 30, job_ids=[other.id]) is not None
+    assert app.store.claims.claim_items("w-wait", {"echo": 4}, 30, job_ids=[other.id]) is None
+    batch = app.store.claims.claim_items("w-wait", {"echo": 4}, 30, job_ids=[job.id])
+    assert batch is not None and batch.job.id == job.id
+
+
 def test_retries_with_backoff_until_success(app: Batchyard) -> None:
     attempts: dict[str, list[int]] = {}
 

@@ -247,6 +247,13 @@ class WorkerRecord:
     last_seen_at: float
     in_flight: int
     status: str
+    jobs: list[str] | None = None  # only these jobs (a ``Job.wait`` worker); None: any job of its handlers
+
+    def serves(self, handler: str, job_id: str | None = None) -> bool:
+        """Whether it works on ``handler``'s jobs: any of them (``job_id`` None), or that one job."""
+        if handler not in self.handlers:
+            return False
+        return self.jobs is None or (job_id is not None and job_id in self.jobs)
 
 
 @dataclass

@@ -202,9 +202,9 @@ class JobService:
             spec = self.registry.get(handler)
             return {"max_attempts": spec.max_attempts, "timeout": spec.timeout_seconds}
         live = self.store.workers.list_workers(live_within=self.settings.worker_stale_seconds)
-        if any(handler in w.handlers for w in live):
+        if any(w.serves(handler) for w in live):
             return {}
-        known = sorted(set(self.registry.names()) | {h for w in live for h in w.handlers})
+        known = sorted(set(self.registry.names()) | {h for w in live if w.jobs is None for h in w.handlers})
         raise UnknownHandler(
             f"no handler named {handler!r} here or on a live worker (known: {', '.join(known) or 'none'}); "
             "register it with @app.handler or start a worker that has it",
@@ -272,8 +272,10 @@ class JobService:
     def live_workers(self) -> list[WorkerRecord]:
         return self.store.workers.list_workers(live_within=self.settings.worker_stale_seconds)
 
-    def has_live_worker_for(self, handler: str) -> bool:
-        return any(handler in w.handlers for w in self.live_workers())
+    def has_live_worker_for(self, handler: str, job_id: str | None = None) -> bool:
+        """Whether a live worker takes any job of ``handler`` (or, with ``job_id``, that job). A worker limited to
+        some jobs (``Job.wait``'s) serves those jobs only: it never counts for the handler as a whole."""
+        return any(w.serves(handler, job_id) for w in self.live_workers())
 
     # -- moves -----------------------------------------------------------------------------------------------
 

@@ -35,7 +35,12 @@ class SystemService:
         ]
         if principal.is_admin:
             return workers
-        return [w.model_copy(update={"id": worker_alias(w.id), "host": None, "pid": None}) for w in workers]
+        return [
+            w.model_copy(
+                update={"id": worker_alias(w.id), "host": None, "pid": None, "jobs": None if w.jobs is None else []}
+            )
+            for w in workers
+        ]
 
 
 def worker_alias(worker_id: str) -> str:

@@ -126,6 +126,7 @@ class ClaimStore:
         *,
         suspects: bool = True,
         max_rescues: int = DEFAULT_MAX_RESCUES,
+        job_ids: Sequence[str] | None = None,
     ) -> ClaimBatch | None:
         """Claim up to ``capacity[handler]`` items of one job, leased to ``worker_id``.
 
@@ -133,16 +134,16 @@ class ClaimStore:
         Items due for another attempt come first, then fresh ones by range from the job's claim cursor.
         *Suspects* (items that were in flight when a worker died) are claimed apart, in a lease of their own
         holding only suspects of one level (see :func:`suspect_group_size`), and only when ``suspects`` is
-        true: a worker holds one such lease at a time.
+        true: a worker holds one such lease at a time. ``job_ids`` limits the pick to those jobs (None: any).
         """
         handlers = [name for name, free in capacity.items() if free > 0]
         if not handlers:
             return None
         with self.db.write(relaxed=True) as conn:
             now = self.db.now(conn)
-            job = self._pick_job(conn, handlers, now, skip_locked=True)
+            job = self._pick_job(conn, handlers, now, job_ids, skip_locked=True)
             if job is None and self.db.is_postgres:
-                job = self._pick_job(conn, handlers, now, skip_locked=False)
+                job = self._pick_job(conn, handlers, now, job_ids, skip_locked=False)
             if job is None:
                 return None
             return self._claim_from_job(
@@ -157,7 +158,7 @@ class ClaimStore:
             )
 
     def _pick_job(
-        self, conn: Connection, handlers: list[str], now: float, *, skip_locked: bool
+        self, conn: Connection, handlers: list[str], now: float, job_ids: Sequence[str] | None, *, skip_locked: bool
     ) -> Row[*tuple[Any, ...]] | None:
         query = (
             select(
@@ -181,6 +182,7 @@ class ClaimStore:
                 or_(jobs.c.scheduled_at.is_(None), jobs.c.scheduled_at <= now),
                 or_(jobs.c.claim_cursor < jobs.c.total, jobs.c.retry_due_at <= now),
                 or_(jobs.c.concurrency.is_(None), jobs.c.running < jobs.c.concurrency),
+                *([] if job_ids is None else [jobs.c.id.in_(list(job_ids))]),
             )
             .order_by(jobs.c.priority.desc(), jobs.c.last_claimed_at, jobs.c.id)
             .limit(1)

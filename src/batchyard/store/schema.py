@@ -132,6 +132,7 @@ workers = Table(
     Column("last_seen_at", Float, nullable=False),
     Column("in_flight", Integer, nullable=False, server_default="0"),
     Column("status", String(16), nullable=False),  # running | stopping | stopped | lost
+    Column("jobs", Text),  # JSON list of the job ids it is limited to (``Job.wait``'s worker); NULL: any job
 )
 
 job_events = Table(

@@ -17,7 +17,16 @@ class WorkerStore:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    def register_worker(self, worker_id: str, host: str, pid: int, handlers: list[str], concurrency: int) -> None:
+    def register_worker(
+        self,
+        worker_id: str,
+        host: str,
+        pid: int,
+        handlers: list[str],
+        concurrency: int,
+        jobs: list[str] | None = None,
+    ) -> None:
+        """``jobs``: the only jobs it works on (None: any job of its handlers)."""
         with self.db.write() as conn:
             now = self.db.now(conn)
             conn.execute(delete(workers).where(workers.c.id == worker_id))
@@ -32,6 +41,7 @@ class WorkerStore:
                     last_seen_at=now,
                     in_flight=0,
                     status="running",
+                    jobs=None if jobs is None else json.dumps(sorted(jobs)),
                 )
             )
 
@@ -64,6 +74,7 @@ class WorkerStore:
                 r.last_seen_at,
                 r.in_flight,
                 r.status,
+                None if r.jobs is None else json.loads(r.jobs),
             )
             for r in rows
         ]

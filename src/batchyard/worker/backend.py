@@ -21,6 +21,7 @@ class Claims(Protocol):
         *,
         suspects: bool = ...,
         max_rescues: int = ...,
+        job_ids: Sequence[str] | None = ...,
     ) -> ClaimBatch | None: ...
 
     def complete_items(self, outcomes: Sequence[Outcome], finished_tokens: Sequence[str] = ...) -> CompletionReport: ...
@@ -35,7 +36,15 @@ class Claims(Protocol):
 class WorkerRegistration(Protocol):
     """The row a worker keeps about itself (shown by the API, cleaned up by maintenance)."""
 
-    def register_worker(self, worker_id: str, host: str, pid: int, handlers: list[str], concurrency: int) -> None: ...
+    def register_worker(
+        self,
+        worker_id: str,
+        host: str,
+        pid: int,
+        handlers: list[str],
+        concurrency: int,
+        jobs: list[str] | None = ...,
+    ) -> None: ...
 
     def set_worker_status(self, worker_id: str, status: str) -> None: ...
 

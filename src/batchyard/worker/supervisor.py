@@ -35,7 +35,7 @@ log = logging.getLogger("batchyard.worker")
 
 
 class Worker:
-    """Runs items of every job whose handler it knows, until :meth:`request_stop`."""
+    """Runs items of every job whose handler it knows (or only of ``job_ids``), until :meth:`request_stop`."""
 
     def __init__(
         self,
@@ -49,8 +49,11 @@ class Worker:
         worker_id: str | None = None,
         maintenance: MaintenanceRound | None = None,
         log_failures: bool = True,
+        job_ids: list[str] | None = None,
     ) -> None:
         self.store = store
+        # Limited to these jobs (``Job.wait``): registered as such, so it never counts as serving the handler.
+        self.job_ids = None if job_ids is None else list(job_ids)
         self.storage = storage
         self.settings = settings
         self.registry = registry
@@ -132,6 +135,7 @@ class Worker:
             os.getpid(),
             list(self.handlers),
             self.concurrency,
+            self.job_ids,
         )
         log.info("worker %s started: handlers %s", self.id, ", ".join(self.handlers))
         lanes = self.executor.start(self._supervised, self._crashed)
@@ -248,6 +252,7 @@ class Worker:
                     self.settings.lease_seconds,
                     suspects=not completer.holds_suspects,
                     max_rescues=self.settings.max_rescues,
+                    job_ids=self.job_ids,
                 )
             except StoreUnavailable as exc:
                 self._trouble("claim", exc)

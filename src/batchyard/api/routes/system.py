@@ -60,7 +60,8 @@ def list_workers(app: BatchyardDep, principal: PrincipalDep) -> DataList[WorkerO
 
 @router.get("/api/v1/handlers", tags=["system"], summary="Handlers known here or on a live worker")
 def list_handlers(app: BatchyardDep, principal: PrincipalDep) -> DataList[HandlerOut]:
-    workers = app.service.live_workers()
+    # A worker limited to some jobs (Job.wait's in-process one) serves no handler as a whole.
+    workers = [w for w in app.service.live_workers() if w.jobs is None]
     names = set(app.registry.names()) | {h for w in workers for h in w.handlers}
     out = []
     for name in sorted(names):
