@@ -21,6 +21,11 @@ class BatchyardError(Exception):
         return {"message": self.message, "type": type(self).__name__, "param": self.param, "code": self.code}
 
 
+_INVALID_VALUE = (
+    "the request contains a value the database cannot store (such as a NUL character); remove it and try again"
+)
+
+
 class ConfigError(BatchyardError):
     status = 500
     code = "config_error"
@@ -59,6 +64,14 @@ class IdempotencyKeyReused(BatchyardError):
     code = "idempotency_key_reused"
 
 
+class DuplicateIdempotencyKey(BatchyardError):
+    """Another request with the same owner and Idempotency-Key created its job first (they raced): replay that
+    job. Raised by the store where the key's row is inserted, instead of the driver's unique violation."""
+
+    status = 409
+    code = "idempotency_key_in_use"
+
+
 class NotReady(BatchyardError):
     """What was asked for does not exist yet (e.g. result files of a running job)."""
 
@@ -73,6 +86,20 @@ class InvalidRequest(BatchyardError):
 
 class UnknownHandler(InvalidRequest):
     code = "unknown_handler"
+
+
+class InvalidValue(InvalidRequest):
+    """The database refused a value the request carried (such as a NUL character, which PostgreSQL text cannot
+    hold, or a number out of a column's range): the client's mistake, so a 400. Raised by the store in place of
+    the driver's DataError; answered as an ``InvalidRequest``."""
+
+    code = "invalid_value"
+
+    def __init__(self, message: str = _INVALID_VALUE, *, param: str | None = None) -> None:
+        super().__init__(message, param=param)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**super().to_dict(), "type": "InvalidRequest"}
 
 
 class IllegalTransition(BatchyardError):
@@ -126,6 +153,13 @@ class InputInvalid(BatchyardError):
 class StoreUnavailable(BatchyardError):
     status = 503
     code = "store_unavailable"
+
+
+class FeedClosed(BatchyardError):
+    """The server is shutting down: the live feed takes no new streams."""
+
+    status = 503
+    code = "shutting_down"
 
 
 class WorkerCrashed(BatchyardError):

@@ -12,7 +12,13 @@ from sqlalchemy import ColumnElement, and_
 from batchyard import Batchyard, InputInvalid
 from batchyard.core.lifecycle import Action, OutcomeKind
 from batchyard.core.records import ClaimBatch, Outcome
-from batchyard.errors import IllegalTransition, NotFound, UnknownHandler
+from batchyard.errors import (
+    DuplicateIdempotencyKey,
+    IllegalTransition,
+    InvalidValue,
+    NotFound,
+    UnknownHandler,
+)
 from batchyard.store.schema import item_requeue, jobs, leases
 
 from .helpers import assert_counters_match_items, wait_store_clock_past
@@ -344,3 +350,18 @@ def test_delete_removes_rows_and_files(app: Batchyard) -> None:
     app.service.delete(job.id)
     assert not folder.exists()
     assert app.store.jobs.list_events(job.id) == []
+
+
+def test_driver_errors_become_batchyard_errors(app: Batchyard) -> None:
+    """The store maps what the database refuses to Batchyard's errors; nothing above it sees a driver error."""
+    first = app.service.submit("echo", [{"n": 1}], owner="alice", idempotency=("key-1", "hash-a"))
+    with pytest.raises(DuplicateIdempotencyKey):  # what a concurrent twin of the first request meets
+        app.service.submit("echo", [{"n": 2}], owner="alice", idempotency=("key-1", "hash-b"))
+    assert app.store.jobs.find_idempotent_job("alice", "key-1") == ("hash-a", first.id)
+    assert [j.id for j in app.store.jobs.list_jobs(owner="alice")] == [first.id], "the twin left nothing behind"
+    if app.store.is_postgres:  # PostgreSQL text cannot hold NUL; SQLite stores it
+        with pytest.raises(InvalidValue) as refused:
+            app.store.jobs.list_jobs(search="a\x00b")
+        assert refused.value.status == 400 and refused.value.to_dict()["type"] == "InvalidRequest"
+    else:
+        assert app.store.jobs.list_jobs(search="a\x00b") == []

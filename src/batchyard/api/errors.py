@@ -13,7 +13,6 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from batchyard.errors import BatchyardError, StoreUnavailable
@@ -64,20 +63,6 @@ def install_error_handlers(app: FastAPI) -> None:
         ]
         return ErrorJSONResponse(
             error_body(message, "InvalidRequest", "invalid_request", param, details=details), status_code=status
-        )
-
-    @app.exception_handler(DataError)
-    async def data_error(request: Request, exc: DataError) -> JSONResponse:
-        # The database refused a value the request carried (e.g. a NUL byte, which PostgreSQL text cannot hold):
-        # the client's mistake, so a 400, never a 500.
-        return ErrorJSONResponse(
-            error_body(
-                "the request contains a value the database cannot store (such as a NUL "
-                "character); remove it and try again",
-                "InvalidRequest",
-                "invalid_value",
-            ),
-            status_code=400,
         )
 
     @app.exception_handler(StarletteHTTPException)

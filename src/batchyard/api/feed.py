@@ -28,8 +28,6 @@ Details that make it correct:
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import contextlib
 import logging
 import math
@@ -39,9 +37,10 @@ from dataclasses import dataclass, field
 from starlette.applications import Starlette
 
 from batchyard.app import Batchyard
+from batchyard.core.cursors import FEED_CURSOR
 from batchyard.core.lifecycle import JobStatus
 from batchyard.core.records import JobRecord
-from batchyard.errors import BatchyardError, InvalidRequest, StoreUnavailable
+from batchyard.errors import FeedClosed, StoreUnavailable
 from batchyard.services.auth import Credential, Principal
 from batchyard.wire import JobOut
 
@@ -58,16 +57,8 @@ RETRY_MILLISECONDS = 2000
 CREDENTIAL_CHECK_SECONDS = 5.0
 MAX_BACKOFF_FACTOR = 20  # after failed polls, wait up to 20 intervals before the next
 
-_CURSOR_PREFIX = "c1:"
 # Statuses in which a job waits for its result files: the change of files_written_at is not an "activity".
 _AWAITING_FILES = frozenset({JobStatus.FINALIZING, JobStatus.CANCELLED, JobStatus.FAILED, JobStatus.EXPIRED})
-
-
-class FeedClosed(BatchyardError):
-    """The server is shutting down: no new streams."""
-
-    status = 503
-    code = "shutting_down"
 
 
 # -- events and cursors -----------------------------------------------------------------------------------------
@@ -90,23 +81,17 @@ def changed_at(job: JobRecord) -> float:
     return max(at, job.files_written_at or at)
 
 
+_RESUME_HINT = "send back the id of the last event this stream sent, unchanged"
+
+
 def encode_cursor(at: float, job_id: str) -> str:
-    return base64.urlsafe_b64encode(f"{_CURSOR_PREFIX}{at!r}:{job_id}".encode()).decode().rstrip("=")
+    """An event's id: the position of the change it carries (see the module doc)."""
+    return FEED_CURSOR.encode(at, job_id)
 
 
 def decode_cursor(cursor: str, param: str = "Last-Event-ID") -> tuple[float, str]:
-    try:
-        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        if text.startswith(_CURSOR_PREFIX):
-            at, _, job_id = text[len(_CURSOR_PREFIX) :].partition(":")
-            value = float(at)
-            if job_id and math.isfinite(value):
-                return value, job_id
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        pass
-    raise InvalidRequest(
-        f"invalid {param}: send back the id of the last event this stream sent, unchanged", param=param
-    )
+    at, job_id = FEED_CURSOR.decode(cursor, param=param, hint=_RESUME_HINT)
+    return float(at), str(job_id)
 
 
 def sse_frame(event: str, data: str, event_id: str | None = None) -> bytes:

@@ -21,14 +21,14 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.exc import ArgumentError
 from typer.core import TyperGroup
 
 from batchyard.app import Batchyard
 from batchyard.cli.appref import load_user_app
 from batchyard.client import ApiError, Client, ServerUnreachable
 from batchyard.core.records import EventRecord, JobRecord
-from batchyard.errors import BatchyardError, InputInvalid, WorkerCrashed
+from batchyard.errors import BatchyardError, InputInvalid, StoreUnavailable, WorkerCrashed
 from batchyard.handlers.demo import register_demo_handlers
 from batchyard.services.jobs import JobView
 from batchyard.settings import Settings
@@ -248,7 +248,7 @@ def hint_command(ctx: typer.Context, app_ref: str | None, *words: str) -> str:
 def make_url_or_none(url: str) -> URL | None:
     try:
         return make_url(url)
-    except ArgumentError:
+    except ArgumentError:  # not a database error: the text is not a URL
         return None
 
 
@@ -416,11 +416,10 @@ def report_error(exc: Exception) -> NoReturn:
             hint="the traceback is logged above; its items return to the queue. Run workers under "
             "a supervisor (systemd, Kubernetes, docker --restart) so a new one starts",
         )
+    if isinstance(exc, StoreUnavailable):
+        fail(exc.message, hint="check --db / BATCHYARD_DATABASE_URL and that the server is up", error=exc.to_dict())
     if isinstance(exc, BatchyardError):
         fail(exc.message, error=exc.to_dict())
-    if isinstance(exc, OperationalError):  # the store does not wrap driver errors (yet): say it plainly
-        reason = str(exc.orig or exc).strip().splitlines()[0]
-        fail(f"database unavailable: {reason}", hint="check --db / BATCHYARD_DATABASE_URL and that the server is up")
     if isinstance(exc, ValidationError):
         problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
         fail(f"invalid settings: {problems}", hint="check the BATCHYARD_* environment variables and flags")
@@ -449,7 +448,7 @@ class ReportingGroup(TyperGroup):
         json_token = _json_requested.set(False)
         try:
             return super().invoke(ctx)
-        except (BatchyardError, ValidationError, OperationalError) as exc:
+        except (BatchyardError, ValidationError) as exc:
             report_error(exc)
         except UsageError as exc:  # a bad option or argument: click words it on stderr, as JSON here too
             param = getattr(getattr(exc, "param", None), "name", None) or getattr(exc, "param_hint", None)

@@ -15,6 +15,7 @@ import unicodedata
 from pathlib import Path
 from typing import BinaryIO, Literal, get_args
 
+from batchyard.core.cursors import FILE_CURSOR
 from batchyard.core.records import FileRecord
 from batchyard.data.blobs import LocalStorage
 from batchyard.errors import FileTooLarge, InvalidRequest, NotFound
@@ -30,8 +31,6 @@ MAX_FILENAME_CHARS = 255
 MAX_FILES_PAGE = 500
 READ_CHUNK_BYTES = 1 << 20
 _FILE_ID = re.compile(r"file_[0-9a-f]{24}")
-FILE_CURSOR_PATTERN = r"^[0-9]{1,16}(\.[0-9]{1,17})?~file_[0-9a-f]{24}$"  # every match is a valid position
-_FILE_CURSOR = re.compile(FILE_CURSOR_PATTERN)
 
 
 def new_file_id() -> str:
@@ -83,14 +82,12 @@ def check_purpose(purpose: str) -> str:
 
 def encode_file_cursor(record: FileRecord) -> str:
     """The position after ``record`` in the newest-first list: its exact creation time and id."""
-    return f"{record.created_at!r}~{record.id}"
+    return FILE_CURSOR.encode(record.created_at, record.id)
 
 
 def decode_file_cursor(cursor: str) -> tuple[float, str]:
-    if not _FILE_CURSOR.fullmatch(cursor):
-        raise InvalidRequest("invalid cursor: pass back the next_cursor of the previous page unchanged", param="cursor")
-    created_at, _, file_id = cursor.partition("~")
-    return float(created_at), file_id
+    created_at, file_id = FILE_CURSOR.decode(cursor)
+    return float(created_at), str(file_id)
 
 
 class UploadWriter:

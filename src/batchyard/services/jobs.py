@@ -12,15 +12,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Literal
 
-from sqlalchemy.exc import IntegrityError
-
 from batchyard.core.lifecycle import TERMINAL_JOB_STATUSES
 from batchyard.core.rate import RECENT_WINDOW_SECONDS, Sample, estimate
 from batchyard.core.records import EventRecord, JobQuery, JobRecord, JobSpec, WorkerRecord
 from batchyard.data.blobs import LocalStorage, job_prefix
 from batchyard.data.ingest import ItemReader, detect_format
 from batchyard.data.results import RESULT_FILE_NAMES
-from batchyard.errors import IdempotencyKeyReused, InvalidRequest, NotFound, UnknownHandler
+from batchyard.errors import DuplicateIdempotencyKey, IdempotencyKeyReused, InvalidRequest, NotFound, UnknownHandler
 from batchyard.registry import HandlerRegistry
 from batchyard.services.auth import LOCAL_ADMIN, Principal
 from batchyard.services.files import FileService
@@ -162,7 +160,7 @@ class JobService:
                 return replay, False
         try:
             job = self._create(principal, handler, items, input_file_id, format, idempotency, options)
-        except IntegrityError:  # a concurrent request with the same key committed first
+        except DuplicateIdempotencyKey:  # a concurrent request with the same key committed first
             replay = self._replay(principal, *idempotency) if idempotency is not None else None
             if replay is None:
                 raise

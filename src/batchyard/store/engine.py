@@ -11,9 +11,9 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, Float, create_engine, event, literal_column, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
+from sqlalchemy.exc import DataError, DisconnectionError, InterfaceError, OperationalError
 
-from batchyard.errors import ConfigError, StoreUnavailable
+from batchyard.errors import ConfigError, InvalidValue, StoreUnavailable
 
 _SQLITE_PRAGMAS = (
     "PRAGMA journal_mode=WAL",
@@ -128,6 +128,8 @@ class Database:
         # Errors that mean "the database is not usable right now", raised by SQLAlchemy or, on the hot path
         # where we use the driver directly, by the driver itself.
         self.unavailable_errors = _unavailable_errors(self.is_postgres)
+        # Errors that mean "the database refused a value": only a request can carry one in.
+        self.refused_value_errors = _refused_value_errors(self.is_postgres)
 
     @contextlib.contextmanager
     def write(self, *, relaxed: bool = False) -> Iterator[Connection]:
@@ -145,6 +147,8 @@ class Database:
                     yield conn
             except self.unavailable_errors as exc:
                 raise StoreUnavailable(f"database unavailable: {_reason(exc)}") from exc
+            except self.refused_value_errors as exc:
+                raise InvalidValue() from exc
 
     @contextlib.contextmanager
     def _writer_turn(self) -> Iterator[None]:
@@ -168,6 +172,8 @@ class Database:
                 yield conn
         except self.unavailable_errors as exc:
             raise StoreUnavailable(f"database unavailable: {_reason(exc)}") from exc
+        except self.refused_value_errors as exc:
+            raise InvalidValue() from exc
 
     @staticmethod
     def driver(conn: Connection) -> Any:
@@ -194,6 +200,16 @@ def _unavailable_errors(postgres: bool) -> tuple[type[Exception], ...]:
     import sqlite3
 
     return (OperationalError, InterfaceError, sqlite3.OperationalError)
+
+
+def _refused_value_errors(postgres: bool) -> tuple[type[Exception], ...]:
+    if postgres:
+        import psycopg
+
+        return (DataError, psycopg.DataError)
+    import sqlite3
+
+    return (DataError, sqlite3.DataError)
 
 
 def _reason(exc: Exception) -> str:

@@ -9,10 +9,12 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, and_, delete, func, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError
 
+from batchyard.core.cursors import JOB_SORT_KEYS
 from batchyard.core.lifecycle import Action, ItemStatus, JobStatus, next_job_status
 from batchyard.core.records import EventRecord, JobQuery, JobRecord, JobSpec, decode_json
-from batchyard.errors import NotFound
+from batchyard.errors import DuplicateIdempotencyKey, NotFound
 from batchyard.store.engine import Database
 from batchyard.store.moves import move_job, settle_job, stop_job, stop_queued_items
 from batchyard.store.schema import (
@@ -32,12 +34,6 @@ if TYPE_CHECKING:
     from batchyard.data.ingest import ItemReader
 
 INSERT_CHUNK = 5000
-SORTABLE = {
-    "created_at": jobs.c.created_at,
-    "priority": jobs.c.priority,
-    "updated_at": jobs.c.last_activity_at,
-    "total": jobs.c.total,
-}
 _STOPPABLE = (JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.PAUSED)
 
 
@@ -93,11 +89,20 @@ class JobStore:
                 )
             )
             if idempotency is not None:  # (key, request hash): a concurrent duplicate fails on the primary key
-                conn.execute(
-                    insert(idempotency_keys).values(
-                        owner=spec.owner, key=idempotency[0], request_hash=idempotency[1], job_id=job_id, created_at=now
+                try:
+                    conn.execute(
+                        insert(idempotency_keys).values(
+                            owner=spec.owner,
+                            key=idempotency[0],
+                            request_hash=idempotency[1],
+                            job_id=job_id,
+                            created_at=now,
+                        )
                     )
-                )
+                except IntegrityError as exc:
+                    raise DuplicateIdempotencyKey(
+                        f"Idempotency-Key {idempotency[0]!r} is being used by another request", param="Idempotency-Key"
+                    ) from exc
             total = self._insert_items(conn, job_id, reader)
             # last_activity_at again at the end: the live feed orders changes by it, and a big input can take
             # a while between the transaction's start and its commit.
@@ -150,7 +155,7 @@ class JobStore:
         """One page of jobs, newest first unless ``query.sort`` says otherwise (keyset pagination: a page costs
         O(page) whatever the offset). ``filters`` are JobQuery fields, for short calls."""
         q = query or JobQuery(**filters)
-        column, descending = SORTABLE[q.sort.lstrip("-")], q.sort.startswith("-")
+        column, descending = jobs.c[JOB_SORT_KEYS[q.sort.lstrip("-")].field], q.sort.startswith("-")
         stmt = select(jobs)
         if q.owner is not None:
             stmt = stmt.where(jobs.c.owner == q.owner)

@@ -19,11 +19,11 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 
 from batchyard.api.deps import BatchyardDep, PrincipalDep
 from batchyard.api.limits import MULTIPART_SLACK_BYTES
+from batchyard.core.cursors import FILE_CURSOR
 from batchyard.errors import InvalidRequest
 from batchyard.services.files import (
     DEFAULT_FILENAME,
     DEFAULT_PURPOSE,
-    FILE_CURSOR_PATTERN,
     MAX_FILES_PAGE,
     UPLOAD_PURPOSES,
     UploadPurpose,
@@ -249,13 +249,13 @@ async def upload_file(request: Request, app: BatchyardDep, principal: PrincipalD
     return FileOut.of(record)
 
 
-@router.get("", summary="List files, newest first", responses=_errors(401, 422))
+@router.get("", summary="List files, newest first", responses=_errors(400, 401, 422))
 def list_files(
     app: BatchyardDep,
     principal: PrincipalDep,
     limit: Annotated[int, Query(ge=1, le=MAX_FILES_PAGE, description="Files per page")] = 100,
     cursor: Annotated[
-        str | None, Query(pattern=FILE_CURSOR_PATTERN, description="next_cursor of the previous page")
+        str | None, Query(pattern=FILE_CURSOR.pattern, description="next_cursor of the previous page")
     ] = None,
     purpose: Annotated[UploadPurpose | None, Query(description="Only files with this purpose")] = None,
 ) -> Page[FileOut]:

@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
 from batchyard.api.deps import BatchyardDep, PrincipalDep
+from batchyard.core.cursors import ITEM_CURSOR
 from batchyard.core.lifecycle import ItemStatus
-from batchyard.errors import InvalidRequest
 from batchyard.wire import ErrorResponse, ItemOut, Page
 
 router = APIRouter(prefix="/api/v1/jobs/{job_id}/items", tags=["items"])
 
 MAX_ITEMS_PAGE = 500
-CURSOR_PATTERN = r"^s[0-9a-f]{1,15}$"  # every match is a valid position, so a page never fails on it
-_CURSOR = re.compile(CURSOR_PATTERN)
 
 
 def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
@@ -33,23 +30,24 @@ def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
 
 
 def encode_cursor(seq: int) -> str:
-    return f"s{seq:x}"
+    return ITEM_CURSOR.encode(seq)
 
 
 def decode_cursor(cursor: str) -> int:
-    if not _CURSOR.fullmatch(cursor):
-        raise InvalidRequest("invalid cursor: pass back the next_cursor of the previous page unchanged", param="cursor")
-    return int(cursor[1:], 16)
+    (seq,) = ITEM_CURSOR.decode(cursor)
+    return int(seq)
 
 
-@router.get("", summary="A job's items, in input order", responses=errors(401, 404, 422))
+@router.get("", summary="A job's items, in input order", responses=errors(400, 401, 404, 422))
 def list_items(
     job_id: str,
     app: BatchyardDep,
     principal: PrincipalDep,
     status: Annotated[list[ItemStatus] | None, Query(description="Only items in these statuses (repeatable)")] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_ITEMS_PAGE, description="Items per page")] = 100,
-    cursor: Annotated[str | None, Query(pattern=CURSOR_PATTERN, description="next_cursor of the previous page")] = None,
+    cursor: Annotated[
+        str | None, Query(pattern=ITEM_CURSOR.pattern, description="next_cursor of the previous page")
+    ] = None,
 ) -> Page[ItemOut]:
     """Pages follow the input order. With a status filter a page may hold fewer than ``limit`` items while
     ``has_more`` is true: keep following ``next_cursor`` until ``has_more`` is false."""

@@ -4,12 +4,7 @@ bulk actions, the event timeline and progress samples."""
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import hashlib
-import json
-import math
-import re
 import time
 from typing import Annotated, Any, Literal
 
@@ -23,9 +18,10 @@ from batchyard.api.bodies import PlainText, RequestModel
 from batchyard.api.deps import BatchyardDep, PrincipalDep
 from batchyard.api.threads import BULK_ITEMS, bulk_limiter, submit_limiter
 from batchyard.app import Batchyard
+from batchyard.core.cursors import JOB_SORT_KEYS, job_cursor
 from batchyard.core.lifecycle import JobStatus
 from batchyard.core.records import JobQuery, JobRecord
-from batchyard.errors import BatchyardError, InvalidRequest
+from batchyard.errors import BatchyardError
 from batchyard.services.auth import Principal
 from batchyard.services.jobs import JobView, check_item_source
 from batchyard.wire import DataList, ErrorResponse, EventOut, JobOut, Page, RetryOut, SampleOut
@@ -228,51 +224,16 @@ def _job_page(app: Batchyard, principal: Principal, query: JobQuery, limit: int)
     return Page[JobOut](data=[JobOut.of(v) for v in views], has_more=has_more, next_cursor=next_cursor)
 
 
-_SORT_VALUE = {"created_at": "created_at", "priority": "priority", "updated_at": "last_activity_at", "total": "total"}
-
-
 def _encode_cursor(job: JobRecord, sort: str) -> str:
-    value = getattr(job, _SORT_VALUE[sort.lstrip("-")])
-    raw = json.dumps([sort, value, job.id]).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    return job_cursor(sort).encode(getattr(job, JOB_SORT_KEYS[sort.lstrip("-")].field), job.id)
 
 
 def _decode_cursor(cursor: str | None, sort: str) -> tuple[Any, str] | None:
-    """The (sort value, job id) a cursor made by :func:`_encode_cursor` holds. Anything else, however it is
-    made, is the client's mistake: a 400 naming ``cursor``, never a value the database would choke on."""
+    """The (sort value, job id) a cursor made by :func:`_encode_cursor` holds; anything else is a 400."""
     if not cursor:
         return None
-    try:
-        decoded = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-    except (ValueError, binascii.Error) as exc:
-        raise _bad_cursor() from exc
-    if not (isinstance(decoded, list) and len(decoded) == 3):
-        raise _bad_cursor()
-    sort_of_cursor, value, job_id = decoded
-    if sort_of_cursor != sort:
-        raise InvalidRequest("this cursor belongs to a different sort order", param="cursor")
-    value = _sort_value(value, sort)
-    if value is None or not (isinstance(job_id, str) and _CURSOR_JOB_ID.fullmatch(job_id)):
-        raise _bad_cursor()
-    return value, job_id
-
-
-_CURSOR_JOB_ID = re.compile(r"[A-Za-z0-9_-]{1,100}")
-_INTEGER_SORTS = frozenset({"priority", "total"})
-_MAX_BIGINT = 2**63 - 1
-
-
-def _sort_value(value: Any, sort: str) -> int | float | None:
-    """The cursor's sort value as the column holds it (an integer or a finite float), or None if it is not one."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value if -_MAX_BIGINT <= value <= _MAX_BIGINT else None
-    if isinstance(value, float) and sort.lstrip("-") not in _INTEGER_SORTS:
-        return value if math.isfinite(value) else None
-    return None
-
-
-def _bad_cursor() -> InvalidRequest:
-    return InvalidRequest("invalid cursor: pass next_cursor from the previous page unchanged", param="cursor")
+    value, job_id = job_cursor(sort).decode(cursor)
+    return value, str(job_id)
 
 
 @router.get("/{job_id}", summary="Get a job", responses=READ_ERRORS)
