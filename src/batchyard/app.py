@@ -342,7 +342,11 @@ class InProcessWorker:
             self.error = exc
 
     def start(self) -> None:
+        """Start it and return once it is registered (counted as live), so a progress bar never shows the job
+        as having no worker; or once it has failed (``error``)."""
         self._thread.start()
+        while not self.worker.registered.wait(0.05) and self._thread.is_alive():
+            pass
 
     def stop(self) -> None:
         self.worker.request_stop()

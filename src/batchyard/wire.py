@@ -113,8 +113,14 @@ class JobOut(BaseModel):
     source: str | None
     counts: Counts
     percent: float
-    items_per_second: float | None = Field(description="Recent rate, from progress samples")
-    eta_seconds: float | None = Field(description="Time to finish at the recent rate")
+    items_per_second: float | None = Field(
+        description="Items processed (succeeded + failed, never cancelled) per second over the last 60 s of "
+        "progress samples; for a finished job, over its whole run"
+    )
+    eta_seconds: float | None = Field(
+        description="Seconds until queued + running items are processed at that rate; null when unknown (no "
+        "progress in the window, no live worker, paused or finished)"
+    )
     duration_seconds: float | None
     avg_item_seconds: float | None
     cost: float
@@ -130,11 +136,15 @@ class JobOut(BaseModel):
     result_files: dict[str, Any]
     files_written_at: float | None
     finished: bool = Field(description="Terminal and its result files are written: nothing will change")
+    workers_alive: int = Field(
+        description="Live workers that take this job's items (its handler, not limited to other jobs); 0 means "
+        "nothing is processing it: start a worker"
+    )
 
     @classmethod
     def of(cls, view: JobView) -> JobOut:
-        """The job as sent, from the service's view of it (record, rate and ETA). No validation."""
-        return cls.model_validate(job_fields(view.job, view.items_per_second, view.eta_seconds))
+        """The job as sent, from the service's view of it (record, rate, ETA, live workers). No validation."""
+        return cls.model_validate(job_fields(view.job, view.items_per_second, view.eta_seconds, view.workers_alive))
 
 
 class RetryOut(JobOut):
@@ -142,10 +152,13 @@ class RetryOut(JobOut):
 
     @classmethod
     def of_retry(cls, view: JobView, retried: int) -> RetryOut:
-        return cls.model_validate({**job_fields(view.job, view.items_per_second, view.eta_seconds), "retried": retried})
+        fields = job_fields(view.job, view.items_per_second, view.eta_seconds, view.workers_alive)
+        return cls.model_validate({**fields, "retried": retried})
 
 
-def job_fields(job: JobRecord, items_per_second: float | None, eta_seconds: float | None) -> dict[str, Any]:
+def job_fields(
+    job: JobRecord, items_per_second: float | None, eta_seconds: float | None, workers_alive: int
+) -> dict[str, Any]:
     """The fields of :class:`JobOut` for ``job`` as plain values, to validate."""
     finished_items = job.succeeded + job.failed
     done = finished_items + job.cancelled
@@ -197,6 +210,7 @@ def job_fields(job: JobRecord, items_per_second: float | None, eta_seconds: floa
         "result_files": job.result_files,
         "files_written_at": job.files_written_at,
         "finished": job.status in TERMINAL_JOB_STATUSES and (job.files_written_at is not None or job.total == 0),
+        "workers_alive": workers_alive,
     }
 
 
@@ -215,7 +229,7 @@ class EventOut(BaseModel):
 
 class SampleOut(BaseModel):
     at: float
-    done: int
+    done: int = Field(description="Items processed by then: succeeded + failed (cancelled items are not counted)")
     failed: int
 
 

@@ -199,3 +199,20 @@ def test_owner_isolation_and_roles(client: TestClient, keys: Keys) -> None:
     assert _create(client, keys.vera).status_code == 403
     assert client.get(url, headers=bearer(keys.root)).status_code == 200
     assert client.post(f"{url}/pause", headers=bearer(keys.root)).json()["status"] == "paused"
+
+
+def test_job_json_says_how_many_live_workers_take_it(client: TestClient, app: Batchyard, keys: Keys) -> None:
+    job = _create(client, keys.alice).json()
+    assert job["workers_alive"] == 0
+    other = _create(client, keys.alice, handler="sleep").json()
+    app.store.workers.register_worker("w-echo", "host", 1, ["echo"], 4)
+    app.store.workers.register_worker("w-wait", "host", 2, ["echo"], 4, jobs=[job["id"]])
+    app.store.workers.register_worker("w-elsewhere", "host", 3, ["echo"], 4, jobs=["job_other"])
+    app.store.workers.register_worker("w-gone", "host", 4, ["echo"], 4)
+    app.store.workers.set_worker_status("w-gone", "stopped")
+
+    got = client.get(f"/api/v1/jobs/{job['id']}", headers=bearer(keys.alice)).json()
+    listed = client.get("/api/v1/jobs", headers=bearer(keys.alice)).json()["data"]
+
+    assert got["workers_alive"] == 2  # the unlimited one and the one limited to this job
+    assert {j["id"]: j["workers_alive"] for j in listed} == {job["id"]: 2, other["id"]: 0}

@@ -137,6 +137,34 @@ def test_submit_without_wait_prints_the_id_and_how_to_follow_it(cli: Cli, tmp_pa
     assert "No worker is running for 'echo'" in done.stdout
 
 
+def test_jobs_list_and_show_say_when_no_live_worker_takes_a_job(cli: Cli, tmp_path: Path) -> None:
+    job = cli.json("submit", str(write_jsonl(tmp_path / "items.jsonl", 3)), "-H", "echo")
+    assert job["workers_alive"] == 0
+
+    listed = cli.run("jobs", "list")
+    shown = cli.run("jobs", "show", job["id"])
+
+    assert listed.returncode == 0 and "no live worker for echo" in listed.stdout
+    assert shown.returncode == 0 and "no live worker for echo" in shown.stdout
+    assert "batchyard worker" in shown.stdout  # the next step
+
+
+def test_jobs_list_hands_a_stopped_workers_items_back_once_its_lease_is_past(cli: Cli, tmp_path: Path) -> None:
+    from batchyard import Batchyard
+
+    job = cli.json("submit", str(write_jsonl(tmp_path / "items.jsonl", 4)), "-H", "echo")
+    app = Batchyard(data_dir=cli.data_dir)
+    try:
+        assert app.store.claims.claim_items("gone", {"echo": 10}, 0.2) is not None  # then nobody runs them
+    finally:
+        app.close()
+    time.sleep(0.3)  # past the lease: what this tests (the service test checks nothing happens before)
+
+    counts = {j["id"]: j["counts"] for j in cli.json("jobs", "list")}[job["id"]]
+
+    assert (counts["queued"], counts["running"]) == (4, 0)
+
+
 def test_submit_reads_stdin_and_job_parameters(cli: Cli) -> None:
     lines = "".join(json.dumps({"custom_id": f"k{i}"}) + "\n" for i in range(4))
 

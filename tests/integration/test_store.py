@@ -328,6 +328,7 @@ def test_bad_input_corpus_through_submit_inserts_nothing(app: Batchyard) -> None
 
 def test_progress_samples_feed_throughput_and_eta(app: Batchyard) -> None:
     job = app.submit("echo", [{"n": i} for i in range(100)])
+    app.store.workers.register_worker("w1", "host", 1, ["echo"], 30)  # a live worker: else there is no ETA
     batch = app.store.claims.claim_items("w1", {"echo": 30}, 30)
     assert batch is not None
     assert app.store.upkeep.record_progress_samples(0.05) == 1

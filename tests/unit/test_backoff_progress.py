@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from batchyard.core.backoff import backoff_delay
-from batchyard.core.rate import Sample, estimate
+from batchyard.core.rate import Estimate, Sample, estimate, finished_rate, processed
 
 
 def test_backoff_doubles_with_jitter_and_caps() -> None:
@@ -63,3 +63,27 @@ def test_estimate_never_negative(points: list[tuple[float, int]], remaining: int
     est = estimate([Sample(at, done) for at, done in points], remaining)
     assert est.items_per_second is None or est.items_per_second >= 0
     assert est.eta_seconds is None or est.eta_seconds >= 0
+
+
+def test_a_rate_counts_processed_items_only() -> None:
+    # A cancelled job: 30 processed in 10 s, 70 cancelled at the end. Cancelled items are not work.
+    assert processed(succeeded=25, failed=5) == 30
+    assert finished_rate(processed(25, 5), started_at=100.0, finished_at=110.0) == pytest.approx(3.0)
+    assert finished_rate(0, started_at=None, finished_at=110.0) is None
+    assert finished_rate(5, started_at=110.0, finished_at=110.0) is None
+
+
+def test_a_job_that_speeds_up_gets_its_eta_from_the_recent_window() -> None:
+    # 100 items in the first 540 s, then a second worker: 600 in the last 60 s. The lifetime average (700 in
+    # 600 s) would say ~257 s for 300 left; the recent window says 30 s.
+    samples = [Sample(0, 0), Sample(540, 100), Sample(570, 400), Sample(600, 700)]
+    est = estimate(samples, remaining=300, window=60)
+    assert est.items_per_second == pytest.approx(10.0)
+    assert est.eta_seconds == pytest.approx(30.0)
+
+
+def test_no_eta_without_a_live_worker_or_without_samples_in_the_window() -> None:
+    samples = [Sample(0, 0), Sample(30, 300)]
+    assert estimate(samples, remaining=10, workers_alive=0) == Estimate(10.0, None)
+    assert estimate(samples, remaining=10, workers_alive=1).eta_seconds == pytest.approx(1.0)
+    assert estimate([Sample(0, 0), Sample(100, 50)], remaining=10, window=60) == Estimate(None, None)

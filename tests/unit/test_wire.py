@@ -17,7 +17,7 @@ JOB_FIELDS = [
     "id", "handler", "owner", "project", "status", "priority", "description", "tags", "metadata", "params", "source",
     "counts", "percent", "items_per_second", "eta_seconds", "duration_seconds", "avg_item_seconds", "cost", "usage",
     "error", "created_at", "started_at", "finished_at", "last_activity_at", "scheduled_at", "expires_at", "settings",
-    "result_files", "files_written_at", "finished",
+    "result_files", "files_written_at", "finished", "workers_alive",
 ]  # fmt: skip
 
 

@@ -386,12 +386,11 @@ class JobFeed:
         self._seen = {job_id: at for job_id, at in self._seen.items() if at >= self._scan_from}
 
     def _render(self, records: list[JobRecord]) -> list[JobChange]:
-        service = self.app.service
         changes = []
-        for record in records:
+        for record, view in zip(records, self.app.service.views(records), strict=True):  # one query each for all
             at = changed_at(record)
             cursor = encode_cursor(at, record.id)
-            data = JobOut.of(service.view(record)).model_dump_json()
+            data = JobOut.of(view).model_dump_json()
             changes.append(JobChange(record.id, record.owner, at, cursor, sse_frame("job", data, cursor)))
         return changes
 

@@ -11,7 +11,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskID, TaskProgressColumn, TextColumn
 
 from batchyard.cli import humanize
-from batchyard.cli.render import STATUS_STYLES
+from batchyard.cli.render import STATUS_STYLES, unattended
 from batchyard.core.lifecycle import CLAIMABLE_JOB_STATUSES
 from batchyard.services.jobs import JobService, JobView
 
@@ -21,20 +21,6 @@ MIN_BAR_WIDTH = 8
 MAX_BAR_WIDTH = 40
 # Job.wait stops its in-process worker after an interrupt, which lets items in flight finish first.
 IN_PROCESS_INTERRUPT_NOTE = "[yellow]Interrupted[/]: letting items in flight finish (Ctrl-C again to quit at once)..."
-
-
-def live_rate(view: JobView) -> tuple[float | None, float | None]:
-    """Items per second and ETA; until the first progress samples exist, the average since the job started."""
-    job = view.job
-    rate, eta = view.items_per_second, view.eta_seconds
-    duration = view.duration_seconds
-    if rate is None and job.done and duration:
-        rate = job.done / duration
-    if job.status not in CLAIMABLE_JOB_STATUSES:
-        eta = None
-    elif eta is None and rate:
-        eta = (job.queued + job.running) / rate
-    return rate, eta
 
 
 def _bar_width(console: Console) -> int:
@@ -69,14 +55,13 @@ class JobProgress:
 
     def show(self, view: JobView) -> None:
         job = view.job
-        rate, eta = live_rate(view)
         status = job.status.ljust(STATUS_WIDTH)
         width = len(humanize.count(job.total))
         description = f"[{STATUS_STYLES.get(job.status, '')}]{status}[/]"
         fields: dict[str, Any] = {
             "counts": f"{humanize.count(job.done).rjust(width)}/{humanize.count(job.total)}",
-            "speed": humanize.rate(rate),
-            "eta": _eta_text(view, eta),
+            "speed": humanize.rate(view.items_per_second),
+            "eta": _eta_text(view),
             "outcomes": f"[green]✔ {humanize.count(job.succeeded).rjust(width)}[/] "
             f"[{'red' if job.failed else 'dim'}]✘ {humanize.count(job.failed)}[/]",
         }
@@ -88,12 +73,14 @@ class JobProgress:
             self.progress.update(self.task, description=description, total=total, completed=completed, **fields)
 
 
-def _eta_text(view: JobView, eta: float | None) -> str:
+def _eta_text(view: JobView) -> str:
     if view.finished:
         return f"took {humanize.duration(view.duration_seconds)}"
     if view.job.status == "finalizing":
         return "writing files"
-    return f"ETA {humanize.eta(eta)}"
+    if unattended(view):
+        return "[yellow]no live worker[/]"
+    return f"ETA {humanize.eta(view.eta_seconds if view.job.status in CLAIMABLE_JOB_STATUSES else None)}"
 
 
 def follow_job(

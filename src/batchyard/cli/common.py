@@ -337,7 +337,7 @@ def view_from_json(data: dict[str, Any]) -> JobView:
         files_written_at=files_written_at,
         result_files=result_files,
     )
-    return JobView(record, data.get("items_per_second"), data.get("eta_seconds"))
+    return JobView(record, data.get("items_per_second"), data.get("eta_seconds"), int(data.get("workers_alive") or 0))
 
 
 def event_from_json(job_id: str, data: dict[str, Any]) -> EventRecord:

@@ -109,6 +109,7 @@ def list_jobs(
         views = [view_from_json(j) for j in data]
     else:
         with open_app(ctx, app) as by:
+            by.service.rescue_stale()  # with no worker or server running, nobody else hands stopped leases back
             views = by.service.list_jobs(statuses=statuses, handler=handler, limit=limit)
         data = [v.to_dict() for v in views]
     if json_output:
@@ -145,6 +146,7 @@ def show(
             _show_remote(ctx, client, job_id, n_events, json_output)
         return
     with open_app(ctx, app) as by:
+        by.service.rescue_stale()
         view = by.service.get(job_id)
         events = last_events(by.store, job_id, n_events)
         files = render.result_files(view, by.storage)

@@ -80,7 +80,14 @@ def ok_failed(job: JobRecord) -> Text:
     return text
 
 
+def unattended(view: JobView) -> bool:
+    """Waiting for items to run, and no live worker takes them: nothing will move until one starts."""
+    return view.job.status in CLAIMABLE_JOB_STATUSES and view.workers_alive == 0
+
+
 def eta_text(view: JobView) -> str:
+    if unattended(view):
+        return f"[yellow]no live worker for {escape(view.job.handler)}[/]"
     if view.job.status in CLAIMABLE_JOB_STATUSES and view.eta_seconds is not None:
         return humanize.eta(view.eta_seconds)
     return "-"
@@ -162,6 +169,13 @@ def _status_line(view: JobView, now: float) -> Text:
     return text
 
 
+def _rate_line(view: JobView) -> str:
+    rate = humanize.rate(view.items_per_second, "items")
+    if unattended(view):
+        return f"{rate} · {eta_text(view)}: start one with [cyan]batchyard worker[/] (a server's runs one)"
+    return f"{rate} · ETA {eta_text(view)}" if view.job.status in CLAIMABLE_JOB_STATUSES else rate
+
+
 def job_details(view: JobView, events: Sequence[EventRecord], files: Sequence[ResultFile], now: float) -> Panel:
     job = view.job
     grid = Table.grid(padding=(0, 2))
@@ -179,8 +193,7 @@ def job_details(view: JobView, events: Sequence[EventRecord], files: Sequence[Re
     bar.append(f"  {humanize.count(job.done)} / {humanize.count(job.total)} items")
     grid.add_row("Progress", bar)
     grid.add_row("Items", _items_line(job))
-    rate = humanize.rate(view.items_per_second, "items")
-    grid.add_row("Rate", f"{rate} · ETA {eta_text(view)}" if job.status in CLAIMABLE_JOB_STATUSES else rate)
+    grid.add_row("Rate", _rate_line(view))
     grid.add_row("Created", _when(job.created_at, now))
     grid.add_row("Started", _when(job.started_at, now))
     if job.finished_at is not None:
@@ -251,8 +264,7 @@ def summary_panel(view: JobView, files: Sequence[ResultFile]) -> Panel:
     grid.add_row("Status", status_text(job.status))
     grid.add_row("Items", _items_line(job))
     duration = view.duration_seconds
-    speed = job.done / duration if duration else None
-    grid.add_row("Duration", f"{humanize.duration(duration)}  ({humanize.rate(speed, 'items')})")
+    grid.add_row("Duration", f"{humanize.duration(duration)}  ({humanize.rate(view.items_per_second, 'items')})")
     if job.error:
         grid.add_row("Error", Text(str(job.error.get("message") or job.error), style="red"))
     if job.failed and job.status == "completed":

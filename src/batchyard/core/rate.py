@@ -1,4 +1,15 @@
-"""Throughput and ETA from progress samples (a recent-window rate). Pure."""
+"""Throughput and ETA: the one definition the CLI, the API and the dashboard show. Pure.
+
+- **Processed** items are those a handler finished: succeeded + failed. Cancelled (and skipped) items never
+  count: cancelling a job is not work done.
+- **Rate** (items per second) of a job still going: processed items over the last :data:`RECENT_WINDOW_SECONDS`
+  of its progress samples, from the oldest sample in the window to the newest. A job that speeds up (a second
+  worker joins) shows its recent speed, not its lifetime average. With fewer than two samples in the window, or
+  none of them apart in time, it is unknown (None).
+- **ETA** (seconds): items left (queued + running) over that rate. Unknown (None) when the rate is unknown or
+  zero (no progress in the window), when no live worker serves the job, and for a paused or finished job.
+- **Finished job**: the rate shown is processed / (finished_at - started_at), its whole run.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +22,7 @@ RECENT_WINDOW_SECONDS = 60.0
 @dataclass(frozen=True)
 class Sample:
     at: float  # epoch seconds
-    done: int  # items in a terminal state
+    processed: int  # succeeded + failed so far
 
 
 @dataclass(frozen=True)
@@ -20,19 +31,37 @@ class Estimate:
     eta_seconds: float | None
 
 
-def estimate(samples: Sequence[Sample], remaining: int, *, window: float = RECENT_WINDOW_SECONDS) -> Estimate:
-    """Rate over the last ``window`` seconds of samples (oldest sample in the window to the newest).
+def processed(succeeded: int, failed: int) -> int:
+    """Items a handler finished (cancelled items are not processed)."""
+    return succeeded + failed
 
-    With fewer than two samples, or no progress in the window, the rate is unknown (None) and so is the ETA;
-    with nothing remaining the ETA is 0.
+
+def estimate(
+    samples: Sequence[Sample],
+    remaining: int,
+    *,
+    window: float = RECENT_WINDOW_SECONDS,
+    workers_alive: int | None = None,
+) -> Estimate:
+    """Rate over the last ``window`` seconds of samples, and the ETA of ``remaining`` items at that rate.
+
+    With fewer than two samples in the window, or no progress in it, the rate is unknown (None) or 0 and the
+    ETA is None; with nothing remaining the ETA is 0. ``workers_alive=0`` (nothing serves the job) also makes the
+    ETA None: nothing is going to finish it.
     """
-    if remaining <= 0:
-        rate = _rate(samples, window)
-        return Estimate(rate, 0.0)
     rate = _rate(samples, window)
-    if rate is None or rate <= 0:
+    if remaining <= 0:
+        return Estimate(rate, 0.0)
+    if rate is None or rate <= 0 or workers_alive == 0:
         return Estimate(rate, None)
     return Estimate(rate, remaining / rate)
+
+
+def finished_rate(processed: int, started_at: float | None, finished_at: float | None) -> float | None:
+    """A finished job's rate: processed items over its whole run (None without a run of positive length)."""
+    if started_at is None or finished_at is None or finished_at <= started_at:
+        return None
+    return processed / (finished_at - started_at)
 
 
 def _rate(samples: Sequence[Sample], window: float) -> float | None:
@@ -41,8 +70,10 @@ def _rate(samples: Sequence[Sample], window: float) -> float | None:
     ordered = sorted(samples, key=lambda s: s.at)
     newest = ordered[-1]
     in_window = [s for s in ordered if newest.at - s.at <= window]
-    oldest = in_window[0] if len(in_window) >= 2 else ordered[-2]
+    if len(in_window) < 2:
+        return None
+    oldest = in_window[0]
     span = newest.at - oldest.at
     if span <= 0:
         return None
-    return max(0.0, (newest.done - oldest.done) / span)
+    return max(0.0, (newest.processed - oldest.processed) / span)

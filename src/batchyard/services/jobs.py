@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, Literal
 
 from batchyard.core.lifecycle import TERMINAL_JOB_STATUSES
-from batchyard.core.rate import RECENT_WINDOW_SECONDS, Sample, estimate
+from batchyard.core.rate import RECENT_WINDOW_SECONDS, Sample, estimate, finished_rate, processed
 from batchyard.core.records import EventRecord, JobQuery, JobRecord, JobSpec, WorkerRecord
 from batchyard.data.blobs import LocalStorage, job_prefix
 from batchyard.data.ingest import ItemReader, detect_format
@@ -34,11 +34,13 @@ ItemSource = str | Path | BinaryIO | Iterable[Any]
 
 @dataclass(frozen=True)
 class JobView:
-    """A job as users see it: the record plus throughput and ETA from recent progress samples."""
+    """A job as users see it: the record plus throughput and ETA (defined in :mod:`batchyard.core.rate`) and how
+    many live workers take its items."""
 
     job: JobRecord
     items_per_second: float | None
     eta_seconds: float | None
+    workers_alive: int = 0  # live workers that take this job's items (see JobService.view)
 
     @property
     def finished(self) -> bool:
@@ -211,25 +213,44 @@ class JobService:
 
     # -- reading -----------------------------------------------------------------------------------------------
 
-    def view(self, job: JobRecord, samples: list[tuple[float, int, int]] | None = None) -> JobView:
-        """The job with its rate and ETA; ``samples`` (recent progress samples) are read if not given."""
+    def view(
+        self,
+        job: JobRecord,
+        samples: list[tuple[float, int, int]] | None = None,
+        live: Sequence[WorkerRecord] | None = None,
+    ) -> JobView:
+        """The job with its rate, ETA and live workers (see :mod:`batchyard.core.rate`); ``samples`` (recent
+        progress samples) and ``live`` (the live workers) are read if not given."""
         now = time.time()
+        if live is None:
+            live = self.live_workers()
+        alive = sum(1 for w in live if w.serves(job.handler, job.id))
+        done = processed(job.succeeded, job.failed)
+        if job.status in TERMINAL_JOB_STATUSES or job.status == "finalizing":
+            end = job.finished_at or job.last_activity_at or now  # finalizing: its last item finished then
+            return JobView(job, finished_rate(done, job.started_at, end), None, alive)
         if samples is None:
             samples = self.store.jobs.recent_samples(job.id, now - RECENT_WINDOW_SECONDS)
-        points = [Sample(at, done) for at, done, _ in samples]
-        if job.status in ("running", "paused", "cancelling", "queued") and job.started_at:
-            points.append(Sample(now, job.done))
-        if len(points) < 2 and job.started_at:  # not sampled yet: the average since the start
-            points = [Sample(job.started_at, 0), Sample(job.finished_at or now, job.done)]
-        est = estimate(points, job.queued + job.running)
-        eta = est.eta_seconds if job.status not in TERMINAL_JOB_STATUSES and job.status != "paused" else None
-        return JobView(job, est.items_per_second, eta)
+        points = [Sample(at, n) for at, n, _ in samples if at >= now - RECENT_WINDOW_SECONDS]
+        if job.started_at is not None:
+            if job.started_at >= now - RECENT_WINDOW_SECONDS:  # started inside the window: nothing done then
+                points.append(Sample(job.started_at, 0))
+            points.append(Sample(now, done))
+        est = estimate(points, job.queued + job.running, workers_alive=alive)
+        return JobView(job, est.items_per_second, est.eta_seconds if job.status != "paused" else None, alive)
 
     def views(self, records: Sequence[JobRecord]) -> list[JobView]:
-        """Views of a page of jobs with one query for all their samples."""
-        live = [j.id for j in records if j.status not in TERMINAL_JOB_STATUSES]
-        samples = self.store.jobs.samples_for(live, time.time() - RECENT_WINDOW_SECONDS)
-        return [self.view(j, samples.get(j.id, [])) for j in records]
+        """Views of a page of jobs with one query for all their samples and one for the live workers."""
+        active = [j.id for j in records if j.status not in TERMINAL_JOB_STATUSES]
+        samples = self.store.jobs.samples_for(active, time.time() - RECENT_WINDOW_SECONDS)
+        live = self.live_workers()
+        return [self.view(j, samples.get(j.id, []), live) for j in records]
+
+    def rescue_stale(self, limit: int = 1000) -> int:
+        """Return items of expired leases to the queue (one bounded pass); what maintenance does in every
+        ``serve`` and ``worker``, for a reader with neither running, so ``running`` falls back to ``queued``
+        once the lease of a stopped worker is past. Returns how many items went back."""
+        return self.store.claims.rescue_expired_leases(limit=limit, max_rescues=self.settings.max_rescues)
 
     def job_record(self, job_id: str, principal: Principal = LOCAL_ADMIN, *, write: bool = False) -> JobRecord:
         """The job if ``principal`` may see it (and change it, with ``write``). Someone else's job is NotFound,

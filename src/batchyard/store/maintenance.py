@@ -95,13 +95,14 @@ class UpkeepStore:
             )
 
     def record_progress_samples(self, min_interval: float) -> int:
-        """One (done, failed) point per running job, at most every ``min_interval`` seconds whoever records it."""
+        """One (processed, failed) point per running job, at most every ``min_interval`` seconds whoever records it.
+        Processed = succeeded + failed (the ``done`` column; cancelled items are not work, see core/rate.py)."""
         with self.db.write() as conn:
             now = self.db.now(conn)
             recent = exists().where(
                 progress_samples.c.job_id == jobs.c.id, progress_samples.c.at > now - min_interval * 0.9
             )
-            active = select(jobs.c.id, jobs.c.succeeded + jobs.c.failed + jobs.c.cancelled, jobs.c.failed).where(
+            active = select(jobs.c.id, jobs.c.succeeded + jobs.c.failed, jobs.c.failed).where(
                 jobs.c.status.in_(SAMPLED_JOB_STATUSES), ~recent
             )
             rows = conn.execute(active).all()

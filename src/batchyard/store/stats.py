@@ -185,14 +185,15 @@ def _throughput_query(conditions: list[ColumnElement[bool]], window_start: float
         .limit(1)
         .scalar_subquery()
     )
-    done_now = jobs.c.succeeded + jobs.c.failed + jobs.c.cancelled
+    done_now = jobs.c.succeeded + jobs.c.failed
     started_inside = jobs.c.started_at >= window_start
-    done_then = func.coalesce(sampled_before, case((started_inside, 0), else_=func.coalesce(sampled_after, done_now)))
     # Each expression is used once: PostgreSQL would run a sample subquery again for every reference.
-    # Samples count cancelled items too; take today's cancelled count off, and never count below zero.
+    # Samples count processed items (succeeded + failed; see core/rate.py), like done_now.
+    finished_then = func.coalesce(
+        sampled_before, case((started_inside, 0), else_=func.coalesce(sampled_after, done_now))
+    )
     greatest = func.greatest if postgres else func.max
-    finished_then = greatest(done_then - jobs.c.cancelled, 0)
-    delta = greatest(jobs.c.succeeded + jobs.c.failed - finished_then, 0)
+    delta = greatest(done_now - finished_then, 0)
     return (
         select(jobs.c.project, jobs.c.handler, func.sum(delta), func.min(jobs.c.started_at))
         .where(*conditions, jobs.c.last_activity_at >= window_start, jobs.c.started_at.is_not(None))

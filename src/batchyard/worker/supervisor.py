@@ -12,6 +12,7 @@ import contextlib
 import logging
 import os
 import socket
+import threading
 import time
 import uuid
 from collections.abc import Callable, Coroutine
@@ -89,6 +90,7 @@ class Worker:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._remove_wake: Callable[[], None] | None = None
         self._crash: tuple[str, BaseException] | None = None
+        self.registered = threading.Event()  # set once its row is written: from then on it counts as live
 
     # -- public -------------------------------------------------------------------------------------------
 
@@ -137,6 +139,7 @@ class Worker:
             self.concurrency,
             self.job_ids,
         )
+        self.registered.set()
         log.info("worker %s started: handlers %s", self.id, ", ".join(self.handlers))
         lanes = self.executor.start(self._supervised, self._crashed)
         side = [
