@@ -1,4 +1,5 @@
-"""The system as callers see it: is the database reachable, which workers are live (and who may know where)."""
+"""The system as callers see it: is the database reachable, which workers are live (and who may know where),
+which handlers exist."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from batchyard.registry import HandlerRegistry
 from batchyard.services.auth import LOCAL_ADMIN, Principal
 from batchyard.settings import Settings
 from batchyard.store import Store
-from batchyard.wire import WorkerOut
+from batchyard.wire import HandlerOut, WorkerOut
 
 
 class SystemService:
@@ -41,6 +42,42 @@ class SystemService:
             )
             for w in workers
         ]
+
+    def handlers(self) -> list[HandlerOut]:
+        """Every handler registered here or served by a live worker, with how many live workers serve it. A
+        worker limited to some jobs (``Job.wait``'s in-process one) serves no handler as a whole."""
+        workers = [
+            w for w in self.store.workers.list_workers(live_within=self.settings.worker_stale_seconds) if w.jobs is None
+        ]
+        out = []
+        for name in sorted(set(self.registry.names()) | {h for w in workers for h in w.handlers}):
+            serving = sum(1 for w in workers if name in w.handlers)
+            if name in self.registry:
+                spec = self.registry.get(name)
+                out.append(
+                    HandlerOut(
+                        name=name,
+                        description=spec.description,
+                        is_async=spec.is_async,
+                        concurrency=spec.concurrency,
+                        max_attempts=spec.max_attempts,
+                        timeout_seconds=spec.timeout_seconds,
+                        live_workers=serving,
+                    )
+                )
+            else:  # known from a worker elsewhere: nothing more is known here
+                out.append(
+                    HandlerOut(
+                        name=name,
+                        description="",
+                        is_async=False,
+                        concurrency=0,
+                        max_attempts=None,
+                        timeout_seconds=None,
+                        live_workers=serving,
+                    )
+                )
+        return out
 
 
 def worker_alias(worker_id: str) -> str:

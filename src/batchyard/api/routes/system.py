@@ -60,35 +60,4 @@ def list_workers(app: BatchyardDep, principal: PrincipalDep) -> DataList[WorkerO
 
 @router.get("/api/v1/handlers", tags=["system"], summary="Handlers known here or on a live worker")
 def list_handlers(app: BatchyardDep, principal: PrincipalDep) -> DataList[HandlerOut]:
-    # A worker limited to some jobs (Job.wait's in-process one) serves no handler as a whole.
-    workers = [w for w in app.service.live_workers() if w.jobs is None]
-    names = set(app.registry.names()) | {h for w in workers for h in w.handlers}
-    out = []
-    for name in sorted(names):
-        live = sum(1 for w in workers if name in w.handlers)
-        if name in app.registry:
-            spec = app.registry.get(name)
-            out.append(
-                HandlerOut(
-                    name=name,
-                    description=spec.description,
-                    is_async=spec.is_async,
-                    concurrency=spec.concurrency,
-                    max_attempts=spec.max_attempts,
-                    timeout_seconds=spec.timeout_seconds,
-                    live_workers=live,
-                )
-            )
-        else:
-            out.append(
-                HandlerOut(
-                    name=name,
-                    description="",
-                    is_async=False,
-                    concurrency=0,
-                    max_attempts=None,
-                    timeout_seconds=None,
-                    live_workers=live,
-                )
-            )
-    return DataList[HandlerOut](data=out)
+    return DataList[HandlerOut](data=app.system.handlers())
