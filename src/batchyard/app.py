@@ -225,6 +225,17 @@ class Batchyard:
 
         return asyncio.run(main())
 
+    def upgrade_database(self) -> tuple[str | None, str | None]:
+        """Apply any pending migrations to the database, whatever ``auto_migrate`` says: its revision before
+        (None: it had no schema) and after."""
+        store = Store(self.settings.effective_database_url)  # not self.store: that may have migrated already
+        try:
+            before = store.revision()
+            store.upgrade()
+            return before, store.revision()
+        finally:
+            store.close()
+
 
 class Job:
     """A handle on one job: follow it, wait for it, read its results, act on it."""

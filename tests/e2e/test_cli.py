@@ -537,6 +537,42 @@ def test_worker_runs_jobs_submitted_from_another_process(
     assert "Traceback" not in stderr
 
 
+def test_jobs_watch_follows_a_job_to_its_summary(cli: Cli, tmp_path: Path, worker: subprocess.Popen[str]) -> None:
+    job = cli.json("submit", str(write_jsonl(tmp_path / "items.jsonl", 30)), "-H", "sleep", "--param", "ms=20")
+
+    done = cli.run("jobs", "watch", job["id"])
+
+    assert done.returncode == 0, done.stderr
+    assert "30/30" in done.stderr  # the progress bar's last frame
+    assert "completed" in done.stdout and "30 succeeded" in done.stdout
+    assert done.stdout.count(f"batchyard jobs download {job['id']}") == 1  # one next step
+    assert cli.json("jobs", "watch", job["id"])["counts"]["succeeded"] == 30
+
+    scheduled = cli.json("submit", str(write_jsonl(tmp_path / "later.jsonl", 2)), "-H", "echo", "--schedule-in", "600")
+    assert cli.run("jobs", "cancel", scheduled["id"]).returncode == 0
+    cancelled = cli.run("jobs", "watch", scheduled["id"], "--json")
+    assert cancelled.returncode == 1, cancelled.stderr  # like submit --wait: the job did not complete
+    assert json.loads(cancelled.stdout)["status"] == "cancelled"
+
+
+def test_ctrl_c_stops_watching_and_leaves_the_job_running(cli: Cli, tmp_path: Path) -> None:
+    job = cli.json("submit", str(write_jsonl(tmp_path / "items.jsonl", 2)), "-H", "echo", "--schedule-in", "600")
+    watching = cli.popen("jobs", "watch", job["id"])
+    assert watching.stderr is not None
+    for line in watching.stderr:  # the bar's header: it is following the job now
+        if job["id"] in line:
+            break
+    watching.send_signal(signal.SIGINT)
+    stdout, stderr = watching.communicate(timeout=30)
+
+    assert watching.returncode == 130, stderr
+    assert stdout == ""
+    assert "Stopped watching" in stderr and "the job goes on" in stderr
+    assert f"batchyard jobs watch {job['id']}" in stderr
+    assert "Traceback" not in stderr
+    assert cli.json("jobs", "show", job["id"])["status"] == "queued"
+
+
 def test_worker_hides_the_database_password_and_fails_cleanly(cli: Cli) -> None:
     done = cli.run("--db", "postgresql://batch:hunter2@127.0.0.1:1/batch", "worker", timeout=60)
 
@@ -568,6 +604,7 @@ HELP_COMMANDS = [
     ["jobs"],
     ["jobs", "list"],
     ["jobs", "show"],
+    ["jobs", "watch"],
     ["jobs", "cancel"],
     ["jobs", "pause"],
     ["jobs", "resume"],

@@ -127,6 +127,18 @@ def test_submit_takes_url_and_key_as_flags_and_shows_progress(
     assert "25/25" in done.stderr  # the progress bar's last frame
     assert "completed" in done.stdout and "25 succeeded" in done.stdout
     assert "jobs download job_" in done.stdout and f"--url {server.url}" in done.stdout
+    assert done.stdout.count("jobs download job_") == 1  # one next step, and it reaches this server
+
+
+def test_jobs_watch_follows_a_job_on_the_server(remote: RemoteCli, server: ServerProcess, tmp_path: Path) -> None:
+    job = remote.json("submit", str(write_jsonl(tmp_path / "items.jsonl", 25)), "-H", "sleep", "--param", "ms=20")
+
+    done = remote.run("jobs", "watch", job["id"], "--url", server.url, url="http://127.0.0.1:9")
+
+    assert done.returncode == 0, done.stderr
+    assert "25/25" in done.stderr
+    assert "completed" in done.stdout and "25 succeeded" in done.stdout
+    assert f"jobs download {job['id']} -o DIR --url {server.url}" in done.stdout
 
 
 def test_submit_from_stdin_and_csv_with_explicit_format(remote: RemoteCli, tmp_path: Path) -> None:

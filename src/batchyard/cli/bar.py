@@ -1,4 +1,5 @@
-"""A live progress bar that follows one job until it is finished (``submit --wait``, ``Job.wait(progress=True)``)."""
+"""A live progress bar that follows one job until it is finished (``submit --wait``, ``jobs watch``,
+``Job.wait(progress=True)``)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from batchyard.cli import humanize
 from batchyard.cli.render import STATUS_STYLES, unattended
 from batchyard.core.lifecycle import CLAIMABLE_JOB_STATUSES
 from batchyard.services.jobs import JobService, JobView
+from batchyard.wire import JobOut
 
 POLL_SECONDS = 0.2
 STATUS_WIDTH = 10  # "finalizing"
@@ -53,34 +55,34 @@ class JobProgress:
     def __exit__(self, *exc: object) -> None:
         self.progress.stop()
 
-    def show(self, view: JobView) -> None:
-        job = view.job
-        status = job.status.ljust(STATUS_WIDTH)
-        width = len(humanize.count(job.total))
+    def show(self, job: JobOut) -> None:
+        counts = job.counts
+        status = job.status.value.ljust(STATUS_WIDTH)
+        width = len(humanize.count(counts.total))
         description = f"[{STATUS_STYLES.get(job.status, '')}]{status}[/]"
         fields: dict[str, Any] = {
-            "counts": f"{humanize.count(job.done).rjust(width)}/{humanize.count(job.total)}",
-            "speed": humanize.rate(view.items_per_second),
-            "eta": _eta_text(view),
-            "outcomes": f"[green]✔ {humanize.count(job.succeeded).rjust(width)}[/] "
-            f"[{'red' if job.failed else 'dim'}]✘ {humanize.count(job.failed)}[/]",
+            "counts": f"{humanize.count(counts.done).rjust(width)}/{humanize.count(counts.total)}",
+            "speed": humanize.rate(job.items_per_second),
+            "eta": _eta_text(job),
+            "outcomes": f"[green]✔ {humanize.count(counts.succeeded).rjust(width)}[/] "
+            f"[{'red' if counts.failed else 'dim'}]✘ {humanize.count(counts.failed)}[/]",
         }
-        total = max(job.total, 1)
-        completed = job.done if job.total else 1
+        total = max(counts.total, 1)
+        completed = counts.done if counts.total else 1
         if self.task is None:
             self.task = self.progress.add_task(description, total=total, completed=completed, **fields)
         else:
             self.progress.update(self.task, description=description, total=total, completed=completed, **fields)
 
 
-def _eta_text(view: JobView) -> str:
-    if view.finished:
-        return f"took {humanize.duration(view.duration_seconds)}"
-    if view.job.status == "finalizing":
+def _eta_text(job: JobOut) -> str:
+    if job.finished:
+        return f"took {humanize.duration(job.duration_seconds)}"
+    if job.status == "finalizing":
         return "writing files"
-    if unattended(view):
+    if unattended(job):
         return "[yellow]no live worker[/]"
-    return f"ETA {humanize.eta(view.eta_seconds if view.job.status in CLAIMABLE_JOB_STATUSES else None)}"
+    return f"ETA {humanize.eta(job.eta_seconds if job.status in CLAIMABLE_JOB_STATUSES else None)}"
 
 
 def follow_job(
@@ -96,36 +98,36 @@ def follow_job(
     Raises :class:`TimeoutError` if ``timeout`` seconds pass first. Processing happens elsewhere (a worker, or
     the in-process one that :meth:`batchyard.Job.wait` starts); this only watches.
     """
-    return follow(lambda: service.get(job_id), timeout=timeout, console=console, poll_seconds=poll_seconds)
+    follow(lambda: JobOut.of(service.get(job_id)), timeout=timeout, console=console, poll_seconds=poll_seconds)
+    return service.get(job_id)
 
 
 def follow(
-    fetch: Callable[[], JobView],
+    fetch: Callable[[], JobOut],
     *,
     timeout: float | None = None,
     console: Console | None = None,
     poll_seconds: float = POLL_SECONDS,
     interrupt_note: str | None = IN_PROCESS_INTERRUPT_NOTE,
-) -> JobView:
-    """Like :func:`follow_job`, for any source of the job's current view: ``fetch`` is called every
-    ``poll_seconds`` (the local database, or a server's ``GET /api/v1/jobs/{id}``). ``interrupt_note`` is printed
-    on Ctrl-C (None: nothing)."""
+) -> JobOut:
+    """Like :func:`follow_job`, for any source of the job as it is now: ``fetch`` is called every
+    ``poll_seconds`` (the local database, or a server's ``GET /api/v1/jobs/{id}``); returns the finished job.
+    ``interrupt_note`` is printed on Ctrl-C (None: nothing)."""
     console = console or Console(stderr=True, highlight=False)
-    view = fetch()
-    job = view.job
-    console.print(f"[bold cyan]{job.id}[/] · {escape(job.handler)} · {humanize.count(job.total)} items")
+    job = fetch()
+    console.print(f"[bold cyan]{job.id}[/] · {escape(job.handler)} · {humanize.count(job.counts.total)} items")
     deadline = None if timeout is None else time.monotonic() + timeout
     try:
         with JobProgress(console) as display:
-            display.show(view)
-            while not view.finished:
+            display.show(job)
+            while not job.finished:
                 if deadline is not None and time.monotonic() > deadline:
-                    raise TimeoutError(f"job {job.id} still {view.job.status} after {timeout}s")
+                    raise TimeoutError(f"job {job.id} still {job.status} after {timeout}s")
                 time.sleep(poll_seconds)
-                view = fetch()
-                display.show(view)
+                job = fetch()
+                display.show(job)
     except KeyboardInterrupt:
         if interrupt_note:
             console.print(interrupt_note)
         raise
-    return view
+    return job

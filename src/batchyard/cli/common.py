@@ -27,10 +27,8 @@ from typer.core import TyperGroup
 from batchyard.app import Batchyard
 from batchyard.cli.appref import load_user_app
 from batchyard.client import ApiError, Client, ServerUnreachable
-from batchyard.core.records import EventRecord, JobRecord
 from batchyard.errors import BatchyardError, InputInvalid, StoreUnavailable, WorkerCrashed
 from batchyard.handlers.demo import register_demo_handlers
-from batchyard.services.jobs import JobView
 from batchyard.settings import Settings
 
 # click's UsageError, whichever click Typer uses (newer Typers bring their own copy of it).
@@ -288,68 +286,6 @@ def remote_hint(ctx: typer.Context, *words: str) -> str:
     if key_source is not None and key_source.name == "COMMANDLINE":
         parts += ["--key", "KEY"]
     return escape(" ".join(parts))
-
-
-def view_from_json(data: dict[str, Any]) -> JobView:
-    """A job's JSON from the API (the shape of :meth:`JobView.to_dict`) as a view, for the same rendering."""
-    counts = data.get("counts") or {}
-    settings = data.get("settings") or {}
-    succeeded, failed = int(counts.get("succeeded", 0)), int(counts.get("failed", 0))
-    result_files = data.get("result_files") or {}
-    files_written_at = data.get("files_written_at")
-    if files_written_at is None and result_files:  # written files are what makes a finished job finished
-        files_written_at = data.get("finished_at") or data.get("last_activity_at") or data.get("created_at") or 0.0
-    record = JobRecord(
-        id=data["id"],
-        handler=data.get("handler", ""),
-        owner=data.get("owner", ""),
-        project=data.get("project"),
-        status=data.get("status", ""),
-        priority=int(data.get("priority") or 0),
-        params=data.get("params") or {},
-        description=data.get("description"),
-        tags=list(data.get("tags") or []),
-        metadata=data.get("metadata") or {},
-        source=data.get("source"),
-        total=int(counts.get("total", 0)),
-        queued=int(counts.get("queued", 0)),
-        running=int(counts.get("running", 0)),
-        succeeded=succeeded,
-        failed=failed,
-        cancelled=int(counts.get("cancelled", 0)),
-        cost=float(data.get("cost") or 0.0),
-        usage=data.get("usage") or {},
-        busy_seconds=float(data.get("avg_item_seconds") or 0.0) * (succeeded + failed),
-        created_at=float(data.get("created_at") or 0.0),
-        started_at=data.get("started_at"),
-        finished_at=data.get("finished_at"),
-        last_activity_at=data.get("last_activity_at"),
-        scheduled_at=data.get("scheduled_at"),
-        expires_at=data.get("expires_at"),
-        error=data.get("error"),
-        max_attempts=int(settings.get("max_attempts") or 1),
-        backoff_base_seconds=float(settings.get("backoff_base_seconds") or 0.0),
-        backoff_max_seconds=float(settings.get("backoff_max_seconds") or 0.0),
-        timeout_seconds=settings.get("timeout_seconds"),
-        concurrency=settings.get("concurrency"),
-        max_failures=settings.get("max_failures"),
-        max_failure_rate=settings.get("max_failure_rate"),
-        files_written_at=files_written_at,
-        result_files=result_files,
-    )
-    return JobView(record, data.get("items_per_second"), data.get("eta_seconds"), int(data.get("workers_alive") or 0))
-
-
-def event_from_json(job_id: str, data: dict[str, Any]) -> EventRecord:
-    return EventRecord(
-        id=int(data.get("id") or 0),
-        job_id=job_id,
-        at=float(data.get("at") or 0.0),
-        type=str(data.get("type") or ""),
-        actor=data.get("actor"),
-        message=data.get("message"),
-        data=data.get("data") or {},
-    )
 
 
 def print_json(data: Any) -> None:

@@ -1,66 +1,41 @@
-"""``batchyard jobs ...``: list, inspect and control jobs."""
+"""``batchyard jobs ...``: list, inspect and control jobs, on the local database or on a server (``--url``).
+
+Each command opens a backend (:mod:`batchyard.cli.backends`), asks it one thing and renders the answer once.
+"""
 
 from __future__ import annotations
 
-import collections
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.markup import escape
 from rich.text import Text
 
 from batchyard.cli import humanize, render
-from batchyard.cli.common import (
-    AppOption,
-    JsonOption,
-    KeyOption,
-    UrlOption,
-    event_from_json,
-    hint_command,
-    open_app,
-    open_client,
-    out,
-    print_json,
-    remote_hint,
-    view_from_json,
-)
-from batchyard.client import Client
+from batchyard.cli.backends import Backend, open_backend
+from batchyard.cli.bar import follow
+from batchyard.cli.common import AppOption, JsonOption, KeyOption, UrlOption, err, out, print_json
 from batchyard.core.lifecycle import Action, JobStatus, next_job_status
-from batchyard.core.records import EventRecord
-from batchyard.data.results import RESULT_FILE_NAMES
-from batchyard.errors import NotReady
-from batchyard.services.jobs import JobView
-from batchyard.store import Store
+from batchyard.wire import JobOut
 
 EVENTS_SHOWN = 10
+EXIT_JOB_UNSUCCESSFUL = 1  # as submit --wait
+EXIT_INTERRUPTED = 130
 EVENTS_IN_JSON = 50
-EVENT_PAGE = 500
 
 jobs_app = typer.Typer(
     name="jobs",
     no_args_is_help=True,
     rich_markup_mode="rich",
-    help="List, inspect and control jobs: [cyan]list, show, pause, resume, cancel, retry, download, delete[/]. "
+    help="List, inspect and control jobs: [cyan]list, show, watch, pause, resume, cancel, retry, download, delete[/]. "
     "Each works on the local database, or on a server with [cyan]--url[/] and [cyan]--key[/].",
 )
 
 JobId = Annotated[
     str, typer.Argument(metavar="JOB_ID", help="The job's id (from submit or jobs list).", show_default=False)
 ]
-
-
-def last_events(store: Store, job_id: str, n: int) -> list[EventRecord]:
-    """The newest ``n`` events of a job, oldest first."""
-    newest: collections.deque[EventRecord] = collections.deque(maxlen=n)
-    after_id = 0
-    while True:
-        page = store.jobs.list_events(job_id, after_id=after_id, limit=EVENT_PAGE)
-        newest.extend(page)
-        if len(page) < EVENT_PAGE:
-            return list(newest)
-        after_id = page[-1].id
 
 
 @jobs_app.command("list")
@@ -102,23 +77,15 @@ def list_jobs(
 
       [cyan]batchyard jobs list --url http://127.0.0.1:8000 --status failed[/]   [dim]# key in BATCHYARD_API_KEY[/]
     """
-    statuses = [s.value for s in status or []]
-    if url:
-        with open_client(url, key, app) as client:
-            data = list(client.iter_jobs(limit=limit, statuses=statuses, handler=handler))
-        views = [view_from_json(j) for j in data]
-    else:
-        with open_app(ctx, app) as by:
-            by.service.rescue_stale()  # with no worker or server running, nobody else hands stopped leases back
-            views = by.service.list_jobs(statuses=statuses, handler=handler, limit=limit)
-        data = [v.to_dict() for v in views]
+    with open_backend(ctx, url, key, app, rescue_stale=True) as backend:
+        jobs = backend.list_jobs(statuses=[s.value for s in status or []], handler=handler, limit=limit)
     if json_output:
-        print_json(data)
-    elif not views:
+        print_json([j.model_dump(mode="json") for j in jobs])
+    elif not jobs:
         filtered = " matching those filters" if status or handler else " yet"
         out.print(f"No jobs{filtered}. Submit one: [cyan]batchyard submit items.jsonl --handler echo --wait[/]")
     else:
-        out.print(render.jobs_table(views, time.time(), compact=out.width < render.WIDE_TABLE_COLUMNS))
+        out.print(render.jobs_table(jobs, time.time(), compact=out.width < render.WIDE_TABLE_COLUMNS))
 
 
 @jobs_app.command("show")
@@ -140,79 +107,84 @@ def show(
 
       [cyan]batchyard jobs show job_0123abcd --json | jq .counts[/]
     """
-    n_events = EVENTS_IN_JSON if json_output else EVENTS_SHOWN
-    if url:
-        with open_client(url, key, app) as client:
-            _show_remote(ctx, client, job_id, n_events, json_output)
+    with open_backend(ctx, url, key, app, rescue_stale=True) as backend:
+        job = backend.get_job(job_id)
+        events = backend.last_events(job_id, EVENTS_IN_JSON if json_output else EVENTS_SHOWN)
+        files = backend.result_files(job)
+        download_hint = backend.hint("jobs download", job_id, "-o", "DIR")
+    if json_output:
+        print_json({**job.model_dump(mode="json"), "events": [e.model_dump(mode="json") for e in events]})
         return
-    with open_app(ctx, app) as by:
-        by.service.rescue_stale()
-        view = by.service.get(job_id)
-        events = last_events(by.store, job_id, n_events)
-        files = render.result_files(view, by.storage)
+    out.print(render.job_details(job, events, files, time.time()))
+    if files and files[0].path is None:  # on a server: say how to get them here
+        out.print(f"Download them: [cyan]{download_hint}[/]", soft_wrap=True)
+
+
+def _report_move(job: JobOut, done: str, json_output: bool) -> None:
     if json_output:
-        print_json({**view.to_dict(), "events": [render.event_to_dict(e) for e in events]})
+        print_json(job.model_dump(mode="json"))
     else:
-        out.print(render.job_details(view, events, files, time.time()))
+        out.print(Text.assemble(("✔ ", "green"), f"{done}: ", render.job_summary_line(job)), soft_wrap=True)
 
 
-def _show_remote(ctx: typer.Context, client: Client, job_id: str, n_events: int, json_output: bool) -> None:
-    data = client.get_job(job_id)
-    events = client.last_events(job_id, n_events)
-    if json_output:
-        print_json({**data, "events": events})
-        return
-    view = view_from_json(data)
-    out.print(render.job_details(view, [event_from_json(job_id, e) for e in events], [], time.time()))
-    files = _remote_result_files(data)
-    if files:
-        out.print(Text("Result files", style="bold"))
-        out.print(render.files_table(files, with_paths=False))
-        out.print(f"Download them: [cyan]{remote_hint(ctx, 'jobs download', job_id, '-o', 'DIR')}[/]", soft_wrap=True)
-
-
-def _remote_result_files(data: dict[str, Any], directory: Path = Path()) -> list[render.ResultFile]:
-    files = data.get("result_files") or {}
-    return [
-        render.ResultFile(name, directory / name, files[name].get("bytes"), files[name].get("rows"))
-        for name in RESULT_FILE_NAMES
-        if name in files
-    ]
-
-
-def _report_move(view: JobView, done: str, json_output: bool, data: dict[str, Any] | None = None) -> None:
-    if json_output:
-        print_json(data if data is not None else view.to_dict())
-    else:
-        out.print(Text.assemble(("✔ ", "green"), f"{done}: ", render.job_summary_line(view.job)), soft_wrap=True)
-
-
-def _move_remote(
-    url: str, key: str | None, app_ref: str | None, job_id: str, action: str, done: str, json_output: bool
-) -> None:
-    with open_client(url, key, app_ref) as client:
-        data = {"pause": client.pause_job, "resume": client.resume_job, "cancel": client.cancel_job}[action](job_id)
-    _report_move(view_from_json(data), done, json_output, data)
-
-
-def _move(
+@jobs_app.command("watch")
+def watch(
     ctx: typer.Context,
-    job_id: str,
-    action: str,
-    done: str,
-    json_output: bool,
-    url: str | None,
-    key: str | None,
-    app: str | None,
+    job_id: JobId,
+    json_output: JsonOption = False,
+    url: UrlOption = None,
+    key: KeyOption = None,
+    app: AppOption = None,
 ) -> None:
-    """Pause, resume or cancel, on the local database or (with ``url``) over the API."""
-    if url:
-        _move_remote(url, key, app, job_id, action, done, json_output)
-        return
-    with open_app(ctx, app) as by:
-        moves = {"pause": by.service.pause, "resume": by.service.resume, "cancel": by.service.cancel}
-        view = moves[action](job_id, actor="cli")
-    _report_move(view, done, json_output)
+    """Follow a job with a live progress bar until it is finished, then print its summary, as submit --wait does.
+
+    It only watches: workers ([cyan]batchyard worker[/], [cyan]batchyard serve[/]) process the items. Ctrl-C stops
+    watching and leaves the job running. The exit code is 1 when the job ends failed, cancelled or expired (a
+    job whose items partly failed still ends [green]completed[/]), 130 after Ctrl-C. With [cyan]--json[/] there
+    is no bar: the finished job is printed as JSON.
+
+    [bold]Examples[/]
+
+      [cyan]batchyard jobs watch job_0123abcd[/]
+
+      [cyan]batchyard jobs watch job_0123abcd --url http://127.0.0.1:8000[/]   [dim]# key in BATCHYARD_API_KEY[/]
+
+      [cyan]batchyard jobs watch job_0123abcd --json | jq .counts[/]
+    """
+    with open_backend(ctx, url, key, app) as backend:
+        try:
+            job = _follow(backend, job_id, quiet=json_output)
+        except KeyboardInterrupt:
+            err.print(
+                f"[yellow]Stopped watching {job_id}[/]: the job goes on. Watch it again with "
+                f"[cyan]{backend.hint('jobs watch', job_id)}[/]",
+                soft_wrap=True,
+            )
+            raise typer.Exit(EXIT_INTERRUPTED) from None
+        files = backend.result_files(job)
+        next_step = backend.hint("jobs download", job_id, "-o", "DIR")
+    if json_output:
+        print_json(job.model_dump(mode="json"))
+    else:
+        out.print(render.summary_panel(job, files, next_step))
+    if job.status != JobStatus.COMPLETED:
+        raise typer.Exit(EXIT_JOB_UNSUCCESSFUL)
+
+
+def _follow(backend: Backend, job_id: str, *, quiet: bool) -> JobOut:
+    """The job once finished: followed with a progress bar on stderr, or ``quiet``ly."""
+    job = backend.get_job(job_id)
+    if not job.finished and not backend.has_live_worker_for(job.handler):
+        err.print(
+            f"[yellow]No worker is running for {escape(repr(job.handler))}[/]: {backend.start_worker_hint()}",
+            soft_wrap=True,
+        )
+    if not quiet:
+        return follow(lambda: backend.get_job(job_id), poll_seconds=backend.poll_seconds, interrupt_note=None)
+    while not job.finished:
+        time.sleep(backend.poll_seconds)
+        job = backend.get_job(job_id)
+    return job
 
 
 @jobs_app.command("pause")
@@ -228,7 +200,9 @@ def pause(
 
     [bold]Example[/]   [cyan]batchyard jobs pause job_0123abcd[/]
     """
-    _move(ctx, job_id, "pause", "Paused", json_output, url, key, app)
+    with open_backend(ctx, url, key, app) as backend:
+        job = backend.pause(job_id)
+    _report_move(job, "Paused", json_output)
 
 
 @jobs_app.command("resume")
@@ -244,7 +218,9 @@ def resume(
 
     [bold]Example[/]   [cyan]batchyard jobs resume job_0123abcd[/]
     """
-    _move(ctx, job_id, "resume", "Resumed", json_output, url, key, app)
+    with open_backend(ctx, url, key, app) as backend:
+        job = backend.resume(job_id)
+    _report_move(job, "Resumed", json_output)
 
 
 @jobs_app.command("cancel")
@@ -260,7 +236,9 @@ def cancel(
 
     [bold]Example[/]   [cyan]batchyard jobs cancel job_0123abcd[/]
     """
-    _move(ctx, job_id, "cancel", "Cancelled", json_output, url, key, app)
+    with open_backend(ctx, url, key, app) as backend:
+        job = backend.cancel(job_id)
+    _report_move(job, "Cancelled", json_output)
 
 
 @jobs_app.command("retry")
@@ -276,36 +254,16 @@ def retry(
 
     [bold]Example[/]   [cyan]batchyard jobs retry job_0123abcd[/]
     """
-    if url:
-        with open_client(url, key, app) as client:
-            data = dict(client.retry_job(job_id))
-            n = int(data.pop("retried", 0))
-            view = view_from_json(data)
-            worker_note = (
-                None
-                if client.has_live_worker_for(view.job.handler)
-                else ("the items wait until a worker for it runs ([cyan]batchyard serve[/] runs one).")
-            )
-    else:
-        with open_app(ctx, app) as by:
-            view, n = by.service.retry_failed(job_id, actor="cli")
-            worker_note = (
-                None
-                if by.service.has_live_worker_for(view.job.handler)
-                else (f"start one with [cyan]{hint_command(ctx, app, 'worker')}[/]")
-            )
-        data = view.to_dict()
+    with open_backend(ctx, url, key, app) as backend:
+        job, n = backend.retry(job_id)
+        worker_note = None if backend.has_live_worker_for(job.handler) else backend.start_worker_hint()
     if json_output:
-        print_json({"retried_items": n, "job": data})
+        print_json({"retried_items": n, "job": job.model_dump(mode="json")})
         return
     items = f"{humanize.count(n)} failed item{'s' if n != 1 else ''}"
-    out.print(
-        Text.assemble(("✔ ", "green"), f"Queued {items} again: ", render.job_summary_line(view.job)), soft_wrap=True
-    )
+    out.print(Text.assemble(("✔ ", "green"), f"Queued {items} again: ", render.job_summary_line(job)), soft_wrap=True)
     if worker_note:
-        out.print(
-            f"  [yellow]No worker is running for {escape(repr(view.job.handler))}[/]: {worker_note}", soft_wrap=True
-        )
+        out.print(f"  [yellow]No worker is running for {escape(repr(job.handler))}[/]: {worker_note}", soft_wrap=True)
 
 
 @jobs_app.command("delete")
@@ -328,26 +286,22 @@ def delete(
 
       [cyan]batchyard jobs delete job_0123abcd --yes --json[/]
     """
-    if url:
-        with open_client(url, key, app) as client:
-            _confirm_delete(view_from_json(client.get_job(job_id)), yes)
-            client.delete_job(job_id)
-    else:
-        with open_app(ctx, app) as by:
-            _confirm_delete(by.service.get(job_id), yes)
-            by.service.delete(job_id, actor="cli")
+    with open_backend(ctx, url, key, app) as backend:
+        _confirm_delete(backend.get_job(job_id), yes)
+        backend.delete(job_id)
     if json_output:
         print_json({"deleted": job_id})
     else:
         out.print(f"[green]✔[/] Deleted [cyan]{job_id}[/]")
 
 
-def _confirm_delete(view: JobView, yes: bool) -> None:
-    job = view.job
+def _confirm_delete(job: JobOut, yes: bool) -> None:
     next_job_status(job.status, Action.DELETE)  # refuse before asking, not after
     if not yes:
         typer.confirm(
-            f"Delete job {job.id} ({job.status}, {job.total:,} items) and its result files?", abort=True, err=True
+            f"Delete job {job.id} ({job.status}, {job.counts.total:,} items) and its result files?",
+            abort=True,
+            err=True,
         )
 
 
@@ -382,15 +336,8 @@ def download(
       [cyan]batchyard jobs download job_0123abcd -o out/ --json | jq -r '.files[].path'[/]
     """
     directory = output or Path(job_id)
-    if url:
-        with open_client(url, key, app) as client:
-            files = _download_remote(client, job_id, directory)
-    else:
-        with open_app(ctx, app) as by:
-            job = by.job(job_id)
-            paths = job.download(directory)
-            rows = {f.name: f.rows for f in render.result_files(job.refresh(), by.storage)}
-        files = [render.ResultFile(p.name, p, p.stat().st_size, rows.get(p.name)) for p in paths]
+    with open_backend(ctx, url, key, app) as backend:
+        files = backend.download(backend.get_job(job_id), directory)
     if json_output:
         print_json(
             {
@@ -404,15 +351,3 @@ def download(
         f"[green]✔[/] Wrote {len(files)} file{'s' if len(files) != 1 else ''} of [cyan]{job_id}[/] to {directory}"
     )
     out.print(render.files_table(files))
-
-
-def _download_remote(client: Client, job_id: str, directory: Path) -> list[render.ResultFile]:
-    """The finished job's result files, streamed from the server into ``directory``."""
-    data = client.get_job(job_id)
-    listed = _remote_result_files(data, directory)
-    if not listed:
-        raise NotReady(
-            f"job {job_id} has no result files yet (status {data.get('status')}); they are written when it finishes"
-        )
-    directory.mkdir(parents=True, exist_ok=True)
-    return [render.ResultFile(f.name, f.path, client.download(job_id, f.name, f.path), f.rows) for f in listed]

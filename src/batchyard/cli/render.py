@@ -1,4 +1,8 @@
-"""Rich renderables for jobs: status badges, the jobs table, a job's details, the end-of-run summary."""
+"""Rich renderables for jobs: status badges, the jobs table, a job's details, the end-of-run summary.
+
+They draw a job as the wire schema has it (:class:`batchyard.wire.JobOut`), so a job read from the local
+database and one read from a server look the same.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 from rich.console import Group, RenderableType
 from rich.markup import escape
@@ -18,10 +21,7 @@ from rich.text import Text
 
 from batchyard.cli import humanize
 from batchyard.core.lifecycle import CLAIMABLE_JOB_STATUSES
-from batchyard.core.records import EventRecord, JobRecord
-from batchyard.data.blobs import LocalStorage, job_prefix
-from batchyard.data.results import RESULT_FILE_NAMES
-from batchyard.services.jobs import JobView
+from batchyard.wire import EventOut, JobOut
 
 STATUS_STYLES = {
     "queued": "cyan",
@@ -49,10 +49,10 @@ DETAIL_BAR_WIDTH = 30
 
 @dataclass(frozen=True)
 class ResultFile:
-    """A result file as shown to the user: its name, where it is, how big."""
+    """A result file as shown to the user: its name, where it is (None: on a server), how big."""
 
     name: str
-    path: Path
+    path: Path | None
     bytes: int | None
     rows: int | None = None
 
@@ -61,9 +61,10 @@ def status_text(status: str) -> Text:
     return Text(status, style=STATUS_STYLES.get(status, ""))
 
 
-def progress_bar(job: JobRecord, width: int = MINI_BAR_WIDTH) -> Text:
+def progress_bar(job: JobOut, width: int = MINI_BAR_WIDTH) -> Text:
     """``━━━━━━╺━━━━━  48%``: done items over total, coloured by status."""
-    fraction = job.done / job.total if job.total else 1.0
+    counts = job.counts
+    fraction = counts.done / counts.total if counts.total else 1.0
     filled = round(width * fraction)
     bar = Text()
     bar.append("━" * filled, style=BAR_STYLES.get(job.status, "blue"))
@@ -72,28 +73,28 @@ def progress_bar(job: JobRecord, width: int = MINI_BAR_WIDTH) -> Text:
     return bar
 
 
-def ok_failed(job: JobRecord) -> Text:
+def ok_failed(job: JobOut) -> Text:
     text = Text()
-    text.append(humanize.count(job.succeeded), style="green")
+    text.append(humanize.count(job.counts.succeeded), style="green")
     text.append(" / ")
-    text.append(humanize.count(job.failed), style="red" if job.failed else "dim")
+    text.append(humanize.count(job.counts.failed), style="red" if job.counts.failed else "dim")
     return text
 
 
-def unattended(view: JobView) -> bool:
+def unattended(job: JobOut) -> bool:
     """Waiting for items to run, and no live worker takes them: nothing will move until one starts."""
-    return view.job.status in CLAIMABLE_JOB_STATUSES and view.workers_alive == 0
+    return job.status in CLAIMABLE_JOB_STATUSES and job.workers_alive == 0
 
 
-def eta_text(view: JobView) -> str:
-    if unattended(view):
-        return f"[yellow]no live worker for {escape(view.job.handler)}[/]"
-    if view.job.status in CLAIMABLE_JOB_STATUSES and view.eta_seconds is not None:
-        return humanize.eta(view.eta_seconds)
+def eta_text(job: JobOut) -> str:
+    if unattended(job):
+        return f"[yellow]no live worker for {escape(job.handler)}[/]"
+    if job.status in CLAIMABLE_JOB_STATUSES and job.eta_seconds is not None:
+        return humanize.eta(job.eta_seconds)
     return "-"
 
 
-def jobs_table(views: Sequence[JobView], now: float, *, compact: bool = False) -> Table:
+def jobs_table(jobs: Sequence[JobOut], now: float, *, compact: bool = False) -> Table:
     """One row per job; ``compact`` (a narrow terminal) drops the bar and the creation time."""
     table = Table(show_edge=False, header_style="bold", pad_edge=False, box=None, padding=(0, 2, 0, 0))
     table.add_column("ID", style="cyan", no_wrap=True)
@@ -105,8 +106,7 @@ def jobs_table(views: Sequence[JobView], now: float, *, compact: bool = False) -
     table.add_column("ETA", justify="right", no_wrap=True)
     if not compact:
         table.add_column("Created", justify="right", no_wrap=True, style="dim")
-    for view in views:
-        job = view.job
+    for job in jobs:
         progress = Text(f"{job.percent:.0f}%") if compact else progress_bar(job)
         row: list[RenderableType] = [
             job.id,
@@ -114,8 +114,8 @@ def jobs_table(views: Sequence[JobView], now: float, *, compact: bool = False) -
             status_text(job.status),
             progress,
             ok_failed(job),
-            humanize.duration(view.duration_seconds),
-            eta_text(view),
+            humanize.duration(job.duration_seconds),
+            eta_text(job),
         ]
         if not compact:
             row.append(humanize.ago(job.created_at, now))
@@ -130,29 +130,31 @@ def _when(timestamp: float | None, now: float) -> str:
     return f"{humanize.ago(timestamp, now)}  [dim]{clock}[/]"
 
 
-def _settings_line(job: JobRecord) -> str:
+def _settings_line(job: JobOut) -> str:
+    settings = job.settings
     parts = [
         f"priority {job.priority}",
-        f"max attempts {job.max_attempts}",
-        f"timeout {humanize.duration(job.timeout_seconds) if job.timeout_seconds else '-'}",
-        f"concurrency {job.concurrency or '-'}",
+        f"max attempts {settings.max_attempts}",
+        f"timeout {humanize.duration(settings.timeout_seconds) if settings.timeout_seconds else '-'}",
+        f"concurrency {settings.concurrency or '-'}",
     ]
-    if job.max_failures is not None:
-        parts.append(f"max failures {job.max_failures}")
-    if job.max_failure_rate is not None:
-        parts.append(f"max failure rate {job.max_failure_rate:.0%}")
+    if settings.max_failures is not None:
+        parts.append(f"max failures {settings.max_failures}")
+    if settings.max_failure_rate is not None:
+        parts.append(f"max failure rate {settings.max_failure_rate:.0%}")
     return " · ".join(parts)
 
 
-def _items_line(job: JobRecord) -> Text:
+def _items_line(job: JobOut) -> Text:
     text = Text()
+    counts = job.counts
     pieces = [
-        ("succeeded", job.succeeded, "green"),
-        ("failed", job.failed, "red"),
-        ("cancelled", job.cancelled, "magenta"),
+        ("succeeded", counts.succeeded, "green"),
+        ("failed", counts.failed, "red"),
+        ("cancelled", counts.cancelled, "magenta"),
     ]
-    if job.queued or job.running:
-        pieces += [("queued", job.queued, "cyan"), ("running", job.running, "blue")]
+    if counts.queued or counts.running:
+        pieces += [("queued", counts.queued, "cyan"), ("running", counts.running, "blue")]
     for i, (label, n, style) in enumerate(pieces):
         if i:
             text.append(" · ", style="dim")
@@ -161,27 +163,25 @@ def _items_line(job: JobRecord) -> Text:
     return text
 
 
-def _status_line(view: JobView, now: float) -> Text:
-    job = view.job
+def _status_line(job: JobOut, now: float) -> Text:
     text = status_text(job.status)
     if job.status == "queued" and job.scheduled_at and job.scheduled_at > now:
         text.append(f"  scheduled, starts {humanize.ago(job.scheduled_at, now)}", style="dim")
     return text
 
 
-def _rate_line(view: JobView) -> str:
-    rate = humanize.rate(view.items_per_second, "items")
-    if unattended(view):
-        return f"{rate} · {eta_text(view)}: start one with [cyan]batchyard worker[/] (a server's runs one)"
-    return f"{rate} · ETA {eta_text(view)}" if view.job.status in CLAIMABLE_JOB_STATUSES else rate
+def _rate_line(job: JobOut) -> str:
+    rate = humanize.rate(job.items_per_second, "items")
+    if unattended(job):
+        return f"{rate} · {eta_text(job)}: start one with [cyan]batchyard worker[/] (a server's runs one)"
+    return f"{rate} · ETA {eta_text(job)}" if job.status in CLAIMABLE_JOB_STATUSES else rate
 
 
-def job_details(view: JobView, events: Sequence[EventRecord], files: Sequence[ResultFile], now: float) -> Panel:
-    job = view.job
+def job_details(job: JobOut, events: Sequence[EventOut], files: Sequence[ResultFile], now: float) -> Panel:
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold", no_wrap=True)
     grid.add_column(overflow="fold")
-    grid.add_row("Status", _status_line(view, now))
+    grid.add_row("Status", _status_line(job, now))
     grid.add_row("Handler", escape(job.handler))
     if job.description:
         grid.add_row("Description", escape(job.description))
@@ -190,15 +190,15 @@ def job_details(view: JobView, events: Sequence[EventRecord], files: Sequence[Re
     if job.source:
         grid.add_row("Source", escape(job.source))
     bar = progress_bar(job, DETAIL_BAR_WIDTH)
-    bar.append(f"  {humanize.count(job.done)} / {humanize.count(job.total)} items")
+    bar.append(f"  {humanize.count(job.counts.done)} / {humanize.count(job.counts.total)} items")
     grid.add_row("Progress", bar)
     grid.add_row("Items", _items_line(job))
-    grid.add_row("Rate", _rate_line(view))
+    grid.add_row("Rate", _rate_line(job))
     grid.add_row("Created", _when(job.created_at, now))
     grid.add_row("Started", _when(job.started_at, now))
     if job.finished_at is not None:
         grid.add_row("Finished", _when(job.finished_at, now))
-    grid.add_row("Duration", humanize.duration(view.duration_seconds))
+    grid.add_row("Duration", humanize.duration(job.duration_seconds))
     if job.expires_at is not None:
         grid.add_row("Expires", _when(job.expires_at, now))
     grid.add_row("Settings", _settings_line(job))
@@ -213,9 +213,10 @@ def job_details(view: JobView, events: Sequence[EventRecord], files: Sequence[Re
         grid.add_row("Error", Text(str(job.error.get("message") or job.error), style="red"))
     parts: list[RenderableType] = [grid]
     if files:
+        where = files[0].path
         parts += [
             Text(""),
-            Text.assemble(("Result files", "bold"), "  ", (f"{files[0].path.parent}{os.sep}", "dim")),
+            Text.assemble(("Result files", "bold"), "  ", (f"{where.parent}{os.sep}" if where else "", "dim")),
             files_table(files, with_paths=False),
         ]
     if events:
@@ -239,7 +240,7 @@ def files_table(files: Sequence[ResultFile], *, with_paths: bool = True) -> Tabl
     return table
 
 
-def events_table(events: Sequence[EventRecord], now: float) -> Table:
+def events_table(events: Sequence[EventOut], now: float) -> Table:
     table = Table(show_edge=False, header_style="bold", box=None, pad_edge=False, padding=(0, 2, 0, 0))
     table.add_column("When", justify="right", no_wrap=True, style="dim")
     table.add_column("Event", no_wrap=True)
@@ -255,25 +256,27 @@ def events_table(events: Sequence[EventRecord], now: float) -> Table:
     return table
 
 
-def summary_panel(view: JobView, files: Sequence[ResultFile]) -> Panel:
-    """What ``submit --wait`` prints at the end: outcome, counts, time, speed and where the results are."""
-    job = view.job
+def summary_panel(job: JobOut, files: Sequence[ResultFile], next_step: str) -> Panel:
+    """What ``submit --wait`` and ``jobs watch`` print at the end: outcome, counts, time, speed, where the results
+    are and one next step (a command, as Rich markup, that reaches the same database or server)."""
+    counts = job.counts
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold", no_wrap=True)
     grid.add_column(overflow="fold")
     grid.add_row("Status", status_text(job.status))
     grid.add_row("Items", _items_line(job))
-    duration = view.duration_seconds
-    grid.add_row("Duration", f"{humanize.duration(duration)}  ({humanize.rate(view.items_per_second, 'items')})")
+    duration = job.duration_seconds
+    grid.add_row("Duration", f"{humanize.duration(duration)}  ({humanize.rate(job.items_per_second, 'items')})")
     if job.error:
         grid.add_row("Error", Text(str(job.error.get("message") or job.error), style="red"))
-    if job.failed and job.status == "completed":
-        grid.add_row("Failures", f"[yellow]{humanize.count(job.failed)} item(s) failed[/]: see errors.jsonl")
-    if files:
-        grid.add_row("Results", escape(f"{files[0].path.parent}{os.sep}"))
+    if counts.failed and job.status == "completed":
+        grid.add_row("Failures", f"[yellow]{humanize.count(counts.failed)} item(s) failed[/]: see errors.jsonl")
+    where = files[0].path if files else None
+    if where is not None:
+        grid.add_row("Results", escape(f"{where.parent}{os.sep}"))
         grid.add_row("", " · ".join(f"[cyan]{f.name}[/] [dim]{humanize.size(f.bytes)}[/]" for f in files))
-    grid.add_row("Next", f"batchyard jobs download {job.id} -o DIR")
-    border = "yellow" if job.status == "completed" and job.failed else BAR_STYLES.get(job.status, "blue")
+    grid.add_row("Next", f"[cyan]{next_step}[/]")
+    border = "yellow" if job.status == "completed" and counts.failed else BAR_STYLES.get(job.status, "blue")
     return Panel(
         grid,
         title=f"[bold]{job.id}[/] · {escape(job.handler)}",
@@ -284,30 +287,7 @@ def summary_panel(view: JobView, files: Sequence[ResultFile]) -> Panel:
     )
 
 
-def job_summary_line(job: JobRecord) -> Text:
+def job_summary_line(job: JobOut) -> Text:
     """``job_… is now paused · 3 succeeded · 0 failed · 0 cancelled · 7 queued · 0 running``."""
     text = Text.assemble((job.id, "cyan"), " is now ", status_text(job.status), (" · ", "dim"))
     return text.append_text(_items_line(job))
-
-
-def event_to_dict(event: EventRecord) -> dict[str, Any]:
-    return {
-        "id": event.id,
-        "at": event.at,
-        "type": event.type,
-        "actor": event.actor,
-        "message": event.message,
-        "data": event.data,
-    }
-
-
-def result_files(view: JobView, storage: LocalStorage) -> list[ResultFile]:
-    """The job's result files in a fixed order, with where they are on disk."""
-    files = view.job.result_files
-    return [
-        ResultFile(
-            name, storage.path(f"{job_prefix(view.job.id)}/{name}"), files[name].get("bytes"), files[name].get("rows")
-        )
-        for name in RESULT_FILE_NAMES
-        if name in files
-    ]

@@ -15,6 +15,7 @@ from rich.markup import escape
 
 from batchyard.cli import humanize, render
 from batchyard.cli.appref import DemoOption
+from batchyard.cli.backends import LocalBackend
 from batchyard.cli.bar import follow
 from batchyard.cli.common import (
     AppOption,
@@ -29,11 +30,10 @@ from batchyard.cli.common import (
     print_json,
     remote_hint,
     report_api_error,
-    view_from_json,
 )
 from batchyard.client import ApiError, Client
 from batchyard.errors import BatchyardError
-from batchyard.services.jobs import JobView
+from batchyard.wire import JobOut
 
 EXIT_JOB_UNSUCCESSFUL = 1
 REMOTE_POLL_SECONDS = 0.3
@@ -199,9 +199,9 @@ def submit(
             **options,
         )
         if not wait:
-            view = job.refresh()
+            submitted = JobOut.of(job.refresh())
             if json_output:
-                print_json(view.to_dict())
+                print_json(submitted.model_dump(mode="json"))
             else:
                 worker_note = (
                     None
@@ -211,10 +211,10 @@ def submit(
                         "to run it here."
                     )
                 )
-                _print_submitted(view, hint_command(ctx, app, "jobs show", job.id), worker_note)
+                _print_submitted(submitted, hint_command(ctx, app, "jobs show", job.id), worker_note)
             return
         try:
-            view = job.wait(progress=not json_output)
+            finished = JobOut.of(job.wait(progress=not json_output))
         except KeyboardInterrupt:
             show = hint_command(ctx, app, "jobs show", job.id)
             err.print(
@@ -224,20 +224,21 @@ def submit(
             )
             raise typer.Exit(130) from None
         if json_output:
-            print_json(view.to_dict())
+            print_json(finished.model_dump(mode="json"))
         else:
-            out.print(render.summary_panel(view, render.result_files(view, by.storage)))
-    if view.job.status != "completed":
+            files = LocalBackend(ctx, by, app).result_files(finished)
+            next_step = hint_command(ctx, app, "jobs download", job.id, "-o", "DIR")
+            out.print(render.summary_panel(finished, files, next_step))
+    if finished.status != "completed":
         raise typer.Exit(EXIT_JOB_UNSUCCESSFUL)
 
 
-def _print_submitted(view: JobView, show_command: str, worker_note: str | None) -> None:
-    job = view.job
+def _print_submitted(job: JobOut, show_command: str, worker_note: str | None) -> None:
     when = ""
     if job.scheduled_at and job.scheduled_at > time.time():
         when = f", scheduled to start in {humanize.duration(job.scheduled_at - time.time())}"
     out.print(
-        f"[green]✔[/] Submitted [bold cyan]{job.id}[/]: {job.total:,} items for "
+        f"[green]✔[/] Submitted [bold cyan]{job.id}[/]: {job.counts.total:,} items for "
         f"[bold]{escape(job.handler)}[/] ({render.status_text(job.status).markup}{when})"
     )
     out.print(f"  Follow it: [cyan]{show_command}[/]", soft_wrap=True)
@@ -291,14 +292,14 @@ def _submit_remote(
                     "[cyan]batchyard worker[/] on a machine that shares the server's database)."
                 )
             )
-            _print_submitted(view_from_json(created), remote_hint(ctx, "jobs show", job_id), worker_note)
+            _print_submitted(JobOut.model_validate(created), remote_hint(ctx, "jobs show", job_id), worker_note)
         return
     latest = [created]
 
-    def fetch() -> JobView:
+    def fetch() -> JobOut:
         latest.append(client.get_job(job_id))
         del latest[:-1]
-        return view_from_json(latest[0])
+        return JobOut.model_validate(latest[0])
 
     try:
         if json_output:
@@ -316,9 +317,7 @@ def _submit_remote(
     if json_output:
         print_json(final)
     else:
-        out.print(render.summary_panel(view_from_json(final), []))
-        download = remote_hint(ctx, "jobs download", job_id, "-o", "DIR")
-        if "--url" in download:  # the panel's hint lacks the flags that reach this server
-            out.print(f"Download the results: [cyan]{download}[/]", soft_wrap=True)
+        next_step = remote_hint(ctx, "jobs download", job_id, "-o", "DIR")
+        out.print(render.summary_panel(JobOut.model_validate(final), [], next_step))
     if final.get("status") != "completed":
         raise typer.Exit(EXIT_JOB_UNSUCCESSFUL)

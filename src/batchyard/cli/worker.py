@@ -13,7 +13,6 @@ from rich.logging import RichHandler
 from batchyard.cli import humanize
 from batchyard.cli.appref import DemoOption
 from batchyard.cli.common import AppOption, err, fail, open_app, out, redact_url
-from batchyard.store import Store
 
 
 class LogLevel(StrEnum):
@@ -120,13 +119,7 @@ def upgrade(ctx: typer.Context, app: AppOption = None) -> None:
     """
     with open_app(ctx, app) as by:
         url = by.settings.effective_database_url
-    store = Store(url)
-    try:
-        before = store.revision()
-        store.upgrade()
-        revision = store.revision()
-    finally:
-        store.close()
+        before, revision = by.upgrade_database()
     shown = redact_url(url)
     if before is None:
         done = f"had no schema: created it. It is at revision [bold]{revision}[/] (latest)."
