@@ -573,6 +573,48 @@ def test_ctrl_c_stops_watching_and_leaves_the_job_running(cli: Cli, tmp_path: Pa
     assert cli.json("jobs", "show", job["id"])["status"] == "queued"
 
 
+def test_download_of_an_unfinished_job_offers_the_results_so_far(
+    cli: Cli, tmp_path: Path, worker: subprocess.Popen[str]
+) -> None:
+    job_id = cli.json(
+        "submit",
+        str(write_jsonl(tmp_path / "items.jsonl", 600)),  # five minutes of work, one item at a time
+        "-H",
+        "sleep",
+        "--param",
+        "ms=500",
+        "--concurrency",
+        "1",
+    )["id"]
+    wait_until(
+        lambda: cli.json("jobs", "show", job_id)["counts"]["succeeded"],
+        timeout=60,
+        interval=0.2,  # each look runs the CLI in a process of its own
+        what="the first items to finish",
+    )
+    assert cli.run("jobs", "pause", job_id).returncode == 0
+    paused = wait_until(
+        lambda: (j := cli.json("jobs", "show", job_id))["counts"]["running"] == 0 and j,
+        timeout=60,
+        interval=0.2,
+        what="the items in flight at the pause to finish",
+    )
+    done = paused["counts"]["succeeded"]
+    assert 0 < done < 600
+
+    refused = cli.run("jobs", "download", job_id, "-o", str(tmp_path / "out"))
+    assert_clean_error(refused, 1, "no result files yet", f"jobs download {job_id}", "--partial")
+
+    so_far = cli.json("jobs", "download", job_id, "-o", str(tmp_path / "out"), "--partial")
+    assert so_far["partial"] is True
+    assert sorted(f["name"] for f in so_far["files"]) == ["errors.jsonl", "results.csv", "results.jsonl"]
+    assert len((tmp_path / "out" / "results.jsonl").read_text().splitlines()) == done
+    assert len((tmp_path / "out" / "results.csv").read_text().splitlines()) == done + 1
+    human = cli.run("jobs", "download", job_id, "-o", str(tmp_path / "again"), "--partial")
+    assert human.returncode == 0, human.stderr
+    assert "partial" in human.stdout and f"{done} of 600 items finished so far" in human.stdout
+
+
 def test_worker_hides_the_database_password_and_fails_cleanly(cli: Cli) -> None:
     done = cli.run("--db", "postgresql://batch:hunter2@127.0.0.1:1/batch", "worker", timeout=60)
 

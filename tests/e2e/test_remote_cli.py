@@ -17,6 +17,7 @@ import pytest
 
 from tests.e2e.test_serve import CLI, ServerProcess, bearer, cli_env, free_port, running_server
 
+from ..waits import wait_until
 from .helpers import assert_clean_error, write_jsonl
 
 
@@ -256,6 +257,35 @@ def test_download_before_the_results_exist_is_a_clear_error(remote: RemoteCli, t
 
     assert_clean_error(done, 1, "no result files yet")
     assert not (tmp_path / "out").exists()
+
+
+def test_download_of_an_unfinished_job_offers_the_results_so_far(remote: RemoteCli, tmp_path: Path) -> None:
+    job_id = remote.json(
+        "submit", str(write_jsonl(tmp_path / "i.jsonl", 600)), "-H", "sleep", "--param", "ms=500", "--concurrency", "1"
+    )["id"]
+    wait_until(
+        lambda: remote.json("jobs", "show", job_id)["counts"]["succeeded"],
+        timeout=60,
+        interval=0.2,  # each look runs the CLI in a process of its own
+        what="the first items to finish",
+    )
+    assert remote.run("jobs", "pause", job_id).returncode == 0
+    paused = wait_until(
+        lambda: (j := remote.json("jobs", "show", job_id))["counts"]["running"] == 0 and j,
+        timeout=60,
+        interval=0.2,
+        what="the items in flight at the pause to finish",
+    )
+    done = paused["counts"]["succeeded"]
+
+    refused = remote.run("jobs", "download", job_id, "-o", str(tmp_path / "out"))
+    assert_clean_error(refused, 1, "no result files yet", "--partial")
+
+    so_far = remote.json("jobs", "download", job_id, "-o", str(tmp_path / "out"), "--partial")
+    assert so_far["partial"] is True
+    assert len((tmp_path / "out" / "results.jsonl").read_text().splitlines()) == done
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["errors.jsonl", "results.csv", "results.jsonl"]
+    assert remote.run("jobs", "cancel", job_id).returncode == 0
 
 
 def test_pause_resume_cancel_delete(remote: RemoteCli, tmp_path: Path) -> None:

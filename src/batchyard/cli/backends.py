@@ -21,11 +21,12 @@ from batchyard.cli.common import hint_command, open_app, open_client, remote_hin
 from batchyard.cli.render import ResultFile
 from batchyard.client import Client
 from batchyard.data.blobs import job_prefix
-from batchyard.data.results import RESULT_FILE_NAMES
+from batchyard.data.results import ERRORS_JSONL, RESULT_FILE_NAMES, RESULTS_CSV, RESULTS_JSONL
 from batchyard.errors import NotReady
 from batchyard.wire import EventOut, JobOut
 
 EVENT_PAGE = 500
+PARTIAL_FILE_NAMES = (RESULTS_JSONL, ERRORS_JSONL, RESULTS_CSV)  # artifacts.zip only exists once a job finished
 REMOTE_POLL_SECONDS = 0.3  # a request per poll: a little slower than reading the local database
 CLI_ACTOR = "cli"  # who acted, in the job's timeline, for moves made from the local CLI
 
@@ -64,8 +65,9 @@ class Backend(Protocol):
         on the server)."""
         ...
 
-    def download(self, job: JobOut, directory: Path) -> list[ResultFile]:
-        """Copy the job's written result files into ``directory`` (created); NotReady when there are none."""
+    def download(self, job: JobOut, directory: Path, *, partial: bool = False) -> list[ResultFile]:
+        """Copy the job's written result files into ``directory`` (created). Before they are written: with
+        ``partial``, results.jsonl, errors.jsonl and results.csv of the items finished so far; else NotReady."""
         ...
 
     def hint(self, *words: str) -> str:
@@ -130,7 +132,13 @@ class LocalBackend:
             for name, info in _listed(job)
         ]
 
-    def download(self, job: JobOut, directory: Path) -> list[ResultFile]:
+    def download(self, job: JobOut, directory: Path, *, partial: bool = False) -> list[ResultFile]:
+        if not job.result_files and partial:
+            directory.mkdir(parents=True, exist_ok=True)
+            return [
+                ResultFile(name, directory / name, _save(self.app.results.open(job.id, name).chunks, directory / name))
+                for name in PARTIAL_FILE_NAMES
+            ]
         rows = {name: info.get("rows") for name, info in _listed(job)}
         paths = self.app.job(job.id).download(directory)
         return [ResultFile(p.name, p, p.stat().st_size, rows.get(p.name)) for p in paths]
@@ -184,8 +192,10 @@ class RemoteBackend:
     def result_files(self, job: JobOut) -> list[ResultFile]:
         return [ResultFile(name, None, info.get("bytes"), info.get("rows")) for name, info in _listed(job)]
 
-    def download(self, job: JobOut, directory: Path) -> list[ResultFile]:
+    def download(self, job: JobOut, directory: Path, *, partial: bool = False) -> list[ResultFile]:
         listed = _listed(job)
+        if not listed and partial:  # the server builds them from the items finished so far
+            listed = [(name, {}) for name in PARTIAL_FILE_NAMES]
         if not listed:
             raise NotReady(
                 f"job {job.id} has no result files yet (status {job.status}); they are written when it finishes"
@@ -201,6 +211,21 @@ class RemoteBackend:
 
     def start_worker_hint(self) -> str:
         return "the items wait until a worker for it runs ([cyan]batchyard serve[/] runs one)."
+
+
+def _save(chunks: Iterator[bytes], target: Path) -> int:
+    """Write ``chunks`` to ``target`` (all or nothing: a failure leaves no half file); returns the size."""
+    temporary = target.with_name(f".{target.name}.part")
+    written = 0
+    try:
+        with temporary.open("wb") as out:
+            for chunk in chunks:
+                out.write(chunk)
+                written += len(chunk)
+        temporary.replace(target)
+    finally:
+        temporary.unlink(missing_ok=True)
+    return written
 
 
 def _listed(job: JobOut) -> list[tuple[str, dict[str, int | None]]]:

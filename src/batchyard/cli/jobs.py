@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 from rich.markup import escape
@@ -16,7 +16,7 @@ from rich.text import Text
 from batchyard.cli import humanize, render
 from batchyard.cli.backends import Backend, open_backend
 from batchyard.cli.bar import follow
-from batchyard.cli.common import AppOption, JsonOption, KeyOption, UrlOption, err, out, print_json
+from batchyard.cli.common import AppOption, JsonOption, KeyOption, UrlOption, err, fail, out, print_json
 from batchyard.core.lifecycle import Action, JobStatus, next_job_status
 from batchyard.wire import JobOut
 
@@ -319,6 +319,15 @@ def download(
             help="Where to write the files (created if missing). Default: ./JOB_ID",
         ),
     ] = None,
+    partial: Annotated[
+        bool,
+        typer.Option(
+            "--partial",
+            metavar="",
+            help="For a job that is not finished: results.jsonl, errors.jsonl and results.csv of the items "
+            "finished so far, built now. A finished job's files are the same with or without it.",
+        ),
+    ] = False,
     json_output: JsonOption = False,
     url: UrlOption = None,
     key: KeyOption = None,
@@ -327,27 +336,60 @@ def download(
     """Download a finished job's result files: results.jsonl, errors.jsonl, results.csv, artifacts.zip.
 
     Each file is written only if the job has it (errors.jsonl is empty when nothing failed; artifacts.zip
-    exists when handlers saved artifacts).
+    exists when handlers saved artifacts). A job still running has no result files yet: [cyan]--partial[/]
+    downloads the results of the items finished so far (as the REST API serves them), and says so.
 
     [bold]Examples[/]
 
       [cyan]batchyard jobs download job_0123abcd -o out/[/]
 
       [cyan]batchyard jobs download job_0123abcd -o out/ --json | jq -r '.files[].path'[/]
+
+      [cyan]batchyard jobs download job_0123abcd -o so-far/ --partial[/]   [dim]# while it runs[/]
     """
     directory = output or Path(job_id)
     with open_backend(ctx, url, key, app) as backend:
-        files = backend.download(backend.get_job(job_id), directory)
+        job = backend.get_job(job_id)
+        if not job.result_files and not partial:
+            _no_result_files_yet(job, backend, output)
+        files = backend.download(job, directory, partial=partial)
+    is_partial = not job.result_files
     if json_output:
         print_json(
             {
                 "job_id": job_id,
                 "directory": str(directory),
+                "partial": is_partial,
                 "files": [{"name": f.name, "path": str(f.path), "bytes": f.bytes, "rows": f.rows} for f in files],
             }
         )
         return
-    out.print(
-        f"[green]✔[/] Wrote {len(files)} file{'s' if len(files) != 1 else ''} of [cyan]{job_id}[/] to {directory}"
-    )
+    noun = f"file{'s' if len(files) != 1 else ''}"
+    if is_partial:
+        counts = job.counts
+        out.print(
+            f"[yellow]✔ Wrote {len(files)} partial {noun}[/] of [cyan]{job_id}[/] to {directory}: the "
+            f"{humanize.count(counts.done)} of {humanize.count(counts.total)} items finished so far (the job is "
+            f"{job.status}). Download again once it finishes for the final files.",
+            soft_wrap=True,
+        )
+    else:
+        out.print(f"[green]✔[/] Wrote {len(files)} {noun} of [cyan]{job_id}[/] to {directory}")
     out.print(render.files_table(files))
+
+
+def _no_result_files_yet(job: JobOut, backend: Backend, output: Path | None) -> NoReturn:
+    """Say the job has no result files yet, and what to do instead: download so far, or follow it."""
+    counts = job.counts
+    if counts.done:
+        words = ["jobs download", job.id, *(["-o", str(output)] if output else []), "--partial"]
+        hint = (
+            f"{humanize.count(counts.done)} of {humanize.count(counts.total)} items have finished: "
+            f"download their results so far with {backend.hint(*words)}"
+        )
+    else:
+        hint = f"no item has finished yet; follow the job with {backend.hint('jobs watch', job.id)}"
+    fail(
+        f"job {job.id} has no result files yet (status {job.status}); they are written when it finishes",
+        hint=hint,
+    )
