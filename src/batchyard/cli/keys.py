@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.markup import escape
@@ -22,9 +23,11 @@ from batchyard.cli.common import (
     print_json,
 )
 from batchyard.core.records import ApiKeyRecord
+from batchyard.core.roles import Role
 from batchyard.errors import InvalidRequest, NotFound
-from batchyard.services.auth import KEY_PREFIX, AuthService, Role
-from batchyard.store import Store
+from batchyard.services.auth import KEY_PREFIX
+from batchyard.services.keys import KeyService
+from batchyard.wire import KeyOut
 
 keys_app = typer.Typer(
     name="keys",
@@ -73,7 +76,7 @@ def create(
       [cyan]export BATCHYARD_API_KEY=$(batchyard keys create --owner ci --role member)[/]
     """
     with open_app(ctx, app) as by:
-        key, record = AuthService(by.store).create_key(owner, role, name)
+        key, record = by.keys.create(owner=owner, role=role, name=name)
     sys.stdout.write(key + "\n")
     sys.stdout.flush()
     err.print(
@@ -103,9 +106,9 @@ def list_keys(
       [cyan]batchyard keys list --owner alice --json[/]
     """
     with open_app(ctx, app) as by:
-        records = by.store.auth.list_api_keys(owner)
+        records = by.keys.list(owner=owner)
     if json_output:
-        print_json([key_to_dict(r) for r in records])
+        print_json([KeyOut.of(r).model_dump(mode="json") for r in records])
     elif not records:
         which = f" for owner {owner!r}" if owner else ""
         create_hint = hint_command(ctx, app, "keys create", "--owner", "NAME", "--role", "member")
@@ -135,11 +138,11 @@ def revoke(
       [cyan]batchyard keys revoke by_AbCdEfGh[/]
     """
     with open_app(ctx, app) as by:
-        record = find_key(by.store, key_id)
-        newly = by.store.auth.revoke_api_key(record.id)
-        record = by.store.auth.get_api_key(record.id) or record
+        record = find_key(by.keys, key_id)
+        newly = by.keys.revoke(record.id)
+        record = by.keys.get(record.id)
     if json_output:
-        print_json({**key_to_dict(record), "already_revoked": not newly})
+        print_json({**KeyOut.of(record).model_dump(mode="json"), "already_revoked": not newly})
     elif newly:
         out.print(
             f"[green]✔[/] Revoked [cyan]{record.id}[/] ({record.prefix}…, owner {escape(record.owner)}, "
@@ -154,14 +157,13 @@ def revoke(
         )
 
 
-def find_key(store: Store, key_id: str) -> ApiKeyRecord:
+def find_key(keys: KeyService, key_id: str) -> ApiKeyRecord:
     """A key by id, or by prefix (``by_`` and 8 characters, as listed). Never by the secret itself."""
     key_id = key_id.strip()
-    record = store.auth.get_api_key(key_id)
-    if record is not None:
-        return record
+    with contextlib.suppress(NotFound):
+        return keys.get(key_id)
     if key_id.startswith(KEY_PREFIX):
-        matches = [r for r in store.auth.list_api_keys() if r.prefix == key_id]
+        matches = [r for r in keys.list() if r.prefix == key_id]
         if len(matches) == 1:
             return matches[0]
         if len(matches) > 1:
@@ -173,19 +175,6 @@ def find_key(store: Store, key_id: str) -> ApiKeyRecord:
     raise NotFound(
         f"no API key {key_id!r}: pass an id (key_...) or prefix (by_...) from 'batchyard keys list'", param="key_id"
     )
-
-
-def key_to_dict(record: ApiKeyRecord) -> dict[str, Any]:
-    return {
-        "id": record.id,
-        "prefix": record.prefix,
-        "owner": record.owner,
-        "role": record.role,
-        "name": record.name,
-        "created_at": record.created_at,
-        "last_used_at": record.last_used_at,
-        "revoked_at": record.revoked_at,
-    }
 
 
 def keys_table(records: list[ApiKeyRecord], now: float) -> Table:

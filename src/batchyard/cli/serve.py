@@ -25,7 +25,7 @@ from batchyard.cli.common import (
 )
 from batchyard.cli.worker import LogLevel, configure_logging
 from batchyard.errors import ConfigError
-from batchyard.services.auth import LOGIN_TOKEN_TTL_SECONDS, AuthService
+from batchyard.services.auth import LOGIN_TOKEN_TTL_SECONDS
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
@@ -174,7 +174,7 @@ def serve(
             from batchyard.api import create_app
 
             api = create_app(batchyard=by, run_workers=not no_workers, worker_options=worker_options)
-            token = AuthService(by.store).create_login_token()
+            token = by.auth.create_login_token()
             config = uvicorn.Config(
                 api,
                 log_config=None,
