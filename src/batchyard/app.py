@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from batchyard.core.records import ItemRecord
 from batchyard.data.blobs import LocalStorage, job_prefix
@@ -21,13 +20,14 @@ from batchyard.services.files import FileService
 from batchyard.services.items import ItemService
 from batchyard.services.jobs import ItemSource, JobService, JobView
 from batchyard.services.keys import KeyService
-from batchyard.services.maintenance import Maintenance
 from batchyard.services.results import ResultService
 from batchyard.services.stats import StatsService
 from batchyard.services.system import SystemService
 from batchyard.settings import Settings
 from batchyard.store import Store
-from batchyard.worker import Worker, WorkerStats
+
+if TYPE_CHECKING:  # the worker (asyncio and all) is imported when one runs, not for every CLI command
+    from batchyard.worker import Worker, WorkerStats
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -208,11 +208,15 @@ class Batchyard:
         return Job(self, job_id)
 
     def worker(self, *, run_maintenance: bool = True, **options: Any) -> Worker:
+        from batchyard.services.maintenance import Maintenance
+        from batchyard.worker import Worker
+
         maintenance = Maintenance(self.store, self.storage, self.settings) if run_maintenance else None
         return Worker(self.store, self.storage, self.registry, self.settings, maintenance=maintenance, **options)
 
     def run_worker(self, **options: Any) -> WorkerStats:
         """Run a worker in this thread until interrupted (Ctrl-C or SIGTERM stop it gracefully)."""
+        import asyncio
         import signal
 
         worker = self.worker(**options)
@@ -347,6 +351,8 @@ class InProcessWorker:
         self.error: BaseException | None = None
 
     def _run(self) -> None:
+        import asyncio
+
         try:
             asyncio.run(self.worker.run())
         except BaseException as exc:  # surfaced by stop()

@@ -6,12 +6,14 @@ import importlib
 import os
 import sys
 from types import ModuleType
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from batchyard.app import Batchyard
 from batchyard.errors import ConfigError
+
+if TYPE_CHECKING:
+    from batchyard.app import Batchyard
 
 DEFAULT_APP_ATTRIBUTE = "app"
 
@@ -30,6 +32,8 @@ def load_user_app(ref: str) -> Batchyard:
 
     With no ``:attr`` the module's ``app`` is used, else its only module-level :class:`Batchyard` instance.
     """
+    from batchyard.app import Batchyard
+
     module_name, colon, attr = ref.partition(":")
     if not module_name or (colon and not attr):
         raise ConfigError(f"--app {ref!r}: expected MODULE or MODULE:ATTR, e.g. mypkg.jobs or mypkg.jobs:app")
@@ -66,6 +70,8 @@ def _attribute(ref: str, module: ModuleType, attr: str) -> Any:
 
 def _find_app(ref: str, module: ModuleType) -> Batchyard:
     """``module.app`` if it is an app, else the one app the module defines; a clear error for none or several."""
+    from batchyard.app import Batchyard
+
     default = getattr(module, DEFAULT_APP_ATTRIBUTE, None)
     if isinstance(default, Batchyard):
         return default

@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import re
-import signal
 import socket
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-import uvicorn
 from rich.markup import escape
 
 from batchyard import __version__
-from batchyard.app import Batchyard
 from batchyard.cli.appref import DemoOption
 from batchyard.cli.common import (
     AppOption,
@@ -26,6 +24,9 @@ from batchyard.cli.common import (
 from batchyard.cli.worker import LogLevel, configure_logging
 from batchyard.errors import ConfigError
 from batchyard.services.auth import LOGIN_TOKEN_TTL_SECONDS
+
+if TYPE_CHECKING:
+    from batchyard.app import Batchyard
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
@@ -76,24 +77,6 @@ def base_url(sock: socket.socket) -> str:
     """The URL to open in a browser: loopback when listening on every interface."""
     host, port = sock.getsockname()[:2]
     return f"http://{_display_host(_ALL_INTERFACES.get(host, host))}:{port}"
-
-
-class BannerServer(uvicorn.Server):
-    """Uvicorn, printing Batchyard's banner once it really accepts connections."""
-
-    def __init__(self, config: uvicorn.Config, banner: Any) -> None:
-        super().__init__(config)
-        self._banner = banner
-
-    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
-        await super().startup(sockets)
-        if self.started:
-            self._banner()
-
-    def request_stop(self, signum: int, frame: object) -> None:
-        # Only in use until Uvicorn installs its own handlers, and after it restores these and re-raises the
-        # signal it stopped for: a second graceful stop request is harmless, dying by the signal (exit -15) is not.
-        self.should_exit = True
 
 
 def serve(
@@ -172,36 +155,17 @@ def serve(
         with open_app(ctx, app, demo=demo) as by:
             worker_options = {"concurrency": concurrency} if concurrency else None
             from batchyard.api import create_app
+            from batchyard.cli.serving import run_server
 
             api = create_app(batchyard=by, run_workers=not no_workers, worker_options=worker_options)
             token = by.auth.create_login_token()
-            config = uvicorn.Config(
-                api,
-                log_config=None,
-                access_log=access_log,
-                lifespan="on",
-                timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
-                server_header=False,
-            )
             url = base_url(sock)
-            server = BannerServer(
-                config, lambda: _print_banner(ctx, app, by, url, token, host, no_workers, concurrency)
-            )
-            _run(server, sock)
+            banner = functools.partial(_print_banner, ctx, app, by, url, token, host, no_workers, concurrency)
+            if not run_server(api, sock, access_log=access_log, banner=banner):
+                raise typer.Exit(1)  # startup failed (Uvicorn logged why)
     finally:
         sock.close()
     out.print("[bold]Batchyard stopped.[/]")
-
-
-def _run(server: BannerServer, sock: socket.socket) -> None:
-    previous = {sig: signal.signal(sig, server.request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        server.run(sockets=[sock])
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-    if not server.started:  # startup failed (Uvicorn logged why)
-        raise typer.Exit(1)
 
 
 def _configure_server_logs(level: LogLevel, access_log: bool) -> None:

@@ -8,7 +8,7 @@ import sys
 import time
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -31,9 +31,11 @@ from batchyard.cli.common import (
     remote_hint,
     report_api_error,
 )
-from batchyard.client import ApiError, Client
 from batchyard.errors import BatchyardError
-from batchyard.wire import JobOut
+
+if TYPE_CHECKING:
+    from batchyard.client import Client
+    from batchyard.wire import JobOut
 
 EXIT_JOB_UNSUCCESSFUL = 1
 REMOTE_POLL_SECONDS = 0.3
@@ -169,6 +171,8 @@ def submit(
 
       [cyan]BATCHYARD_API_KEY=by_... batchyard submit items.jsonl -H echo --url http://127.0.0.1:8000 --wait[/]
     """
+    from batchyard.wire import JobOut
+
     params = parse_params(param, params_json)
     from_stdin = str(file) == "-"
     if not from_stdin and not file.is_file():
@@ -269,6 +273,9 @@ def _submit_remote(
     json_output: bool,
 ) -> None:
     """Upload the file (streamed), create the job from it, then follow it by polling the server."""
+    from batchyard.client import ApiError
+    from batchyard.wire import JobOut
+
     source = file.name if file is not None else "stdin"
     with contextlib.ExitStack() as stack:
         stream = sys.stdin.buffer if file is None else stack.enter_context(file.open("rb"))

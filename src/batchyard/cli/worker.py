@@ -8,7 +8,6 @@ from enum import StrEnum
 from typing import Annotated
 
 import typer
-from rich.logging import RichHandler
 
 from batchyard.cli import humanize
 from batchyard.cli.appref import DemoOption
@@ -24,6 +23,8 @@ class LogLevel(StrEnum):
 
 def configure_logging(level: LogLevel) -> None:
     """Batchyard's own logs at ``level`` on stderr; other libraries' (alembic, ...) only from warnings up."""
+    from rich.logging import RichHandler
+
     handler = RichHandler(console=err, show_path=False, rich_tracebacks=True, markup=False)
     logging.basicConfig(level=logging.WARNING, format="%(message)s", datefmt="[%X]", handlers=[handler], force=True)
     logging.getLogger("batchyard").setLevel(level.value.upper())

@@ -13,11 +13,13 @@ import zipfile
 from array import array
 from collections.abc import Callable, Iterator
 from json.encoder import encode_basestring as encode_string
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from batchyard.core.records import ItemRecord
 from batchyard.data.blobs import LocalStorage, artifact_prefix, job_prefix
-from batchyard.store import Store
+
+if TYPE_CHECKING:  # types only: importing them would load the database layer
+    from batchyard.store import Store
 
 RESULTS_JSONL = "results.jsonl"
 ERRORS_JSONL = "errors.jsonl"

@@ -6,7 +6,6 @@ no ``--app`` is given (or with ``--demo``). A production worker must never pick 
 
 from __future__ import annotations
 
-import asyncio
 import random
 from typing import Any
 
@@ -22,6 +21,8 @@ async def echo(item: Any, ctx: ItemContext) -> Any:
 
 async def sleep(item: Any, ctx: ItemContext) -> dict[str, Any]:
     """Sleep for ``ms`` milliseconds (from the item, else the job's params, else 100), then return it."""
+    import asyncio  # here, not at the top: the CLI registers these handlers for commands that never run them
+
     ms = _number(item, ctx, "ms", 100.0)
     await asyncio.sleep(ms / 1000.0)
     return {"slept_ms": ms}
@@ -32,6 +33,8 @@ async def flaky(item: Any, ctx: ItemContext) -> dict[str, Any]:
     rate = _number(item, ctx, "failure_rate", 0.3)
     ms = _number(item, ctx, "ms", 0.0)
     if ms:
+        import asyncio
+
         await asyncio.sleep(ms / 1000.0)
     if random.random() < rate:
         permanent = bool(ctx.params.get("permanent") or (isinstance(item, dict) and item.get("permanent")))

@@ -13,11 +13,14 @@ import hmac
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from batchyard.core.records import ApiKeyRecord
 from batchyard.core.roles import Role
 from batchyard.errors import Forbidden, InvalidRequest, NotFound, Unauthenticated
-from batchyard.store import Store
+
+if TYPE_CHECKING:  # types only: importing them would load the database layer
+    from batchyard.store import Store
 
 KEY_PREFIX = "by_"
 SESSION_TTL_SECONDS = 12 * 3600.0

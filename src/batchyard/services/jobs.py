@@ -10,7 +10,7 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, Literal
+from typing import TYPE_CHECKING, Any, BinaryIO, Literal
 
 from batchyard.core.lifecycle import TERMINAL_JOB_STATUSES
 from batchyard.core.rate import RECENT_WINDOW_SECONDS, Sample, estimate, finished_rate, processed
@@ -22,9 +22,11 @@ from batchyard.errors import DuplicateIdempotencyKey, IdempotencyKeyReused, Inva
 from batchyard.registry import HandlerRegistry
 from batchyard.services.auth import LOCAL_ADMIN, Principal
 from batchyard.services.files import FileService
-from batchyard.settings import Settings
-from batchyard.store import Store
 from batchyard.wire import JobOut
+
+if TYPE_CHECKING:  # types only: importing them would load the database layer
+    from batchyard.settings import Settings
+    from batchyard.store import Store
 
 MAX_TAGS = 20
 MAX_TAG_CHARS = 64
