@@ -29,6 +29,18 @@ CHECKED_PACKAGES: dict[str, tuple[str, ...]] = {
         "batchyard.cli",
         "batchyard.worker",
     ),
+    # The worker needs claims and its own registration (worker/backend.py's protocols), not the store or policy.
+    "batchyard.worker": ("batchyard.store", "batchyard.services", "batchyard.api", "batchyard.cli"),
+    # Reading items and writing result files: below the services, above the store.
+    "batchyard.data": ("batchyard.services", "batchyard.api", "batchyard.cli", "batchyard.worker"),
+    # All SQL, and nothing above it.
+    "batchyard.store": (
+        "batchyard.services",
+        "batchyard.api",
+        "batchyard.cli",
+        "batchyard.worker",
+        "batchyard.data",
+    ),
     # The wire schema is shared by server, client and CLI: it depends on no layer.
     "batchyard.wire": ("batchyard.store", "batchyard.api", "batchyard.cli", "batchyard.worker"),
 }

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 import secrets
 import time
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterator, Sequence
+from typing import Any, Protocol
 
 from sqlalchemy import Connection, and_, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
@@ -30,8 +30,24 @@ from batchyard.store.schema import (
 from batchyard.store.timeline import add_event
 from batchyard.store.wakeups import Wakeups
 
-if TYPE_CHECKING:
-    from batchyard.data.ingest import ItemReader
+
+class NewItem(Protocol):
+    """One checked item to insert (``batchyard.data.ingest.ParsedItem`` is one)."""
+
+    @property
+    def seq(self) -> int: ...
+    @property
+    def key(self) -> str: ...
+    @property
+    def payload(self) -> str: ...  # JSON text
+
+
+class ItemSource(Protocol):
+    """Checked items in input order, in chunks (``batchyard.data.ingest.ItemReader`` is one): the store reads
+    what it inserts without knowing how items are parsed."""
+
+    def chunks(self, size: int) -> Iterator[Sequence[NewItem]]: ...
+
 
 INSERT_CHUNK = 5000
 _STOPPABLE = (JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.PAUSED)
@@ -52,7 +68,7 @@ class JobStore:
     # -- creation -------------------------------------------------------------------------------------------
 
     def create_job(
-        self, spec: JobSpec, reader: ItemReader, *, actor: str | None = None, idempotency: tuple[str, str] | None = None
+        self, spec: JobSpec, reader: ItemSource, *, actor: str | None = None, idempotency: tuple[str, str] | None = None
     ) -> JobRecord:
         """Create a job and insert its items, all in one transaction: bad input leaves nothing behind.
 
@@ -125,7 +141,7 @@ class JobStore:
         self.wakeups.after_commit_wake()
         return JobRecord.from_row(row)
 
-    def _insert_items(self, conn: Connection, job_id: str, reader: ItemReader) -> int:
+    def _insert_items(self, conn: Connection, job_id: str, reader: ItemSource) -> int:
         total = 0
         if self.db.is_postgres:
             raw = self.db.driver(conn)  # psycopg's own connection, for COPY
