@@ -310,3 +310,16 @@ def test_the_readmes_client_example_runs_against_a_server(server: ServerProcess,
     assert done.returncode == 0, done.stderr
     assert done.stdout == "completed 2\n"
     assert len((tmp_path / "results.jsonl").read_text().splitlines()) == 2
+
+
+def test_jobs_delete_without_an_answer_says_to_pass_yes(cli: Cli, tmp_path: Path) -> None:
+    items = tmp_path / "items.jsonl"
+    items.write_text('{"n": 1}\n')
+    job = cli.json("submit", str(items), "-H", "echo", "--wait")
+
+    done = cli.run("jobs", "delete", job["id"], stdin="")  # standard input ends at once: a script, CI
+
+    assert done.returncode == 1, done.stderr
+    assert "was not deleted" in done.stderr and "pass --yes" in done.stderr
+    assert "Traceback" not in done.stderr and "Aborted" not in done.stderr
+    assert cli.json("jobs", "show", job["id"])["id"] == job["id"]

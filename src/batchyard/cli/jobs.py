@@ -297,12 +297,16 @@ def delete(
 
 def _confirm_delete(job: JobOut, yes: bool) -> None:
     next_job_status(job.status, Action.DELETE)  # refuse before asking, not after
-    if not yes:
-        typer.confirm(
-            f"Delete job {job.id} ({job.status}, {job.counts.total:,} items) and its result files?",
-            abort=True,
-            err=True,
+    if yes:
+        return
+    try:
+        confirmed = typer.confirm(
+            f"Delete job {job.id} ({job.status}, {job.counts.total:,} items) and its result files?", err=True
         )
+    except typer.Abort:  # no answer: standard input ended (a script, CI) or Ctrl-C
+        fail(f"job {job.id} was not deleted: no answer to the question", hint="pass --yes to delete without asking")
+    if not confirmed:
+        raise typer.Abort()
 
 
 @jobs_app.command("download")
