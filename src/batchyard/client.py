@@ -3,9 +3,12 @@
 >>> from batchyard.client import Client
 >>> with Client("http://127.0.0.1:8000", key="by_...") as api:
 ...     upload = api.upload_file("items.jsonl")
-...     job = api.create_job("echo", input_file_id=upload["id"], wait=30)
-...     job["status"]
+...     job = api.create_job("echo", input_file_id=upload.id, wait=30)
+...     job.status
 'completed'
+
+Answers are the wire schema's models (:mod:`batchyard.wire`: ``JobOut``, ``FileOut``, ``EventOut``,
+``HandlerOut``, ``Page``), the same the server serializes; ``model_dump(mode="json")`` gives the JSON back.
 
 Every failure is a :class:`batchyard.errors.BatchyardError`: :class:`ApiError` carries the server's error
 (``{"error": {"message", "type", "param", "code"}}``) and its HTTP status; :class:`ServerUnreachable` says which URL
@@ -18,16 +21,17 @@ from __future__ import annotations
 import collections
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
 import httpx
 
 from batchyard import __version__
-from batchyard.core.lifecycle import TERMINAL_JOB_STATUSES
 from batchyard.errors import BatchyardError, ConfigError, InputInvalid, InputProblem
+
+if TYPE_CHECKING:  # pydantic is imported when a first answer is parsed, not for the CLI's every start
+    from batchyard.wire import EventOut, FileOut, HandlerOut, JobOut, Page, RetryOut
 
 DEFAULT_TIMEOUT_SECONDS = 30.0
 CONNECT_TIMEOUT_SECONDS = 10.0
@@ -36,7 +40,6 @@ BODY_EXCERPT_CHARS = 200
 DOWNLOAD_CHUNK_BYTES = 1 << 20
 UPLOAD_TIMEOUT_SECONDS = 300.0  # per read/write of a large upload or download, not for the whole transfer
 EVENTS_PAGE = 500
-JobJson = dict[str, Any]
 
 
 class ApiError(BatchyardError):
@@ -80,15 +83,6 @@ class ServerUnreachable(BatchyardError):
 
     status = 503
     code = "server_unreachable"
-
-
-@dataclass(frozen=True)
-class Page:
-    """One page of a list; pass ``next_cursor`` back as ``cursor`` for the next one."""
-
-    data: list[dict[str, Any]]
-    has_more: bool
-    next_cursor: str | None
 
 
 def normalize_url(url: str) -> str:
@@ -200,18 +194,20 @@ class Client:
         result: dict[str, Any] = self._json("GET", "/api/v1/me")
         return result
 
-    def handlers(self) -> list[dict[str, Any]]:
+    def handlers(self) -> list[HandlerOut]:
         """Handlers the server knows, each with how many live workers run it."""
-        return list(self._json("GET", "/api/v1/handlers")["data"])
+        from batchyard.wire import HandlerOut
+
+        return [HandlerOut.model_validate(h) for h in self._json("GET", "/api/v1/handlers")["data"]]
 
     def has_live_worker_for(self, handler: str) -> bool:
-        return any(h.get("name") == handler and h.get("live_workers") for h in self.handlers())
+        return any(h.name == handler and h.live_workers for h in self.handlers())
 
     # -- files --------------------------------------------------------------------------------------------------
 
     def upload_file(
         self, source: str | Path | IO[bytes], *, filename: str | None = None, purpose: str = "batch"
-    ) -> dict[str, Any]:
+    ) -> FileOut:
         """Upload a file (streamed, any size up to the server's limit); returns its record with ``id``."""
         if isinstance(source, str | Path):
             path = Path(source)
@@ -219,14 +215,17 @@ class Client:
                 return self.upload_file(stream, filename=filename or path.name, purpose=purpose)
         name = filename or Path(str(getattr(source, "name", "") or "upload")).name
         content: Any = source if _seekable(source) else _Unsized(source)  # read() is all httpx needs
-        result: dict[str, Any] = self._json(
-            "POST",
-            "/api/v1/files",
-            data={"purpose": purpose},
-            files={"file": (name, content, "application/octet-stream")},
-            timeout=UPLOAD_TIMEOUT_SECONDS,
+        from batchyard.wire import FileOut
+
+        return FileOut.model_validate(
+            self._json(
+                "POST",
+                "/api/v1/files",
+                data={"purpose": purpose},
+                files={"file": (name, content, "application/octet-stream")},
+                timeout=UPLOAD_TIMEOUT_SECONDS,
+            )
         )
-        return result
 
     def delete_file(self, file_id: str) -> None:
         self.request("DELETE", f"/api/v1/files/{_segment(file_id)}")
@@ -242,7 +241,7 @@ class Client:
         wait: float | None = None,
         idempotency_key: str | None = None,
         **options: Any,
-    ) -> JobJson:
+    ) -> JobOut:
         """Create a job from inline ``items`` or an uploaded file; ``options`` are the other body fields
         (params, description, tags, metadata, project, priority, scheduled_at, max_attempts, ...; None is left
         out). With ``wait`` the server answers once the job is finished or after that many seconds."""
@@ -254,8 +253,7 @@ class Client:
         params = {"wait": min(wait, MAX_WAIT_SECONDS)} if wait else None
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
         timeout = DEFAULT_TIMEOUT_SECONDS + (params["wait"] if params else 0)
-        result: JobJson = self._json("POST", "/api/v1/jobs", json=body, params=params, headers=headers, timeout=timeout)
-        return result
+        return _job(self._json("POST", "/api/v1/jobs", json=body, params=params, headers=headers, timeout=timeout))
 
     def list_jobs(
         self,
@@ -269,7 +267,7 @@ class Client:
         sort: str | None = None,
         limit: int | None = None,
         cursor: str | None = None,
-    ) -> Page:
+    ) -> Page[JobOut]:
         """One page of jobs, newest first unless ``sort`` says otherwise."""
         query: list[tuple[str, str | int]] = [("status", s) for s in statuses]
         for name, value in (
@@ -284,10 +282,11 @@ class Client:
         ):
             if value is not None:
                 query.append((name, value))
-        page = self._json("GET", "/api/v1/jobs", params=query)
-        return Page(list(page["data"]), bool(page.get("has_more")), page.get("next_cursor"))
+        from batchyard.wire import JobOut, Page
 
-    def iter_jobs(self, *, limit: int | None = None, page_size: int = 100, **filters: Any) -> Iterator[JobJson]:
+        return Page[JobOut].model_validate(self._json("GET", "/api/v1/jobs", params=query))
+
+    def iter_jobs(self, *, limit: int | None = None, page_size: int = 100, **filters: Any) -> Iterator[JobOut]:
         """Jobs across pages (following ``next_cursor``), at most ``limit`` of them."""
         cursor: str | None = None
         seen = 0
@@ -303,55 +302,56 @@ class Client:
                 return
             cursor = page.next_cursor
 
-    def get_job(self, job_id: str) -> JobJson:
-        result: JobJson = self._json("GET", f"/api/v1/jobs/{_segment(job_id)}")
-        return result
+    def get_job(self, job_id: str) -> JobOut:
+        return _job(self._json("GET", f"/api/v1/jobs/{_segment(job_id)}"))
 
-    def _move(self, job_id: str, action: str) -> JobJson:
-        result: JobJson = self._json("POST", f"/api/v1/jobs/{_segment(job_id)}/{action}")
-        return result
+    def _move(self, job_id: str, action: str) -> Any:
+        return self._json("POST", f"/api/v1/jobs/{_segment(job_id)}/{action}")
 
-    def cancel_job(self, job_id: str) -> JobJson:
-        return self._move(job_id, "cancel")
+    def cancel_job(self, job_id: str) -> JobOut:
+        return _job(self._move(job_id, "cancel"))
 
-    def pause_job(self, job_id: str) -> JobJson:
-        return self._move(job_id, "pause")
+    def pause_job(self, job_id: str) -> JobOut:
+        return _job(self._move(job_id, "pause"))
 
-    def resume_job(self, job_id: str) -> JobJson:
-        return self._move(job_id, "resume")
+    def resume_job(self, job_id: str) -> JobOut:
+        return _job(self._move(job_id, "resume"))
 
-    def retry_job(self, job_id: str) -> JobJson:
-        """Queue the failed items again; the job comes back with ``"retried"``: how many."""
-        return self._move(job_id, "retry")
+    def retry_job(self, job_id: str) -> RetryOut:
+        """Queue the failed items again; the job comes back with ``retried``: how many."""
+        from batchyard.wire import RetryOut
+
+        return RetryOut.model_validate(self._move(job_id, "retry"))
 
     def delete_job(self, job_id: str) -> None:
         self.request("DELETE", f"/api/v1/jobs/{_segment(job_id)}")
 
-    def job_events(self, job_id: str, *, after: int = 0, limit: int = EVENTS_PAGE) -> list[dict[str, Any]]:
-        """A page of the job's timeline, oldest first: ``{"id", "type", "at", "actor", "message", "data"}`` with
-        an id above ``after``."""
-        page = self._json("GET", f"/api/v1/jobs/{_segment(job_id)}/events", params={"after": after, "limit": limit})
-        return list(page["data"])
+    def job_events(self, job_id: str, *, after: int = 0, limit: int = EVENTS_PAGE) -> list[EventOut]:
+        """A page of the job's timeline, oldest first, the events with an id above ``after``."""
+        from batchyard.wire import EventOut
 
-    def last_events(self, job_id: str, n: int) -> list[dict[str, Any]]:
+        page = self._json("GET", f"/api/v1/jobs/{_segment(job_id)}/events", params={"after": after, "limit": limit})
+        return [EventOut.model_validate(e) for e in page["data"]]
+
+    def last_events(self, job_id: str, n: int) -> list[EventOut]:
         """The newest ``n`` events of a job, oldest first (pages through the timeline)."""
-        newest: collections.deque[dict[str, Any]] = collections.deque(maxlen=n)
+        newest: collections.deque[EventOut] = collections.deque(maxlen=n)
         after = 0
         while True:
             page = self.job_events(job_id, after=after)
             newest.extend(page)
             if len(page) < EVENTS_PAGE:
                 return list(newest)
-            after = int(page[-1]["id"])
+            after = page[-1].id
 
-    def wait_job(self, job_id: str, *, timeout: float | None = None, poll_seconds: float = 0.5) -> JobJson:
+    def wait_job(self, job_id: str, *, timeout: float | None = None, poll_seconds: float = 0.5) -> JobOut:
         """Poll until the job is finished (a terminal status, result files written); TimeoutError after
         ``timeout`` seconds."""
         deadline = None if timeout is None else time.monotonic() + timeout
         job = self.get_job(job_id)
-        while not job_is_finished(job):
+        while not job.finished:
             if deadline is not None and time.monotonic() > deadline:
-                raise TimeoutError(f"job {job_id} still {job.get('status')} after {timeout}s")
+                raise TimeoutError(f"job {job_id} still {job.status} after {timeout}s")
             time.sleep(poll_seconds)
             job = self.get_job(job_id)
         return job
@@ -381,10 +381,10 @@ class Client:
         return written
 
 
-def job_is_finished(job: JobJson) -> bool:
-    """Done for good: a terminal status and its result files written (or nothing to write)."""
-    counts = job.get("counts") or {}
-    return job.get("status") in TERMINAL_JOB_STATUSES and (bool(job.get("result_files")) or not counts.get("total"))
+def _job(data: Any) -> JobOut:
+    from batchyard.wire import JobOut
+
+    return JobOut.model_validate(data)
 
 
 def error_from_response(response: httpx.Response) -> ApiError:

@@ -15,14 +15,14 @@ or from a server, and prints it::
 
     from batchyard.wire import JobOut, Page
     job = JobOut.of(app.service.get(job_id))          # local: from the service's view
-    job = JobOut.model_validate(data)                 # remote: a dict (client.get_job(...), one SSE frame's data)
+    job = client.get_job(job_id)                      # remote: batchyard.client answers with these models
+    job = JobOut.model_validate(data)                 # a dict from elsewhere (one SSE frame's data)
     job = JobOut.model_validate_json(text)            # or straight from the JSON text
     page = Page[JobOut].model_validate(data)          # GET /api/v1/jobs
     job.status, job.counts.succeeded, job.settings.max_attempts, job.avg_item_seconds, job.finished
     job.model_dump(mode="json")                       # exactly the JSON the server sends (for --json)
 
-``model_validate`` also accepts an instance of the model itself (returned as it is), so code written against a
-client method that returns a dict keeps working when that method returns the model.
+``model_validate`` also accepts an instance of the model itself (returned as it is).
 
 Unknown fields are ignored when parsing (a newer server may add some); every field the server sends today is
 required or has the default the server would send, so no value is invented.

@@ -161,27 +161,26 @@ class RemoteBackend:
 
     def list_jobs(self, *, statuses: Sequence[str], handler: str | None, limit: int) -> list[JobOut]:
         jobs = self.client.iter_jobs(limit=limit, statuses=list(statuses), handler=handler)
-        return [JobOut.model_validate(j) for j in jobs]
+        return list(jobs)
 
     def get_job(self, job_id: str) -> JobOut:
-        return JobOut.model_validate(self.client.get_job(job_id))
+        return self.client.get_job(job_id)
 
     def last_events(self, job_id: str, n: int) -> list[EventOut]:
-        return [EventOut.model_validate(e) for e in self.client.last_events(job_id, n)]
+        return self.client.last_events(job_id, n)
 
     def pause(self, job_id: str) -> JobOut:
-        return JobOut.model_validate(self.client.pause_job(job_id))
+        return self.client.pause_job(job_id)
 
     def resume(self, job_id: str) -> JobOut:
-        return JobOut.model_validate(self.client.resume_job(job_id))
+        return self.client.resume_job(job_id)
 
     def cancel(self, job_id: str) -> JobOut:
-        return JobOut.model_validate(self.client.cancel_job(job_id))
+        return self.client.cancel_job(job_id)
 
     def retry(self, job_id: str) -> tuple[JobOut, int]:
-        data = dict(self.client.retry_job(job_id))
-        retried = int(data.pop("retried", 0))
-        return JobOut.model_validate(data), retried
+        answer = self.client.retry_job(job_id)
+        return JobOut.model_validate(answer.model_dump(exclude={"retried"})), answer.retried
 
     def delete(self, job_id: str) -> None:
         self.client.delete_job(job_id)

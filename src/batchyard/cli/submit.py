@@ -274,22 +274,21 @@ def _submit_remote(
 ) -> None:
     """Upload the file (streamed), create the job from it, then follow it by polling the server."""
     from batchyard.client import ApiError
-    from batchyard.wire import JobOut
 
     source = file.name if file is not None else "stdin"
     with contextlib.ExitStack() as stack:
         stream = sys.stdin.buffer if file is None else stack.enter_context(file.open("rb"))
         uploaded = client.upload_file(stream, filename=upload_name(file, input_format))
     try:
-        created = client.create_job(handler, input_file_id=uploaded["id"], **options)
+        created = client.create_job(handler, input_file_id=uploaded.id, **options)
     except ApiError as exc:
         with contextlib.suppress(BatchyardError):  # the server keeps nothing of a submission that failed
-            client.delete_file(uploaded["id"])
+            client.delete_file(uploaded.id)
         report_api_error(exc, source)
-    job_id = created["id"]
+    job_id = created.id
     if not wait:
         if json_output:
-            print_json(created)
+            print_json(created.model_dump(mode="json"))
         else:
             worker_note = (
                 None
@@ -299,14 +298,14 @@ def _submit_remote(
                     "[cyan]batchyard worker[/] on a machine that shares the server's database)."
                 )
             )
-            _print_submitted(JobOut.model_validate(created), remote_hint(ctx, "jobs show", job_id), worker_note)
+            _print_submitted(created, remote_hint(ctx, "jobs show", job_id), worker_note)
         return
     latest = [created]
 
     def fetch() -> JobOut:
         latest.append(client.get_job(job_id))
         del latest[:-1]
-        return JobOut.model_validate(latest[0])
+        return latest[0]
 
     try:
         if json_output:
@@ -322,9 +321,9 @@ def _submit_remote(
         )
         raise typer.Exit(130) from None
     if json_output:
-        print_json(final)
+        print_json(final.model_dump(mode="json"))
     else:
         next_step = remote_hint(ctx, "jobs download", job_id, "-o", "DIR")
-        out.print(render.summary_panel(JobOut.model_validate(final), [], next_step))
-    if final.get("status") != "completed":
+        out.print(render.summary_panel(final, [], next_step))
+    if final.status != "completed":
         raise typer.Exit(EXIT_JOB_UNSUCCESSFUL)
