@@ -19,6 +19,8 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import AfterValidator, BaseModel, ConfigDict
 from pydantic_core import PydanticCustomError
 
+from batchyard.core.storable import is_encodable
+
 # Where a lone surrogate can hide in a JSON body: a \uD800-\uDFFF escape, or raw bytes ED A0..BF .. which
 # json.loads decodes leniently (it reads bytes with "surrogatepass"); and the non-JSON numbers json.loads takes.
 # Valid pairs, and these words inside strings, match too: the walk sorts them out.
@@ -32,17 +34,6 @@ class RequestModel(BaseModel):
     OpenAPI schema says so (``additionalProperties: false``)."""
 
     model_config = ConfigDict(extra="forbid")
-
-
-def is_encodable(text: str) -> bool:
-    """True unless ``text`` holds a lone surrogate (which UTF-8, and so neither database, can store)."""
-    if text.isascii():
-        return True
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def printable(text: str) -> str:

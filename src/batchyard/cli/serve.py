@@ -21,7 +21,7 @@ from batchyard.cli.common import (
     out,
     redact_url,
 )
-from batchyard.cli.worker import LogLevel, configure_logging
+from batchyard.cli.worker import LogLevel, LogLevelOption, configure_logging
 from batchyard.errors import ConfigError
 from batchyard.services.auth import LOGIN_TOKEN_TTL_SECONDS
 
@@ -122,14 +122,7 @@ def serve(
             help="Items in flight in the built-in worker. Default: BATCHYARD_WORKER_CONCURRENCY (64).",
         ),
     ] = None,
-    log_level: Annotated[
-        LogLevel,
-        typer.Option(
-            metavar="LEVEL",
-            case_sensitive=False,
-            help="How much Batchyard logs on stderr: debug, info, warning, error.",
-        ),
-    ] = LogLevel.info,
+    log_level: LogLevelOption = LogLevel.info,
     access_log: Annotated[
         bool, typer.Option("--access-log", metavar="", help="Log every HTTP request on stderr.")
     ] = False,

@@ -21,6 +21,16 @@ class LogLevel(StrEnum):
     error = "error"
 
 
+LogLevelOption = Annotated[
+    LogLevel,
+    typer.Option(
+        metavar="LEVEL",
+        case_sensitive=False,
+        help="How much Batchyard logs on stderr: debug, info, warning, error.",
+    ),
+]
+
+
 def configure_logging(level: LogLevel) -> None:
     """Batchyard's own logs at ``level`` on stderr; other libraries' (alembic, ...) only from warnings up."""
     from rich.logging import RichHandler
@@ -50,14 +60,7 @@ def worker(
             "--handlers", metavar="NAME,NAME", help="Only run these handlers (comma-separated). Default: all."
         ),
     ] = None,
-    log_level: Annotated[
-        LogLevel,
-        typer.Option(
-            metavar="LEVEL",
-            case_sensitive=False,
-            help="How much Batchyard logs on stderr: debug, info, warning, error.",
-        ),
-    ] = LogLevel.info,
+    log_level: LogLevelOption = LogLevel.info,
 ) -> None:
     """Run a worker: claim items of every job whose handler it knows and process them, until stopped.
 

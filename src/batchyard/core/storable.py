@@ -18,8 +18,11 @@ _COMPACT_ASCII = json.JSONEncoder(separators=(",", ":"), ensure_ascii=True, allo
 
 def is_storable(text: str) -> bool:
     """True if ``text`` encodes as UTF-8 and has no NUL (PostgreSQL's text cannot hold one)."""
-    if "\x00" in text:
-        return False
+    return "\x00" not in text and is_encodable(text)
+
+
+def is_encodable(text: str) -> bool:
+    """True unless ``text`` holds a lone surrogate (which UTF-8, and so neither database, can store)."""
     if text.isascii():
         return True
     try:
