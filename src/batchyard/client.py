@@ -28,7 +28,7 @@ from urllib.parse import quote, urlsplit
 import httpx
 
 from batchyard import __version__
-from batchyard.errors import BatchyardError, ConfigError, InputInvalid, InputProblem
+from batchyard.errors import ApiError, ConfigError, ServerUnreachable
 
 if TYPE_CHECKING:  # pydantic is imported when a first answer is parsed, not for the CLI's every start
     from batchyard.wire import EventOut, FileOut, HandlerOut, JobOut, Page, RetryOut
@@ -40,49 +40,6 @@ BODY_EXCERPT_CHARS = 200
 DOWNLOAD_CHUNK_BYTES = 1 << 20
 UPLOAD_TIMEOUT_SECONDS = 300.0  # per read/write of a large upload or download, not for the whole transfer
 EVENTS_PAGE = 500
-
-
-class ApiError(BatchyardError):
-    """The server answered with an error. ``status`` is the HTTP status, ``code`` the error's code."""
-
-    def __init__(
-        self,
-        status: int,
-        message: str,
-        *,
-        type_: str = "HTTPError",
-        code: str = "http_error",
-        param: str | None = None,
-        body: dict[str, Any] | None = None,
-    ) -> None:
-        super().__init__(message, param=param)
-        self.status = status
-        self.type = type_
-        self.code = code
-        self.body = body or {}
-
-    def to_dict(self) -> dict[str, Any]:
-        return {**self.body, "message": self.message, "type": self.type, "param": self.param, "code": self.code}
-
-    def input_invalid(self, source: str = "input") -> InputInvalid | None:
-        """The error as :class:`InputInvalid` (its problem list by line) when the server rejected the input."""
-        problems = self.body.get("problems")
-        if self.code != "invalid_input" or not isinstance(problems, list):
-            return None
-        parsed = [
-            InputProblem(int(p.get("line") or 0), str(p.get("code") or ""), str(p.get("message") or ""))
-            for p in problems
-            if isinstance(p, dict)
-        ]
-        total = self.body.get("total")
-        return InputInvalid(parsed, total if isinstance(total, int) else len(parsed), source=source)
-
-
-class ServerUnreachable(BatchyardError):
-    """No HTTP answer at all: nothing listening, DNS failure, timeout, connection dropped."""
-
-    status = 503
-    code = "server_unreachable"
 
 
 def normalize_url(url: str) -> str:

@@ -170,6 +170,52 @@ class WorkerCrashed(BatchyardError):
     code = "worker_crashed"
 
 
+# Raised by the HTTP client (batchyard.client); here so the CLI tells them apart without importing httpx -------
+
+
+class ApiError(BatchyardError):
+    """The server answered with an error. ``status`` is the HTTP status, ``code`` the error's code."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        type_: str = "HTTPError",
+        code: str = "http_error",
+        param: str | None = None,
+        body: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(message, param=param)
+        self.status = status
+        self.type = type_
+        self.code = code
+        self.body = body or {}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.body, "message": self.message, "type": self.type, "param": self.param, "code": self.code}
+
+    def input_invalid(self, source: str = "input") -> InputInvalid | None:
+        """The error as :class:`InputInvalid` (its problem list by line) when the server rejected the input."""
+        problems = self.body.get("problems")
+        if self.code != "invalid_input" or not isinstance(problems, list):
+            return None
+        parsed = [
+            InputProblem(int(p.get("line") or 0), str(p.get("code") or ""), str(p.get("message") or ""))
+            for p in problems
+            if isinstance(p, dict)
+        ]
+        total = self.body.get("total")
+        return InputInvalid(parsed, total if isinstance(total, int) else len(parsed), source=source)
+
+
+class ServerUnreachable(BatchyardError):
+    """No HTTP answer at all: nothing listening, DNS failure, timeout, connection dropped."""
+
+    status = 503
+    code = "server_unreachable"
+
+
 # Raised by handlers -------------------------------------------------------------------------------------------
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
@@ -73,3 +74,27 @@ def test_the_head_read_from_the_file_names_is_alembics() -> None:
     from batchyard.store.engine import head_revision
 
     assert head_revision() == _head_revision()
+
+
+@pytest.mark.postgres
+def test_items_leave_room_for_in_place_updates_on_postgres(postgres_url: str) -> None:
+    """``items`` has fillfactor 50 whether the database was created from schema.py or by the migrations."""
+    from alembic import command
+    from sqlalchemy import text
+
+    def items_options() -> list[str]:
+        with store.db.read() as conn:
+            return list(conn.execute(text("SELECT reloptions FROM pg_class WHERE relname = 'items'")).scalar_one())
+
+    store = Store(postgres_url)
+    try:
+        store.upgrade()
+        assert items_options() == ["fillfactor=50"]  # the test template is created from schema.py
+        with store.db.write() as conn:
+            config = _config()
+            config.attributes["connection"] = conn
+            command.downgrade(config, "base")
+            command.upgrade(config, "head")
+        assert items_options() == ["fillfactor=50"]
+    finally:
+        store.close()

@@ -11,19 +11,21 @@ import collections
 import contextlib
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import typer
 
-from batchyard.app import Batchyard
 from batchyard.cli.bar import POLL_SECONDS
 from batchyard.cli.common import hint_command, open_app, open_client, remote_hint
 from batchyard.cli.render import ResultFile
-from batchyard.client import Client
 from batchyard.data.blobs import job_prefix
 from batchyard.data.results import ERRORS_JSONL, RESULT_FILE_NAMES, RESULTS_CSV, RESULTS_JSONL
 from batchyard.errors import NotReady
 from batchyard.wire import EventOut, JobOut
+
+if TYPE_CHECKING:  # the local database or the HTTP client: each is imported only when it is used
+    from batchyard.app import Batchyard
+    from batchyard.client import Client
 
 EVENT_PAGE = 500
 PARTIAL_FILE_NAMES = (RESULTS_JSONL, ERRORS_JSONL, RESULTS_CSV)  # artifacts.zip only exists once a job finished

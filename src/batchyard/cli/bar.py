@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.markup import escape
@@ -14,8 +14,10 @@ from rich.progress import BarColumn, Progress, TaskID, TaskProgressColumn, TextC
 from batchyard.cli import humanize
 from batchyard.cli.render import STATUS_STYLES, unattended
 from batchyard.core.lifecycle import CLAIMABLE_JOB_STATUSES
-from batchyard.services.jobs import JobService, JobView
 from batchyard.wire import JobOut
+
+if TYPE_CHECKING:  # the bar also follows jobs on a server: it must not need the database layer
+    from batchyard.services.jobs import JobService, JobView
 
 POLL_SECONDS = 0.2
 STATUS_WIDTH = 10  # "finalizing"

@@ -12,24 +12,27 @@ from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
-from pydantic import ValidationError
-from rich import box
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
-from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError
 from typer.core import TyperGroup
 
-from batchyard.app import Batchyard
-from batchyard.cli.appref import load_user_app
-from batchyard.client import ApiError, Client, ServerUnreachable
-from batchyard.errors import BatchyardError, InputInvalid, StoreUnavailable, WorkerCrashed
-from batchyard.handlers.demo import register_demo_handlers
-from batchyard.settings import Settings
+from batchyard.errors import (
+    ApiError,
+    BatchyardError,
+    InputInvalid,
+    ServerUnreachable,
+    StoreUnavailable,
+    WorkerCrashed,
+)
+
+if TYPE_CHECKING:  # each is imported by the command that needs it: a CLI start loads no database or HTTP stack
+    from sqlalchemy.engine import URL
+
+    from batchyard.app import Batchyard
+    from batchyard.client import Client
 
 # click's UsageError, whichever click Typer uses (newer Typers bring their own copy of it).
 UsageError: type[typer.BadParameter] = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")
@@ -211,6 +214,11 @@ def with_global_options(command: Callable[..., Any]) -> Callable[..., Any]:
 def open_app(ctx: typer.Context, app_ref: str | None, *, demo: bool = False) -> Iterator[Batchyard]:
     """The app a command works on: the user's (``--app``, plus the demo handlers with ``demo``) or a default one
     with the demo handlers; closed afterwards."""
+    from batchyard.app import Batchyard
+    from batchyard.cli.appref import load_user_app
+    from batchyard.handlers.demo import register_demo_handlers
+    from batchyard.settings import Settings
+
     options = GlobalOptions.from_context(ctx)
     if app_ref:
         app = load_user_app(app_ref)
@@ -244,6 +252,9 @@ def hint_command(ctx: typer.Context, app_ref: str | None, *words: str) -> str:
 
 
 def make_url_or_none(url: str) -> URL | None:
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
     try:
         return make_url(url)
     except ArgumentError:  # not a database error: the text is not a URL
@@ -272,6 +283,8 @@ def open_client(url: str, key: str | None, app_ref: str | None = None) -> Iterat
             f"--url {url} needs an API key: pass --key or set BATCHYARD_API_KEY",
             hint="create one where the server runs: batchyard keys create --owner NAME --role member",
         )
+    from batchyard.client import Client
+
     with Client(url, key) as client:
         yield client
 
@@ -316,6 +329,9 @@ def fail(
 
 
 def print_input_problems(exc: InputInvalid) -> None:
+    from rich import box
+    from rich.table import Table
+
     print_json_error(exc.to_dict())
     table = Table(box=box.SIMPLE_HEAD, show_edge=False, header_style="bold", pad_edge=False)
     table.add_column("Line", justify="right", style="cyan", no_wrap=True)
@@ -356,10 +372,17 @@ def report_error(exc: Exception) -> NoReturn:
         fail(exc.message, hint="check --db / BATCHYARD_DATABASE_URL and that the server is up", error=exc.to_dict())
     if isinstance(exc, BatchyardError):
         fail(exc.message, error=exc.to_dict())
-    if isinstance(exc, ValidationError):
-        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+    if _is_validation_error(exc):
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())  # type: ignore[attr-defined]
         fail(f"invalid settings: {problems}", hint="check the BATCHYARD_* environment variables and flags")
     raise exc
+
+
+def _is_validation_error(exc: BaseException) -> bool:
+    """Whether ``exc`` is pydantic's ValidationError (invalid settings), without importing pydantic to ask: if it
+    was never imported, nothing could have raised one."""
+    pydantic = sys.modules.get("pydantic")
+    return pydantic is not None and isinstance(exc, pydantic.ValidationError)
 
 
 def report_api_error(exc: ApiError, source: str = "input") -> NoReturn:
@@ -384,7 +407,7 @@ class ReportingGroup(TyperGroup):
         json_token = _json_requested.set(False)
         try:
             return super().invoke(ctx)
-        except (BatchyardError, ValidationError) as exc:
+        except BatchyardError as exc:
             report_error(exc)
         except UsageError as exc:  # a bad option or argument: click words it on stderr, as JSON here too
             param = getattr(getattr(exc, "param", None), "name", None) or getattr(exc, "param_hint", None)
@@ -396,6 +419,10 @@ class ReportingGroup(TyperGroup):
                     "code": "invalid_usage",
                 }
             )
+            raise
+        except Exception as exc:
+            if _is_validation_error(exc):  # invalid settings (pydantic): a message, not a traceback
+                report_error(exc)
             raise
         finally:
             _json_requested.reset(json_token)

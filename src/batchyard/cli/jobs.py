@@ -6,19 +6,21 @@ Each command opens a backend (:mod:`batchyard.cli.backends`), asks it one thing 
 from __future__ import annotations
 
 import time
+from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 from rich.markup import escape
 from rich.text import Text
 
-from batchyard.cli import humanize, render
-from batchyard.cli.backends import Backend, open_backend
-from batchyard.cli.bar import follow
+from batchyard.cli import humanize
 from batchyard.cli.common import AppOption, JsonOption, KeyOption, UrlOption, err, fail, out, print_json
 from batchyard.core.lifecycle import Action, JobStatus, next_job_status
-from batchyard.wire import JobOut
+
+if TYPE_CHECKING:  # imported by the commands that use them: `batchyard --help` needs neither a database nor pydantic
+    from batchyard.cli.backends import Backend
+    from batchyard.wire import JobOut
 
 EVENTS_SHOWN = 10
 EXIT_JOB_UNSUCCESSFUL = 1  # as submit --wait
@@ -32,6 +34,16 @@ jobs_app = typer.Typer(
     help="List, inspect and control jobs: [cyan]list, show, watch, pause, resume, cancel, retry, download, delete[/]. "
     "Each works on the local database, or on a server with [cyan]--url[/] and [cyan]--key[/].",
 )
+
+
+def open_backend(
+    ctx: typer.Context, url: str | None, key: str | None, app_ref: str | None, *, rescue_stale: bool = False
+) -> AbstractContextManager[Backend]:
+    """The local database or the server (``--url``), as :func:`batchyard.cli.backends.open_backend` opens it."""
+    from batchyard.cli import backends
+
+    return backends.open_backend(ctx, url, key, app_ref, rescue_stale=rescue_stale)
+
 
 JobId = Annotated[
     str, typer.Argument(metavar="JOB_ID", help="The job's id (from submit or jobs list).", show_default=False)
@@ -77,6 +89,8 @@ def list_jobs(
 
       [cyan]batchyard jobs list --url http://127.0.0.1:8000 --status failed[/]   [dim]# key in BATCHYARD_API_KEY[/]
     """
+    from batchyard.cli import render
+
     with open_backend(ctx, url, key, app, rescue_stale=True) as backend:
         jobs = backend.list_jobs(statuses=[s.value for s in status or []], handler=handler, limit=limit)
     if json_output:
@@ -107,6 +121,8 @@ def show(
 
       [cyan]batchyard jobs show job_0123abcd --json | jq .counts[/]
     """
+    from batchyard.cli import render
+
     with open_backend(ctx, url, key, app, rescue_stale=True) as backend:
         job = backend.get_job(job_id)
         events = backend.last_events(job_id, EVENTS_IN_JSON if json_output else EVENTS_SHOWN)
@@ -121,6 +137,8 @@ def show(
 
 
 def _report_move(job: JobOut, done: str, json_output: bool) -> None:
+    from batchyard.cli import render
+
     if json_output:
         print_json(job.model_dump(mode="json"))
     else:
@@ -151,6 +169,8 @@ def watch(
 
       [cyan]batchyard jobs watch job_0123abcd --json | jq .counts[/]
     """
+    from batchyard.cli import render
+
     with open_backend(ctx, url, key, app) as backend:
         try:
             job = _follow(backend, job_id, quiet=json_output)
@@ -180,6 +200,8 @@ def _follow(backend: Backend, job_id: str, *, quiet: bool) -> JobOut:
             soft_wrap=True,
         )
     if not quiet:
+        from batchyard.cli.bar import follow
+
         return follow(lambda: backend.get_job(job_id), poll_seconds=backend.poll_seconds, interrupt_note=None)
     while not job.finished:
         time.sleep(backend.poll_seconds)
@@ -254,6 +276,8 @@ def retry(
 
     [bold]Example[/]   [cyan]batchyard jobs retry job_0123abcd[/]
     """
+    from batchyard.cli import render
+
     with open_backend(ctx, url, key, app) as backend:
         job, n = backend.retry(job_id)
         worker_note = None if backend.has_live_worker_for(job.handler) else backend.start_worker_hint()
@@ -351,6 +375,8 @@ def download(
 
       [cyan]batchyard jobs download job_0123abcd -o so-far/ --partial[/]   [dim]# while it runs[/]
     """
+    from batchyard.cli import render
+
     directory = output or Path(job_id)
     with open_backend(ctx, url, key, app) as backend:
         job = backend.get_job(job_id)

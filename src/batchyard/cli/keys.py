@@ -5,11 +5,10 @@ from __future__ import annotations
 import contextlib
 import sys
 import time
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
-from rich.table import Table
 from rich.text import Text
 
 from batchyard.cli import humanize
@@ -26,8 +25,11 @@ from batchyard.core.records import ApiKeyRecord
 from batchyard.core.roles import Role
 from batchyard.errors import InvalidRequest, NotFound
 from batchyard.services.auth import KEY_PREFIX
-from batchyard.services.keys import KeyService
-from batchyard.wire import KeyOut
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+    from batchyard.services.keys import KeyService
 
 keys_app = typer.Typer(
     name="keys",
@@ -108,6 +110,8 @@ def list_keys(
     with open_app(ctx, app) as by:
         records = by.keys.list(owner=owner)
     if json_output:
+        from batchyard.wire import KeyOut
+
         print_json([KeyOut.of(r).model_dump(mode="json") for r in records])
     elif not records:
         which = f" for owner {owner!r}" if owner else ""
@@ -142,6 +146,8 @@ def revoke(
         newly = by.keys.revoke(record.id)
         record = by.keys.get(record.id)
     if json_output:
+        from batchyard.wire import KeyOut
+
         print_json({**KeyOut.of(record).model_dump(mode="json"), "already_revoked": not newly})
     elif newly:
         out.print(
@@ -178,6 +184,8 @@ def find_key(keys: KeyService, key_id: str) -> ApiKeyRecord:
 
 
 def keys_table(records: list[ApiKeyRecord], now: float) -> Table:
+    from rich.table import Table
+
     table = Table(show_edge=False, header_style="bold", pad_edge=False, box=None, padding=(0, 2, 0, 0))
     table.add_column("ID", style="cyan", no_wrap=True)
     table.add_column("Prefix", no_wrap=True)

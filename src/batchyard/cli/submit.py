@@ -13,10 +13,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.markup import escape
 
-from batchyard.cli import humanize, render
+from batchyard.cli import humanize
 from batchyard.cli.appref import DemoOption
-from batchyard.cli.backends import LocalBackend
-from batchyard.cli.bar import follow
 from batchyard.cli.common import (
     AppOption,
     JsonOption,
@@ -171,6 +169,8 @@ def submit(
 
       [cyan]BATCHYARD_API_KEY=by_... batchyard submit items.jsonl -H echo --url http://127.0.0.1:8000 --wait[/]
     """
+    from batchyard.cli import render
+    from batchyard.cli.backends import LocalBackend
     from batchyard.wire import JobOut
 
     params = parse_params(param, params_json)
@@ -238,6 +238,8 @@ def submit(
 
 
 def _print_submitted(job: JobOut, show_command: str, worker_note: str | None) -> None:
+    from batchyard.cli import render
+
     when = ""
     if job.scheduled_at and job.scheduled_at > time.time():
         when = f", scheduled to start in {humanize.duration(job.scheduled_at - time.time())}"
@@ -273,7 +275,9 @@ def _submit_remote(
     json_output: bool,
 ) -> None:
     """Upload the file (streamed), create the job from it, then follow it by polling the server."""
-    from batchyard.client import ApiError
+    from batchyard.cli import render
+    from batchyard.cli.bar import follow
+    from batchyard.errors import ApiError
 
     source = file.name if file is not None else "stdin"
     with contextlib.ExitStack() as stack:

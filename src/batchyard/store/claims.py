@@ -11,7 +11,6 @@ from functools import cached_property
 from typing import Any
 
 from sqlalchemy import Connection, Float, Row, and_, bindparam, delete, func, insert, or_, select, update
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from batchyard.core.lifecycle import (
@@ -460,8 +459,12 @@ class ClaimStore:
         return json.dumps(merged, sort_keys=True)
 
     def _add_usage_rows(self, conn: Connection, job_id: str, add: dict[str, float]) -> None:
-        dialect_insert = postgresql_insert if self.db.is_postgres else sqlite_insert
-        stmt = dialect_insert(job_usage)
+        if self.db.is_postgres:  # imported here: a SQLite process never loads the PostgreSQL dialect
+            from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+
+            stmt = postgresql_insert(job_usage)
+        else:
+            stmt = sqlite_insert(job_usage)
         stmt = stmt.on_conflict_do_update(
             index_elements=[job_usage.c.job_id, job_usage.c.name],
             set_={"amount": job_usage.c.amount + stmt.excluded.amount},
