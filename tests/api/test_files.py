@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +15,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from batchyard import Batchyard
+from batchyard.api import create_app
+from batchyard.api.limits import MULTIPART_SLACK_BYTES
 from batchyard.data.ingest import detect_format
 from batchyard.errors import FileTooLarge, Forbidden, NotFound
 from batchyard.services.auth import Principal, Role
@@ -124,6 +127,51 @@ def test_chunked_upload_over_the_limit(client: TestClient, app: Batchyard, keys:
         headers={**bearer(keys.alice), "Content-Type": f"multipart/form-data; boundary={boundary}"},
     )
     assert response.status_code == 413
+    assert stored_files(app) == [] and app.store.uploads.list_files() == []
+
+
+def test_one_chunk_past_both_limits_gets_the_same_answer(app: Batchyard, keys: Keys) -> None:
+    """A server may hand the route one chunk that jumps past the route's limit and the middleware's backstop at
+    once (uvicorn joins what arrived while the route was busy): the answer is the same precise 413 either way.
+    Driven through the ASGI interface, as a server would, with the whole body in one message."""
+    app.settings.max_upload_bytes = 1000
+    boundary = "b0undary"
+    head = f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="big.bin"\r\n\r\n'.encode()
+    body = head + b"z" * (1000 + 3 * MULTIPART_SLACK_BYTES) + f"\r\n--{boundary}--\r\n".encode()
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/api/v1/files",
+        "raw_path": b"/api/v1/files",
+        "query_string": b"",
+        "root_path": "",
+        "server": ("testserver", 80),
+        "client": ("127.0.0.1", 1234),
+        "headers": [  # no Content-Length: nothing is refused before the bytes arrive
+            (b"authorization", f"Bearer {keys.alice}".encode()),
+            (b"content-type", f"multipart/form-data; boundary={boundary}".encode()),
+            (b"transfer-encoding", b"chunked"),
+        ],
+    }
+    messages = [{"type": "http.request", "body": body, "more_body": False}]
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return messages.pop(0) if messages else {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    with TestClient(create_app(batchyard=app)) as client:  # the middleware takes its limit when the app is made
+        client.portal.call(client.app, scope, receive, send)  # type: ignore[union-attr]
+
+    assert sent[0]["status"] == 413
+    error = json.loads(b"".join(m.get("body", b"") for m in sent[1:]))["error"]
+    assert error["code"] == "file_too_large" and error["param"] == "file"
+    assert "larger than the upload limit" in error["message"] and "(1000 bytes)" in error["message"]
     assert stored_files(app) == [] and app.store.uploads.list_files() == []
 
 

@@ -15,6 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from batchyard.api.limits import BodyTooLarge
 from batchyard.errors import BatchyardError, StoreUnavailable
 
 log = logging.getLogger("batchyard.api")
@@ -67,6 +68,8 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if isinstance(exc, BodyTooLarge) and exc.error is not None:  # an upload: the route's own answer
+            return await batchyard_error(request, exc.error)
         code = {
             404: "not_found",
             405: "method_not_allowed",

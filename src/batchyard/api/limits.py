@@ -11,16 +11,23 @@ from urllib.parse import parse_qsl
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from batchyard.errors import BatchyardError
+from batchyard.services.files import too_large
+
 UPLOAD_PATHS = ("/api/v1/files", "/v1/files")
 MULTIPART_SLACK_BYTES = 64 * 1024
 
 
 class BodyTooLarge(HTTPException):
     """Raised from ``receive`` once a body passes its limit. An HTTPException, because FastAPI turns any other
-    error met while reading a body into a 400; this one it lets through to be answered 413."""
+    error met while reading a body into a 400; this one it lets through to be answered 413. ``error``, for an
+    upload, is the upload route's own answer: the server may hand the route one chunk that jumps past the route's
+    limit and this backstop at once (uvicorn joins what arrived while the route was busy), and the client must get
+    the same precise answer either way."""
 
-    def __init__(self, limit: int, what: str) -> None:
-        super().__init__(413, too_large_message(limit, what))
+    def __init__(self, limit: int, what: str, error: BatchyardError | None = None) -> None:
+        super().__init__(413, error.message if error is not None else too_large_message(limit, what))
+        self.error = error
 
 
 class BodyLimitMiddleware:
@@ -56,7 +63,7 @@ class BodyLimitMiddleware:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
-                    raise BodyTooLarge(self.max_upload_bytes if upload else limit, "file" if upload else "request body")
+                    raise _too_large(limit, self.max_upload_bytes if upload else None)
             return message
 
         async def tracking_send(message: Message) -> None:
@@ -67,9 +74,20 @@ class BodyLimitMiddleware:
 
         try:
             await self.app(scope, counting_receive, tracking_send)
-        except BodyTooLarge:
-            if not started:
-                await _reject(send, self.max_upload_bytes if upload else limit, "file" if upload else "request body")
+        except BodyTooLarge as exc:
+            if started:
+                return
+            if exc.error is not None:
+                error = exc.error
+                await _send_error(send, error.status, error.code, type(error).__name__, error.message, error.param)
+            else:
+                await _reject(send, limit, "request body")
+
+
+def _too_large(limit: int, max_upload_bytes: int | None) -> BodyTooLarge:
+    if max_upload_bytes is None:
+        return BodyTooLarge(limit, "request body")
+    return BodyTooLarge(max_upload_bytes, "file", error=too_large(max_upload_bytes))
 
 
 def _content_length(scope: Scope) -> int | None:
