@@ -60,12 +60,12 @@ def _start_worker(
 @pytest.mark.slow
 def test_kill_9_mid_batch_loses_nothing(app: Batchyard, settings: Settings, same_handlers: None) -> None:
     job = app.submit("nap", [{"n": i, "ms": 40} for i in range(1500)], max_attempts=5)
+    # Both start together: a survivor started later could find the job already finished on a fast machine.
     victim = _start_worker(settings)
-    survivor = None
+    survivor: subprocess.Popen[bytes] | None = _start_worker(settings)
     try:
+        wait_until(lambda: len(app.service.live_workers()) >= 2, timeout=30, what="both workers")
         wait_until(lambda: app.store.jobs.get_job(job.id).succeeded >= 200, timeout=60, what="progress")
-        survivor = _start_worker(settings)
-        wait_until(lambda: len(app.service.live_workers()) >= 2, timeout=30, what="second worker")
         assert app.store.jobs.get_job(job.id).running > 0
         victim.send_signal(signal.SIGKILL)
         assert victim.wait(10) == -signal.SIGKILL
