@@ -30,6 +30,7 @@ if TYPE_CHECKING:  # the worker (asyncio and all) is imported when one runs, not
     from batchyard.worker import Worker, WorkerStats
 
 F = TypeVar("F", bound=Callable[..., Any])
+R = TypeVar("R", bound=Callable[[], Any])
 
 
 class Batchyard:
@@ -64,18 +65,53 @@ class Batchyard:
         concurrency: int | None = None,
         max_attempts: int | None = None,
         timeout: float | None = None,
+        resources: Sequence[str] = (),
     ) -> Callable[[F], F]:
         """Register a function ``(item, ctx) -> result`` (sync or async) as a handler.
 
         ``concurrency`` is items in flight per worker process (threads for a sync handler), ``max_attempts`` and
-        ``timeout`` (seconds per attempt) are defaults for jobs of this handler.
+        ``timeout`` (seconds per attempt) are defaults for jobs of this handler. ``resources`` names worker
+        resources (:meth:`resource`) made ready before each item starts, so their start-up is not part of the
+        item's timeout; a handler may also use any resource without naming it here (``ctx.resources[name]``).
         """
 
         def decorate(function: F) -> F:
             self.registry.register(
-                name or function.__name__, function, concurrency=concurrency, max_attempts=max_attempts, timeout=timeout
+                name or function.__name__,
+                function,
+                concurrency=concurrency,
+                max_attempts=max_attempts,
+                timeout=timeout,
+                resources=resources,
             )
             return function
+
+        return decorate
+
+    def resource(self, name: str | None = None) -> Callable[[R], R]:
+        """Register a worker resource: one value per worker process, made on the first item that needs it,
+        shared by all of the worker's items (async and sync), and cleaned up when the worker stops (SIGTERM,
+        Ctrl-C, the end of ``wait()``), after its in-flight items finish. Handlers get it as
+        ``ctx.resources[name]``.
+
+        Decorate a generator or async generator function that yields the value once (the code after ``yield``
+        cleans up), or a function that returns a context manager or async context manager::
+
+            @app.resource("browser")
+            async def browser():
+                async with async_playwright() as p:
+                    browser = await p.chromium.launch()
+                    yield browser
+                    await browser.close()
+
+        A resource that fails to start fails the items that need it, retryably (error code
+        ``resource_unavailable``, naming the resource and the cause); it is tried again with exponential
+        backoff (``BATCHYARD_RESOURCE_RETRY_BASE_SECONDS`` doubling up to ``..._MAX_SECONDS``), not on every item.
+        """
+
+        def decorate(factory: R) -> R:
+            self.registry.register_resource(name or factory.__name__, factory)
+            return factory
 
         return decorate
 

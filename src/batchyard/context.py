@@ -1,19 +1,41 @@
-"""What a handler gets besides its item: who it is, its job's params, cancellation, artifacts and usage."""
+"""What a handler gets besides its item: who it is, its job's params, cancellation, artifacts, usage and the
+worker's resources."""
 
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from batchyard.core.storable import is_storable
 from batchyard.data.blobs import artifact_prefix, safe_relative_path
-from batchyard.errors import ItemCancelled
+from batchyard.errors import ItemCancelled, PermanentError
 
 if TYPE_CHECKING:
     from batchyard.data.blobs import LocalStorage
 
 
 MAX_USAGE_NAME_CHARS = 100
+
+
+class Resources(Protocol):
+    """``ctx.resources``: the worker's resources by name (see :meth:`batchyard.Batchyard.resource`)."""
+
+    def __getitem__(self, name: str) -> Any: ...
+
+    def __contains__(self, name: object) -> bool: ...
+
+
+class _NoResources:
+    def __getitem__(self, name: str) -> Any:
+        raise PermanentError(
+            f"no resource named {name!r}: this context has no worker resources", code="unknown_resource"
+        )
+
+    def __contains__(self, name: object) -> bool:
+        return False
+
+
+NO_RESOURCES: Resources = _NoResources()
 
 
 class JobControl:
@@ -33,6 +55,10 @@ class ItemContext:
     ``ctx.cancelled`` turns true when the job is being cancelled or the item timed out; long-running sync
     handlers should check it (or call :meth:`check_cancelled`) between steps. Async handlers are cancelled
     for you. Handlers must be idempotent: an item can run more than once if a worker dies mid-item.
+
+    ``ctx.resources[name]`` is a worker resource (:meth:`batchyard.Batchyard.resource`): made once per worker
+    process on first use and shared by its items. An async handler that reads one before it is up is started
+    again from the beginning once it is; name it in ``@app.handler(..., resources=[...])`` to have it ready first.
     """
 
     __slots__ = (
@@ -44,6 +70,7 @@ class ItemContext:
         "key",
         "max_attempts",
         "params",
+        "resources",
         "seq",
         "timed_out",
         "usage",
@@ -59,6 +86,7 @@ class ItemContext:
         params: dict[str, Any],
         control: JobControl,
         storage: LocalStorage,
+        resources: Resources = NO_RESOURCES,
     ) -> None:
         self.job_id = job_id
         self.key = key
@@ -68,6 +96,7 @@ class ItemContext:
         self.params = params
         self._control = control
         self._storage = storage
+        self.resources = resources
         self.timed_out = False
         self.cost = 0.0
         self.usage: dict[str, float] | None = None

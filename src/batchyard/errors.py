@@ -238,5 +238,13 @@ class PermanentError(ItemError):
         super().__init__(message, retryable=False, code=code)
 
 
+class ResourceUnavailable(ItemError):
+    """A worker resource the item needs could not be started (or is waiting out its backoff after failing):
+    the item fails retryably with code ``resource_unavailable`` and runs again once the resource may be up."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message, retryable=True, retry_after=retry_after, code="resource_unavailable")
+
+
 class ItemCancelled(Exception):
     """Raised by ``ctx.check_cancelled()`` when the item's job is being cancelled; the item ends ``cancelled``."""

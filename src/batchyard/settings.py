@@ -49,6 +49,10 @@ class Settings(BaseSettings):
     max_request_bytes: int = Field(32 * 1024 * 1024, ge=1024, description="Largest JSON request body.")
     sample_interval_seconds: float = Field(2.0, gt=0, description="Progress sample period per running job.")
     worker_stale_seconds: float = Field(60.0, gt=0, description="A worker unseen this long counts as gone.")
+    resource_retry_base_seconds: float = Field(
+        1.0, ge=0, description="After a worker resource fails to start, wait this long before trying again; doubles."
+    )
+    resource_retry_max_seconds: float = Field(60.0, ge=0, description="Cap on the wait between resource starts.")
     max_rescues: int = Field(
         6,
         ge=2,

@@ -37,3 +37,12 @@ def test_readme_python_example_prints_what_the_readme_says(tmp_path: Path) -> No
     done = _run([sys.executable, str(script)], tmp_path / "data")
     assert done.returncode == 0, done.stderr
     assert done.stdout == shown
+
+
+def test_shared_resource_example_starts_its_resource_once_for_100_items(tmp_path: Path) -> None:
+    done = _run([sys.executable, "examples/shared_resource.py"], tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        "renderer closed after 100 pages",  # the worker of wait() stopped, and cleaned it up
+        "completed: 100/100 pages, renderer started 1 time(s)",
+    ]

@@ -10,6 +10,7 @@ import asyncio
 import collections
 import contextlib
 import json
+import math
 import queue
 import threading
 import time
@@ -28,8 +29,10 @@ from batchyard.registry import HandlerSpec
 from batchyard.worker.completer import Completer
 from batchyard.worker.failures import FailureLog
 from batchyard.worker.redact import PathRedactor
+from batchyard.worker.resources import ResourceNeeded, WorkerResources
 
 MAX_TRACEBACK_CHARS = 8000
+MAX_RESOURCE_WAITS = 20  # an async handler started again after waiting for a resource, at most this often
 
 _init_context = ItemContext.__init__
 
@@ -49,8 +52,11 @@ class WorkItem(ItemContext):
         control: JobControl,
         storage: LocalStorage,
         timeout: float | None,
+        resources: WorkerResources,
     ) -> None:
-        _init_context(self, job.id, item.key, item.seq, item.attempt, job.max_attempts, job.params, control, storage)
+        _init_context(
+            self, job.id, item.key, item.seq, item.attempt, job.max_attempts, job.params, control, storage, resources
+        )
         self.job = job
         self.payload = item.payload
         self.lease_token = lease_token
@@ -76,8 +82,10 @@ class Executor:
         completer: Completer,
         redact: PathRedactor,
         failures: FailureLog | None = None,
+        resources: WorkerResources | None = None,
     ) -> None:
         self.handlers = handlers
+        self.resources = resources if resources is not None else WorkerResources({})
         self.failures = failures  # None: failed items are not logged
         self.lanes = lanes
         self.storage = storage
@@ -130,15 +138,16 @@ class Executor:
         timeout = job.timeout_seconds or spec.timeout_seconds
         storage = self.storage
         token = batch.lease_token
+        resources = self.resources
         if spec.is_async:
             self._async_work[job.handler].extend(
-                WorkItem(job, item, token, spec, control, storage, timeout) for item in batch.items
+                WorkItem(job, item, token, spec, control, storage, timeout, resources) for item in batch.items
             )
             self._async_ready[job.handler].set()
         else:
             put = self._sync_queues[job.handler].put
             for item in batch.items:
-                put(WorkItem(job, item, token, spec, control, storage, timeout))
+                put(WorkItem(job, item, token, spec, control, storage, timeout, resources))
 
     def begin(self, work: WorkItem) -> bool:
         """Start an item's clock, or report it skipped (job paused or cancelled, worker draining).
@@ -178,7 +187,12 @@ class Executor:
                 continue
             self._running_async[slot] = (work, task)
             try:
-                value = await work.spec.function(json.loads(work.payload), work)
+                try:
+                    if work.spec.resources and not self.resources.ready(work.spec.resources):
+                        await self._acquire_declared(work)
+                    value = await work.spec.function(json.loads(work.payload), work)
+                except ResourceNeeded as need:
+                    value = await self._run_again_when_up(work, need)
             except asyncio.CancelledError:
                 if work.interrupt is None:
                     raise
@@ -212,6 +226,11 @@ class Executor:
                 continue
             self._running_sync[ident] = work
             try:
+                if work.spec.resources and not self.resources.ready(work.spec.resources):
+                    timeout = _stop_clock(work)
+                    for resource in work.spec.resources:
+                        self.resources[resource]  # waits for its start on the event loop
+                    _restart_clock(work, timeout)
                 value = work.spec.function(json.loads(work.payload), work)
             except Exception as exc:
                 self._emit_failure(work, exc)
@@ -219,6 +238,28 @@ class Executor:
                 self._emit_success(work, value)
             finally:
                 self._running_sync.pop(ident, None)
+
+    # -- resources ------------------------------------------------------------------------------------------
+
+    async def _acquire_declared(self, work: WorkItem) -> None:
+        """The resources a handler declared, started if need be before it runs (their start is not its time)."""
+        timeout = _stop_clock(work)
+        for name in work.spec.resources:
+            await self.resources.acquire(name)
+        _restart_clock(work, timeout)
+
+    async def _run_again_when_up(self, work: WorkItem, need: ResourceNeeded) -> Any:
+        """An async handler read a resource that was not up: wait for it, then run the handler again from the
+        start (see :mod:`batchyard.worker.resources`)."""
+        for _ in range(MAX_RESOURCE_WAITS):
+            timeout = _stop_clock(work)
+            await self.resources.acquire(need.name)
+            _restart_clock(work, timeout)
+            try:
+                return await work.spec.function(json.loads(work.payload), work)
+            except ResourceNeeded as again:
+                need = again
+        raise RuntimeError(f"resource {need.name!r} went away {MAX_RESOURCE_WAITS} times while the item waited")
 
     # -- interrupting and stopping --------------------------------------------------------------------------
 
@@ -383,6 +424,23 @@ class Executor:
                 duration,
             )
         )
+
+
+def _stop_clock(work: WorkItem) -> float | None:
+    """While an item waits for a resource to start, its timeout does not run: returns the timeout to restart.
+    The deadline becomes infinite, never None: the watchdog may be reading it from the event loop meanwhile."""
+    if work.deadline is None:
+        return None
+    timeout = work.deadline - work.started
+    work.deadline = math.inf
+    return timeout
+
+
+def _restart_clock(work: WorkItem, timeout: float | None) -> None:
+    """Start an item's clock (and its timeout) again, after it waited for a resource to start."""
+    work.started = time.monotonic()
+    if timeout is not None:
+        work.deadline = work.started + timeout
 
 
 def _drain_queue(q: queue.SimpleQueue[WorkItem | None]) -> list[WorkItem]:

@@ -30,6 +30,7 @@ from batchyard.worker.control import Control, JobControls
 from batchyard.worker.executor import Executor
 from batchyard.worker.failures import FailureLog
 from batchyard.worker.redact import PathRedactor
+from batchyard.worker.resources import WorkerResources
 from batchyard.worker.trouble import STORE_RETRY_SECONDS, StoreTrouble
 
 log = logging.getLogger("batchyard.worker")
@@ -60,6 +61,7 @@ class Worker:
         self.registry = registry
         names = handlers or registry.names()
         self.handlers = {name: registry.get(name) for name in names}
+        registry.check_resources(list(self.handlers))
         self.concurrency = concurrency or settings.worker_concurrency
         self.id = worker_id or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.maintenance = maintenance
@@ -79,9 +81,14 @@ class Worker:
             on_flushed=self._flushed,
         )
         self.failures = FailureLog() if log_failures else None
-        self.executor = Executor(
-            self.handlers, lanes, storage, self.completer, PathRedactor(settings.data_dir), self.failures
+        self.resources = WorkerResources(
+            registry.resources(),
+            retry_base_seconds=settings.resource_retry_base_seconds,
+            retry_max_seconds=settings.resource_retry_max_seconds,
+            worker_id=self.id,
         )
+        redact = PathRedactor(settings.data_dir)
+        self.executor = Executor(self.handlers, lanes, storage, self.completer, redact, self.failures, self.resources)
         self.control = Control(store, self.controls, self.executor, trouble)
         self._stopping = False
         self._wake: asyncio.Event | None = None
@@ -122,6 +129,7 @@ class Worker:
         self._stop_event = asyncio.Event()
         self._maintain_now = asyncio.Event()
         self.completer.start()
+        self.resources.bind()
         if self._stopping:
             self._stop_event.set()
         loop = self._loop
@@ -166,6 +174,7 @@ class Worker:
                 task.cancel()
             await asyncio.gather(*lanes, return_exceptions=True)
             await asyncio.shield(self.completer.final_flush())
+            await asyncio.shield(self.resources.close())  # after the items that used them are done (or released)
             if self.failures is not None:
                 self.failures.flush(due_only=False)
             if self._remove_wake is not None:
