@@ -20,6 +20,7 @@ from batchyard.services.files import FileService
 from batchyard.services.items import ItemService
 from batchyard.services.jobs import ItemSource, JobService, JobView
 from batchyard.services.keys import KeyService
+from batchyard.services.openai_batches import OpenAIBatchService
 from batchyard.services.results import ResultService
 from batchyard.services.stats import StatsService
 from batchyard.services.system import SystemService
@@ -150,6 +151,11 @@ class Batchyard:
     @property
     def files(self) -> FileService:
         return FileService(self.store, self.storage, self.settings)
+
+    @property
+    def openai_batches(self) -> OpenAIBatchService:
+        """The OpenAI-compatible Batch API (``/v1/batches``): batches are jobs of the ``openai`` handler."""
+        return OpenAIBatchService(self.store, self.storage, self.settings, self.registry)
 
     @property
     def activity(self) -> ActivityService:

@@ -10,12 +10,16 @@ class BatchyardError(Exception):
     """Root of Batchyard's errors. ``status`` is the HTTP status the API answers with."""
 
     status = 500
-    code = "internal_error"
+    code: str | None = "internal_error"
 
-    def __init__(self, message: str, *, param: str | None = None) -> None:
+    def __init__(self, message: str, *, param: str | None = None, code: str | None = "") -> None:
+        """``code`` replaces the class's code for this error (None: an error without a code, as OpenAI sends
+        some); the default keeps it."""
         super().__init__(message)
         self.message = message
         self.param = param
+        if code != "":
+            self.code = code
 
     def to_dict(self) -> dict[str, Any]:
         return {"message": self.message, "type": type(self).__name__, "param": self.param, "code": self.code}

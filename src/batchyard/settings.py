@@ -17,6 +17,9 @@ DEFAULT_MAINTENANCE_INTERVAL_MS = 500
 DEFAULT_MAX_ATTEMPTS = 3
 DEFAULT_MAX_LINE_BYTES = 8 * 1024 * 1024
 DEFAULT_MAX_INPUT_ERRORS = 100
+DEFAULT_OPENAI_WINDOW_SECONDS = 24 * 3600.0  # OpenAI's only completion window, "24h"
+DEFAULT_OPENAI_MAX_BATCH_REQUESTS = 50_000  # OpenAI's limits for one batch
+DEFAULT_OPENAI_MAX_BATCH_BYTES = 200 * 1024 * 1024
 
 
 class Settings(BaseSettings):
@@ -59,6 +62,18 @@ class Settings(BaseSettings):
         le=20,
         description="Crashes an item may be in flight in before it is set aside as poison. "
         "Not attempts: an item merely in flight when its worker died gets its attempt back.",
+    )
+
+    openai_window_seconds: float = Field(
+        DEFAULT_OPENAI_WINDOW_SECONDS,
+        gt=0,
+        description="An OpenAI batch's completion window (its '24h'); unfinished requests expire after it.",
+    )
+    openai_max_batch_requests: int = Field(
+        DEFAULT_OPENAI_MAX_BATCH_REQUESTS, ge=1, description="Most requests in one OpenAI batch input file."
+    )
+    openai_max_batch_bytes: int = Field(
+        DEFAULT_OPENAI_MAX_BATCH_BYTES, ge=1, description="Largest OpenAI batch input file, in bytes."
     )
 
     @field_validator("data_dir")

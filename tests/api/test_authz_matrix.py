@@ -1,6 +1,6 @@
 """The authorization matrix, over every route the app has (so a new route cannot slip through):
 
-- no key: 401 on every /api/ route;
+- no key: 401 on every /api/ and /v1/ (OpenAI-compatible) route;
 - a second member: 404 on every route with another owner's id, exactly like a missing id;
 - a viewer of the owner: 403 on every write, reads allowed.
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 from fastapi.testclient import TestClient
 
 from batchyard import Batchyard, ItemContext
-from batchyard.services.auth import AuthService, Role
+from batchyard.services.auth import AuthService, Principal, Role
 
 from .conftest import Keys, bearer
 
@@ -34,16 +34,28 @@ def _ids(client: TestClient, app: Batchyard, keys: Keys) -> dict[str, str]:
     )
     assert upload.status_code == 201, upload.text
     _, key_record = AuthService(app.store).create_key("alice", Role.MEMBER, "matrix")
-    return {"job_id": job.id, "key": "k1", "file_id": upload.json()["id"], "key_id": key_record.id}
+    batch = app.openai_batches.create(
+        Principal("alice", Role.MEMBER),
+        input_file_id=upload.json()["id"],
+        endpoint="/v1/chat/completions",
+        completion_window="24h",
+    )
+    return {
+        "job_id": job.id,
+        "key": "k1",
+        "file_id": upload.json()["id"],
+        "key_id": key_record.id,
+        "batch_id": batch.id,
+    }
 
 
 def _routes(client: TestClient) -> list[tuple[str, str]]:
-    """Every documented /api/ operation (the OpenAPI description is generated from the routes themselves)."""
+    """Every documented /api/ and /v1/ operation (the OpenAPI description is generated from the routes themselves)."""
     paths = client.get("/openapi.json").json()["paths"]
     return [
         (method.upper(), path)
         for path, operations in sorted(paths.items())
-        if path.startswith("/api/")
+        if path.startswith(("/api/", "/v1/"))
         for method in sorted(operations)
     ]
 
@@ -56,15 +68,16 @@ def test_every_api_route_needs_a_key(client: TestClient, app: Batchyard, keys: K
             continue
         response = client.request(method, path.format(**ids), json={})
         assert response.status_code == 401, (method, path, response.status_code, response.text)
-        assert response.json()["error"]["code"] == "unauthenticated"
+        expected = "invalid_api_key" if path.startswith("/v1/") else "unauthenticated"
+        assert response.json()["error"]["code"] == expected
         checked += 1
-    assert checked >= 25
+    assert checked >= 34
 
 
 def test_another_owner_gets_404_and_a_viewer_403_on_writes(client: TestClient, app: Batchyard, keys: Keys) -> None:
     ids = _ids(client, app, keys)
     with_ids = [(m, p) for m, p in _routes(client) if "{" in p]
-    assert len(with_ids) >= 15
+    assert len(with_ids) >= 20
     for method, path in with_ids:
         url = path.format(**ids)
         bob = client.request(method, url, json={}, headers=bearer(keys.bob))

@@ -43,6 +43,14 @@ CHECKED_PACKAGES: dict[str, tuple[str, ...]] = {
     ),
     # The wire schema is shared by server, client and CLI: it depends on no layer.
     "batchyard.wire": ("batchyard.store", "batchyard.api", "batchyard.cli", "batchyard.worker"),
+    # So is the OpenAI-compatible schema.
+    "batchyard.openai_wire": (
+        "batchyard.store",
+        "batchyard.services",
+        "batchyard.api",
+        "batchyard.cli",
+        "batchyard.worker",
+    ),
 }
 
 

@@ -1,6 +1,10 @@
 """One error shape for every failure: ``{"error": {"message", "type", "param", "code"}}`` with the right status.
 
 A client mistake is never a 5xx: validation problems are 422 (400 for a malformed body), unknown routes 404.
+
+Under ``/v1/`` (the OpenAI-compatible API) the shape is OpenAI's exactly: the same four keys and nothing else,
+``type`` one of OpenAI's (``invalid_request_error`` for every client mistake, ``server_error``), and invalid
+parameters are 400 with ``missing_required_parameter`` or ``invalid_value``, as OpenAI answers them.
 """
 
 from __future__ import annotations
@@ -21,8 +25,49 @@ from batchyard.errors import BatchyardError, StoreUnavailable
 log = logging.getLogger("batchyard.api")
 
 
+OPENAI_PREFIX = "/v1/"
+
+
 def error_body(message: str, type_: str, code: str, param: str | None = None, **extra: Any) -> dict[str, Any]:
     return {"error": {"message": message, "type": type_, "param": param, "code": code, **extra}}
+
+
+def is_openai_path(request: Request) -> bool:
+    return request.url.path.startswith(OPENAI_PREFIX)
+
+
+def openai_error(status: int, message: str, code: str | None, param: str | None = None) -> dict[str, Any]:
+    """OpenAI's error body: ``{"error": {message, type, param, code}}``."""
+    if status == 401:
+        type_, code = "invalid_request_error", "invalid_api_key"
+    elif status >= 500:
+        type_ = "server_error"
+    else:
+        type_ = "invalid_request_error"
+    return {"error": {"message": message, "type": type_, "param": param, "code": code}}
+
+
+def _openai_batchyard_error(exc: BatchyardError) -> dict[str, Any]:
+    message = exc.message
+    if isinstance(exc, StoreUnavailable):  # the driver's reason names the database's host: logged, not sent
+        message = "the database is unavailable; try again in a moment"
+    return openai_error(exc.status, message, exc.code, exc.param)
+
+
+def _openai_validation_error(errors: list[Any]) -> dict[str, Any]:
+    first = errors[0] if errors else {}
+    location = [str(part) for part in first.get("loc", ()) if part not in ("body", "query", "path", "header")]
+    param = ".".join(location) or None
+    kind = first.get("type")
+    if kind == "missing" and param:
+        return openai_error(400, f"Missing required parameter: '{param}'.", "missing_required_parameter", param)
+    if kind == "json_invalid":
+        return openai_error(
+            400, "We could not parse the JSON body of your request; send a JSON object.", "invalid_json"
+        )
+    if param is None:
+        return openai_error(400, f"Invalid request: {first.get('msg', 'invalid')}.", "invalid_value")
+    return openai_error(400, f"Invalid value for '{param}': {first.get('msg', 'invalid')}.", "invalid_value", param)
 
 
 class ErrorJSONResponse(JSONResponse):
@@ -42,6 +87,8 @@ def install_error_handlers(app: FastAPI) -> None:
         if exc.status >= 500 and request.url.path != "/readyz":  # a probe's answer; the cause is logged
             log.error("%s on %s %s: %s", type(exc).__name__, request.method, request.url.path, exc.message)
         headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+        if is_openai_path(request):
+            return ErrorJSONResponse(_openai_batchyard_error(exc), status_code=exc.status, headers=headers)
         error = exc.to_dict()
         if isinstance(exc, StoreUnavailable):  # the driver's reason names the database's host: logged, not sent
             error["message"] = "the database is unavailable; try again in a moment"
@@ -50,6 +97,8 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = exc.errors()
+        if is_openai_path(request):
+            return ErrorJSONResponse(_openai_validation_error(list(errors)), status_code=400)
         first = errors[0] if errors else {}
         location = [str(part) for part in first.get("loc", ()) if part not in ("body", "query", "path", "header")]
         param = ".".join(location) or None
@@ -88,7 +137,12 @@ def install_error_handlers(app: FastAPI) -> None:
             headers["Allow"] = ", ".join(allowed)
             message = f"{request.method} is not allowed on {request.url.path}; use {', '.join(allowed)}"
         type_ = "PayloadTooLarge" if exc.status_code == 413 else "HTTPError"
-        return ErrorJSONResponse(error_body(message, type_, code), status_code=exc.status_code, headers=headers or None)
+        body = (
+            openai_error(exc.status_code, message, code)
+            if is_openai_path(request)
+            else error_body(message, type_, code)
+        )
+        return ErrorJSONResponse(body, status_code=exc.status_code, headers=headers or None)
 
 
 _HTTP_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE"})

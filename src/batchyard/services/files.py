@@ -7,6 +7,7 @@ exactly like a wrong id.
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import hashlib
 import re
@@ -147,7 +148,13 @@ class FileService:
         return UploadWriter(self.storage, new_file_id(), self.max_upload_bytes)
 
     def finish_upload(
-        self, writer: UploadWriter, principal: Principal, *, filename: str | None, purpose: str = DEFAULT_PURPOSE
+        self,
+        writer: UploadWriter,
+        principal: Principal,
+        *,
+        filename: str | None,
+        purpose: str = DEFAULT_PURPOSE,
+        expires_at: float | None = None,
     ) -> FileRecord:
         """Check the purpose, keep the bytes and record the file; on any failure nothing is kept."""
         try:
@@ -158,7 +165,7 @@ class FileService:
         sha256 = writer.finish()
         try:
             return self.store.uploads.add_file(
-                writer.file_id, principal.owner, clean_filename(filename), purpose, writer.size, sha256
+                writer.file_id, principal.owner, clean_filename(filename), purpose, writer.size, sha256, expires_at
             )
         except BaseException:
             self.storage.delete(upload_name(writer.file_id))
@@ -207,6 +214,29 @@ class FileService:
         if len(page) > limit:
             return page[:limit], encode_file_cursor(page[limit - 1])
         return page, None
+
+    def list_after(
+        self,
+        principal: Principal,
+        *,
+        after: str | None = None,
+        limit: int = 100,
+        ascending: bool = False,
+        purpose: str | None = None,
+    ) -> tuple[builtins.list[FileRecord], bool]:
+        """A page of the files ``principal`` may see, newest first (or oldest first), starting after the file
+        ``after``; and whether more follow. A missing ``after`` file is an InvalidRequest."""
+        position = None
+        if after is not None:
+            try:
+                last = self.get(after, principal)
+            except NotFound:
+                raise InvalidRequest(f"after: no file {after[:100]!r} to continue from", param="after") from None
+            position = (last.created_at, last.id)
+        page = self.store.uploads.list_files(
+            owner=principal.owner_scope(), purpose=purpose, limit=limit + 1, before=position, ascending=ascending
+        )
+        return page[:limit], len(page) > limit
 
     def open(self, file_id: str, principal: Principal) -> tuple[BinaryIO, FileRecord]:
         """The file's bytes (the caller closes the stream) and its record."""

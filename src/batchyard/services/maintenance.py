@@ -1,7 +1,8 @@
 """Maintenance: safe to run in every process at once (each step claims its work with a conditional update).
 
-One round: rescue expired leases, expire jobs past their window, write
-result files of finished jobs, record progress samples, mark workers that stopped reporting as lost.
+One round: rescue expired leases, check the input of OpenAI batches still validating, expire jobs past their
+window, write result files of finished jobs (and an OpenAI batch's output and error files), record progress
+samples, mark workers that stopped reporting as lost, delete files past their expiry.
 """
 
 from __future__ import annotations
@@ -14,11 +15,14 @@ from dataclasses import dataclass
 from batchyard.core.lifecycle import Action
 from batchyard.data.blobs import LocalStorage, job_prefix
 from batchyard.data.results import write_result_files
+from batchyard.openai_wire import BATCH_FILES_KEY
+from batchyard.services.openai_batches import OpenAIBatchService
 from batchyard.settings import Settings
 from batchyard.store import Store
 
 log = logging.getLogger("batchyard.services.maintenance")
 PRUNE_WORKERS_AFTER_SECONDS = 24 * 3600.0
+EXPIRED_FILES_CHECK_SECONDS = 60.0
 
 
 @dataclass
@@ -27,6 +31,8 @@ class MaintenanceReport:
     expired_jobs: int = 0
     files_written: int = 0
     samples: int = 0
+    batches_validated: int = 0
+    files_expired: int = 0
 
 
 class Maintenance:
@@ -36,10 +42,13 @@ class Maintenance:
         self.settings = settings
         self._last_sample = 0.0
         self._last_worker_check = 0.0
+        self._last_files_check = 0.0
+        self.openai = OpenAIBatchService(store, storage, settings)
 
     def run_once(self) -> MaintenanceReport:
         report = MaintenanceReport()
         report.rescued = self.store.claims.rescue_expired_leases(max_rescues=self.settings.max_rescues)
+        report.batches_validated = self.openai.validate_pending()
         report.expired_jobs = self.expire_jobs()
         report.files_written = self.write_pending_files()
         now = time.monotonic()
@@ -50,6 +59,9 @@ class Maintenance:
             self._last_worker_check = now
             self.store.workers.mark_lost_workers(self.settings.worker_stale_seconds)
             self.store.workers.prune_workers(PRUNE_WORKERS_AFTER_SECONDS)
+        if now - self._last_files_check >= EXPIRED_FILES_CHECK_SECONDS:
+            self._last_files_check = now
+            report.files_expired = self.openai.delete_expired_files()
         return report
 
     def expire_jobs(self) -> int:
@@ -70,7 +82,11 @@ class Maintenance:
             stale = self.storage.remove_stale_temp_files(job_prefix(job_id), older_than=lease)
             if stale:
                 log.info("removed %d half-written file(s) of %s left by a writer that died", stale, job_id)
-            files = write_result_files(self.store, self.storage, job_id, _LeaseKeeper(self.store, job_id, lease))
+            keeper = _LeaseKeeper(self.store, job_id, lease)
+            files = write_result_files(self.store, self.storage, job_id, keeper)
+            batch_files = self.openai.write_batch_files(job_id, keeper)
+            if batch_files is not None:
+                files[BATCH_FILES_KEY] = batch_files
             for meta in files.values():  # with local storage only this host's data dir has them: say where
                 meta["host"] = socket.gethostname()
             self.store.upkeep.files_written(job_id, files)

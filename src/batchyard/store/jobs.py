@@ -158,6 +158,91 @@ class JobStore:
             total += len(chunk)
         return total
 
+    # -- filling a job created empty (an OpenAI batch: created at once, its input file checked after) --------
+
+    def jobs_awaiting_items(self, handler: str, limit: int = 10) -> list[str]:
+        """Queued jobs of ``handler`` with no items yet whose filling nobody holds (or whose holder's lease ran
+        out), oldest first."""
+        with self.db.read() as conn:
+            now = self.db.now(conn)
+            return list(
+                conn.execute(
+                    select(jobs.c.id).where(*_awaiting_items(handler, now)).order_by(jobs.c.created_at).limit(limit)
+                ).scalars()
+            )
+
+    def claim_filling(self, job_id: str, handler: str, lease_seconds: float) -> bool:
+        """Take the right to fill an empty queued job for ``lease_seconds`` (``files_lease_until`` serves as the
+        lease: a queued job has no result files to write). False if it is filled, stopped or held by another."""
+        with self.db.write() as conn:
+            now = self.db.now(conn)
+            return bool(
+                conn.execute(
+                    update(jobs)
+                    .where(jobs.c.id == job_id, *_awaiting_items(handler, now))
+                    .values(files_lease_until=now + lease_seconds)
+                ).rowcount
+            )
+
+    def fill_job(
+        self, job_id: str, reader: ItemSource, *, params: dict[str, Any], actor: str | None = None
+    ) -> JobRecord | None:
+        """Insert the items of an empty queued job and set its params, in one transaction (a reader that raises
+        leaves nothing). None if the job is no longer empty and queued (cancelled meanwhile, or filled)."""
+        with self.db.write() as conn:
+            now = self.db.now(conn)
+            row = conn.execute(select(jobs.c.status, jobs.c.total).where(jobs.c.id == job_id).with_for_update()).first()
+            if row is None or row.status != JobStatus.QUEUED or row.total:
+                return None
+            total = self._insert_items(conn, job_id, reader)
+            conn.execute(
+                update(jobs)
+                .where(jobs.c.id == job_id)
+                .values(
+                    total=total,
+                    queued=total,
+                    params=_dumps(params),
+                    files_lease_until=None,
+                    last_activity_at=self.db.now(conn),
+                )
+            )
+            add_event(
+                conn,
+                job_id,
+                now,
+                "validated",
+                actor=actor,
+                message=f"{total} request(s) checked and queued",
+                data={"total": total},
+            )
+            self.wakeups.wake_workers(conn)
+            row = conn.execute(select(jobs).where(jobs.c.id == job_id)).one()
+        self.wakeups.after_commit_wake()
+        return JobRecord.from_row(row)
+
+    def fail_unfilled(self, job_id: str, error: dict[str, Any], *, actor: str | None = None) -> bool:
+        """Fail an empty queued job whose items could not be read (its input was invalid)."""
+        with self.db.write() as conn:
+            now = self.db.now(conn)
+            stopped = stop_job(conn, job_id, Action.FAIL, error, now, actor=actor)
+            conn.execute(update(jobs).where(jobs.c.id == job_id).values(files_lease_until=None))
+            return stopped
+
+    def event_times(self, job_ids: Sequence[str], types: Sequence[str]) -> dict[str, dict[str, float]]:
+        """When each of these jobs first had each of these events: {job id: {event type: time}}, one query."""
+        out: dict[str, dict[str, float]] = {job_id: {} for job_id in job_ids}
+        if not job_ids:
+            return out
+        with self.db.read() as conn:
+            rows = conn.execute(
+                select(job_events.c.job_id, job_events.c.type, func.min(job_events.c.at))
+                .where(job_events.c.job_id.in_(list(job_ids)), job_events.c.type.in_(list(types)))
+                .group_by(job_events.c.job_id, job_events.c.type)
+            ).all()
+        for job_id, kind, at in rows:
+            out[job_id][kind] = at
+        return out
+
     # -- reading --------------------------------------------------------------------------------------------
 
     def get_job(self, job_id: str) -> JobRecord:
@@ -360,6 +445,15 @@ class JobStore:
                 conn.execute(delete(table).where(table.c.job_id == job_id))
             conn.execute(delete(jobs).where(jobs.c.id == job_id))
         return JobRecord.from_row(row)
+
+
+def _awaiting_items(handler: str, now: float) -> list[Any]:
+    return [
+        jobs.c.handler == handler,
+        jobs.c.status == JobStatus.QUEUED,
+        jobs.c.total == 0,
+        or_(jobs.c.files_lease_until.is_(None), jobs.c.files_lease_until < now),
+    ]
 
 
 def _dumps(value: Any) -> str | None:

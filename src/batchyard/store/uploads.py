@@ -61,20 +61,43 @@ class UploadStore:
         purpose: str | None = None,
         limit: int = 100,
         before: tuple[float, str] | None = None,
+        ascending: bool = False,
     ) -> list[FileRecord]:
-        """Newest first; ``before`` is the (created_at, id) of the last file of the previous page."""
-        query = select(files).order_by(files.c.created_at.desc(), files.c.id.desc()).limit(limit)
+        """Newest first (oldest first with ``ascending``); ``before`` is the (created_at, id) of the last file of
+        the previous page: the page starts after it in that order."""
+        if ascending:
+            order = (files.c.created_at.asc(), files.c.id.asc())
+        else:
+            order = (files.c.created_at.desc(), files.c.id.desc())
+        query = select(files).order_by(*order).limit(limit)
         if owner is not None:
             query = query.where(files.c.owner == owner)
         if purpose is not None:
             query = query.where(files.c.purpose == purpose)
         if before is not None:
             created_at, file_id = before
-            query = query.where(
-                or_(files.c.created_at < created_at, and_(files.c.created_at == created_at, files.c.id < file_id))
-            )
+            if ascending:
+                query = query.where(
+                    or_(files.c.created_at > created_at, and_(files.c.created_at == created_at, files.c.id > file_id))
+                )
+            else:
+                query = query.where(
+                    or_(files.c.created_at < created_at, and_(files.c.created_at == created_at, files.c.id < file_id))
+                )
         with self.db.read() as conn:
             return [_file(r) for r in conn.execute(query)]
+
+    def expired_files(self, limit: int = 100) -> list[FileRecord]:
+        """Files whose ``expires_at`` has passed (by the database clock), oldest expiry first."""
+        with self.db.read() as conn:
+            now = self.db.now(conn)
+            rows = conn.execute(
+                select(files)
+                .where(files.c.expires_at.is_not(None), files.c.expires_at <= now)
+                .order_by(files.c.expires_at)
+                .limit(limit)
+            )
+            return [_file(r) for r in rows]
 
     def delete_file(self, file_id: str) -> bool:
         with self.db.write() as conn:

@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import Depends, FastAPI
 
 from batchyard.api.bodies import refuse_unstorable_text
+from batchyard.openai_wire import OpenAIErrorResponse
 from batchyard.wire import ErrorResponse
 
 _ERROR = {"model": ErrorResponse}
@@ -23,9 +24,35 @@ COMMON_ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
+_OPENAI_ERROR = {"model": OpenAIErrorResponse}
+# The same under /v1/, in OpenAI's error shape (its parameter mistakes are 400s).
+OPENAI_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {**_OPENAI_ERROR, "description": "Missing or invalid parameter"},
+    401: {**_OPENAI_ERROR, "description": "Missing or invalid API key"},
+    403: {**_OPENAI_ERROR, "description": "The key's role does not allow this"},
+    404: {**_OPENAI_ERROR, "description": "No such file or batch (or another owner's)"},
+    409: {**_OPENAI_ERROR, "description": "Not possible in the batch's current state"},
+    413: {**_OPENAI_ERROR, "description": "Request body too large"},
+}
+
+
 def register_routes(api: FastAPI) -> None:
-    from batchyard.api.routes import files, items, jobs, keys, results, session, stats, stream, system
+    from batchyard.api.routes import (
+        files,
+        items,
+        jobs,
+        keys,
+        openai_batches,
+        openai_files,
+        results,
+        session,
+        stats,
+        stream,
+        system,
+    )
 
     for module in (system, session, keys, jobs, items, results, files, stats, stream):
         api.include_router(module.router, responses=COMMON_ERRORS, dependencies=[Depends(refuse_unstorable_text)])
+    for module in (openai_files, openai_batches):
+        api.include_router(module.router, responses=OPENAI_ERRORS, dependencies=[Depends(refuse_unstorable_text)])
     api.include_router(session.page_router)

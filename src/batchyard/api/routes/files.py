@@ -85,14 +85,16 @@ def attachment(filename: str) -> str:
     return header
 
 
-class _FormReader:
+class FormReader:
     """Reads a multipart/form-data body chunk by chunk: the ``file`` part's bytes are collected for the caller
-    to write away (:meth:`take_file_bytes`), the small ``purpose`` field is kept, other fields are skipped
-    (clients such as the OpenAI SDK send extras like ``expires_after[...]``)."""
+    to write away (:meth:`take_file_bytes`), the small fields named in ``keep`` are kept in ``fields``, other
+    fields are skipped (clients such as the OpenAI SDK send extras like ``expires_after[...]``)."""
 
-    def __init__(self, boundary: bytes) -> None:
+    def __init__(self, boundary: bytes, keep: tuple[str, ...] = ("purpose",), hint: str = "") -> None:
         self.filename: str | None = None
-        self.purpose: str | None = None
+        self.fields: dict[str, str] = {}
+        self._keep = frozenset(keep)
+        self._hint = hint or FORM_HINT
         self.has_file = False
         self.ended = False
         self._parts = 0
@@ -122,7 +124,7 @@ class _FormReader:
         try:
             self._parser.write(chunk)
         except FormParserError as exc:
-            raise InvalidRequest(f"malformed multipart body ({exc}); {FORM_HINT}", param="file") from None
+            raise InvalidRequest(f"malformed multipart body ({exc}); {self._hint}", param="file") from None
 
     def take_file_bytes(self, at_least: int = 0) -> bytes:
         """The file bytes received since the last call, once there are ``at_least`` of them."""
@@ -132,9 +134,13 @@ class _FormReader:
         self._file_bytes.clear()
         return data
 
+    @property
+    def purpose(self) -> str | None:
+        return self.fields.get("purpose")
+
     def finish(self) -> None:
         if not self.ended:
-            raise InvalidRequest(f"the multipart body ended before its closing boundary; {FORM_HINT}", param="file")
+            raise InvalidRequest(f"the multipart body ended before its closing boundary; {self._hint}", param="file")
         if not self.has_file:
             raise _invalid_field("file", "Field required", "missing")
 
@@ -143,7 +149,7 @@ class _FormReader:
     def _on_part_begin(self) -> None:
         self._parts += 1
         if self._parts > MAX_PARTS:
-            raise InvalidRequest(f"too many form fields; {FORM_HINT}", param="file")
+            raise InvalidRequest(f"too many form fields; {self._hint}", param="file")
         self._field, self._in_file, self._disposition, self._header_bytes = None, False, b"", 0
         self._value.clear()
 
@@ -181,14 +187,14 @@ class _FormReader:
     def _on_part_data(self, data: bytes, start: int, end: int) -> None:
         if self._in_file:
             self._file_bytes += data[start:end]
-        elif self._field == "purpose":
+        elif self._field in self._keep:
             self._value += data[start:end]
             if len(self._value) > MAX_FIELD_BYTES:
-                raise _invalid_field("purpose", f"at most {MAX_FIELD_BYTES} bytes", "string_too_long")
+                raise _invalid_field(self._field, f"at most {MAX_FIELD_BYTES} bytes", "string_too_long")
 
     def _on_part_end(self) -> None:
-        if self._field == "purpose":
-            self.purpose = self._value.decode("utf-8", "replace")
+        if self._field in self._keep:
+            self.fields[self._field] = self._value.decode("utf-8", "replace")
         self._field, self._in_file = None, False
 
     def _on_end(self) -> None:
@@ -199,11 +205,11 @@ def _invalid_field(name: str, message: str, type_: str) -> RequestValidationErro
     return RequestValidationError([{"loc": ("body", name), "msg": message, "type": type_}])
 
 
-def _boundary(content_type: str | None) -> bytes:
+def form_boundary(content_type: str | None, hint: str = FORM_HINT) -> bytes:
     kind, options = parse_options_header(content_type or "")
     boundary = options.get(b"boundary")
     if kind != b"multipart/form-data" or not boundary or len(boundary) > 200:
-        raise InvalidRequest(f"expected a multipart/form-data body with a boundary; {FORM_HINT}", param="file")
+        raise InvalidRequest(f"expected a multipart/form-data body with a boundary; {hint}", param="file")
     return boundary
 
 
@@ -220,7 +226,7 @@ async def upload_file(request: Request, app: BatchyardDep, principal: PrincipalD
     principal.require_write()
     service = app.files
     limit = service.max_upload_bytes
-    form = _FormReader(_boundary(request.headers.get("content-type")))
+    form = FormReader(form_boundary(request.headers.get("content-type")))
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit + MULTIPART_SLACK_BYTES:
         raise too_large(limit)  # refused before reading a byte
