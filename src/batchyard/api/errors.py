@@ -119,30 +119,31 @@ def install_error_handlers(app: FastAPI) -> None:
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         if isinstance(exc, BodyTooLarge) and exc.error is not None:  # an upload: the route's own answer
             return await batchyard_error(request, exc.error)
-        code = {
-            404: "not_found",
-            405: "method_not_allowed",
-            401: "unauthenticated",
-            403: "forbidden",
-            413: "too_large",
-            429: "rate_limited",
-        }.get(exc.status_code, "http_error")
-        message = exc.detail if isinstance(exc.detail, str) else "request failed"
-        headers = dict(getattr(exc, "headers", None) or {})
-        if exc.status_code == 404 and message == "Not Found":
-            message = f"no route {request.method} {request.url.path}"
-        if exc.status_code == 405:
-            # Starlette names only the methods of the first route on this path; list every one.
-            allowed = _allowed_methods(request)
-            headers["Allow"] = ", ".join(allowed)
-            message = f"{request.method} is not allowed on {request.url.path}; use {', '.join(allowed)}"
-        type_ = "PayloadTooLarge" if exc.status_code == 413 else "HTTPError"
-        body = (
-            openai_error(exc.status_code, message, code)
-            if is_openai_path(request)
-            else error_body(message, type_, code)
-        )
+        body, headers = _http_error_answer(request, exc)
         return ErrorJSONResponse(body, status_code=exc.status_code, headers=headers or None)
+
+
+def _http_error_answer(request: Request, exc: StarletteHTTPException) -> tuple[dict[str, Any], dict[str, str]]:
+    code = {
+        404: "not_found",
+        405: "method_not_allowed",
+        401: "unauthenticated",
+        403: "forbidden",
+        413: "too_large",
+        429: "rate_limited",
+    }.get(exc.status_code, "http_error")
+    message = exc.detail if isinstance(exc.detail, str) else "request failed"
+    headers = dict(getattr(exc, "headers", None) or {})
+    if exc.status_code == 404 and message == "Not Found":
+        message = f"no route {request.method} {request.url.path}"
+    if exc.status_code == 405:
+        # Starlette names only the methods of the first route on this path; list every one.
+        allowed = _allowed_methods(request)
+        headers["Allow"] = ", ".join(allowed)
+        message = f"{request.method} is not allowed on {request.url.path}; use {', '.join(allowed)}"
+    type_ = "PayloadTooLarge" if exc.status_code == 413 else "HTTPError"
+    body = openai_error(exc.status_code, message, code) if is_openai_path(request) else error_body(message, type_, code)
+    return body, headers
 
 
 _HTTP_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE"})

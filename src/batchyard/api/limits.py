@@ -13,6 +13,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from batchyard.errors import BatchyardError
 from batchyard.services.files import too_large
+from batchyard.services.openai_files import file_too_large
 
 UPLOAD_PATHS = ("/api/v1/files", "/v1/files")
 MULTIPART_SLACK_BYTES = 64 * 1024
@@ -63,7 +64,7 @@ class BodyLimitMiddleware:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
-                    raise _too_large(limit, self.max_upload_bytes if upload else None)
+                    raise _too_large(limit, self.max_upload_bytes if upload else None, openai=path.startswith("/v1/"))
             return message
 
         async def tracking_send(message: Message) -> None:
@@ -79,14 +80,17 @@ class BodyLimitMiddleware:
                 return
             if exc.error is not None:
                 error = exc.error
-                await _send_error(send, error.status, error.code, type(error).__name__, error.message, error.param)
+                type_ = "invalid_request_error" if path.startswith("/v1/") else type(error).__name__
+                await _send_error(send, error.status, error.code, type_, error.message, error.param)
             else:
                 await _reject(send, limit, "request body")
 
 
-def _too_large(limit: int, max_upload_bytes: int | None) -> BodyTooLarge:
+def _too_large(limit: int, max_upload_bytes: int | None, *, openai: bool = False) -> BodyTooLarge:
     if max_upload_bytes is None:
         return BodyTooLarge(limit, "request body")
+    if openai:  # /v1/files answers as OpenAI does
+        return BodyTooLarge(max_upload_bytes, "file", error=file_too_large())
     return BodyTooLarge(max_upload_bytes, "file", error=too_large(max_upload_bytes))
 
 
@@ -108,7 +112,9 @@ async def _reject(send: Send, limit: int, what: str) -> None:
     await _send_error(send, 413, "too_large", "PayloadTooLarge", too_large_message(limit, what))
 
 
-async def _send_error(send: Send, status: int, code: str, type_: str, message: str, param: str | None = None) -> None:
+async def _send_error(
+    send: Send, status: int, code: str | None, type_: str, message: str, param: str | None = None
+) -> None:
     body: dict[str, Any] = {"error": {"message": message, "type": type_, "param": param, "code": code}}
     payload = json.dumps(body).encode()
     await send(
