@@ -10,7 +10,7 @@ import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import openai
 import pytest
@@ -20,7 +20,7 @@ from ..waits import wait_until
 from .test_serve import ServerProcess, free_port, running_server
 
 TERMINAL = {"completed", "failed", "expired", "cancelled"}
-CHAT = "/v1/chat/completions"
+CHAT: Final = "/v1/chat/completions"
 
 
 def sdk(server: ServerProcess, key: str, **options: Any) -> OpenAI:
@@ -168,8 +168,9 @@ def test_listing_150_batches_auto_pages_newest_first(server: ServerProcess) -> N
     assert listed == created[::-1]  # all of them, newest first, none twice: auto-paging ended by itself
     assert [b.id for b in client.batches.list()] == created[::-1]  # default pages of 20
     first = client.batches.list(limit=100)
-    assert len(first.data) == 100 and first.has_more and first.last_id == created[50]
-    second = client.batches.list(limit=100, after=first.last_id or "")
+    assert len(first.data) == 100 and first.has_more and first.data[-1].id == created[50]
+    assert first.model_extra is not None and first.model_extra["last_id"] == created[50]
+    second = client.batches.list(limit=100, after=first.data[-1].id)
     assert [b.id for b in second.data] == created[:50][::-1] and not second.has_more
     retrieved = client.batches.retrieve(created[0])
     assert retrieved.metadata == {"n": "0"} and retrieved.endpoint == CHAT and retrieved.input_file_id == file.id
