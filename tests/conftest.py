@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from batchyard import Batchyard, Settings
+from tests.upstream import MockUpstreamProcess, start_mock_upstream
 
 if TYPE_CHECKING:
     import psycopg
@@ -120,3 +121,11 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if _postgres_state.get("error", "not tried") is None:
         with _admin_connect() as conn:
             conn.execute(f"DROP DATABASE IF EXISTS {TEMPLATE_DB} WITH (FORCE)")
+
+
+@pytest.fixture
+def mock_upstream() -> Iterator[MockUpstreamProcess]:
+    """A real ``batchyard mock-upstream`` subprocess on a free port (no latency, no injected errors); see
+    tests/upstream.py for ``start_mock_upstream`` with other options."""
+    with start_mock_upstream() as mock:
+        yield mock

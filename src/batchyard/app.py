@@ -12,6 +12,7 @@ from batchyard.core.records import ItemRecord
 from batchyard.data.blobs import LocalStorage, job_prefix
 from batchyard.data.results import ERRORS_JSONL, RESULT_FILE_NAMES, RESULTS_JSONL, elsewhere_message
 from batchyard.errors import NotFound, NotReady
+from batchyard.handlers import register_builtin_handlers, served_handlers
 from batchyard.handlers.demo import register_demo_handlers
 from batchyard.registry import HandlerRegistry
 from batchyard.services.activity import ActivityService
@@ -46,12 +47,22 @@ class Batchyard:
     'completed'
     """
 
-    def __init__(self, settings: Settings | None = None, *, demo_handlers: bool = False, **overrides: Any) -> None:
-        """``demo_handlers=True`` also offers ``echo``, ``sleep`` and ``flaky`` (to try things; never in production)."""
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        demo_handlers: bool = False,
+        builtin_handlers: bool = True,
+        **overrides: Any,
+    ) -> None:
+        """``demo_handlers=True`` also offers ``echo``, ``sleep`` and ``flaky`` (to try things; never in production).
+        ``builtin_handlers=False`` leaves out ``openai`` (OpenAI-format requests to your upstreams) and ``http``."""
         self.settings = settings or Settings(**overrides)
         if settings is not None and overrides:
             self.settings = settings.model_copy(update=overrides)
         self.registry = HandlerRegistry()
+        if builtin_handlers:
+            register_builtin_handlers(self.registry, lambda: self.settings)
         if demo_handlers:
             register_demo_handlers(self.registry)
         self._store: Store | None = None
@@ -254,6 +265,10 @@ class Batchyard:
         from batchyard.worker import Worker
 
         maintenance = Maintenance(self.store, self.storage, self.settings) if run_maintenance else None
+        if not options.get("handlers"):
+            # The built-in openai handler only with an upstream: a worker with nowhere to send requests must
+            # not take them from one that has somewhere.
+            options["handlers"] = served_handlers(self.registry, self.settings) or None
         return Worker(self.store, self.storage, self.registry, self.settings, maintenance=maintenance, **options)
 
     def run_worker(self, **options: Any) -> WorkerStats:

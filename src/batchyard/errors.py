@@ -224,22 +224,34 @@ class ServerUnreachable(BatchyardError):
 
 
 class ItemError(Exception):
-    """Raise from a handler to fail an item. ``retryable=False`` makes the failure final at once."""
+    """Raise from a handler to fail an item. ``retryable=False`` makes the failure final at once.
+
+    ``retry_after`` (seconds) is the least wait before the next attempt (an upstream's ``Retry-After``).
+    ``detail`` is structured data about the failure, stored with the item's error under ``"detail"`` (the
+    ``openai`` handler puts an upstream's answer there: ``{"status_code", "request_id", "body"}``); it must be
+    JSON-serializable."""
 
     def __init__(
-        self, message: str, *, retryable: bool = True, retry_after: float | None = None, code: str | None = None
+        self,
+        message: str,
+        *,
+        retryable: bool = True,
+        retry_after: float | None = None,
+        code: str | None = None,
+        detail: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(message)
         self.retryable = retryable
         self.retry_after = retry_after
         self.code = code
+        self.detail = detail
 
 
 class PermanentError(ItemError):
     """A failure that retrying cannot fix (bad input, an upstream 4xx)."""
 
-    def __init__(self, message: str, *, code: str | None = None) -> None:
-        super().__init__(message, retryable=False, code=code)
+    def __init__(self, message: str, *, code: str | None = None, detail: dict[str, Any] | None = None) -> None:
+        super().__init__(message, retryable=False, code=code, detail=detail)
 
 
 class ResourceUnavailable(ItemError):

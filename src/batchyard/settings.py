@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATA_DIR = Path("~/.batchyard")
@@ -20,6 +20,10 @@ DEFAULT_MAX_INPUT_ERRORS = 100
 DEFAULT_OPENAI_WINDOW_SECONDS = 24 * 3600.0  # OpenAI's only completion window, "24h"
 DEFAULT_OPENAI_MAX_BATCH_REQUESTS = 50_000  # OpenAI's limits for one batch
 DEFAULT_OPENAI_MAX_BATCH_BYTES = 200 * 1024 * 1024
+DEFAULT_UPSTREAM_CONCURRENCY = 256
+DEFAULT_UPSTREAM_TIMEOUT_SECONDS = 300.0
+DEFAULT_UPSTREAM_MAX_RETRIES = 5
+DEFAULT_RETRY_WAIT_MAX_SECONDS = 120.0
 
 
 class Settings(BaseSettings):
@@ -42,7 +46,9 @@ class Settings(BaseSettings):
     poll_interval_ms: int = Field(DEFAULT_POLL_INTERVAL_MS, ge=10, description="Idle poll when no wake-up came.")
     maintenance_interval_ms: int = Field(DEFAULT_MAINTENANCE_INTERVAL_MS, ge=10, description="Maintenance period.")
     shutdown_grace_seconds: float = Field(30.0, ge=0, description="In-flight items get this long on SIGTERM.")
-    worker_concurrency: int = Field(64, ge=1, description="Items in flight per worker process (all handlers).")
+    worker_concurrency: int = Field(
+        256, ge=1, description="Items in flight per handler in a worker process (sync handlers: their threads)."
+    )
     max_attempts: int = Field(DEFAULT_MAX_ATTEMPTS, ge=1, description="Default attempts per item.")
     backoff_base_seconds: float = Field(1.0, ge=0, description="First retry delay; doubles each attempt.")
     backoff_max_seconds: float = Field(300.0, ge=0, description="Cap on the retry delay.")
@@ -75,6 +81,59 @@ class Settings(BaseSettings):
     openai_max_batch_bytes: int = Field(
         DEFAULT_OPENAI_MAX_BATCH_BYTES, ge=1, description="Largest OpenAI batch input file, in bytes."
     )
+
+    upstream_url: str | None = Field(
+        None,
+        description="Default upstream of the openai handler: an OpenAI-compatible base URL ending in /v1 "
+        "(e.g. http://127.0.0.1:8001/v1; a URL with no path gets /v1).",
+    )
+    upstream_api_key: SecretStr | None = Field(
+        None, description="Bearer key sent to the default upstream; never logged nor shown."
+    )
+    upstreams_file: Path | None = Field(
+        None, description="TOML file of per-model routes: model -> upstream (base URL, key, limits) and prices."
+    )
+    upstream_concurrency: int = Field(
+        DEFAULT_UPSTREAM_CONCURRENCY, ge=1, description="Requests in flight per upstream and worker, by default."
+    )
+    upstream_timeout_seconds: float = Field(
+        DEFAULT_UPSTREAM_TIMEOUT_SECONDS, gt=0, description="Longest wait for one upstream answer."
+    )
+    upstream_max_retries: int = Field(
+        DEFAULT_UPSTREAM_MAX_RETRIES,
+        ge=0,
+        description="Retries of a request (429, 5xx, timeout, connection error) inside one attempt of its item.",
+    )
+    upstream_retry_wait_max_seconds: float = Field(
+        DEFAULT_RETRY_WAIT_MAX_SECONDS,
+        ge=0,
+        description="Longest Retry-After waited inside an attempt; a longer one re-queues the item until then.",
+    )
+    allow_private_urls: bool = Field(
+        False,
+        description="Let the http handler reach loopback, private and link-local addresses (cloud metadata "
+        "addresses stay refused).",
+    )
+
+    @field_validator("upstream_url")
+    @classmethod
+    def _upstream_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        from urllib.parse import urlsplit
+
+        url = value.strip().rstrip("/")
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"{value!r} is not an http(s) URL such as http://127.0.0.1:8001/v1")
+        if parts.query or parts.fragment:
+            raise ValueError(f"{value!r}: a base URL has no query or fragment")
+        return url if parts.path else url + "/v1"
+
+    @property
+    def has_upstream(self) -> bool:
+        """Whether the openai handler has anywhere to send requests (a default upstream or a routes file)."""
+        return self.upstream_url is not None or self.upstreams_file is not None
 
     @field_validator("data_dir")
     @classmethod

@@ -247,6 +247,11 @@ class ItemErrorOut(BaseModel):
     attempt: int | None = Field(None, description="The attempt (1-based) that failed")
     retryable: bool | None = None
     traceback: str | None = Field(None, description="The end of the Python traceback, for handler exceptions")
+    detail: dict[str, Any] | None = Field(
+        None,
+        description="Structured data the handler gave with the failure (ItemError(detail=...)); the openai and "
+        "http handlers put the upstream's answer here: {status_code, request_id, body}",
+    )
 
 
 class ItemOut(BaseModel):

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from batchyard import Batchyard
+from batchyard.handlers import BUILTIN_HANDLERS
 
 from ..waits import wait_until
 from .helpers import assert_clean_error
@@ -57,8 +58,10 @@ def worker_banner(cli: Cli, *args: str) -> str:
 
 
 def test_an_app_offers_no_demo_handlers_unless_asked() -> None:
-    assert Batchyard().registry.names() == []
-    assert Batchyard(demo_handlers=True).registry.names() == ["echo", "flaky", "sleep"]
+    builtin = sorted(BUILTIN_HANDLERS)  # openai and http: not demos, they serve production work
+    assert Batchyard().registry.names() == builtin
+    assert Batchyard(builtin_handlers=False).registry.names() == []
+    assert Batchyard(demo_handlers=True, builtin_handlers=False).registry.names() == ["echo", "flaky", "sleep"]
 
 
 def test_a_worker_with_app_offers_only_its_handlers(cli: Cli, tmp_path: Path) -> None:

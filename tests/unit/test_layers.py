@@ -41,6 +41,24 @@ CHECKED_PACKAGES: dict[str, tuple[str, ...]] = {
         "batchyard.worker",
         "batchyard.data",
     ),
+    # Built-in handlers run in workers like users' handlers: they see an item and its context, nothing more.
+    "batchyard.handlers": (
+        "batchyard.store",
+        "batchyard.services",
+        "batchyard.api",
+        "batchyard.cli",
+        "batchyard.worker",
+    ),
+    # Outbound HTTP (sessions, the address guard, limits, retries): below the handlers, above core only.
+    "batchyard.outbound": (
+        "batchyard.store",
+        "batchyard.services",
+        "batchyard.api",
+        "batchyard.cli",
+        "batchyard.worker",
+        "batchyard.handlers",
+        "batchyard.data",
+    ),
     # The wire schema is shared by server, client and CLI: it depends on no layer.
     "batchyard.wire": ("batchyard.store", "batchyard.api", "batchyard.cli", "batchyard.worker"),
     # So is the OpenAI-compatible schema.

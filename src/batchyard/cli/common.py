@@ -54,6 +54,27 @@ AppOption = Annotated[
         "(echo, sleep, flaky).",
     ),
 ]
+UpstreamOption = Annotated[
+    str | None,
+    typer.Option(
+        "--upstream",
+        metavar="URL",
+        show_default=False,
+        help="Where the [bold]openai[/] handler sends requests: an OpenAI-compatible base URL ending in /v1 "
+        "(vLLM, SGLang, Ollama, a gateway), e.g. [bold]http://127.0.0.1:8001/v1[/]; its key from "
+        "BATCHYARD_UPSTREAM_API_KEY. Env: BATCHYARD_UPSTREAM_URL. Per-model routes: BATCHYARD_UPSTREAMS_FILE.",
+    ),
+]
+
+
+def use_upstream(app: Batchyard, url: str | None) -> None:
+    """``--upstream URL`` wins over BATCHYARD_UPSTREAM_URL (checked like it: a bad URL is a clear error)."""
+    if url is not None:
+        from batchyard.settings import Settings
+
+        app.settings = Settings.model_validate({**app.settings.model_dump(), "upstream_url": url})
+
+
 # Whether this command line asked for --json (then errors go to stdout as JSON too); set while parsing it.
 _json_requested: ContextVar[bool] = ContextVar("batchyard_json_requested", default=False)
 

@@ -11,6 +11,7 @@ from batchyard import __version__
 from batchyard.cli.common import ReportingGroup, add_global_options, out, remember_globals
 from batchyard.cli.jobs import jobs_app
 from batchyard.cli.keys import keys_app
+from batchyard.cli.mock import mock_upstream
 from batchyard.cli.serve import serve
 from batchyard.cli.submit import submit
 from batchyard.cli.worker import db_app, worker
@@ -82,6 +83,7 @@ def root(
 app.command()(serve)
 app.command(no_args_is_help=True)(submit)
 app.command()(worker)
+app.command("mock-upstream")(mock_upstream)
 app.add_typer(jobs_app)
 app.add_typer(keys_app)
 app.add_typer(db_app)

@@ -16,10 +16,12 @@ from batchyard import __version__
 from batchyard.cli.appref import DemoOption
 from batchyard.cli.common import (
     AppOption,
+    UpstreamOption,
     hint_command,
     open_app,
     out,
     redact_url,
+    use_upstream,
 )
 from batchyard.cli.worker import LogLevel, LogLevelOption, configure_logging
 from batchyard.errors import ConfigError
@@ -119,9 +121,10 @@ def serve(
             "-c",
             min=1,
             metavar="N",
-            help="Items in flight in the built-in worker. Default: BATCHYARD_WORKER_CONCURRENCY (64).",
+            help="Items in flight in the built-in worker. Default: BATCHYARD_WORKER_CONCURRENCY (256).",
         ),
     ] = None,
+    upstream: UpstreamOption = None,
     log_level: LogLevelOption = LogLevel.info,
     access_log: Annotated[
         bool, typer.Option("--access-log", metavar="", help="Log every HTTP request on stderr.")
@@ -146,6 +149,7 @@ def serve(
     sock = bind_socket(host, port)
     try:
         with open_app(ctx, app, demo=demo) as by:
+            use_upstream(by, upstream)
             worker_options = {"concurrency": concurrency} if concurrency else None
             from batchyard.api import create_app
             from batchyard.cli.serving import run_server
@@ -196,7 +200,14 @@ def _print_banner(
         row("Workers", f"none here (--no-workers): run [cyan]{hint_command(ctx, app_ref, 'worker')}[/]")
     else:
         in_flight = concurrency or by.settings.worker_concurrency
-        row("Workers", f"handlers [cyan]{escape(', '.join(by.registry.names()))}[/] · concurrency {in_flight}")
+        from batchyard.handlers import served_handlers
+
+        names = ", ".join(served_handlers(by.registry, by.settings))
+        row("Workers", f"handlers [cyan]{escape(names)}[/] · concurrency {in_flight}")
+    if by.settings.upstream_url:
+        from batchyard.outbound.upstreams import display_url
+
+        row("Upstream", escape(display_url(by.settings.upstream_url)))
     row("API key", f"[cyan]{hint_command(ctx, app_ref, 'keys create', '--owner', 'NAME', '--role', 'member')}[/]")
     if host in _ALL_INTERFACES:
         out.print(

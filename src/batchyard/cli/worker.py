@@ -11,7 +11,7 @@ import typer
 
 from batchyard.cli import humanize
 from batchyard.cli.appref import DemoOption
-from batchyard.cli.common import AppOption, err, fail, open_app, out, redact_url
+from batchyard.cli.common import AppOption, UpstreamOption, err, fail, open_app, out, redact_url, use_upstream
 
 
 class LogLevel(StrEnum):
@@ -51,7 +51,7 @@ def worker(
             "-c",
             min=1,
             metavar="N",
-            help="Items in flight in this process, all handlers together. Default: BATCHYARD_WORKER_CONCURRENCY (64).",
+            help="Items in flight in this process, all handlers together. Default: BATCHYARD_WORKER_CONCURRENCY (256).",
         ),
     ] = None,
     handlers: Annotated[
@@ -60,6 +60,7 @@ def worker(
             "--handlers", metavar="NAME,NAME", help="Only run these handlers (comma-separated). Default: all."
         ),
     ] = None,
+    upstream: UpstreamOption = None,
     log_level: LogLevelOption = LogLevel.info,
 ) -> None:
     """Run a worker: claim items of every job whose handler it knows and process them, until stopped.
@@ -74,11 +75,20 @@ def worker(
 
       [cyan]batchyard worker --app mypkg.jobs:app --concurrency 200[/]
 
+      [cyan]batchyard worker --upstream http://127.0.0.1:8001/v1[/]        [dim]# runs OpenAI batches[/]
+
       [cyan]batchyard --db postgresql://batch@db/batch worker --app mypkg.jobs:app --handlers thumbnail[/]
     """
     configure_logging(log_level)
     with open_app(ctx, app, demo=demo) as by:
-        names = [n.strip() for n in handlers.split(",") if n.strip()] if handlers else by.registry.names()
+        use_upstream(by, upstream)
+        from batchyard.handlers import served_handlers
+
+        names = (
+            [n.strip() for n in handlers.split(",") if n.strip()]
+            if handlers
+            else served_handlers(by.registry, by.settings)
+        )
         if not names:
             fail(
                 f"--app {app} registers no handlers, so this worker would never process anything",

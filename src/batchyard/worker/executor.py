@@ -331,8 +331,11 @@ class Executor:
         retryable = exc.retryable if isinstance(exc, ItemError) else True
         retry_after = exc.retry_after if isinstance(exc, ItemError) else None
         code = exc.code if isinstance(exc, ItemError) else None
+        detail = exc.detail if isinstance(exc, ItemError) else None
         tb = "".join(traceback.format_exception(exc))[-MAX_TRACEBACK_CHARS:]
-        error = self._error_json(work, type(exc).__name__, str(exc) or type(exc).__name__, code, tb, retryable)
+        error = self._error_json(
+            work, type(exc).__name__, str(exc) or type(exc).__name__, code, tb, retryable, detail=detail
+        )
         self._emit_error(work, error, retryable, retry_after)
 
     def _emit_error(self, work: WorkItem, error: str, retryable: bool, retry_after: float | None) -> None:
@@ -364,8 +367,11 @@ class Executor:
         code: str | None,
         tb: str | None = None,
         retryable: bool | None = None,
+        *,
+        detail: dict[str, Any] | None = None,
     ) -> str:
-        """An item's error as stored: storable text, without the server's own paths (data dir, venv, home)."""
+        """An item's error as stored: storable text, without the server's own paths (data dir, venv, home).
+        ``detail`` (an :class:`ItemError`'s) is kept as given, or as its ``repr`` when JSON cannot hold it."""
         error: dict[str, Any] = {
             "type": type_,
             "message": self._redact(storable(message))[:4000],
@@ -377,6 +383,12 @@ class Executor:
             error["retryable"] = retryable
         if tb:
             error["traceback"] = self._redact(storable(tb))
+        if detail is not None:
+            try:
+                json_text(detail)
+            except (TypeError, ValueError) as exc:
+                detail = {"unserializable": storable(repr(detail))[:4000], "reason": str(exc)}
+            error["detail"] = detail
         return json_text(error)
 
     def _emit_interrupted(self, work: WorkItem) -> None:
