@@ -221,27 +221,48 @@ class Client:
         tag: str | None = None,
         owner: str | None = None,
         q: str | None = None,
+        created_after: float | None = None,
+        created_before: float | None = None,
         sort: str | None = None,
         limit: int | None = None,
         cursor: str | None = None,
     ) -> Page[JobOut]:
-        """One page of jobs, newest first unless ``sort`` says otherwise."""
-        query: list[tuple[str, str | int]] = [("status", s) for s in statuses]
-        for name, value in (
-            ("handler", handler),
-            ("project", project),
-            ("tag", tag),
-            ("owner", owner),
-            ("q", q),
-            ("sort", sort),
-            ("limit", limit),
-            ("cursor", cursor),
-        ):
+        """One page of jobs, newest first unless ``sort`` says otherwise. ``statuses`` are status names or the
+        groups ``active`` and ``finished``; ``q`` searches ids (or a prefix), descriptions and tags."""
+        query = _job_filter_params(statuses, handler, project, tag, owner, q, created_after, created_before)
+        for name, value in (("sort", sort), ("limit", limit), ("cursor", cursor)):
             if value is not None:
                 query.append((name, value))
         from batchyard.wire import JobOut, Page
 
         return Page[JobOut].model_validate(self._json("GET", "/api/v1/jobs", params=query))
+
+    def iter_jobs_csv(
+        self,
+        *,
+        statuses: Sequence[str] = (),
+        handler: str | None = None,
+        project: str | None = None,
+        tag: str | None = None,
+        owner: str | None = None,
+        q: str | None = None,
+        created_after: float | None = None,
+        created_before: float | None = None,
+        sort: str | None = None,
+    ) -> Iterator[bytes]:
+        """The job list as CSV (``GET /api/v1/jobs.csv``, the list's filters), streamed in chunks."""
+        query = _job_filter_params(statuses, handler, project, tag, owner, q, created_after, created_before)
+        if sort is not None:
+            query.append(("sort", sort))
+        try:
+            timeout = httpx.Timeout(UPLOAD_TIMEOUT_SECONDS, connect=CONNECT_TIMEOUT_SECONDS)
+            with self._http.stream("GET", "/api/v1/jobs.csv", params=query, timeout=timeout) as response:
+                if response.is_error:
+                    response.read()
+                    raise error_from_response(response)
+                yield from response.iter_bytes(DOWNLOAD_CHUNK_BYTES)
+        except httpx.TransportError as exc:
+            raise self._unreachable(exc) from None
 
     def iter_jobs(self, *, limit: int | None = None, page_size: int = 100, **filters: Any) -> Iterator[JobOut]:
         """Jobs across pages (following ``next_cursor``), at most ``limit`` of them."""
@@ -336,6 +357,33 @@ class Client:
         finally:
             partial.unlink(missing_ok=True)
         return written
+
+
+def _job_filter_params(
+    statuses: Sequence[str],
+    handler: str | None,
+    project: str | None,
+    tag: str | None,
+    owner: str | None,
+    q: str | None,
+    created_after: float | None,
+    created_before: float | None,
+) -> list[tuple[str, str | int | float | bool | None]]:
+    query: list[tuple[str, str | int | float | bool | None]] = []
+    if statuses:
+        query.append(("status", ",".join(statuses)))
+    for name, value in (
+        ("handler", handler),
+        ("project", project),
+        ("tag", tag),
+        ("owner", owner),
+        ("q", q),
+        ("created_after", created_after),
+        ("created_before", created_before),
+    ):
+        if value is not None:
+            query.append((name, value))
+    return query
 
 
 def _job(data: Any) -> JobOut:

@@ -120,7 +120,9 @@ def test_list_filters_sorting_and_cursor(client: TestClient, keys: Keys) -> None
     assert client.get("/api/v1/jobs?status=completed", headers=h).json()["data"] == []
     assert len(client.get("/api/v1/jobs", headers=bearer(keys.root)).json()["data"]) == 8
     assert len(client.get("/api/v1/jobs?owner=bob", headers=bearer(keys.root)).json()["data"]) == 1
-    assert len(client.get("/api/v1/jobs?owner=bob", headers=h).json()["data"]) == 7  # owner is admin-only
+    refused = client.get("/api/v1/jobs?owner=bob", headers=h)  # owner is admin-only: never silently ignored
+    assert refused.status_code == 403 and refused.json()["error"]["param"] == "owner"
+    assert len(client.get("/api/v1/jobs?owner=alice", headers=h).json()["data"]) == 7  # naming oneself is fine
 
 
 def test_moves_and_illegal_ones(client: TestClient, keys: Keys) -> None:

@@ -165,6 +165,35 @@ def test_jobs_list_hands_a_stopped_workers_items_back_once_its_lease_is_past(cli
     assert (counts["queued"], counts["running"]) == (4, 0)
 
 
+def test_jobs_list_filters_by_several_statuses_and_search_and_exports_csv(cli: Cli, tmp_path: Path) -> None:
+    import csv
+    import io
+
+    done = cli.json(
+        "submit", str(write_jsonl(tmp_path / "a.jsonl", 2)), "-H", "echo", "--wait", "--description", "March mailing"
+    )
+    queued = cli.json(
+        "submit", str(write_jsonl(tmp_path / "b.jsonl", 2)), "-H", "echo", "--description", "nightly export"
+    )
+
+    active = cli.json("jobs", "list", "--status", "active")
+    both = cli.json("jobs", "list", "--status", "queued,completed", "--search", "MARCH")
+    by_id = cli.json("jobs", "list", "-q", queued["id"][:18])
+    exported = cli.run("jobs", "list", "--status", "completed", "--status", "queued", "--csv")
+    bad = cli.run("jobs", "list", "--status", "runing")
+
+    assert [j["id"] for j in active] == [queued["id"]]
+    assert [j["id"] for j in both] == [done["id"]]
+    assert [j["id"] for j in by_id] == [queued["id"]]
+    assert exported.returncode == 0, exported.stderr
+    rows = list(csv.DictReader(io.StringIO(exported.stdout)))
+    assert [(r["id"], r["status"], r["description"]) for r in rows] == [
+        (queued["id"], "queued", "nightly export"),
+        (done["id"], "completed", "March mailing"),
+    ]
+    assert bad.returncode == 2 and "unknown status 'runing'" in bad.stderr
+
+
 def test_submit_reads_stdin_and_job_parameters(cli: Cli) -> None:
     lines = "".join(json.dumps({"custom_id": f"k{i}"}) + "\n" for i in range(4))
 

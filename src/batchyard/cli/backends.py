@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import collections
 import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import typer
 
@@ -26,6 +26,7 @@ from batchyard.wire import EventOut, JobOut
 if TYPE_CHECKING:  # the local database or the HTTP client: each is imported only when it is used
     from batchyard.app import Batchyard
     from batchyard.client import Client
+    from batchyard.core.records import JobFilter
 
 EVENT_PAGE = 500
 PARTIAL_FILE_NAMES = (RESULTS_JSONL, ERRORS_JSONL, RESULTS_CSV)  # artifacts.zip only exists once a job finished
@@ -38,8 +39,12 @@ class Backend(Protocol):
 
     poll_seconds: float  # how often to ask again while following a job
 
-    def list_jobs(self, *, statuses: Sequence[str], handler: str | None, limit: int) -> list[JobOut]:
-        """Jobs, newest first."""
+    def list_jobs(self, where: JobFilter, *, limit: int) -> list[JobOut]:
+        """Jobs matching ``where``, newest first."""
+        ...
+
+    def jobs_csv(self, where: JobFilter) -> Iterator[bytes]:
+        """The job list as CSV (the API's ``jobs.csv``), in chunks."""
         ...
 
     def get_job(self, job_id: str) -> JobOut: ...
@@ -91,9 +96,14 @@ class LocalBackend:
         self.app = app
         self.app_ref = app_ref
 
-    def list_jobs(self, *, statuses: Sequence[str], handler: str | None, limit: int) -> list[JobOut]:
-        views = self.app.service.list_jobs(statuses=list(statuses), handler=handler, limit=limit)
+    def list_jobs(self, where: JobFilter, *, limit: int) -> list[JobOut]:
+        from batchyard.core.records import JobQuery
+
+        views = self.app.service.list_jobs(JobQuery.of(where, limit=limit))
         return [JobOut.of(v) for v in views]
+
+    def jobs_csv(self, where: JobFilter) -> Iterator[bytes]:
+        return self.app.results.jobs_csv(where=where)
 
     def get_job(self, job_id: str) -> JobOut:
         return JobOut.of(self.app.service.get(job_id))
@@ -161,9 +171,11 @@ class RemoteBackend:
         self.ctx = ctx
         self.client = client
 
-    def list_jobs(self, *, statuses: Sequence[str], handler: str | None, limit: int) -> list[JobOut]:
-        jobs = self.client.iter_jobs(limit=limit, statuses=list(statuses), handler=handler)
-        return list(jobs)
+    def list_jobs(self, where: JobFilter, *, limit: int) -> list[JobOut]:
+        return list(self.client.iter_jobs(limit=limit, **_filter_params(where)))
+
+    def jobs_csv(self, where: JobFilter) -> Iterator[bytes]:
+        return self.client.iter_jobs_csv(**_filter_params(where))
 
     def get_job(self, job_id: str) -> JobOut:
         return self.client.get_job(job_id)
@@ -232,6 +244,20 @@ def _save(chunks: Iterator[bytes], target: Path) -> int:
 def _listed(job: JobOut) -> list[tuple[str, dict[str, int | None]]]:
     files = job.result_files
     return [(name, files[name]) for name in RESULT_FILE_NAMES if name in files]
+
+
+def _filter_params(where: JobFilter) -> dict[str, Any]:
+    """A job filter as the client's keyword arguments."""
+    return {
+        "statuses": list(where.statuses),
+        "handler": where.handler,
+        "project": where.project,
+        "tag": where.tag,
+        "owner": where.owner,
+        "q": where.search,
+        "created_after": where.created_after,
+        "created_before": where.created_before,
+    }
 
 
 @contextlib.contextmanager

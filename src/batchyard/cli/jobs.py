@@ -5,6 +5,7 @@ Each command opens a backend (:mod:`batchyard.cli.backends`), asks it one thing 
 
 from __future__ import annotations
 
+import sys
 import time
 from contextlib import AbstractContextManager
 from pathlib import Path
@@ -54,22 +55,37 @@ JobId = Annotated[
 def list_jobs(
     ctx: typer.Context,
     status: Annotated[
-        list[JobStatus] | None,
+        list[str] | None,
         typer.Option(
             "--status",
             "-s",
             metavar="STATUS",
-            case_sensitive=False,
-            help="Only jobs in this status (repeatable): queued, running, paused, finalizing, completed, failed, "
-            "cancelling, cancelled, expired.",
+            help="Only jobs in these statuses, repeated or comma-separated: queued, running, paused, finalizing, "
+            "completed, failed, cancelling, cancelled, expired; or a group: active (not finished yet), finished.",
         ),
     ] = None,
     handler: Annotated[
         str | None, typer.Option("--handler", "-H", metavar="NAME", help="Only jobs of this handler.")
     ] = None,
+    project: Annotated[str | None, typer.Option("--project", metavar="NAME", help="Only this project's jobs.")] = None,
+    search: Annotated[
+        str | None,
+        typer.Option(
+            "--search", "-q", metavar="TEXT", help="A job id or its prefix, or text in descriptions and tags."
+        ),
+    ] = None,
+    owner: Annotated[
+        str | None, typer.Option("--owner", metavar="NAME", help="One owner's jobs (an admin key, with --url).")
+    ] = None,
     limit: Annotated[
         int, typer.Option("--limit", "-n", min=1, max=1000, metavar="N", help="At most this many jobs.")
     ] = 20,
+    csv_output: Annotated[
+        bool,
+        typer.Option(
+            "--csv", help="Write every matching job as CSV to stdout (the API's jobs.csv; --limit does not apply)."
+        ),
+    ] = False,
     json_output: JsonOption = False,
     url: UrlOption = None,
     key: KeyOption = None,
@@ -77,26 +93,44 @@ def list_jobs(
 ) -> None:
     """List jobs, newest first, with their progress.
 
-    Filters combine: [cyan]--status[/] may be repeated, and [cyan]--handler[/] narrows further.
+    Filters combine: [cyan]--status[/] takes several statuses (repeated or comma-separated) or the group
+    [cyan]active[/]; [cyan]--handler[/], [cyan]--project[/] and [cyan]--search[/] narrow further.
 
     [bold]Examples[/]
 
       [cyan]batchyard jobs list[/]
 
-      [cyan]batchyard jobs list --status running --status paused --handler thumbnail[/]
+      [cyan]batchyard jobs list --status running,paused --handler thumbnail[/]
+
+      [cyan]batchyard jobs list --status active --search march[/]
+
+      [cyan]batchyard jobs list --status failed --csv > failed-jobs.csv[/]
 
       [cyan]batchyard jobs list --json | jq -r '.[].id'[/]
 
       [cyan]batchyard jobs list --url http://127.0.0.1:8000 --status failed[/]   [dim]# key in BATCHYARD_API_KEY[/]
     """
     from batchyard.cli import render
+    from batchyard.core.jobfilter import parse_statuses
+    from batchyard.core.records import JobFilter
+    from batchyard.errors import InvalidRequest
 
+    try:
+        statuses = parse_statuses(status, param="--status")
+    except InvalidRequest as exc:
+        raise typer.BadParameter(exc.message.removeprefix("--status: "), param_hint="--status") from None
+    where = JobFilter(owner=owner, statuses=statuses, handler=handler, project=project, search=search or None)
     with open_backend(ctx, url, key, app, rescue_stale=True) as backend:
-        jobs = backend.list_jobs(statuses=[s.value for s in status or []], handler=handler, limit=limit)
+        if csv_output:
+            for chunk in backend.jobs_csv(where):
+                sys.stdout.buffer.write(chunk)
+            sys.stdout.buffer.flush()
+            return
+        jobs = backend.list_jobs(where, limit=limit)
     if json_output:
         print_json([j.model_dump(mode="json") for j in jobs])
     elif not jobs:
-        filtered = " matching those filters" if status or handler else " yet"
+        filtered = " matching those filters" if status or handler or project or search or owner else " yet"
         out.print(f"No jobs{filtered}. Submit one: [cyan]batchyard submit items.jsonl --handler echo --wait[/]")
     else:
         out.print(render.jobs_table(jobs, time.time(), compact=out.width < render.WIDE_TABLE_COLUMNS))

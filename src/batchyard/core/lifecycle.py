@@ -54,6 +54,8 @@ LIVE_JOB_STATUSES = frozenset({J.QUEUED, J.RUNNING, J.PAUSED})
 STOPPING_JOB_STATUSES = frozenset({J.CANCELLING, J.CANCELLED, J.FAILED, J.EXPIRED})
 # Its result files are written once nothing of it runs any more.
 AWAITING_FILES_JOB_STATUSES = frozenset({J.FINALIZING, J.CANCELLED, J.FAILED, J.EXPIRED})
+# Not finished yet: what the dashboard's "Active" tab and ``status=active`` show.
+ACTIVE_JOB_STATUSES = frozenset({J.QUEUED, J.RUNNING, J.PAUSED, J.FINALIZING, J.CANCELLING})
 SAMPLED_JOB_STATUSES = frozenset({J.RUNNING, J.PAUSED, J.CANCELLING})  # progress samples are recorded
 TERMINAL_ITEM_STATUSES = frozenset({ItemStatus.SUCCEEDED, ItemStatus.FAILED, ItemStatus.CANCELLED})
 

@@ -39,8 +39,24 @@ class JobSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class JobFilter:
+    """Which jobs a list, an export, a bulk action or the history covers. Every field narrows; None or empty
+    means no condition. ``statuses`` are plain status names (groups such as ``active`` already expanded, see
+    :mod:`batchyard.core.jobfilter`); ``search`` matches an id prefix, or text in the description or the tags."""
+
+    owner: str | None = None
+    statuses: tuple[str, ...] | list[str] = ()
+    handler: str | None = None
+    project: str | None = None
+    tag: str | None = None
+    created_after: float | None = None  # created_at >= this (epoch seconds)
+    created_before: float | None = None  # created_at < this
+    search: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class JobQuery:
-    """Filters, order and position of a page of jobs."""
+    """Filters (those of :class:`JobFilter`), order and position of a page of jobs."""
 
     owner: str | None = None
     statuses: tuple[str, ...] | list[str] = ()
@@ -53,6 +69,37 @@ class JobQuery:
     sort: str = "-created_at"  # created_at | priority | updated_at | total, "-" for descending
     limit: int = 50
     after: tuple[Any, str] | None = None  # (sort value, job id) of the last row of the previous page
+
+    @classmethod
+    def of(
+        cls, where: JobFilter, *, sort: str = "-created_at", limit: int = 50, after: tuple[Any, str] | None = None
+    ) -> JobQuery:
+        return cls(
+            owner=where.owner,
+            statuses=tuple(where.statuses),
+            handler=where.handler,
+            project=where.project,
+            tag=where.tag,
+            created_after=where.created_after,
+            created_before=where.created_before,
+            search=where.search,
+            sort=sort,
+            limit=limit,
+            after=after,
+        )
+
+    @property
+    def filter(self) -> JobFilter:
+        return JobFilter(
+            owner=self.owner,
+            statuses=tuple(self.statuses),
+            handler=self.handler,
+            project=self.project,
+            tag=self.tag,
+            created_after=self.created_after,
+            created_before=self.created_before,
+            search=self.search,
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -54,6 +54,15 @@ class Principal:
         else always their own owner, whatever they asked for."""
         return requested if self.is_admin else self.owner
 
+    def owner_filter(self, requested: str | None = None, what: str = "jobs") -> str | None:
+        """Like :meth:`owner_scope`, but a non-admin naming another owner is refused (Forbidden) instead of
+        silently shown their own: a filter, an export or a bulk action must cover exactly what was asked."""
+        if not self.is_admin and requested is not None and requested != self.owner:
+            raise Forbidden(
+                f"only an admin can see another owner's {what}; leave out `owner` to see your own", param="owner"
+            )
+        return self.owner_scope(requested)
+
     def require_write(self) -> None:
         if self.role is Role.VIEWER:
             raise Forbidden("this key can only read (role viewer)")

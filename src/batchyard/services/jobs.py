@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO, Literal
 
 from batchyard.core.lifecycle import TERMINAL_JOB_STATUSES
 from batchyard.core.rate import RECENT_WINDOW_SECONDS, Sample, estimate, finished_rate, processed
-from batchyard.core.records import EventRecord, JobQuery, JobRecord, JobSpec, WorkerRecord
+from batchyard.core.records import EventRecord, JobFilter, JobQuery, JobRecord, JobSpec, WorkerRecord
 from batchyard.data.blobs import LocalStorage, job_prefix
 from batchyard.data.ingest import ItemReader, detect_format
 from batchyard.data.results import RESULT_FILE_NAMES
@@ -271,10 +271,19 @@ class JobService:
     def list_jobs(
         self, query: JobQuery | None = None, *, principal: Principal = LOCAL_ADMIN, **filters: Any
     ) -> list[JobView]:
-        """A page of jobs the principal may see (non-admins only ever see their own owner's)."""
+        """A page of jobs the principal may see: non-admins only ever see their own owner's, and naming another
+        owner is Forbidden (see :meth:`Principal.owner_filter`)."""
         q = query or JobQuery(**filters)
-        q = dataclasses.replace(q, owner=principal.owner_scope(q.owner))
+        q = dataclasses.replace(q, owner=principal.owner_filter(q.owner))
         return self.views(self.store.jobs.list_jobs(q))
+
+    def scoped(self, where: JobFilter, principal: Principal = LOCAL_ADMIN) -> JobFilter:
+        """``where`` narrowed to the jobs ``principal`` may see (Forbidden for another owner's, non-admins)."""
+        return dataclasses.replace(where, owner=principal.owner_filter(where.owner))
+
+    def count(self, where: JobFilter, principal: Principal = LOCAL_ADMIN) -> int:
+        """How many of the jobs ``principal`` may see match ``where``."""
+        return self.store.jobs.count_jobs(self.scoped(where, principal))
 
     def events(
         self, job_id: str, principal: Principal = LOCAL_ADMIN, *, after_id: int = 0, limit: int = 500

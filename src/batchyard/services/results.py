@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, BinaryIO
 
+from batchyard.core.cursors import JOB_SORT_KEYS
 from batchyard.core.lifecycle import TERMINAL_ITEM_STATUSES
-from batchyard.core.records import JobQuery, JobRecord
+from batchyard.core.records import JobFilter, JobQuery, JobRecord
 from batchyard.data.blobs import LocalStorage, job_prefix
 from batchyard.data.results import (
     ARTIFACTS_ZIP,
@@ -50,6 +51,10 @@ JOBS_CSV_COLUMNS = [
     "created_at",
     "finished_at",
     "cost",
+    "description",
+    "tags",
+    "started_at",
+    "duration_seconds",
 ]
 _FINISHED_ITEM_STATUSES = frozenset(s.value for s in TERMINAL_ITEM_STATUSES)
 
@@ -113,33 +118,24 @@ class ResultService:
         yield out.getvalue()
 
     def jobs_csv(
-        self,
-        principal: Principal = LOCAL_ADMIN,
-        *,
-        statuses: Sequence[str] = (),
-        handler: str | None = None,
-        project: str | None = None,
+        self, principal: Principal = LOCAL_ADMIN, where: JobFilter | None = None, *, sort: str = "-created_at"
     ) -> Iterator[bytes]:
-        """The jobs the principal can see (an admin: every owner's) as CSV, newest first, at most
-        MAX_JOBS_CSV_ROWS. Times are ISO 8601 in UTC."""
-        rows = self._job_rows(principal.owner_scope(), statuses, handler, project)
-        return _encoded(rows)
+        """The jobs the principal can see that match ``where`` (an admin: every owner's) as CSV, in the order of
+        ``sort`` (a job list sort), at most MAX_JOBS_CSV_ROWS. Times are ISO 8601 in UTC. The owner check runs
+        now, before the first byte; rows are read page by page (keyset) as the answer is sent."""
+        scoped = self.jobs.scoped(where or JobFilter(), principal)
+        return _encoded(self._job_rows(scoped, sort))
 
-    def _job_rows(
-        self, owner: str | None, statuses: Sequence[str], handler: str | None, project: str | None
-    ) -> Iterator[str]:
+    def _job_rows(self, where: JobFilter, sort: str) -> Iterator[str]:
         out = io.StringIO()
         writer = csv.writer(out, lineterminator="\n")
         writer.writerow([csv_cell(c) for c in JOBS_CSV_COLUMNS])
+        field = JOB_SORT_KEYS[sort.lstrip("-")].field
         written = 0
-        after: tuple[float, str] | None = None
+        after: tuple[Any, str] | None = None
         while written < MAX_JOBS_CSV_ROWS:
             limit = min(JOBS_CSV_PAGE, MAX_JOBS_CSV_ROWS - written)
-            page = self.store.jobs.list_jobs(
-                JobQuery(
-                    owner=owner, statuses=tuple(statuses), handler=handler, project=project, after=after, limit=limit
-                )
-            )
+            page = self.store.jobs.list_jobs(JobQuery.of(where, sort=sort, after=after, limit=limit))
             writer.writerows(_job_cells(job) for job in page)
             written += len(page)
             yield out.getvalue()
@@ -147,7 +143,7 @@ class ResultService:
             out.truncate()
             if len(page) < limit:
                 return
-            after = (page[-1].created_at, page[-1].id)
+            after = (getattr(page[-1], field), page[-1].id)
 
 
 def _job_cells(job: JobRecord) -> list[Any]:
@@ -165,6 +161,10 @@ def _job_cells(job: JobRecord) -> list[Any]:
         _iso(job.created_at),
         _iso(job.finished_at),
         f"{job.cost:.6f}",
+        job.description or "",
+        " ".join(job.tags),
+        _iso(job.started_at),
+        "" if job.started_at is None or job.finished_at is None else f"{job.finished_at - job.started_at:.3f}",
     ]
     return [csv_cell(cell) for cell in cells]
 

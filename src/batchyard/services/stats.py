@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from batchyard.core.records import StatsFilter, StatsSnapshot
-from batchyard.errors import Forbidden
 from batchyard.services.auth import LOCAL_ADMIN, Principal
 from batchyard.store import Store
 
@@ -25,11 +24,9 @@ class StatsService:
     ) -> tuple[StatsFilter, StatsSnapshot]:
         """(the jobs counted, their numbers). Members and viewers see their own owner's jobs and may not name
         another owner (Forbidden); admins see every owner's, or one's with ``owner``."""
-        if not principal.is_admin and owner is not None and owner != principal.owner:
-            raise Forbidden(
-                "only an admin can see another owner's stats; leave out `owner` to see your own", param="owner"
-            )
-        scope = StatsFilter(owner=principal.owner_scope(owner), project=project, handler=handler, created_since=since)
+        scope = StatsFilter(
+            owner=principal.owner_filter(owner, "stats"), project=project, handler=handler, created_since=since
+        )
         return scope, self.store.stats.job_stats(
             scope, recent_seconds=recent_seconds, throughput_seconds=throughput_seconds
         )

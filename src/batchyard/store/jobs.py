@@ -10,10 +10,12 @@ from typing import Any, Protocol
 
 from sqlalchemy import Connection, and_, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.sql.elements import ColumnElement
 
 from batchyard.core.cursors import JOB_SORT_KEYS
+from batchyard.core.jobfilter import id_prefix_range
 from batchyard.core.lifecycle import Action, ItemStatus, JobStatus, next_job_status
-from batchyard.core.records import EventRecord, JobQuery, JobRecord, JobSpec, decode_json
+from batchyard.core.records import EventRecord, JobFilter, JobQuery, JobRecord, JobSpec, decode_json
 from batchyard.errors import DuplicateIdempotencyKey, NotFound
 from batchyard.store.engine import Database
 from batchyard.store.moves import move_job, settle_job, stop_job, stop_queued_items
@@ -257,30 +259,7 @@ class JobStore:
         O(page) whatever the offset). ``filters`` are JobQuery fields, for short calls."""
         q = query or JobQuery(**filters)
         column, descending = jobs.c[JOB_SORT_KEYS[q.sort.lstrip("-")].field], q.sort.startswith("-")
-        stmt = select(jobs)
-        if q.owner is not None:
-            stmt = stmt.where(jobs.c.owner == q.owner)
-        if q.statuses:
-            stmt = stmt.where(jobs.c.status.in_(list(q.statuses)))
-        if q.handler:
-            stmt = stmt.where(jobs.c.handler == q.handler)
-        if q.project:
-            stmt = stmt.where(jobs.c.project == q.project)
-        if q.tag:
-            stmt = stmt.where(jobs.c.tags.contains(json.dumps(q.tag), autoescape=True))
-        if q.created_after is not None:
-            stmt = stmt.where(jobs.c.created_at >= q.created_after)
-        if q.created_before is not None:
-            stmt = stmt.where(jobs.c.created_at < q.created_before)
-        if q.search:
-            term = q.search.lower()
-            stmt = stmt.where(
-                or_(
-                    jobs.c.id.startswith(q.search, autoescape=True),
-                    func.lower(jobs.c.description).contains(term, autoescape=True),
-                    func.lower(jobs.c.tags).contains(term, autoescape=True),
-                )
-            )
+        stmt = select(jobs).where(*job_conditions(q.filter))
         if q.after is not None:  # keyset: rows strictly after (value, id) in the sort order
             value, last_id = q.after
             if descending:
@@ -291,6 +270,26 @@ class JobStore:
         stmt = stmt.order_by(*order).limit(q.limit)
         with self.db.read() as conn:
             return [JobRecord.from_row(r) for r in conn.execute(stmt)]
+
+    def count_jobs(self, where: JobFilter, *, statuses: Sequence[str] | None = None, with_failed: bool = False) -> int:
+        """How many jobs match ``where`` (and, if given, are in one of ``statuses``; with ``with_failed``, have
+        failed items): a bulk action's dry run. O(matching jobs) over the jobs table, never items."""
+        stmt = select(func.count()).select_from(jobs).where(*job_conditions(where), *_eligible(statuses, with_failed))
+        with self.db.read() as conn:
+            return int(conn.execute(stmt).scalar_one())
+
+    def job_ids(
+        self, where: JobFilter, *, limit: int, statuses: Sequence[str] | None = None, with_failed: bool = False
+    ) -> list[tuple[str, str]]:
+        """(id, owner) of up to ``limit`` jobs matching like :meth:`count_jobs`, newest first."""
+        stmt = (
+            select(jobs.c.id, jobs.c.owner)
+            .where(*job_conditions(where), *_eligible(statuses, with_failed))
+            .order_by(jobs.c.created_at.desc(), jobs.c.id.desc())
+            .limit(limit)
+        )
+        with self.db.read() as conn:
+            return [(job_id, owner) for job_id, owner in conn.execute(stmt)]
 
     def samples_for(self, job_ids: Sequence[str], since: float) -> dict[str, list[tuple[float, int, int]]]:
         """Recent progress samples of many jobs in one query (for a page of jobs)."""
@@ -454,6 +453,53 @@ def _awaiting_items(handler: str, now: float) -> list[Any]:
         jobs.c.total == 0,
         or_(jobs.c.files_lease_until.is_(None), jobs.c.files_lease_until < now),
     ]
+
+
+def job_conditions(where: JobFilter) -> list[ColumnElement[bool]]:
+    """The WHERE conditions of a job filter (shared by lists, counts, bulk actions and the history)."""
+    conditions: list[ColumnElement[bool]] = []
+    if where.owner is not None:
+        conditions.append(jobs.c.owner == where.owner)
+    if where.statuses:
+        conditions.append(jobs.c.status.in_(list(where.statuses)))
+    if where.handler:
+        conditions.append(jobs.c.handler == where.handler)
+    if where.project:
+        conditions.append(jobs.c.project == where.project)
+    if where.tag:
+        conditions.append(jobs.c.tags.contains(json.dumps(where.tag), autoescape=True))
+    if where.created_after is not None:
+        conditions.append(jobs.c.created_at >= where.created_after)
+    if where.created_before is not None:
+        conditions.append(jobs.c.created_at < where.created_before)
+    if where.search:
+        conditions.append(_search(where.search))
+    return conditions
+
+
+def _search(text: str) -> ColumnElement[bool]:
+    """A job id or a prefix of one (``job_`` and hex digits) is looked up in the primary key, as a range (LIKE
+    would need a special index on either database); anything else is searched in ids, descriptions and tags
+    (case-insensitive: a scan of the jobs the other filters leave)."""
+    bounds = id_prefix_range(text)
+    if bounds is not None:
+        low, high = bounds
+        return and_(jobs.c.id >= low, jobs.c.id < high) if high is not None else jobs.c.id >= low
+    term = text.lower()
+    return or_(
+        jobs.c.id.startswith(text, autoescape=True),
+        func.lower(jobs.c.description).contains(term, autoescape=True),
+        func.lower(jobs.c.tags).contains(term, autoescape=True),
+    )
+
+
+def _eligible(statuses: Sequence[str] | None, with_failed: bool) -> list[ColumnElement[bool]]:
+    conditions: list[ColumnElement[bool]] = []
+    if statuses is not None:
+        conditions.append(jobs.c.status.in_(list(statuses)))
+    if with_failed:
+        conditions.append(jobs.c.failed > 0)
+    return conditions
 
 
 def _dumps(value: Any) -> str | None:

@@ -74,8 +74,14 @@ jobs = Table(
     Column("files_lease_until", Float),
     Column("result_files", Text),  # JSON {name: {bytes, rows}}
     Index("ix_jobs_claim", "status", "priority", "last_claimed_at"),
-    Index("ix_jobs_owner_created", "owner", "created_at"),
-    Index("ix_jobs_created", "created_at"),
+    # The job list (bench/job_list.py): a page in each sort order, for everyone or one owner, optionally by
+    # status, is a walk down one of these, ending the page's keyset (value, id) in the index itself.
+    Index("ix_jobs_owner_created", "owner", "created_at", "id"),
+    Index("ix_jobs_created", "created_at", "id"),
+    Index("ix_jobs_status_created", "status", "created_at", "id"),
+    Index("ix_jobs_owner_status_created", "owner", "status", "created_at", "id"),
+    Index("ix_jobs_priority", "priority", "id"),
+    Index("ix_jobs_total", "total", "id"),
     Index("ix_jobs_activity", "last_activity_at"),
 )
 

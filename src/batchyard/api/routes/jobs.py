@@ -16,10 +16,10 @@ from pydantic import BaseModel, Field
 
 from batchyard.api.bodies import PlainText, RequestModel
 from batchyard.api.deps import BatchyardDep, PrincipalDep
+from batchyard.api.filters import JobFilterDep, SortField
 from batchyard.api.threads import BULK_ITEMS, bulk_limiter, submit_limiter
 from batchyard.app import Batchyard
 from batchyard.core.cursors import JOB_SORT_KEYS, job_cursor
-from batchyard.core.lifecycle import JobStatus
 from batchyard.core.records import JobQuery, JobRecord
 from batchyard.errors import BatchyardError
 from batchyard.services.auth import Principal
@@ -177,40 +177,24 @@ async def _wait_for(app: Batchyard, principal: Principal, view: JobView, seconds
 
 # -- read -----------------------------------------------------------------------------------------------------
 
-SortField = Literal[
-    "created_at", "-created_at", "priority", "-priority", "updated_at", "-updated_at", "total", "-total"
-]
 
-
-@router.get("", summary="List jobs", responses={400: _E, 401: _E, 422: _E})
+@router.get(
+    "",
+    summary="List jobs: filter (statuses, active, handler, project, tag, owner, created range, search), sort, page",
+    responses={400: _E, 401: _E, 403: _E, 422: _E},
+)
 async def list_jobs(
     app: BatchyardDep,
     principal: PrincipalDep,
-    status: Annotated[list[JobStatus] | None, Query(description="Repeat for several")] = None,
-    handler: Annotated[str | None, Query(max_length=200)] = None,
-    project: Annotated[str | None, Query(max_length=200)] = None,
-    tag: Annotated[str | None, Query(max_length=64)] = None,
-    owner: Annotated[str | None, Query(max_length=200, description="Admins only")] = None,
-    created_after: Annotated[float | None, Query(ge=0)] = None,
-    created_before: Annotated[float | None, Query(ge=0)] = None,
-    q: Annotated[str | None, Query(max_length=200, description="Id prefix, description or tag")] = None,
-    sort: SortField = "-created_at",
+    where: JobFilterDep,
+    sort: Annotated[SortField, Query(description="A column; `-` first for descending")] = "-created_at",
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
-    cursor: Annotated[str | None, Query(max_length=500)] = None,
+    cursor: Annotated[str | None, Query(max_length=500, description="next_cursor of the previous page")] = None,
 ) -> Page[JobOut]:
-    query = JobQuery(
-        owner=owner,
-        statuses=[s.value for s in status or []],
-        handler=handler,
-        project=project,
-        tag=tag,
-        created_after=created_after,
-        created_before=created_before,
-        search=q,
-        sort=sort,
-        limit=limit + 1,
-        after=_decode_cursor(cursor, sort),
-    )
+    """Newest first unless `sort` says otherwise; keyset pagination (pass `next_cursor` back as `cursor`, with
+    the same filters and sort) returns every matching job exactly once, whatever the offset. A non-admin
+    naming another `owner` gets 403."""
+    query = JobQuery.of(where, sort=sort, limit=limit + 1, after=_decode_cursor(cursor, sort))
     return await run_in_threadpool(_job_page, app, principal, query, limit)
 
 

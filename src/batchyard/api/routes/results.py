@@ -13,9 +13,9 @@ from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
 
 from batchyard.api.deps import BatchyardDep, PrincipalDep
+from batchyard.api.filters import JobFilterDep, SortField
 from batchyard.api.routes.items import errors
 from batchyard.app import Batchyard
-from batchyard.core.lifecycle import JobStatus
 from batchyard.data.results import (
     ARTIFACTS_ZIP,
     ERRORS_JSONL,
@@ -111,26 +111,25 @@ def artifacts_zip(job_id: str, app: BatchyardDep, principal: PrincipalDep) -> St
 
 @router.get(
     "/jobs.csv",
-    summary="The job list as CSV",
+    summary="The job list as CSV, with the list's filters and sort",
     response_class=StreamingResponse,
     responses={
         200: {
-            "description": f"A header, then one row per job, newest first (at most {MAX_JOBS_CSV_ROWS:,})",
+            "description": f"A header, then one row per job in the list's order (at most {MAX_JOBS_CSV_ROWS:,})",
             "content": {"text/csv": {"schema": {"type": "string"}}},
         },
-        **errors(401, 422),
+        **errors(400, 401, 403, 422),
     },
 )
 def jobs_csv(
     app: BatchyardDep,
     principal: PrincipalDep,
-    status: Annotated[list[JobStatus] | None, Query(description="Only jobs in these statuses (repeatable)")] = None,
-    handler: Annotated[str | None, Query(max_length=200, pattern=r"^[^\x00]*$")] = None,
-    project: Annotated[str | None, Query(max_length=200, pattern=r"^[^\x00]*$")] = None,
+    where: JobFilterDep,
+    sort: Annotated[SortField, Query(description="As in the job list")] = "-created_at",
 ) -> StreamingResponse:
-    """The jobs the caller can see (an admin: every owner's). Times are ISO 8601 in UTC."""
-    statuses = sorted({s.value for s in status or ()})
-    rows = app.results.jobs_csv(principal, statuses=statuses, handler=handler, project=project)
+    """The jobs the caller can see that match the job list's filters (an admin: every owner's), in the list's
+    order, streamed. Times are ISO 8601 in UTC; cells that a spreadsheet would run as a formula start with '."""
+    rows = app.results.jobs_csv(principal, where, sort=sort)
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     return StreamingResponse(
         rows,
