@@ -15,7 +15,6 @@
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -40,8 +39,6 @@ from batchyard.services.files import FileService, new_file_id, upload_name
 if TYPE_CHECKING:  # types only: importing them would load the database layer
     from batchyard.settings import Settings
     from batchyard.store import Store
-
-log = logging.getLogger("batchyard.services.openai_batches")
 
 COMPLETION_WINDOWS = ("24h",)
 MAX_METADATA_PAIRS = 16
@@ -284,14 +281,19 @@ class OpenAIBatchService:
     def validate(self, job_id: str) -> bool:
         """Fill one validating batch from its input file, or fail it with the file's problems. False if another
         process holds it, or the file's bytes are not in this process's storage (another machine's upload)."""
-        if not self.store.jobs.claim_filling(job_id, OPENAI_HANDLER, VALIDATION_LEASE_SECONDS):
-            return False
         job = self.store.jobs.get_job(job_id)
         params = dict(job.params)
         file_id = str(params.get("input_file_id") or "")
         try:
             record = self.store.uploads.get_file(file_id)
         except NotFound:
+            record = None
+        if record is not None and not self.storage.exists(upload_name(record.id)):
+            # Uploaded through another machine's API with its own data directory: that one validates it.
+            return False
+        if not self.store.jobs.claim_filling(job_id, OPENAI_HANDLER, VALIDATION_LEASE_SECONDS):
+            return False
+        if record is None:
             deleted = LineProblem("invalid_request", f"The input file {file_id} was deleted.", "input_file_id")
             return self._fail(job, [deleted], 1)
         if record.bytes > self.settings.openai_max_batch_bytes:
@@ -302,9 +304,9 @@ class OpenAIBatchService:
             return self._fail(job, [LineProblem("file_too_large", message, "input_file_id")], 1)
         try:
             stream = self.storage.open_read(upload_name(record.id))
-        except FileNotFoundError:
-            log.warning("the input file of batch %s is not in this process's storage; leaving it", batch_id(job_id))
-            return False
+        except FileNotFoundError:  # deleted since the check above
+            deleted = LineProblem("invalid_request", f"The input file {file_id} was deleted.", "input_file_id")
+            return self._fail(job, [deleted], 1)
         reader = BatchInputReader(
             stream,
             endpoint=str(params.get("endpoint")),

@@ -6,6 +6,7 @@ answers, its input file is checked in the background (a batch answers ``validati
 
 from __future__ import annotations
 
+import logging
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, BackgroundTasks, Query
@@ -17,6 +18,7 @@ from batchyard.openai_wire import Batch, BatchList, job_id_of
 from batchyard.services.openai_batches import DEFAULT_BATCH_PAGE, MAX_BATCH_PAGE
 
 router = APIRouter(prefix="/v1/batches", tags=["openai"])
+log = logging.getLogger("batchyard.api")
 
 Endpoint = Literal[
     "/v1/responses",
@@ -61,8 +63,12 @@ def create_batch(body: BatchCreateIn, background: BackgroundTasks, app: Batchyar
 def _validate(app: Batchyard, batch: str) -> None:
     # After the answer; maintenance does the same for any batch this misses (a crash, another process's upload).
     job_id = job_id_of(batch)
-    if job_id is not None:
+    if job_id is None:
+        return
+    try:
         app.openai_batches.validate(job_id)
+    except Exception:  # logged now, with its traceback; maintenance tries again once the claim runs out
+        log.exception("validating batch %s failed", batch)
 
 
 @router.get("", summary="List batches, newest first (OpenAI batches.list)")
