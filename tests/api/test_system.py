@@ -112,10 +112,12 @@ def test_login_link_sets_the_cookie_once(client: TestClient, app: Batchyard) -> 
     assert response.status_code == 303 and response.headers["location"] == "/"
     assert "httponly" in response.headers["set-cookie"].lower()
     home = client.get("/")
-    assert home.status_code == 200 and "Signed in as <b>local</b>" in home.text
+    assert home.status_code == 200 and "Signed in as local (admin)" in home.text
     client.cookies.clear()
-    assert client.get(f"/login?token={token}").status_code == 401  # spent
-    assert "Not signed in" in client.get("/").text
+    spent = client.get(f"/login?token={token}")
+    assert spent.status_code == 401 and "this login link was already used" in spent.text
+    signed_out = client.get("/", follow_redirects=False)
+    assert signed_out.status_code == 303 and signed_out.headers["location"] == "/login"
 
 
 def test_keys_over_http(client: TestClient, keys: Keys) -> None:

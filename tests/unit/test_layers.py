@@ -17,6 +17,8 @@ SRC = Path(batchyard.__file__).parent
 CHECKED_PACKAGES: dict[str, tuple[str, ...]] = {
     # HTTP routes talk to services (through the app), never to the store.
     "batchyard.api": ("batchyard.store",),
+    # The dashboard's pages are an entry point like the routes: services only.
+    "batchyard.dashboard": ("batchyard.store",),
     # CLI commands too: local work goes through the app's services, remote work through the client.
     "batchyard.cli": ("batchyard.store",),
     # Services are called by the API and the CLI, and know neither.

@@ -85,6 +85,9 @@ def create_app(
     from batchyard.api.routes import register_routes
 
     register_routes(api)
+    from batchyard.dashboard import install as install_dashboard
+
+    install_dashboard(api)
     return api
 
 

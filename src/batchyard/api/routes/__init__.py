@@ -55,4 +55,3 @@ def register_routes(api: FastAPI) -> None:
         api.include_router(module.router, responses=COMMON_ERRORS, dependencies=[Depends(refuse_unstorable_text)])
     for module in (openai_files, openai_batches):
         api.include_router(module.router, responses=OPENAI_ERRORS, dependencies=[Depends(refuse_unstorable_text)])
-    api.include_router(session.page_router)

@@ -3,7 +3,6 @@ token the page sends back on every state-changing request."""
 
 from __future__ import annotations
 
-import html
 from typing import Annotated
 
 from fastapi import APIRouter, Cookie, Response
@@ -60,62 +59,3 @@ def logout(
     response.delete_cookie(SESSION_COOKIE, path="/")
     response.status_code = 204
     return response
-
-
-page_router = APIRouter(include_in_schema=False)
-
-_PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Batchyard</title>
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<style>body{{font:16px/1.5 system-ui,sans-serif;max-width:40rem;margin:4rem auto;padding:0 1rem;color:#1f2937}}
-h1{{font-size:1.6rem}}code{{background:#f3f4f6;padding:.1rem .3rem;border-radius:4px}}a{{color:#2563eb}}</style>
-</head><body><h1>Batchyard</h1>{body}</body></html>"""
-
-
-@page_router.get("/login")
-def login_page(app: BatchyardDep, token: str | None = None) -> Response:
-    """The link ``batchyard serve`` prints: spends the one-time token, sets the session cookie, goes home."""
-    from fastapi.responses import HTMLResponse, RedirectResponse
-
-    if not token or len(token) > 200:
-        return HTMLResponse(
-            _PAGE.format(
-                body="<p>Open the link that <code>batchyard serve</code> printed, or sign in with an API key.</p>"
-            ),
-            status_code=400,
-        )
-    auth = app.auth
-    try:
-        principal = auth.login_with_token(token)
-    except Unauthenticated as exc:
-        return HTMLResponse(_PAGE.format(body=f"<p>{html.escape(exc.message)}</p>"), status_code=401)
-    session_token, _ = auth.start_session(principal)
-    response = RedirectResponse("/", status_code=303)
-    response.set_cookie(
-        SESSION_COOKIE, session_token, max_age=int(SESSION_TTL_SECONDS), httponly=True, samesite="strict", path="/"
-    )
-    return response
-
-
-@page_router.get("/")
-def home(app: BatchyardDep, batchyard_session: Annotated[str | None, Cookie()] = None) -> Response:
-    """Where the dashboard lives; until it ships, a page that says who is signed in and where the API is."""
-    from fastapi.responses import HTMLResponse
-
-    who = None
-    if batchyard_session:
-        try:
-            who = app.auth.session(batchyard_session, None, state_changing=False)
-        except Unauthenticated:
-            who = None
-    if who is None:
-        body = (
-            "<p>Not signed in. Open the login link printed by <code>batchyard serve</code>.</p>"
-            '<p>The API is documented at <a href="/docs">/docs</a>.</p>'
-        )
-    else:
-        body = (
-            f"<p>Signed in as <b>{html.escape(who.owner)}</b> ({who.role.value}).</p>"
-            '<p>The API is documented at <a href="/docs">/docs</a>; every route also accepts '
-            "<code>Authorization: Bearer &lt;API key&gt;</code>.</p>"
-        )
-    return HTMLResponse(_PAGE.format(body=body))
