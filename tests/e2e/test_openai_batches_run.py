@@ -9,6 +9,10 @@ completions and of embeddings.
 from __future__ import annotations
 
 import json
+import os
+import re
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Final, Literal
@@ -197,3 +201,17 @@ def test_a_2000_request_batch(client: OpenAI, mock: MockUpstreamProcess, kind: s
     assert done.usage is not None
     assert done.usage.total_tokens == sum(line["response"]["body"]["usage"]["total_tokens"] for line in output)
     assert done.status in TERMINAL
+
+
+def test_the_readme_example_runs(server: ServerProcess, tmp_path: Path) -> None:
+    """examples/openai_batch.py, the README's example, as a user runs it."""
+    example = Path(__file__).resolve().parents[2] / "examples" / "openai_batch.py"
+    env = {**os.environ, "BATCHYARD_URL": server.url, "BATCHYARD_API_KEY": server.create_key("reader")}
+    done = subprocess.run(
+        [sys.executable, str(example)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    first, second, third = done.stdout.splitlines()
+    assert re.fullmatch(r"batch_\w+ validating", first)
+    assert second.startswith("completed BatchRequestCounts(completed=100, failed=0, total=100) ")
+    assert third == "Mock reply to: Say hello to #7"
