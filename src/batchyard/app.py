@@ -29,6 +29,7 @@ from batchyard.settings import Settings
 from batchyard.store import Store
 
 if TYPE_CHECKING:  # the worker (asyncio and all) is imported when one runs, not for every CLI command
+    from batchyard.services.metrics import MetricsService
     from batchyard.worker import Worker, WorkerStats
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -187,6 +188,12 @@ class Batchyard:
     @property
     def system(self) -> SystemService:
         return SystemService(self.store, self.settings, self.registry)
+
+    @property
+    def metrics(self) -> MetricsService:
+        from batchyard.services.metrics import MetricsService  # prometheus_client: for servers, not every CLI start
+
+        return MetricsService(self.store, self.settings)
 
     def connect(self) -> None:
         """Open the database now (and migrate it, unless disabled) instead of on first use."""

@@ -135,6 +135,10 @@ class Settings(BaseSettings):
         """Whether the openai handler has anywhere to send requests (a default upstream or a routes file)."""
         return self.upstream_url is not None or self.upstreams_file is not None
 
+    metrics_public: bool = Field(
+        False, description="Serve GET /metrics without a key (default: an admin key; metrics cover every owner)."
+    )
+
     @field_validator("data_dir")
     @classmethod
     def _expand(cls, value: Path) -> Path:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from fastapi.testclient import TestClient
 
 from batchyard import Batchyard, ItemContext
+from batchyard.api import create_app
 from batchyard.services.auth import AuthService, Principal, Role
 
 from .conftest import Keys, bearer
@@ -92,3 +93,23 @@ def test_another_owner_gets_404_and_a_viewer_403_on_writes(client: TestClient, a
     # the admin sees it all
     assert client.get(f"/api/v1/jobs/{ids['job_id']}", headers=bearer(keys.root)).status_code == 200
     assert client.get(f"/api/v1/files/{ids['file_id']}", headers=bearer(keys.root)).status_code == 200
+
+
+def test_metrics_are_for_admins_unless_public(client: TestClient, app: Batchyard, keys: Keys) -> None:
+    """``/metrics`` covers every owner's queue: no key 401, members and viewers 403, an admin key reads it."""
+    assert client.get("/metrics").status_code == 401
+    for key in (keys.alice, keys.vera):
+        refused = client.get("/metrics", headers=bearer(key))
+        assert refused.status_code == 403, refused.text
+        assert refused.json()["error"]["code"] == "forbidden"
+    admin = client.get("/metrics", headers=bearer(keys.root))
+    assert admin.status_code == 200
+    assert "batchyard_queue_depth" in admin.text
+
+    public = Batchyard(app.settings.model_copy(update={"metrics_public": True}), demo_handlers=True)
+    try:
+        with TestClient(create_app(batchyard=public)) as open_client:
+            assert open_client.get("/metrics").status_code == 200
+            assert open_client.get("/metrics", headers=bearer(keys.alice)).status_code == 200
+    finally:
+        public.close()

@@ -43,6 +43,15 @@ CHECKED_PACKAGES: dict[str, tuple[str, ...]] = {
         "batchyard.worker",
         "batchyard.data",
     ),
+    # Metrics are recorded by the worker, handlers and maintenance and read by the API: they depend on no layer.
+    "batchyard.metrics": (
+        "batchyard.store",
+        "batchyard.services",
+        "batchyard.api",
+        "batchyard.cli",
+        "batchyard.worker",
+        "batchyard.data",
+    ),
     # Built-in handlers run in workers like users' handlers: they see an item and its context, nothing more.
     "batchyard.handlers": (
         "batchyard.store",

@@ -62,6 +62,29 @@ def worker(
     ] = None,
     upstream: UpstreamOption = None,
     log_level: LogLevelOption = LogLevel.info,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            "--metrics-port",
+            envvar="BATCHYARD_WORKER_METRICS_PORT",
+            min=1,
+            max=65535,
+            metavar="PORT",
+            help="Serve this worker's own metrics (items processed, claim and flush latency) for Prometheus at "
+            "http://HOST:PORT/metrics. Queue gauges come from a server's /metrics. "
+            "Env: BATCHYARD_WORKER_METRICS_PORT.",
+        ),
+    ] = None,
+    metrics_host: Annotated[
+        str,
+        typer.Option(
+            "--metrics-host",
+            envvar="BATCHYARD_WORKER_METRICS_HOST",
+            metavar="ADDRESS",
+            help="Address for --metrics-port (no key is asked there; 0.0.0.0 opens it to the network). "
+            "Env: BATCHYARD_WORKER_METRICS_HOST.",
+        ),
+    ] = "127.0.0.1",
 ) -> None:
     """Run a worker: claim items of every job whose handler it knows and process them, until stopped.
 
@@ -102,6 +125,17 @@ def worker(
             f"concurrency {in_flight} · database {redact_url(by.settings.effective_database_url)}",
             soft_wrap=True,
         )
+        if metrics_port is not None:
+            from batchyard.metrics import serve_process_metrics
+
+            try:
+                serve_process_metrics(metrics_port, metrics_host)
+            except OSError as exc:
+                fail(
+                    f"cannot serve metrics on {metrics_host}:{metrics_port}: {exc.strerror or exc}",
+                    hint="pick another --metrics-port",
+                )
+            out.print(f"metrics at [cyan]http://{metrics_host}:{metrics_port}/metrics[/]", soft_wrap=True)
         out.print("[dim]Ctrl-C or SIGTERM stops it gracefully.[/]")
         stats = by.run_worker(handlers=names, concurrency=concurrency)
     out.print(

@@ -12,9 +12,11 @@ import socket
 import time
 from dataclasses import dataclass
 
+from batchyard import metrics
 from batchyard.core.lifecycle import Action
 from batchyard.data.blobs import LocalStorage, job_prefix
 from batchyard.data.results import write_result_files
+from batchyard.errors import NotFound
 from batchyard.openai_wire import BATCH_FILES_KEY
 from batchyard.services.openai_batches import OpenAIBatchService
 from batchyard.settings import Settings
@@ -91,8 +93,18 @@ class Maintenance:
                 meta["host"] = socket.gethostname()
             self.store.upkeep.files_written(job_id, files)
             log.debug("wrote result files of %s in %.2fs", job_id, time.perf_counter() - started)
+            self._record_finished(job_id)
             n += 1
         return n
+
+    def _record_finished(self, job_id: str) -> None:
+        """The job is finished now (its files written): its duration, from creation, goes to the metrics."""
+        try:
+            job = self.store.jobs.get_job(job_id)
+        except NotFound:  # deleted meanwhile
+            return
+        if job.finished_at is not None:
+            metrics.record_job_finished(job.handler, job.status, job.finished_at - job.created_at)
 
 
 class _LeaseKeeper:

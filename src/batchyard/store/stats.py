@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.sql.elements import ColumnElement
 
+from batchyard.core.lifecycle import TERMINAL_JOB_STATUSES, JobStatus
 from batchyard.core.records import ITEM_COUNTERS, JobRecord, StatsBucket, StatsFilter, StatsSnapshot
 from batchyard.store.engine import Database
 from batchyard.store.schema import job_usage, jobs, progress_samples
@@ -145,6 +146,24 @@ class StatsStore:
         records = [JobRecord.from_row(r) for r in rows[:limit]]
         records.reverse()
         return records, len(rows) > limit
+
+    def unfinished_by_handler(self) -> list[tuple[str, str, int, int, int]]:
+        """(handler, status, jobs, queued items, running items) of the unfinished jobs, from their counters: one
+        ``GROUP BY`` over the jobs in a status that is not terminal (``ix_jobs_claim`` starts with the status)."""
+        unfinished = sorted(s.value for s in JobStatus if s not in TERMINAL_JOB_STATUSES)
+        query = (
+            select(
+                jobs.c.handler,
+                jobs.c.status,
+                func.count(),
+                func.coalesce(func.sum(jobs.c.queued), 0),
+                func.coalesce(func.sum(jobs.c.running), 0),
+            )
+            .where(jobs.c.status.in_(unfinished))
+            .group_by(jobs.c.handler, jobs.c.status)
+        )
+        with self.db.read() as conn:
+            return [(str(h), str(s), int(n), int(q), int(r)) for h, s, n, q, r in conn.execute(query)]
 
 
 def changed_at_expression() -> ColumnElement[float]:

@@ -13,9 +13,11 @@ import collections
 import contextlib
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from batchyard import metrics
 from batchyard.core.records import ClaimBatch, CompletionReport, Outcome
 from batchyard.core.storable import json_text, storable
 from batchyard.errors import StoreUnavailable
@@ -148,6 +150,7 @@ class Completer:
             finished = [token for token, n in per_token.items() if self._lease_left[token] == n]
             # Free the capacity now, so the next claim overlaps this write instead of waiting for it.
             self._free_capacity(per_token, -1)
+            started = time.perf_counter()
             try:
                 try:
                     report = await asyncio.to_thread(self.store.claims.complete_items, batch, finished)
@@ -167,6 +170,7 @@ class Completer:
                 self._trouble("flush", exc)
                 await asyncio.sleep(STORE_RETRY_SECONDS)
                 return
+            self._record_metrics(time.perf_counter() - started, batch)
             self._forget(batch, per_token)
         self.stats.flushed += len(batch)
         self.stats.accepted += report.accepted
@@ -239,6 +243,15 @@ class Completer:
         if finished:
             self.store.claims.complete_items([], finished)
         return report
+
+    def _record_metrics(self, seconds: float, batch: list[Outcome]) -> None:
+        """One observation per flush and one counter step per (handler, outcome) of the batch: next to nothing."""
+        handler_of = self._lease_handler
+        kinds = collections.Counter((o.lease_token, o.kind) for o in batch)
+        outcomes: collections.Counter[tuple[str, str]] = collections.Counter()
+        for (token, kind), n in kinds.items():
+            outcomes[handler_of[token], kind] += n
+        metrics.record_flush(seconds, outcomes)
 
     def _free_capacity(self, per_token: collections.Counter[str], sign: int) -> None:
         for token, n in per_token.items():

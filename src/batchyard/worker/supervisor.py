@@ -18,6 +18,7 @@ import uuid
 from collections.abc import Callable, Coroutine
 from typing import Any
 
+from batchyard import metrics
 from batchyard.core.records import ClaimBatch, CompletionReport
 from batchyard.core.storable import storable
 from batchyard.data.blobs import LocalStorage
@@ -256,6 +257,7 @@ class Worker:
             if all(free <= 0 for free in capacity.values()):
                 await self._sleep_until_wake(poll / 5)
                 continue
+            started = time.perf_counter()
             try:
                 batch = await asyncio.to_thread(
                     self.store.claims.claim_items,
@@ -271,8 +273,10 @@ class Worker:
                 await self._sleep_until_wake(STORE_RETRY_SECONDS)
                 continue
             if batch is None:
+                metrics.record_claim(time.perf_counter() - started)
                 await self._sleep_until_wake(poll)
                 continue
+            metrics.record_claim(time.perf_counter() - started, batch.job.handler, len(batch.items))
             if batch.items:
                 self._dispatch(batch)
             else:  # e.g. only suspects are due and this worker already runs its one group of them

@@ -42,6 +42,7 @@ def register_routes(api: FastAPI) -> None:
         items,
         jobs,
         keys,
+        metrics,
         openai_batches,
         openai_files,
         results,
@@ -51,7 +52,7 @@ def register_routes(api: FastAPI) -> None:
         system,
     )
 
-    for module in (system, session, keys, jobs, items, results, files, stats, stream):
+    for module in (system, metrics, session, keys, jobs, items, results, files, stats, stream):
         api.include_router(module.router, responses=COMMON_ERRORS, dependencies=[Depends(refuse_unstorable_text)])
     for module in (openai_files, openai_batches):
         api.include_router(module.router, responses=OPENAI_ERRORS, dependencies=[Depends(refuse_unstorable_text)])
