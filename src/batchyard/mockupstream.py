@@ -17,7 +17,8 @@ spread ``latency_spread``). It fails only when asked:
 
 ``GET /_stats`` counts what it answered (``requests``, ``by_status``, ``by_endpoint``, ``by_key``: requests per
 key, so a test can check each request was answered once; ``arrivals``: when each request with a ``"mock"``
-object came, as Unix times), ``POST /_reset`` zeroes them. With ``api_key`` set, every
+object came, as Unix times), ``POST /_reset`` zeroes them. ``/_echo`` answers
+any request with what it was; ``/_redirect?to=URL&status=302`` redirects there. With ``api_key`` set, every
 ``/v1`` request must carry ``Authorization: Bearer <api_key>`` (else 401).
 """
 
@@ -93,6 +94,8 @@ class MockUpstream:
         app.router.add_get("/_stats", self.get_stats)
         app.router.add_post("/_reset", self.reset)
         app.router.add_get("/healthz", self.health)
+        app.router.add_route("*", "/_echo", self.echo)
+        app.router.add_route("*", "/_redirect", self.redirect)
         return app
 
     # -- plumbing -------------------------------------------------------------------------------------------
@@ -131,6 +134,22 @@ class MockUpstream:
 
     async def health(self, request: web.Request) -> web.Response:
         return web.json_response({"ok": True})
+
+    async def echo(self, request: web.Request) -> web.Response:
+        """Any method: what the request was (for the http handler's tests)."""
+        self.stats.requests += 1
+        self.stats.by_endpoint["/_echo"] += 1
+        body = (await request.read()).decode("utf-8", "replace")
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        return self._answer(200, {"method": request.method, "path": request.path_qs, "headers": headers, "body": body})
+
+    async def redirect(self, request: web.Request) -> web.Response:
+        """Any method: a redirect to ``?to=URL`` (``&status=307``, default 302)."""
+        self.stats.requests += 1
+        self.stats.by_endpoint["/_redirect"] += 1
+        status = int(request.query.get("status", "302"))
+        self.stats.by_status[status] += 1
+        return web.Response(status=status, headers={"Location": request.query.get("to", "/_echo")})
 
     async def get_stats(self, request: web.Request) -> web.Response:
         return web.json_response(self.stats.to_dict())

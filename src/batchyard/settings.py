@@ -114,6 +114,11 @@ class Settings(BaseSettings):
         description="Let the http handler reach loopback, private and link-local addresses (cloud metadata "
         "addresses stay refused).",
     )
+    allowed_private_networks: list[str] = Field(
+        default_factory=list,
+        description='Networks (CIDR, a JSON list: ["10.1.0.0/16"]) the http handler may reach even when private '
+        "addresses are refused; cloud metadata addresses stay refused.",
+    )
 
     @field_validator("upstream_url")
     @classmethod
@@ -129,6 +134,18 @@ class Settings(BaseSettings):
         if parts.query or parts.fragment:
             raise ValueError(f"{value!r}: a base URL has no query or fragment")
         return url if parts.path else url + "/v1"
+
+    @field_validator("allowed_private_networks")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        import ipaddress
+
+        for network in value:
+            try:
+                ipaddress.ip_network(network, strict=False)
+            except ValueError:
+                raise ValueError(f"{network!r} is not a network such as 10.1.0.0/16") from None
+        return value
 
     @property
     def has_upstream(self) -> bool:

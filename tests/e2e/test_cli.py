@@ -560,7 +560,7 @@ def test_worker_runs_jobs_submitted_from_another_process(
     worker.send_signal(signal.SIGTERM)
     stdout, stderr = worker.communicate(timeout=30)
     assert worker.returncode == 0, stderr
-    assert "handlers echo, flaky, sleep" in stdout
+    assert "handlers echo, flaky, http, sleep" in stdout
     assert f"database sqlite:///{cli.data_dir / 'batchyard.db'}" in stdout
     assert "Worker stopped: 30 items finished" in stdout
     assert "Traceback" not in stderr

@@ -67,9 +67,13 @@ def test_an_app_offers_no_demo_handlers_unless_asked() -> None:
 def test_a_worker_with_app_offers_only_its_handlers(cli: Cli, tmp_path: Path) -> None:
     write_app(tmp_path, "userjobs")
 
-    assert "handlers shout ·" in worker_banner(cli, "--app", "userjobs:app")
-    assert "handlers echo, flaky, shout, sleep ·" in worker_banner(cli, "--app", "userjobs:app", "--demo")
-    assert "handlers echo, flaky, sleep ·" in worker_banner(cli)  # no --app: the demo handlers, to try things
+    # Its own handlers and the built-in http (openai too once an upstream is set), never the demos unasked.
+    assert "handlers http, shout ·" in worker_banner(cli, "--app", "userjobs:app")
+    assert "handlers echo, flaky, http, shout, sleep ·" in worker_banner(cli, "--app", "userjobs:app", "--demo")
+    assert "handlers echo, flaky, http, sleep ·" in worker_banner(cli)  # no --app: the demo handlers, to try things
+    assert "handlers http, openai, shout ·" in worker_banner(
+        cli, "--app", "userjobs:app", "--upstream", "http://127.0.0.1:9/v1"
+    )
 
 
 def test_submitting_to_a_demo_handler_of_a_user_app_needs_demo(cli: Cli, tmp_path: Path) -> None:
@@ -106,7 +110,7 @@ def test_app_module_alone_finds_its_app_attribute(cli: Cli, tmp_path: Path) -> N
 def test_app_module_alone_finds_its_only_app_by_any_name(cli: Cli, tmp_path: Path) -> None:
     write_app(tmp_path, "renamed", name="batches")
 
-    assert "handlers shout ·" in worker_banner(cli, "--app", "renamed")
+    assert "handlers http, shout ·" in worker_banner(cli, "--app", "renamed")
 
 
 def test_app_module_without_an_app_says_what_it_looked_for(cli: Cli, tmp_path: Path) -> None:

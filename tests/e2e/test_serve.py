@@ -153,7 +153,7 @@ def test_serve_prints_where_everything_is_and_answers_health_and_readiness(serve
     assert f"{server.url}/docs" in out
     assert f"sqlite:///{server.data_dir / 'batchyard.db'}" in out
     assert "keys create --owner NAME --role member" in out
-    assert "handlers echo, flaky, sleep" in out
+    assert "handlers echo, flaky, http, sleep" in out
     assert httpx.get(f"{server.url}/healthz").json() == {"status": "ok"}
     ready = httpx.get(f"{server.url}/readyz")
     assert ready.status_code == 200

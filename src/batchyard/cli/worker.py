@@ -105,17 +105,19 @@ def worker(
     configure_logging(log_level)
     with open_app(ctx, app, demo=demo) as by:
         use_upstream(by, upstream)
-        from batchyard.handlers import served_handlers
+        from batchyard.handlers import BUILTIN_HANDLERS, served_handlers
 
         names = (
             [n.strip() for n in handlers.split(",") if n.strip()]
             if handlers
             else served_handlers(by.registry, by.settings)
         )
-        if not names:
+        if not handlers and not by.settings.has_upstream and set(names) <= set(BUILTIN_HANDLERS):
+            # Only the built-in http handler: most likely the wrong --app (or one not finished), not a wish.
             fail(
-                f"--app {app} registers no handlers, so this worker would never process anything",
-                hint="register one with @app.handler(...), or pass --demo for the demo handlers (echo, sleep, flaky)",
+                f"--app {app} registers no handlers, so this worker would only run the built-in http handler",
+                hint="register one with @app.handler(...), pass --demo for the demo handlers (echo, sleep, flaky), "
+                "--upstream URL for OpenAI batches, or --handlers http to run just that",
             )
         for name in names:
             by.registry.get(name)  # an unknown name is a clear error now, not a silent idle worker

@@ -14,7 +14,9 @@ IPv6 forms that carry an IPv4 address (``::ffff:a.b.c.d``, 6to4, NAT64 ``64:ff9b
 
 from __future__ import annotations
 
+import functools
 import ipaddress
+from collections.abc import Sequence
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -89,13 +91,20 @@ def refusal_reason(address: IPAddress, *, allow_private: bool) -> tuple[str, boo
 _BROADCAST = ipaddress.IPv4Address("255.255.255.255")
 
 
-def check_address(host: str, address: str, *, allow_private: bool) -> None:
-    """Raise :class:`AddressRefused` if ``address`` (an IP, as resolved for ``host``) may not be reached."""
+def check_address(host: str, address: str, *, allow_private: bool, allowed_networks: Sequence[str] = ()) -> None:
+    """Raise :class:`AddressRefused` if ``address`` (an IP, as resolved for ``host``) may not be reached.
+    ``allowed_networks`` (CIDR) are reachable even when private targets are not (metadata addresses never are)."""
     try:
         parsed = ipaddress.ip_address(address.split("%", 1)[0])  # a scope id (fe80::1%eth0) is not the address
     except ValueError:
         raise AddressRefused(host, address, "an unreadable", allowed_by_setting=False) from None
-    refused = refusal_reason(parsed, allow_private=allow_private)
+    allowed = allow_private or any(parsed in _network(n) for n in allowed_networks)
+    refused = refusal_reason(parsed, allow_private=allowed)
     if refused is not None:
         reason, by_setting = refused
         raise AddressRefused(host, address, reason, allowed_by_setting=by_setting)
+
+
+@functools.lru_cache(maxsize=256)
+def _network(cidr: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+    return ipaddress.ip_network(cidr, strict=False)

@@ -11,13 +11,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from batchyard.handlers import http
 from batchyard.handlers.openai import HANDLER_CONCURRENCY, HANDLER_NAME, make_openai_handler
 
 if TYPE_CHECKING:
     from batchyard.registry import HandlerRegistry
     from batchyard.settings import Settings
 
-BUILTIN_HANDLERS = (HANDLER_NAME,)
+BUILTIN_HANDLERS = (HANDLER_NAME, http.HANDLER_NAME)
 
 
 def register_builtin_handlers(registry: HandlerRegistry, settings: Callable[[], Settings]) -> None:
@@ -30,6 +31,13 @@ def register_builtin_handlers(registry: HandlerRegistry, settings: Callable[[], 
             function,
             concurrency=HANDLER_CONCURRENCY,
             description="Forward OpenAI-format requests (a batch's lines) to the upstream for their model",
+        )
+    if http.HANDLER_NAME not in registry:
+        registry.register(
+            http.HANDLER_NAME,
+            http.make_http_handler(settings),
+            concurrency=http.HANDLER_CONCURRENCY,
+            description="One HTTP request per item (public addresses only unless BATCHYARD_ALLOW_PRIVATE_URLS)",
         )
 
 
