@@ -21,8 +21,9 @@ if TYPE_CHECKING:
 BATCH_PREFIX = "batch_"
 JOB_PREFIX = "job_"
 OPENAI_HANDLER = "openai"
-# Where a batch's OpenAI-only facts live in its job's result_files (the output and error file ids).
-BATCH_FILES_KEY = "openai_batch"
+# The job params that hold a batch's output and error file ids once they are written.
+OUTPUT_FILE_PARAM = "output_file_id"
+ERROR_FILE_PARAM = "error_file_id"
 
 BatchStatus = Literal[
     "validating", "failed", "in_progress", "finalizing", "completed", "expired", "cancelling", "cancelled"
@@ -170,7 +171,8 @@ class Batch(BaseModel):
         """The batch a job is, given when it first had each of :data:`BATCH_EVENT_TYPES`."""
         status = batch_status(job)
         params = job.params
-        files = job.result_files.get(BATCH_FILES_KEY) or {}
+        # Ids from an earlier run (the job was retried since) are not this run's files: only once written.
+        files = params if job.files_written_at is not None else {}
         finished = _ts(job.finished_at) if status in TERMINAL_BATCH_STATUSES else None
         usage = job.usage
         return cls(
@@ -181,8 +183,8 @@ class Batch(BaseModel):
             input_file_id=str(params.get("input_file_id") or ""),
             completion_window=str(params.get("completion_window") or "24h"),
             status=status,
-            output_file_id=files.get("output_file_id"),
-            error_file_id=files.get("error_file_id"),
+            output_file_id=files.get(OUTPUT_FILE_PARAM),
+            error_file_id=files.get(ERROR_FILE_PARAM),
             created_at=int(job.created_at),
             in_progress_at=_ts(event_times.get("validated") or job.started_at),
             expires_at=_ts(job.expires_at),
@@ -220,8 +222,10 @@ def batch_status(job: JobRecord) -> BatchStatus:
     so a client that stops polling at a final status always finds its files; until then it is ``cancelling``
     or ``finalizing``."""
     status = job.status
+    if status in ("queued", "paused") and job.total == 0:
+        return "validating"
     if status == "queued":
-        return "validating" if job.total == 0 else "in_progress"
+        return "in_progress"
     if status in ("running", "paused"):
         return "in_progress"
     if status in ("finalizing", "cancelling", "completed"):

@@ -17,7 +17,6 @@ from batchyard.core.lifecycle import Action
 from batchyard.data.blobs import LocalStorage, job_prefix
 from batchyard.data.results import write_result_files
 from batchyard.errors import NotFound
-from batchyard.openai_wire import BATCH_FILES_KEY
 from batchyard.services.openai_batches import OpenAIBatchService
 from batchyard.settings import Settings
 from batchyard.store import Store
@@ -86,9 +85,7 @@ class Maintenance:
                 log.info("removed %d half-written file(s) of %s left by a writer that died", stale, job_id)
             keeper = _LeaseKeeper(self.store, job_id, lease)
             files = write_result_files(self.store, self.storage, job_id, keeper)
-            batch_files = self.openai.write_batch_files(job_id, keeper)
-            if batch_files is not None:
-                files[BATCH_FILES_KEY] = batch_files
+            self.openai.write_batch_files(job_id, keeper)  # an OpenAI batch's own files, before it completes
             for meta in files.values():  # with local storage only this host's data dir has them: say where
                 meta["host"] = socket.gethostname()
             self.store.upkeep.files_written(job_id, files)

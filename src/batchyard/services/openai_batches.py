@@ -26,7 +26,9 @@ from batchyard.data.openai_output import BATCH_CANCELLED, BATCH_EXPIRED, write_b
 from batchyard.errors import IllegalTransition, InvalidRequest, NotFound
 from batchyard.openai_wire import (
     BATCH_EVENT_TYPES,
+    ERROR_FILE_PARAM,
     OPENAI_HANDLER,
+    OUTPUT_FILE_PARAM,
     Batch,
     BatchList,
     batch_id,
@@ -334,8 +336,9 @@ class OpenAIBatchService:
     # -- output files -------------------------------------------------------------------------------------
 
     def write_batch_files(self, job_id: str, keepalive: Callable[[], None] | None = None) -> dict[str, Any] | None:
-        """Write a finished batch's output and error files as files of its owner (``batch_output``); returns the
-        entry for the job's ``result_files`` (their ids), or None for a job that is no OpenAI batch."""
+        """Write a finished batch's output and error files as files of its owner (``batch_output``) and record
+        their ids in the job's params (the batch shows them once the job's result files are recorded); returns
+        the ids, or None for a job that is no OpenAI batch."""
         job = self.store.jobs.get_job(job_id)
         if job.handler != OPENAI_HANDLER or not job.total:
             return None
@@ -351,10 +354,10 @@ class OpenAIBatchService:
             keepalive=keepalive,
         )
         seconds = job.params.get("output_expires_after_seconds") or DEFAULT_OUTPUT_EXPIRY_SECONDS
-        entry: dict[str, Any] = {"output_file_id": None, "error_file_id": None}
+        entry: dict[str, Any] = {OUTPUT_FILE_PARAM: None, ERROR_FILE_PARAM: None}
         for key, file_id, written, suffix in (
-            ("output_file_id", output_id, output, "output"),
-            ("error_file_id", error_id, errors, "error"),
+            (OUTPUT_FILE_PARAM, output_id, output, "output"),
+            (ERROR_FILE_PARAM, error_id, errors, "error"),
         ):
             if written is None:
                 continue
@@ -368,6 +371,7 @@ class OpenAIBatchService:
                 expires_at=time.time() + float(seconds),
             )
             entry[key] = record.id
+        self.store.jobs.merge_params(job.id, entry)
         return entry
 
     def delete_expired_files(self, limit: int = 100) -> int:

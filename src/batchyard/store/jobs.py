@@ -52,6 +52,8 @@ class ItemSource(Protocol):
 
 
 INSERT_CHUNK = 5000
+# An empty job may be filled while queued, or paused (someone paused it before its items came: it stays paused).
+_FILLABLE = (JobStatus.QUEUED, JobStatus.PAUSED)
 _STOPPABLE = (JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.PAUSED)
 
 
@@ -163,8 +165,8 @@ class JobStore:
     # -- filling a job created empty (an OpenAI batch: created at once, its input file checked after) --------
 
     def jobs_awaiting_items(self, handler: str, limit: int = 10) -> list[str]:
-        """Queued jobs of ``handler`` with no items yet whose filling nobody holds (or whose holder's lease ran
-        out), oldest first."""
+        """Queued (or paused) jobs of ``handler`` with no items yet whose filling nobody holds (or whose holder's
+        lease ran out), oldest first."""
         with self.db.read() as conn:
             now = self.db.now(conn)
             return list(
@@ -189,12 +191,12 @@ class JobStore:
     def fill_job(
         self, job_id: str, reader: ItemSource, *, params: dict[str, Any], actor: str | None = None
     ) -> JobRecord | None:
-        """Insert the items of an empty queued job and set its params, in one transaction (a reader that raises
-        leaves nothing). None if the job is no longer empty and queued (cancelled meanwhile, or filled)."""
+        """Insert the items of an empty queued (or paused) job and set its params, in one transaction (a reader that
+        raises leaves nothing). None if the job is no longer empty and queued or paused (cancelled, or filled)."""
         with self.db.write() as conn:
             now = self.db.now(conn)
             row = conn.execute(select(jobs.c.status, jobs.c.total).where(jobs.c.id == job_id).with_for_update()).first()
-            if row is None or row.status != JobStatus.QUEUED or row.total:
+            if row is None or row.status not in _FILLABLE or row.total:
                 return None
             total = self._insert_items(conn, job_id, reader)
             conn.execute(
@@ -221,6 +223,13 @@ class JobStore:
             row = conn.execute(select(jobs).where(jobs.c.id == job_id)).one()
         self.wakeups.after_commit_wake()
         return JobRecord.from_row(row)
+
+    def merge_params(self, job_id: str, values: dict[str, Any]) -> None:
+        """Set these keys of a job's params (the others stay)."""
+        with self.db.write() as conn:
+            current = conn.execute(select(jobs.c.params).where(jobs.c.id == job_id).with_for_update()).scalar()
+            params = {**(decode_json(current) if current else {}), **values}
+            conn.execute(update(jobs).where(jobs.c.id == job_id).values(params=_dumps(params)))
 
     def fail_unfilled(self, job_id: str, error: dict[str, Any], *, actor: str | None = None) -> bool:
         """Fail an empty queued job whose items could not be read (its input was invalid)."""
@@ -449,7 +458,7 @@ class JobStore:
 def _awaiting_items(handler: str, now: float) -> list[Any]:
     return [
         jobs.c.handler == handler,
-        jobs.c.status == JobStatus.QUEUED,
+        jobs.c.status.in_(_FILLABLE),
         jobs.c.total == 0,
         or_(jobs.c.files_lease_until.is_(None), jobs.c.files_lease_until < now),
     ]
