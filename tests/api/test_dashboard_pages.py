@@ -41,9 +41,16 @@ def test_sign_in_page_is_a_styled_form(client: TestClient) -> None:
     page = client.get("/login")
     assert page.status_code == 200
     assert '<form id="login-form"' in page.text and 'type="password"' in page.text
-    assert "/static/app.css" in page.text and "/static/js/login.js" in page.text
-    assert client.get("/static/app.css").status_code == 200
-    assert client.get("/static/js/login.js").headers["content-type"].startswith("text/javascript")
+    css = re.search(r'href="(/static/v-[0-9a-f]{12}/app\.css)"', page.text)
+    script = re.search(r'src="(/static/v-[0-9a-f]{12}/js/login\.js)"', page.text)
+    assert css and script, "the page loads its assets from the versioned static path"
+    versioned = client.get(css[1])
+    assert versioned.status_code == 200 and "immutable" in versioned.headers["cache-control"]
+    module = client.get(script[1])
+    assert module.headers["content-type"].startswith("text/javascript") and "import" in module.text
+    plain = client.get("/static/js/core.js")  # what a module import resolves to without the version: revalidated
+    assert plain.status_code == 200 and plain.headers["cache-control"] == "no-cache"
+    assert client.get("/static/v-000000000000/js/../../../pages.py").status_code == 404
 
 
 def test_a_signed_in_user_skips_the_sign_in_page(client: TestClient, keys: Keys) -> None:

@@ -23,6 +23,7 @@ from batchyard.app import Batchyard
 from batchyard.core.cursors import ITEM_CURSOR, JOB_SORT_KEYS, job_cursor
 from batchyard.core.lifecycle import JOB_TRANSITIONS, TERMINAL_JOB_STATUSES, Action, JobStatus
 from batchyard.core.records import JobQuery
+from batchyard.dashboard import asset_prefix
 from batchyard.errors import BatchyardError, NotFound, Unauthenticated
 from batchyard.services.auth import SESSION_TTL_SECONDS, Principal
 from batchyard.wire import ItemOut, JobOut
@@ -148,6 +149,7 @@ def _render(
             title=title,
             nav=NAV,
             version=__version__,
+            static=asset_prefix(),
             boot_json=script_json(boot),
             **context,
         )

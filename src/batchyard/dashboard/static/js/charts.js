@@ -47,7 +47,7 @@ export function barChart({ title, bars, height = 180, formatY }) {
   const iw = W - PAD.left - PAD.right, ih = height - PAD.top - PAD.bottom;
   const slot = iw / bars.length, bw = Math.max(2, Math.min(42, slot * 0.7));
   const sy = (y) => PAD.top + ih - (y / yMax) * ih;
-  const ticks = [0, 0.5, 1].map((f) => f * yMax);
+  const ticks = (yMax % 2 && yMax < 10 ? [0, 1] : [0, 0.5, 1]).map((f) => f * yMax);
   const grid = ticks.map((t) => `<line class="grid" x1="${PAD.left}" x2="${W - PAD.right}" y1="${sy(t)}" y2="${sy(t)}"/><text x="${PAD.left - 6}" y="${sy(t) + 4}" text-anchor="end">${esc(formatY(t))}</text>`).join("");
   const every = Math.ceil(bars.length / 8);
   const rects = bars.map((b, i) => {

@@ -10,7 +10,7 @@ const results = { cursor: null, stack: [] };
 function uploadRow(f) {
   return html`<tr data-file="${f.id}">
     <td class="col-job" data-label="File"><a href="/api/v1/files/${f.id}/content" download>${icon("download")} ${f.filename}</a></td>
-    <td data-label="Id"><span class="mono small">${f.id}</span>${copyButton(f.id, `Copy file id ${f.id}`)}</td>
+    <td class="wide" data-label="Id"><span class="mono small">${f.id}</span>${copyButton(f.id, `Copy file id ${f.id}`)}</td>
     <td data-label="Purpose">${f.purpose}</td>
     <td class="num" data-label="Size">${bytes(f.bytes)}</td>
     <td class="num" data-label="Uploaded">${timeAgo(f.created_at)}</td>

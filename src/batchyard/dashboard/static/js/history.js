@@ -210,4 +210,6 @@ for (const th of $$("th[data-sort]")) {
 window.addEventListener("popstate", () => { Object.assign(state, readUrl()); toForm(); load(); });
 
 toForm();
+const filtered = state.status.length || state.handler || state.project || state.from || state.to || state.q;
+if (!filtered && matchMedia("(max-width: 520px)").matches) $("#filters-box").open = false; // the charts first on a phone
 load();

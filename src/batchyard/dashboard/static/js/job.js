@@ -543,6 +543,7 @@ $("#item-status").value = items.status;
 renderAll();
 if (items.status) loadItems(items.status);
 else renderItems();
+performance.mark("batchyard:rendered"); // progress, counters and the first items are on screen
 loadEvents();
 loadSamples();
 loadGroups();

@@ -24,7 +24,9 @@ const wrap = $("#jobs-wrap");
 
 function row(job) {
   const checked = state.selected.has(job.id) ? " checked" : "";
-  const actions = jobActions(job).filter((a) => a !== "delete" || job.status !== "running");
+  // Two buttons at most in a row, the likeliest first (every action is on the job's page).
+  const order = ["resume", "pause", "cancel", "retry", "delete"];
+  const actions = jobActions(job).sort((a, b) => order.indexOf(a) - order.indexOf(b));
   const processed = job.counts.done;
   return html`<tr data-id="${job.id}" class="status-${job.status}">
     ${boot.can_write ? html`<td class="col-select"><input type="checkbox" class="select-job" value="${job.id}" aria-label="Select job ${job.id}"${raw(checked)}></td>` : ""}
@@ -37,13 +39,12 @@ function row(job) {
     <td data-label="Status">${badge(job.status)}</td>
     <td class="col-progress" data-label="Progress">
       <div class="progress-cell">${progressBar(job.counts)}<span class="pct">${percentText(job)}</span></div>
-      <div class="subtle small">${compact(processed)} / ${compact(job.counts.total)} processed</div>
+      <div class="subtle small">${compact(processed)} / ${compact(job.counts.total)} done</div>
     </td>
-    <td class="num" data-label="Succeeded">${num(job.counts.succeeded)}</td>
-    <td class="num${job.counts.failed ? " bad-text" : ""}" data-label="Failed">${num(job.counts.failed)}</td>
+    <td class="num counts" data-label="Succeeded · failed"><div><span class="visually-hidden">Succeeded </span>${num(job.counts.succeeded)}</div><div class="${job.counts.failed ? "bad-text" : "subtle"}">${num(job.counts.failed)}<span class="visually-hidden"> failed</span></div></td>
     <td class="num" data-label="Duration">${jobDuration(job)}</td>
     <td class="num" data-label="ETA">${jobEta(job)}</td>
-    <td class="num" data-label="Created">${timeAgo(job.created_at)}</td>
+    <td class="num col-created" data-label="Created">${timeAgo(job.created_at)}</td>
     ${boot.is_admin ? html`<td data-label="Owner"><a href="${linkFor({ ...state.filters, owner: job.owner })}">${job.owner}</a></td>` : ""}
     ${boot.can_write ? html`<td class="col-actions">${actions.slice(0, 2).map((a) => html`<button type="button" class="btn btn-small${a === "cancel" || a === "delete" ? " btn-danger-outline" : ""}" data-action="${a}" data-job="${job.id}">${ACTION_LABEL[a]}</button>`)}</td>` : ""}
   </tr>`;
@@ -362,4 +363,5 @@ for (const button of $$("[data-bulk]")) {
 
 history.replaceState({ filters: state.filters, cursor: state.cursor }, "", location.href);
 render();
+performance.mark("batchyard:rendered"); // the table is on screen (bench/dashboard.py reads this)
 loadStats();

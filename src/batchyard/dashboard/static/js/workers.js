@@ -43,7 +43,7 @@ async function load() {
     $("#w-handlers").textContent = num(new Set(list.flatMap((w) => w.handlers)).size);
     $("#handler-rows").innerHTML = handlers.data.map((h) => html`<tr>
       <td data-label="Handler"><span class="handler">${h.name}</span></td>
-      <td class="wide" data-label="What it does">${h.description || "—"}</td>
+      <td class="wide" data-label="What it does">${(h.description || "—").replaceAll("``", "")}</td>
       <td class="num" data-label="Live workers">${h.live_workers ? num(h.live_workers) : html`<span class="warn-text">none</span>`}</td>
       <td class="num" data-label="Concurrency">${num(h.concurrency)}</td>
       <td class="num" data-label="Max attempts">${h.max_attempts ?? "default"}</td>
