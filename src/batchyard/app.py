@@ -17,6 +17,7 @@ from batchyard.handlers.demo import register_demo_handlers
 from batchyard.registry import HandlerRegistry
 from batchyard.services.activity import ActivityService
 from batchyard.services.auth import AuthService
+from batchyard.services.errorgroups import ErrorGroupService
 from batchyard.services.files import FileService
 from batchyard.services.items import ItemService
 from batchyard.services.jobs import ItemSource, JobService, JobView
@@ -155,6 +156,11 @@ class Batchyard:
     @property
     def items(self) -> ItemService:
         return ItemService(self.store, self.service)
+
+    @property
+    def error_groups(self) -> ErrorGroupService:
+        """A job's failures grouped by error signature: list, export and retry one group."""
+        return ErrorGroupService(self.store, self.service)
 
     @property
     def results(self) -> ResultService:

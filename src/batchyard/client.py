@@ -31,7 +31,7 @@ from batchyard import __version__
 from batchyard.errors import ApiError, ConfigError, ServerUnreachable
 
 if TYPE_CHECKING:  # pydantic is imported when a first answer is parsed, not for the CLI's every start
-    from batchyard.wire import EventOut, FileOut, HandlerOut, JobOut, Page, RetryOut
+    from batchyard.wire import ErrorGroupOut, EventOut, FileOut, HandlerOut, JobOut, Page, RetryOut
 
 DEFAULT_TIMEOUT_SECONDS = 30.0
 CONNECT_TIMEOUT_SECONDS = 10.0
@@ -295,11 +295,30 @@ class Client:
     def resume_job(self, job_id: str) -> JobOut:
         return _job(self._move(job_id, "resume"))
 
-    def retry_job(self, job_id: str) -> RetryOut:
-        """Queue the failed items again; the job comes back with ``retried``: how many."""
+    def retry_job(self, job_id: str, *, error_group: str | None = None) -> RetryOut:
+        """Queue the failed items again (with ``error_group``, a signature from :meth:`error_groups`: only that
+        group's); the job comes back with ``retried``: how many."""
         from batchyard.wire import RetryOut
 
-        return RetryOut.model_validate(self._move(job_id, "retry"))
+        if error_group is None:
+            return RetryOut.model_validate(self._move(job_id, "retry"))
+        path = f"/api/v1/jobs/{_segment(job_id)}/retry"
+        return RetryOut.model_validate(self._json("POST", path, json={"error_group": error_group}))
+
+    def error_groups(
+        self, job_id: str, *, limit: int | None = None, samples: int | None = None, cursor: str | None = None
+    ) -> Page[ErrorGroupOut]:
+        """One page of the job's failures grouped by error signature, largest group first."""
+        from batchyard.wire import ErrorGroupOut, Page
+
+        params = {k: v for k, v in (("limit", limit), ("samples", samples), ("cursor", cursor)) if v is not None}
+        path = f"/api/v1/jobs/{_segment(job_id)}/error-groups"
+        return Page[ErrorGroupOut].model_validate(self._json("GET", path, params=params))
+
+    def download_error_group(self, job_id: str, signature: str, target: str | Path) -> int:
+        """Stream one error group's failed items (JSON lines with key, error and payload) to ``target``."""
+        path = f"/api/v1/jobs/{_segment(job_id)}/error-groups/{_segment(signature)}/items.jsonl"
+        return self._download(path, Path(target))
 
     def delete_job(self, job_id: str) -> None:
         self.request("DELETE", f"/api/v1/jobs/{_segment(job_id)}")
@@ -337,9 +356,10 @@ class Client:
     def download(self, job_id: str, name: str, target: str | Path) -> int:
         """Stream one result file (``results.jsonl``, ``errors.jsonl``, ``results.csv``, ``artifacts.zip``) to
         ``target``; returns its size. A failed download leaves no partial file behind."""
-        target = Path(target)
+        return self._download(f"/api/v1/jobs/{_segment(job_id)}/{_segment(name)}", Path(target))
+
+    def _download(self, path: str, target: Path) -> int:
         partial = target.with_name(f".{target.name}.part")
-        path = f"/api/v1/jobs/{_segment(job_id)}/{_segment(name)}"
         written = 0
         try:
             timeout = httpx.Timeout(UPLOAD_TIMEOUT_SECONDS, connect=CONNECT_TIMEOUT_SECONDS)

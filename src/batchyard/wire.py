@@ -43,6 +43,7 @@ from batchyard.core.roles import Role
 
 if TYPE_CHECKING:
     from batchyard.core.records import ApiKeyRecord, EventRecord, FileRecord, ItemRecord, JobRecord, WorkerRecord
+    from batchyard.services.errorgroups import ErrorGroup
     from batchyard.services.jobs import JobView
 
 T = TypeVar("T")
@@ -293,6 +294,55 @@ class ItemOut(BaseModel):
                 "finished_at": item.finished_at,
                 "duration_seconds": duration,
                 "usage": item.usage,
+            }
+        )
+
+
+# -- error groups ----------------------------------------------------------------------------------------------
+
+
+class ErrorSampleOut(BaseModel):
+    key: str
+    seq: int = Field(description="0-based position in the job's input")
+    attempts: int
+    finished_at: float | None
+    error: ItemErrorOut | None = Field(description="The item's own error, as it was (not normalized)")
+
+
+class ErrorGroupOut(BaseModel):
+    """A job's failed items whose errors share a signature: the same type, code and message once the parts that
+    differ between items (numbers, ids, uuids, paths, quoted strings, URLs, e-mail addresses) are masked."""
+
+    signature: str = Field(description="Stable id of the group (hex); pass it to retry or export the group")
+    type: str | None = Field(description="Exception class name, e.g. ValueError")
+    code: str | None
+    message: str = Field(description="The normalized message, e.g. `user <num> not found at <path>`")
+    count: int = Field(description="Failed items in the group now")
+    first_seen: float | None = Field(description="When the first of them failed (epoch seconds)")
+    last_seen: float | None = Field(description="When the latest of them failed")
+    samples: list[ErrorSampleOut] = Field(description="The group's first items in input order")
+
+    @classmethod
+    def of(cls, group: ErrorGroup) -> ErrorGroupOut:
+        return cls.model_validate(
+            {
+                "signature": group.record.signature,
+                "type": group.error_type,
+                "code": group.code,
+                "message": group.message,
+                "count": group.record.count,
+                "first_seen": group.record.first_seen,
+                "last_seen": group.record.last_seen,
+                "samples": [
+                    {
+                        "key": item.key,
+                        "seq": item.seq,
+                        "attempts": item.attempts,
+                        "finished_at": item.finished_at,
+                        "error": item.error or None,
+                    }
+                    for item in group.samples
+                ],
             }
         )
 

@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 
 from batchyard import Batchyard, ItemContext
 from batchyard.api import create_app
+from batchyard.errors import ItemError
 from batchyard.services.auth import AuthService, Principal, Role
 
 from .conftest import Keys, bearer
@@ -21,12 +22,16 @@ NO_OWNER_CHECK = {"/api/v1/session"}  # signing in: keys and tokens are checked,
 
 def _ids(client: TestClient, app: Batchyard, keys: Keys) -> dict[str, str]:
     def with_artifact(item: dict[str, int], ctx: ItemContext) -> dict[str, int]:
+        if item["n"] == 2:  # one failure: an error group for the error-group routes
+            raise ItemError(f"item {item['n']} refused", retryable=False, code="refused")
         ctx.save_artifact("out.txt", "hello")
         return item
 
     app.registry.register("with_artifact", with_artifact)
-    job = app.service.submit("with_artifact", [{"custom_id": "k1", "n": 1}], owner="alice")
+    job = app.service.submit("with_artifact", [{"custom_id": "k1", "n": 1}, {"custom_id": "k2", "n": 2}], owner="alice")
     app.job(job.id).wait(timeout=30)
+    groups, _ = app.error_groups.page(job.id)
+    assert len(groups) == 1
     upload = client.post(
         "/api/v1/files",
         files={"file": ("in.jsonl", b'{"n": 1}\n')},
@@ -47,6 +52,7 @@ def _ids(client: TestClient, app: Batchyard, keys: Keys) -> dict[str, str]:
         "file_id": upload.json()["id"],
         "key_id": key_record.id,
         "batch_id": batch.id,
+        "signature": groups[0].record.signature,
     }
 
 

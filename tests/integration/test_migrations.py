@@ -98,3 +98,35 @@ def test_items_leave_room_for_in_place_updates_on_postgres(postgres_url: str) ->
         assert items_options() == ["fillfactor=50"]
     finally:
         store.close()
+
+
+def test_0006_gives_the_failed_items_already_there_their_error_signature(database_url: str) -> None:
+    from alembic import command
+    from sqlalchemy import text
+
+    from batchyard.core.errorsig import error_signature
+
+    store = Store(database_url)
+    try:
+        store.upgrade()
+        with store.db.write() as conn:  # back to 0005, as a database made before error signatures
+            config = _config()
+            config.attributes["connection"] = conn
+            command.downgrade(config, "0005")
+        error = '{"type": "LookupError", "message": "user 7 not found"}'
+        with store.db.write() as conn:
+            for seq, status in enumerate(["failed", "succeeded", "failed", "queued"]):
+                conn.execute(
+                    text(
+                        "INSERT INTO items (job_id, seq, key, payload, status, attempts, error) "
+                        "VALUES ('job_x', :seq, :key, '{}', :status, 1, :error)"
+                    ),
+                    {"seq": seq, "key": f"k{seq}", "status": status, "error": error if status == "failed" else None},
+                )
+        store.upgrade()
+        with store.db.read() as conn:
+            rows = conn.execute(text("SELECT seq, error_signature FROM items ORDER BY seq")).all()
+        expected = error_signature({"type": "LookupError", "message": "user 1 not found"})
+        assert [tuple(r) for r in rows] == [(0, expected), (1, None), (2, expected), (3, None)]
+    finally:
+        store.close()

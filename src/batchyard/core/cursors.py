@@ -3,8 +3,8 @@ opaque, URL-safe, versioned string, and back.
 
 A cursor is ``1`` (the format's version) followed by the unpadded URL-safe base64 of a compact JSON array
 ``[list, value, ..., id]``. ``list`` names what the position belongs to (``jobs:-created_at``, ``items``,
-``files``, ``feed``), so a cursor from another list or another sort order is refused instead of read as a wrong
-position. Clients treat cursors as opaque; a new format gets a new version character.
+``files``, ``feed``, ``error_groups``), so a cursor from another list or another sort order is refused instead
+of read as a wrong position. Clients treat cursors as opaque; a new format gets a new version character.
 
 A list may still read the format it used before this codec (``legacy``): the item list's ``s<hex seq>`` is
 read, never written, so a cursor a client held across the upgrade keeps working.
@@ -157,7 +157,8 @@ _JOB_CURSORS = {sort: CursorCodec(f"jobs:{sort}", (JOB_SORT_KEYS[sort.lstrip("-"
 ITEM_CURSOR = CursorCodec("items", ("seq",), Legacy("s([0-9a-f]{1,15})", lambda m: (int(m[1], 16),)))
 FILE_CURSOR = CursorCodec("files", ("float", "id"))  # (created_at, file id), newest first
 FEED_CURSOR = CursorCodec("feed", ("float", "id"))  # (changed at, job id): the live feed's event ids
+ERROR_GROUP_CURSOR = CursorCodec("error_groups", ("seq", "id"))  # (count, signature): largest groups first
 
 
 def all_codecs() -> Sequence[CursorCodec]:
-    return (*_JOB_CURSORS.values(), ITEM_CURSOR, FILE_CURSOR, FEED_CURSOR)
+    return (*_JOB_CURSORS.values(), ITEM_CURSOR, FILE_CURSOR, FEED_CURSOR, ERROR_GROUP_CURSOR)

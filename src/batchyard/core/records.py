@@ -273,6 +273,16 @@ class ItemRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class ErrorGroupRecord:
+    """A job's failed items that share an error signature (see :mod:`batchyard.core.errorsig`)."""
+
+    signature: str
+    count: int
+    first_seen: float | None  # the earliest and latest finished_at of its items
+    last_seen: float | None
+
+
+@dataclass(frozen=True, slots=True)
 class EventRecord:
     id: int
     job_id: str

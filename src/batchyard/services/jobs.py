@@ -328,10 +328,16 @@ class JobService:
         return self.view(self.store.jobs.cancel_job(job_id, actor=actor or principal.owner, reason=reason))
 
     def retry_failed(
-        self, job_id: str, principal: Principal = LOCAL_ADMIN, *, actor: str | None = None
+        self,
+        job_id: str,
+        principal: Principal = LOCAL_ADMIN,
+        *,
+        actor: str | None = None,
+        error_signature: str | None = None,
     ) -> tuple[JobView, int]:
+        """Queue the job's failed items again (with ``error_signature``: only that error group's)."""
         self.job_record(job_id, principal, write=True)
-        job, n = self.store.jobs.retry_failed(job_id, actor=actor or principal.owner)
+        job, n = self.store.jobs.retry_failed(job_id, actor=actor or principal.owner, error_signature=error_signature)
         for name in RESULT_FILE_NAMES:
             self.storage.delete(f"{job_prefix(job_id)}/{name}")
         return self.view(job), n

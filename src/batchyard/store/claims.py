@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import Connection, Float, Row, and_, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from batchyard.core.errorsig import error_text_signature
 from batchyard.core.lifecycle import (
     CLAIMABLE_JOB_STATUSES,
     RECORDED_AS,
@@ -101,9 +102,9 @@ class ClaimStore:
     def _sql_finish_unnest(self) -> str:
         return (
             "UPDATE items AS i SET status = u.status, result = u.result, error = u.error, usage = u.usage, "
-            "finished_at = u.finished_at, lease_token = NULL "
+            "finished_at = u.finished_at, error_signature = u.sig, lease_token = NULL "
             "FROM unnest(%b::bigint[], %b::text[], %b::text[], %b::text[], %b::text[], %b::text[], "
-            "%b::float8[]) AS u(seq, token, status, result, error, usage, finished_at) "
+            "%b::float8[], %b::text[]) AS u(seq, token, status, result, error, usage, finished_at, sig) "
             "WHERE i.job_id = %s AND i.seq = u.seq AND i.lease_token = u.token AND i.status = 'running' "
             "RETURNING i.seq"
         )
@@ -111,8 +112,8 @@ class ClaimStore:
     @cached_property
     def _sql_finish(self) -> str:
         return self._raw(
-            "UPDATE items SET status = ?, result = ?, error = ?, usage = ?, finished_at = ?, lease_token = NULL "
-            "WHERE job_id = ? AND seq = ? AND lease_token = ? AND status = 'running'"
+            "UPDATE items SET status = ?, result = ?, error = ?, usage = ?, finished_at = ?, error_signature = ?, "
+            "lease_token = NULL WHERE job_id = ? AND seq = ? AND lease_token = ? AND status = 'running'"
         )
 
     # -- claims ---------------------------------------------------------------------------------------------
@@ -386,6 +387,7 @@ class ClaimStore:
                         o.error,
                         json.dumps(o.usage) if o.usage else None,
                         o.finished_at or now,
+                        _signature(kind, o),
                         job_id,
                         o.seq,
                         o.lease_token,
@@ -408,6 +410,7 @@ class ClaimStore:
                     [o.error for _, o in finishing],
                     [json.dumps(o.usage) if o.usage else None for _, o in finishing],
                     [o.finished_at or now for _, o in finishing],
+                    [_signature(kind, o) for kind, o in finishing],
                     job_id,
                 ),
             ).fetchall()
@@ -590,6 +593,11 @@ def _sort_outcomes(group: list[Outcome], *, stopping: bool) -> tuple[list[tuple[
         else:
             returning.append(replace(outcome, kind=kind))
     return finishing, returning
+
+
+def _signature(kind: str, outcome: Outcome) -> str | None:
+    """A failed item's error signature (its error group), written with its failure; None for any other end."""
+    return error_text_signature(outcome.error) if kind == ItemStatus.FAILED else None
 
 
 def _usage_totals(outcomes: list[Outcome]) -> tuple[float, dict[str, float]]:

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, or_, select
 
-from batchyard.core.records import ItemRecord
+from batchyard.core.records import ErrorGroupRecord, ItemRecord
 from batchyard.errors import NotFound
 from batchyard.store.engine import Database
 from batchyard.store.schema import items
@@ -33,21 +33,7 @@ class ItemStore:
 
         Items have no status index (see :mod:`batchyard.store.schema`), so a status filter scans rows; ``max_seq``
         bounds that scan."""
-        cols = [
-            items.c.job_id,
-            items.c.seq,
-            items.c.key,
-            items.c.status,
-            items.c.attempts,
-            items.c.result,
-            items.c.error,
-            items.c.started_at,
-            items.c.finished_at,
-            items.c.usage,
-            items.c.rescues,
-            (items.c.payload if with_payload else items.c.lease_token.label("payload")),
-        ]
-        query = select(*cols).where(items.c.job_id == job_id, items.c.seq > after_seq)
+        query = select(*_item_columns(with_payload)).where(items.c.job_id == job_id, items.c.seq > after_seq)
         if max_seq is not None:
             query = query.where(items.c.seq <= max_seq)
         if statuses:
@@ -87,6 +73,58 @@ class ItemStore:
                 return
             after = page[-1][0]
 
+    # -- error groups: over ix_items_error_signature (failed items only; see schema.py) ------------------------
+
+    def error_groups(self, job_id: str, *, limit: int, after: tuple[int, str] | None = None) -> list[ErrorGroupRecord]:
+        """A page of the job's error groups, largest first (then by signature): (count, signature) keyset pages,
+        strictly after ``after``. Grouped by the database; no item is loaded."""
+        count = func.count().label("n")
+        stmt = (
+            select(items.c.error_signature, count, func.min(items.c.finished_at), func.max(items.c.finished_at))
+            .where(items.c.job_id == job_id, items.c.error_signature.is_not(None))
+            .group_by(items.c.error_signature)
+        )
+        if after is not None:
+            n, signature = after
+            stmt = stmt.having(or_(count < n, and_(count == n, items.c.error_signature > signature)))
+        stmt = stmt.order_by(count.desc(), items.c.error_signature).limit(limit)
+        with self.db.read() as conn:
+            rows = conn.execute(stmt).all()
+        return [ErrorGroupRecord(sig, int(n), first, last) for sig, n, first, last in rows]
+
+    def error_group(self, job_id: str, signature: str) -> ErrorGroupRecord | None:
+        """One error group's numbers, or None when no failed item of the job has that signature."""
+        stmt = select(func.count(), func.min(items.c.finished_at), func.max(items.c.finished_at)).where(
+            items.c.job_id == job_id, items.c.error_signature == signature
+        )
+        with self.db.read() as conn:
+            n, first, last = conn.execute(stmt).one()
+        return ErrorGroupRecord(signature, int(n), first, last) if n else None
+
+    def error_group_items(
+        self, job_id: str, signature: str, *, after_seq: int = -1, limit: int = 100, with_payload: bool = False
+    ) -> list[ItemRecord]:
+        """Up to ``limit`` failed items of one error group in input order, after input position ``after_seq``."""
+        query = (
+            select(*_item_columns(with_payload))
+            .where(items.c.job_id == job_id, items.c.error_signature == signature, items.c.seq > after_seq)
+            .order_by(items.c.seq)
+            .limit(limit)
+        )
+        with self.db.read() as conn:
+            rows = conn.execute(query).all()
+        return [ItemRecord.from_row(r, with_payload=with_payload) for r in rows]
+
+    def iter_error_group(self, job_id: str, signature: str, page_size: int = 1000) -> Iterator[ItemRecord]:
+        """Every failed item of one error group, with its payload, page by page (keyset on seq)."""
+        after = -1
+        while True:
+            page = self.error_group_items(job_id, signature, after_seq=after, limit=page_size, with_payload=True)
+            yield from page
+            if len(page) < page_size:
+                return
+            after = page[-1].seq
+
     def get_item(self, job_id: str, key: str) -> ItemRecord:
         with self.db.read() as conn:
             row = conn.execute(select(items).where(items.c.job_id == job_id, items.c.key == key)).first()
@@ -101,3 +139,20 @@ class ItemStore:
                 select(items.c.status, func.count()).where(items.c.job_id == job_id).group_by(items.c.status)
             ).all()
         return {status: n for status, n in rows}
+
+
+def _item_columns(with_payload: bool) -> list[Any]:
+    return [
+        items.c.job_id,
+        items.c.seq,
+        items.c.key,
+        items.c.status,
+        items.c.attempts,
+        items.c.result,
+        items.c.error,
+        items.c.started_at,
+        items.c.finished_at,
+        items.c.usage,
+        items.c.rescues,
+        (items.c.payload if with_payload else items.c.lease_token.label("payload")),
+    ]

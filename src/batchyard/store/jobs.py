@@ -393,8 +393,11 @@ class JobStore:
         with self.db.write() as conn:
             return stop_job(conn, job_id, action, error, self.db.now(conn), actor=actor)
 
-    def retry_failed(self, job_id: str, *, actor: str | None = None) -> tuple[JobRecord, int]:
-        """Queue the failed items of a job again with fresh attempts; returns the job and how many."""
+    def retry_failed(
+        self, job_id: str, *, actor: str | None = None, error_signature: str | None = None
+    ) -> tuple[JobRecord, int]:
+        """Queue the failed items of a job again with fresh attempts -- with ``error_signature``, only that error
+        group's -- and return the job and how many. A group with no failed item is NotFound (nothing changes)."""
         from batchyard.errors import IllegalTransition
 
         with self.db.write() as conn:
@@ -415,28 +418,46 @@ class JobStore:
             )
             if not failed:
                 raise IllegalTransition(f"job {job_id} has no failed items to retry", current=current)
+            chosen = [items.c.job_id == job_id, items.c.status == ItemStatus.FAILED]
+            if error_signature is not None:  # over ix_items_error_signature: the group's items only
+                chosen.append(items.c.error_signature == error_signature)
             conn.execute(
                 insert(item_requeue).from_select(
-                    ["job_id", "seq", "available_at"],
-                    select(items.c.job_id, items.c.seq, _literal(now)).where(
-                        items.c.job_id == job_id, items.c.status == ItemStatus.FAILED
-                    ),
+                    ["job_id", "seq", "available_at"], select(items.c.job_id, items.c.seq, _literal(now)).where(*chosen)
                 )
             )
             n = conn.execute(
                 update(items)
-                .where(items.c.job_id == job_id, items.c.status == ItemStatus.FAILED)
+                .where(*chosen)
                 .values(
-                    status=ItemStatus.QUEUED, attempts=0, rescues=0, available_at=now, finished_at=None, result=None
+                    status=ItemStatus.QUEUED,
+                    attempts=0,
+                    rescues=0,
+                    available_at=now,
+                    finished_at=None,
+                    result=None,
+                    error_signature=None,
                 )
             ).rowcount
+            if error_signature is not None and not n:
+                raise NotFound(
+                    f"job {job_id} has no failed items in error group {error_signature!r} (retried already?)",
+                    param="error_group",
+                )
             conn.execute(
                 update(jobs)
                 .where(jobs.c.id == job_id)
                 .values(failed=jobs.c.failed - n, queued=jobs.c.queued + n, retry_due_at=now)
             )
+            group = f" of error group {error_signature}" if error_signature else ""
             add_event(
-                conn, job_id, now, "retried", actor=actor, message=f"{n} failed item(s) queued again", data={"items": n}
+                conn,
+                job_id,
+                now,
+                "retried",
+                actor=actor,
+                message=f"{n} failed item(s){group} queued again",
+                data={"items": n, **({"error_group": error_signature} if error_signature else {})},
             )
             self.wakeups.wake_workers(conn)
         self.wakeups.after_commit_wake()

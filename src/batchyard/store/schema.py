@@ -9,10 +9,13 @@ row per chunk instead of every item.
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import (
     DDL,
     BigInteger,
     Column,
+    Connection,
     Float,
     Index,
     Integer,
@@ -102,8 +105,29 @@ items = Table(
     Column("result", Text),  # JSON
     Column("error", Text),  # JSON {type, message, attempt, traceback, code}
     Column("usage", Text),  # JSON
+    # A failed item's error signature (core/errorsig.py), written with its failure and cleared when it is queued
+    # again: non-NULL exactly while the item is failed. Its job's failures are grouped by it in SQL.
+    Column("error_signature", String(16)),
     Index("ux_items_job_key", "job_id", "key", unique=True),
 )
+# Failures by job and signature (error groups, their samples, retrying and exporting one): a partial index, so it
+# holds failed items only and success never touches it. finished_at is deliberately not in it: a column in any
+# index turns PostgreSQL's in-place (HOT) update of every completion into a new row version plus index entries.
+# Created by plain DDL on both databases (no dialect-specific keyword: that would load the PostgreSQL dialect in
+# every SQLite process); declared below only so the migrations check sees it.
+ERROR_SIGNATURE_INDEX_SQL = (
+    "CREATE INDEX ix_items_error_signature ON items (job_id, error_signature, seq) WHERE error_signature IS NOT NULL"
+)
+Index("ix_items_error_signature", items.c.job_id, items.c.error_signature, items.c.seq).ddl_if(
+    callable_=lambda *args, **kwargs: False
+)
+
+
+def _create_error_signature_index(target: Table, connection: Connection, **kwargs: Any) -> None:
+    connection.exec_driver_sql(ERROR_SIGNATURE_INDEX_SQL)
+
+
+event.listen(items, "after_create", _create_error_signature_index)
 # Items are updated in place two or three times in their life: fillfactor 50 leaves room on each page for HOT
 # updates on PostgreSQL. Set right after CREATE TABLE (as migration 0001 creates it) rather than with
 # ``postgresql_with=``, which would load the PostgreSQL dialect in every SQLite process (a slower CLI start).

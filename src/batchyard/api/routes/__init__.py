@@ -38,6 +38,7 @@ OPENAI_ERRORS: dict[int | str, dict[str, Any]] = {
 
 def register_routes(api: FastAPI) -> None:
     from batchyard.api.routes import (
+        errorgroups,
         files,
         items,
         jobs,
@@ -52,7 +53,7 @@ def register_routes(api: FastAPI) -> None:
         system,
     )
 
-    for module in (system, metrics, session, keys, jobs, items, results, files, stats, stream):
+    for module in (system, metrics, session, keys, jobs, errorgroups, items, results, files, stats, stream):
         api.include_router(module.router, responses=COMMON_ERRORS, dependencies=[Depends(refuse_unstorable_text)])
     for module in (openai_files, openai_batches):
         api.include_router(module.router, responses=OPENAI_ERRORS, dependencies=[Depends(refuse_unstorable_text)])

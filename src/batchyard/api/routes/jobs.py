@@ -20,6 +20,7 @@ from batchyard.api.filters import JobFilterDep, SortField
 from batchyard.api.threads import BULK_ITEMS, bulk_limiter, submit_limiter
 from batchyard.app import Batchyard
 from batchyard.core.cursors import JOB_SORT_KEYS, job_cursor
+from batchyard.core.errorsig import SIGNATURE_PATTERN
 from batchyard.core.records import JobQuery, JobRecord
 from batchyard.errors import BatchyardError
 from batchyard.services.auth import Principal
@@ -274,9 +275,26 @@ def resume_job(job_id: str, app: BatchyardDep, principal: PrincipalDep) -> JobOu
     return JobOut.of(app.service.resume(job_id, principal))
 
 
-@router.post("/{job_id}/retry", summary="Queue the failed items again", responses=WRITE_ERRORS)
-def retry_job(job_id: str, app: BatchyardDep, principal: PrincipalDep) -> RetryOut:
-    view, n = app.service.retry_failed(job_id, principal)
+class RetryRequest(RequestModel):
+    error_group: str | None = Field(
+        None,
+        pattern=SIGNATURE_PATTERN,
+        description="Only this error group's failed items (a signature from GET .../error-groups)",
+    )
+
+
+@router.post(
+    "/{job_id}/retry",
+    summary="Queue the failed items again (all, or one error group's)",
+    responses={**WRITE_ERRORS, 422: _E},
+)
+def retry_job(job_id: str, app: BatchyardDep, principal: PrincipalDep, body: RetryRequest | None = None) -> RetryOut:
+    """Without a body every failed item goes back to the queue with fresh attempts; with `error_group` only
+    that group's, and the job's other failures stay as they are (404 when the group has no failed item)."""
+    if body is not None and body.error_group is not None:
+        view, n = app.error_groups.retry(job_id, body.error_group, principal)
+    else:
+        view, n = app.service.retry_failed(job_id, principal)
     return RetryOut.of_retry(view, n)
 
 
