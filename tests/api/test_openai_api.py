@@ -18,6 +18,7 @@ from fastapi.testclient import TestClient
 from openai.types import batch_create_params
 
 from batchyard import Batchyard
+from batchyard.api import create_app
 from batchyard.openai_wire import job_id_of
 from batchyard.services.maintenance import Maintenance
 
@@ -465,3 +466,14 @@ def test_expiry_writes_batch_expired_lines_and_keeps_what_finished(
     assert output[0]["error"] is None and output[0]["id"].startswith("batch_req_")
     errors = read_lines(client, keys.alice, done["error_file_id"])
     assert [(e["custom_id"], e["response"], e["error"]["code"]) for e in errors] == [("second", None, "batch_expired")]
+
+
+def test_limits_answer_in_openais_shape(client: TestClient, app: Batchyard, keys: Keys) -> None:
+    repeated = client.get("/v1/batches?limit=1&limit=2", headers=bearer(keys.alice))
+    assert_openai_error(repeated, 400, "invalid_value", "limit")
+    app.settings.max_request_bytes = 1024
+    with TestClient(create_app(batchyard=app)) as small:  # the body limit is taken when the app is made
+        big = small.post("/v1/batches", json={"metadata": {"k": "v" * 2000}}, headers=bearer(keys.alice))
+    assert_openai_error(big, 413, "too_large", None)
+    unknown = client.post("/v1/chat/completions", json={}, headers=bearer(keys.alice))
+    assert_openai_error(unknown, 404, "not_found", None)

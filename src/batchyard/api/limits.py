@@ -53,7 +53,7 @@ class BodyLimitMiddleware:
             limit = self.max_request_bytes
             declared = _content_length(scope)
             if declared is not None and declared > limit:
-                await _reject(send, limit, "request body")
+                await _reject(send, limit, "request body", openai=path.startswith("/v1/"))
                 return
         received = 0
         started = False
@@ -83,7 +83,7 @@ class BodyLimitMiddleware:
                 type_ = "invalid_request_error" if path.startswith("/v1/") else type(error).__name__
                 await _send_error(send, error.status, error.code, type_, error.message, error.param)
             else:
-                await _reject(send, limit, "request body")
+                await _reject(send, limit, "request body", openai=path.startswith("/v1/"))
 
 
 def _too_large(limit: int, max_upload_bytes: int | None, *, openai: bool = False) -> BodyTooLarge:
@@ -108,8 +108,9 @@ def too_large_message(limit: int, what: str) -> str:
     return f"{what} too large: the limit is {limit:,} bytes"
 
 
-async def _reject(send: Send, limit: int, what: str) -> None:
-    await _send_error(send, 413, "too_large", "PayloadTooLarge", too_large_message(limit, what))
+async def _reject(send: Send, limit: int, what: str, *, openai: bool = False) -> None:
+    type_ = "invalid_request_error" if openai else "PayloadTooLarge"  # under /v1/, OpenAI's error types
+    await _send_error(send, 413, "too_large", type_, too_large_message(limit, what))
 
 
 async def _send_error(
@@ -146,11 +147,12 @@ class SingleValuedQueryMiddleware:
             names = [name for name, _ in parse_qsl(scope["query_string"].decode("latin-1"), keep_blank_values=True)]
             repeated = sorted({n for n in names if names.count(n) > 1} - self._repeatable())
             if repeated:
+                openai = str(scope.get("path", "")).startswith("/v1/")  # OpenAI answers 400 for a bad parameter
                 await _send_error(
                     send,
-                    422,
-                    "invalid_request",
-                    "InvalidRequest",
+                    400 if openai else 422,
+                    "invalid_value" if openai else "invalid_request",
+                    "invalid_request_error" if openai else "InvalidRequest",
                     f"query parameter {repeated[0]!r} was given more than once; give it once",
                     param=repeated[0],
                 )
