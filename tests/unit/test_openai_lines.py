@@ -89,6 +89,19 @@ def test_a_line_over_the_limit_is_reported_and_the_next_read() -> None:
     assert [(p.code, p.line) for p in rejected.value.problems] == [("invalid_request", 1), ("invalid_json_line", 2)]
 
 
+def test_embedding_inputs_are_summed_over_the_batch() -> None:
+    def line(n: int, given: Any) -> bytes:
+        body = {"model": "emb", "input": given}
+        return json.dumps({"custom_id": f"e{n}", "method": "POST", "url": "/v1/embeddings", "body": body}).encode()
+
+    lines = [line(0, ["a"] * 30_000), line(1, [1, 2, 3]), line(2, "one"), line(3, ["b"] * 19_998), line(4, ["c", "d"])]
+    with pytest.raises(BatchInputRejected) as rejected:
+        read(b"\n".join(lines), max_line_bytes=1_000_000)
+    assert [(p.code, p.param, p.line) for p in rejected.value.problems] == [("too_many_tasks", "body.input", 5)]
+    items, reader = read(b"\n".join(lines[:4]), max_line_bytes=1_000_000)
+    assert len(items) == 4 and reader.embedding_inputs == 50_000
+
+
 def test_the_problem_list_is_capped_but_every_problem_counted() -> None:
     text = b"{nope\n" * 1500
     with pytest.raises(BatchInputRejected) as rejected:

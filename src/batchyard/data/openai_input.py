@@ -35,6 +35,7 @@ BATCH_ENDPOINTS: tuple[str, ...] = (
 # Endpoints whose requests name their model (OpenAI's API requires it there); the others may leave it out.
 MODEL_REQUIRED_ENDPOINTS = frozenset({"/v1/responses", "/v1/chat/completions", "/v1/embeddings", "/v1/completions"})
 REQUIRED_FIELDS = ("custom_id", "method", "url", "body")
+MAX_EMBEDDING_INPUTS = 50_000  # OpenAI's limit for an /v1/embeddings batch, summed over its requests
 MAX_CUSTOM_ID_CHARS = 512
 _WHITESPACE = b" \t\r\n"
 
@@ -89,6 +90,7 @@ class BatchInputReader:
         self.problems: list[LineProblem] = []
         self.total_problems = 0
         self._seen: dict[str, int] = {}
+        self.embedding_inputs = 0
 
     def chunks(self, size: int) -> Iterator[list[ParsedItem]]:
         batch: list[ParsedItem] = []
@@ -164,6 +166,8 @@ class BatchInputReader:
             self._problem("invalid_request", "This line contains a NUL character or an unpaired surrogate.", None, line)
             return None
         self.count += 1
+        if self.endpoint == "/v1/embeddings" and self._too_many_inputs(value["body"].get("input"), line):
+            return None
         if self.count > self.max_requests:
             if self.count == self.max_requests + 1:
                 self._problem(
@@ -175,6 +179,21 @@ class BatchInputReader:
                 )
             return None
         return ParsedItem(self.count - 1, line, key, decoded)
+
+    def _too_many_inputs(self, given: Any, line: int) -> bool:
+        before = self.embedding_inputs
+        self.embedding_inputs += len(given) if isinstance(given, list) and given and not _is_tokens(given) else 1
+        if self.embedding_inputs <= MAX_EMBEDDING_INPUTS:
+            return False
+        if before <= MAX_EMBEDDING_INPUTS:
+            self._problem(
+                "too_many_tasks",
+                f"The batch's requests have more than the maximum of {MAX_EMBEDDING_INPUTS} embedding inputs in "
+                "all; split it into several batches.",
+                "body.input",
+                line,
+            )
+        return True
 
     def _check_custom_id(self, custom_id: Any, line: int) -> str | None:
         if custom_id is None:
@@ -247,3 +266,8 @@ class BatchInputReader:
                 "body.model",
                 line,
             )
+
+
+def _is_tokens(value: list[Any]) -> bool:
+    """An embeddings ``input`` that is one text as token ids (a list of ints), not a list of inputs."""
+    return all(isinstance(v, int) for v in value)
