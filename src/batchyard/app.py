@@ -24,6 +24,7 @@ from batchyard.services.jobs import ItemSource, JobService, JobView
 from batchyard.services.keys import KeyService
 from batchyard.services.openai_batches import OpenAIBatchService
 from batchyard.services.results import ResultService
+from batchyard.services.retention import RetentionService
 from batchyard.services.stats import StatsService
 from batchyard.services.system import SystemService
 from batchyard.settings import Settings
@@ -194,6 +195,10 @@ class Batchyard:
     @property
     def system(self) -> SystemService:
         return SystemService(self.store, self.settings, self.registry)
+
+    @property
+    def retention(self) -> RetentionService:
+        return RetentionService(self.store, self.storage, self.settings)
 
     @property
     def metrics(self) -> MetricsService:

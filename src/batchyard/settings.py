@@ -17,6 +17,8 @@ DEFAULT_MAINTENANCE_INTERVAL_MS = 500
 DEFAULT_MAX_ATTEMPTS = 3
 DEFAULT_MAX_LINE_BYTES = 8 * 1024 * 1024
 DEFAULT_MAX_INPUT_ERRORS = 100
+DEFAULT_PRUNE_INTERVAL_SECONDS = 300.0
+DEFAULT_PRUNE_CHUNK_ROWS = 2000
 DEFAULT_OPENAI_WINDOW_SECONDS = 24 * 3600.0  # OpenAI's only completion window, "24h"
 DEFAULT_OPENAI_MAX_BATCH_REQUESTS = 50_000  # OpenAI's limits for one batch
 DEFAULT_OPENAI_MAX_BATCH_BYTES = 200 * 1024 * 1024
@@ -152,6 +154,19 @@ class Settings(BaseSettings):
         """Whether the openai handler has anywhere to send requests (a default upstream or a routes file)."""
         return self.upstream_url is not None or self.upstreams_file is not None
 
+    job_retention_days: float | None = Field(
+        None,
+        gt=0,
+        description="Delete finished jobs (completed, failed, cancelled, expired) this many days after they "
+        "finished, with their items, events, samples, result files and artifacts (maintenance, in chunks). "
+        "Default: keep them forever.",
+    )
+    prune_interval_seconds: float = Field(
+        DEFAULT_PRUNE_INTERVAL_SECONDS, gt=0, description="How often maintenance looks for jobs past retention."
+    )
+    prune_chunk_rows: int = Field(
+        DEFAULT_PRUNE_CHUNK_ROWS, ge=1, le=100_000, description="Rows deleted per transaction when pruning."
+    )
     metrics_public: bool = Field(
         False, description="Serve GET /metrics without a key (default: an admin key; metrics cover every owner)."
     )

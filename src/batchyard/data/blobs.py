@@ -120,6 +120,19 @@ class LocalStorage:
                     removed += 1
         return removed
 
+    def usage(self, prefix: str) -> tuple[int, int]:
+        """(files, bytes) under ``prefix``, what :meth:`delete_prefix` would free."""
+        base = self.path(prefix)
+        if not base.is_dir():
+            return 0, 0
+        count = size = 0
+        for path in base.rglob("*"):
+            with contextlib.suppress(FileNotFoundError):
+                if path.is_file():
+                    size += path.stat().st_size
+                    count += 1
+        return count, size
+
     def delete_prefix(self, prefix: str) -> None:
         shutil.rmtree(self.path(prefix), ignore_errors=True)
 

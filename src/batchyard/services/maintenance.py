@@ -2,7 +2,8 @@
 
 One round: rescue expired leases, check the input of OpenAI batches still validating, expire jobs past their
 window, write result files of finished jobs (and an OpenAI batch's output and error files), record progress
-samples, mark workers that stopped reporting as lost, delete files past their expiry.
+samples, mark workers that stopped reporting as lost, delete files past their expiry, and delete finished jobs past
+their retention (services/retention.py, a bounded share of each round).
 """
 
 from __future__ import annotations
@@ -18,12 +19,14 @@ from batchyard.data.blobs import LocalStorage, job_prefix
 from batchyard.data.results import write_result_files
 from batchyard.errors import NotFound
 from batchyard.services.openai_batches import OpenAIBatchService
+from batchyard.services.retention import RetentionService
 from batchyard.settings import Settings
 from batchyard.store import Store
 
 log = logging.getLogger("batchyard.services.maintenance")
 PRUNE_WORKERS_AFTER_SECONDS = 24 * 3600.0
 EXPIRED_FILES_CHECK_SECONDS = 60.0
+PRUNE_ROUND_SECONDS = 1.0  # retention's share of one round; a big job is pruned over several rounds
 
 
 @dataclass
@@ -34,6 +37,7 @@ class MaintenanceReport:
     samples: int = 0
     batches_validated: int = 0
     files_expired: int = 0
+    pruned_jobs: int = 0
 
 
 class Maintenance:
@@ -45,6 +49,9 @@ class Maintenance:
         self._last_worker_check = 0.0
         self._last_files_check = 0.0
         self.openai = OpenAIBatchService(store, storage, settings)
+        self.retention = RetentionService(store, storage, settings)
+        self._last_prune = -settings.prune_interval_seconds  # the first round looks at once
+        self._prune_more = False
 
     def run_once(self) -> MaintenanceReport:
         report = MaintenanceReport()
@@ -63,7 +70,19 @@ class Maintenance:
         if now - self._last_files_check >= EXPIRED_FILES_CHECK_SECONDS:
             self._last_files_check = now
             report.files_expired = self.openai.delete_expired_files()
+        if self._prune_more or now - self._last_prune >= self.settings.prune_interval_seconds:
+            self._last_prune = now
+            report.pruned_jobs = self.prune()
         return report
+
+    def prune(self) -> int:
+        """Retention (``BATCHYARD_JOB_RETENTION_DAYS``; expired uploads always), at most PRUNE_ROUND_SECONDS of it:
+        what is left goes in the next rounds."""
+        pruned = self.retention.prune(
+            self.retention.default_age_seconds, deadline=time.monotonic() + PRUNE_ROUND_SECONDS
+        )
+        self._prune_more = not pruned.done
+        return pruned.jobs
 
     def expire_jobs(self) -> int:
         n = 0

@@ -267,3 +267,15 @@ idempotency_keys = Table(
     Column("job_id", String(40), nullable=False),
     Column("created_at", Float, nullable=False),
 )
+
+# Jobs being deleted by retention (``batchyard prune``, maintenance): the job's row goes first, in one short
+# transaction that writes this row, so the job is gone for readers at once and no retry can revive it; its items,
+# events and samples follow in bounded chunks, one short transaction each; the row goes last. A process that dies
+# half-way leaves this row, and whoever prunes next carries on from it.
+job_purges = Table(
+    "job_purges",
+    metadata,
+    Column("job_id", String(40), primary_key=True),
+    Column("owner", String(200), nullable=False),
+    Column("queued_at", Float, nullable=False),
+)
