@@ -20,6 +20,7 @@ from openai.types import batch_create_params
 from batchyard import Batchyard
 from batchyard.api import create_app
 from batchyard.openai_wire import job_id_of
+from batchyard.services.auth import Principal, Role
 from batchyard.services.maintenance import Maintenance
 
 from .conftest import Keys, bearer
@@ -477,3 +478,44 @@ def test_limits_answer_in_openais_shape(client: TestClient, app: Batchyard, keys
     assert_openai_error(big, 413, "too_large", None)
     unknown = client.post("/v1/chat/completions", json={}, headers=bearer(keys.alice))
     assert_openai_error(unknown, 404, "not_found", None)
+
+
+def test_maintenance_validates_what_the_request_did_not(client: TestClient, app: Batchyard, keys: Keys) -> None:
+    """A server that died between create and validation leaves the batch validating: any process's maintenance
+    checks it (once: a claimed batch is not checked twice), and a batch paused meanwhile stays paused."""
+    file_id = upload(client, keys.alice, jsonl(request_line("a"), request_line("b"))).json()["id"]
+    alice = Principal("alice", Role.MEMBER)
+    batches = app.openai_batches
+    first = batches.create(alice, input_file_id=file_id, endpoint=CHAT, completion_window="24h")
+    second = batches.create(alice, input_file_id=file_id, endpoint=CHAT, completion_window="24h")
+    assert (first.status, second.status) == ("validating", "validating")
+    app.service.pause(job_id_of(second.id) or "", alice)
+    assert batches.get(second.id, alice).status == "validating"
+    report = Maintenance(app.store, app.storage, app.settings).run_once()
+    assert report.batches_validated == 2
+    assert batches.get(first.id, alice).status == "in_progress"
+    paused = app.service.get(job_id_of(second.id) or "", alice)
+    assert (paused.job.status, paused.job.total) == ("paused", 2)
+    assert batches.validate(job_id_of(first.id) or "") is False  # filled already: nothing happens twice
+
+
+def test_output_files_expire_as_the_batch_asked(client: TestClient, app: Batchyard, keys: Keys) -> None:
+    expiry = {"anchor": "created_at", "seconds": 7200}
+    batch = new_batch(
+        client, keys.alice, jsonl(request_line("a")), output_expires_after=expiry, metadata={"description": "nightly"}
+    )
+    job_id = job_id_of(batch["id"]) or ""
+    assert app.service.get(job_id).job.description == "nightly"  # the native job says what the batch is
+    client.post(f"/v1/batches/{batch['id']}/cancel", headers=bearer(keys.alice))
+    maintenance = Maintenance(app.store, app.storage, app.settings)
+    maintenance.run_once()
+    error_file = client.get(
+        f"/v1/files/{get_batch(client, keys.alice, batch['id'])['error_file_id']}", headers=bearer(keys.alice)
+    ).json()
+    assert error_file["expires_at"] - error_file["created_at"] in (7199, 7200, 7201)
+    # past its expiry a file is deleted, bytes and all
+    app.store.uploads.add_file("file_" + "0" * 24, "alice", "old.jsonl", "batch", 1, "x" * 64, expires_at=1.0)
+    app.storage.write_bytes("uploads/file_" + "0" * 24, b"x")
+    assert maintenance.openai.delete_expired_files() == 1
+    assert client.get("/v1/files/file_" + "0" * 24, headers=bearer(keys.alice)).status_code == 404
+    assert not app.storage.exists("uploads/file_" + "0" * 24)
