@@ -228,6 +228,26 @@ def test_upload_a_file_and_watch_its_job_finish_live(tabs: Tabs, dashboard: Dash
     expect(page.locator("#job-sub")).to_contain_text(description)
 
 
+def test_an_openai_batch_from_the_new_batch_page(tabs: Tabs, dashboard: Dashboard, tmp_path: Path) -> None:
+    requests = tmp_path / "requests.jsonl"
+    body = {"model": "small-1", "messages": [{"role": "user", "content": "hi"}]}
+    lines = [{"custom_id": f"r{i}", "method": "POST", "url": "/v1/chat/completions", "body": body} for i in range(3)]
+    requests.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    page = tabs.page(dashboard.keys.alice, "/new")
+    page.locator('input[type="file"]').set_input_files(requests)
+    page.get_by_label("Handler").select_option("openai")
+    expect(page.get_by_label("OpenAI endpoint")).to_have_value("/v1/chat/completions")
+    page.get_by_label("Description").fill("chat batch")
+    page.get_by_role("button", name="Start batch").click()
+    page.wait_for_url(re.compile(r"/jobs/job_[0-9a-f]+$"))
+    job_id = page.url.rsplit("/", 1)[1]
+    details = page.locator("#props")
+    expect(details).to_contain_text(f"batch_{job_id.removeprefix('job_')}")
+    expect(details).to_contain_text("/v1/chat/completions")
+    batch = dashboard.api(dashboard.keys.alice, "GET", f"/v1/batches/batch_{job_id.removeprefix('job_')}")
+    assert batch["endpoint"] == "/v1/chat/completions" and batch["metadata"] == {"description": "chat batch"}
+
+
 def test_a_bad_file_is_refused_by_line_and_nothing_runs(tabs: Tabs, dashboard: Dashboard, tmp_path: Path) -> None:
     big = tmp_path / "dupes.csv"
     big.write_text("custom_id,n\nx,1\nx,2\n")

@@ -21,10 +21,11 @@ from batchyard import __version__
 from batchyard.api.deps import SESSION_COOKIE, BatchyardDep
 from batchyard.app import Batchyard
 from batchyard.core.cursors import ITEM_CURSOR, JOB_SORT_KEYS, job_cursor
-from batchyard.core.lifecycle import JOB_TRANSITIONS, TERMINAL_JOB_STATUSES, Action, JobStatus
+from batchyard.core.lifecycle import JOB_TRANSITIONS, TERMINAL_JOB_STATUSES, Action, ItemStatus, JobStatus
 from batchyard.core.records import JobQuery
 from batchyard.dashboard import asset_prefix
 from batchyard.errors import BatchyardError, NotFound, Unauthenticated
+from batchyard.openai_wire import OPENAI_HANDLER
 from batchyard.services.auth import SESSION_TTL_SECONDS, Principal
 from batchyard.wire import ItemOut, JobOut
 
@@ -79,6 +80,15 @@ def script_json(data: Any) -> str:
     early, whatever a job's description says."""
     text = json.dumps(data, separators=(",", ":"))
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+def openai_endpoints() -> list[str]:
+    """The endpoints an OpenAI-compatible batch may target (what ``POST /v1/batches`` accepts)."""
+    from typing import get_args
+
+    from batchyard.api.routes.openai_batches import Endpoint
+
+    return list(get_args(Endpoint))
 
 
 def safe_next(target: str | None) -> str:
@@ -138,6 +148,7 @@ def _render(
         "is_admin": viewer.principal.is_admin if viewer else False,
         "actions": allowed_actions(),
         "terminal": sorted(s.value for s in TERMINAL_JOB_STATUSES),
+        "openai_handler": OPENAI_HANDLER,
         **(data or {}),
     }
     html = (
@@ -296,6 +307,7 @@ async def job_page(
             "error_groups_api": any(getattr(r, "path", None) == ERROR_GROUPS_PATH for r in request.app.routes),
         },
         job=job,
+        item_statuses=[s.value for s in ItemStatus],
     )
 
 
@@ -329,6 +341,8 @@ async def new_batch_page(
             "max_upload_bytes": app.settings.max_upload_bytes,
         },
         handlers=handlers,
+        openai_handler=OPENAI_HANDLER,
+        openai_endpoints=openai_endpoints(),
     )
 
 

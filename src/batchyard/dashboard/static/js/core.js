@@ -137,9 +137,10 @@ export function badge(status) {
 export function progressBar(counts, { big = false } = {}) {
   const total = counts.total || 0;
   const part = (n) => (total ? (100 * n) / total : 0);
-  const ok = part(counts.succeeded), bad = part(counts.failed), gone = part(counts.cancelled);
+  const ok = part(counts.succeeded), bad = part(counts.failed), gone = part(counts.cancelled + (counts.skipped || 0));
   const done = total ? (100 * counts.done) / total : 100;
-  const label = `${done.toFixed(done > 0 && done < 1 ? 1 : 0)}% done: ${num(counts.succeeded)} succeeded, ${num(counts.failed)} failed of ${num(total)}`;
+  const skipped = counts.skipped ? `, ${num(counts.skipped)} skipped` : "";
+  const label = `${done.toFixed(done > 0 && done < 1 ? 1 : 0)}% done: ${num(counts.succeeded)} succeeded, ${num(counts.failed)} failed${skipped} of ${num(total)}`;
   return html`<div class="bar${big ? " bar-big" : ""}" role="img" aria-label="${label}">
     <span class="seg seg-ok" style="width:${ok.toFixed(2)}%"></span><span class="seg seg-bad" style="width:${bad.toFixed(2)}%"></span><span class="seg seg-gone" style="width:${gone.toFixed(2)}%"></span>
   </div>`;

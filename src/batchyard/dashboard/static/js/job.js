@@ -62,7 +62,7 @@ function renderOverview() {
   const c = job.counts;
   $("#big-bar").innerHTML = progressBar(c, { big: true }).text;
   $("#big-pct").textContent = percentText(job);
-  $("#big-sub").textContent = `${num(c.done)} of ${num(c.total)} items done · ${num(c.queued)} queued · ${num(c.running)} running${c.cancelled ? ` · ${num(c.cancelled)} cancelled` : ""}`;
+  $("#big-sub").textContent = `${num(c.done)} of ${num(c.total)} items done · ${num(c.queued)} queued · ${num(c.running)} running${c.cancelled ? ` · ${num(c.cancelled)} cancelled` : ""}${c.skipped ? ` · ${num(c.skipped)} skipped` : ""}`;
   const overall = job.duration_seconds ? processed(job) / job.duration_seconds : null;
   let eta = "—", etaNote = "";
   if (job.status === "paused") { eta = "paused"; etaNote = "resume to continue"; }
@@ -84,18 +84,21 @@ function renderOverview() {
   if (job.cost || Object.keys(job.usage).length) {
     parts.push(stat("Cost", money(job.cost), projected != null ? `projected ${money(projected)}` : "total"));
   }
+  if (c.skipped) parts.splice(2, 0, stat("Skipped", num(c.skipped), "by the app (SkipItem)"));
   $("#stats").innerHTML = parts.map((p) => p.text).join("");
   renderReason();
+  renderCurrent();
 }
 
 function renderReason() {
   const box = $("#reason");
   const last = (type) => [...events].reverse().find((e) => e.type === type);
   let text = null, tone = "info";
-  const said = job.status_message || job.status_reason;
+  const said = job.status_message;
   if (job.status === "paused") {
     const e = last("paused");
-    text = `Paused${e?.actor ? ` by ${e.actor}` : ""}${e ? ` ${relative(e.at)}` : ""}${said || e?.message ? `: ${said || e.message}` : ""}. Running items finish; no new ones start until it is resumed.`;
+    const who = job.status_reason === "paused_by_handler" ? " by the handler" : e?.actor ? ` by ${e.actor}` : "";
+    text = `Paused${who}${e ? ` ${relative(e.at)}` : ""}${said || e?.message ? `: ${said || e.message}` : ""}. Running items finish; no new ones start until it is resumed.`;
     tone = "warn";
   } else if (job.status === "failed" || job.status === "expired") {
     const e = last(job.status);
@@ -110,6 +113,20 @@ function renderReason() {
     tone = "warn";
   }
   box.innerHTML = text ? html`<div class="alert alert-${tone} reason" role="note">${text}</div>`.text : "";
+}
+
+/** What the running items last reported (ctx.progress): their current step, newest first. */
+function renderCurrent() {
+  const box = $("#current");
+  const current = (!boot.terminal.includes(job.status) && job.current) || [];
+  box.hidden = !current.length;
+  if (!current.length) return;
+  box.innerHTML = html`<h3 class="small subtle" style="margin:.9rem 0 .35rem">Now running</h3><ul class="current">${current.map((c) => {
+    const frac = c.total ? Math.min(1, c.done / c.total) : null;
+    return html`<li><span class="mono small">${c.key}</span>
+      ${frac != null ? html`<span class="bar" role="img" aria-label="${(frac * 100).toFixed(0)}% of this item"><span class="seg seg-ok" style="width:${(frac * 100).toFixed(1)}%"></span></span><span class="small">${num(c.done)} / ${num(c.total)}</span>` : html`<span class="small">${num(c.done)}</span>`}
+      <span class="small subtle">${c.message || ""} · ${timeAgo(c.updated_at)}</span></li>`;
+  })}</ul>`.text;
 }
 
 // -- chart, timeline ---------------------------------------------------------------------------------------------
@@ -211,9 +228,24 @@ function jsonBlock(value, label) {
   const text = JSON.stringify(value, null, 2);
   return html`<div class="props-json"><pre class="block">${text}</pre>${copyButton(text, `Copy ${label}`)}</div>`;
 }
+function fileLink(id) {
+  return id ? html`<a class="mono" href="/api/v1/files/${id}/content" download>${id}</a>` : "—";
+}
+
 function renderProps() {
   const s = job.settings;
-  const rows = [
+  const openai = job.handler === boot.openai_handler;
+  const rows = openai
+    ? [
+        ["OpenAI batch", html`<span class="mono">batch_${job.id.replace(/^job_/, "")}</span>`],
+        ["Endpoint", html`<span class="mono">${job.params.endpoint || "—"}</span>`],
+        ["Model", job.params.model || "—"],
+        ["Input file", fileLink(job.params.input_file_id)],
+        ["Output file", fileLink(job.params.output_file_id)],
+        ["Error file", fileLink(job.params.error_file_id)],
+      ]
+    : [];
+  rows.push(
     ["Handler", html`<span class="handler">${job.handler}</span>`],
     ["Source", job.source || "inline items"],
     ["Priority", String(job.priority)],
@@ -223,11 +255,11 @@ function renderProps() {
     ["Concurrency", s.concurrency ? num(s.concurrency) : "handler default"],
     ["Fail when", s.max_failures != null ? `more than ${num(s.max_failures)} failed` : s.max_failure_rate != null ? `over ${(s.max_failure_rate * 100).toFixed(1)}% failed` : "never (items fail alone)"],
     ["Created", exact(job.created_at)],
-  ];
+  );
   if (job.scheduled_at) rows.push(["Scheduled", exact(job.scheduled_at)]);
   if (job.expires_at) rows.push(["Expires", exact(job.expires_at)]);
   if (Object.keys(job.usage).length) rows.push(["Usage", html`${Object.entries(job.usage).map(([k, v]) => html`<div>${k}: ${num(Math.round(v * 100) / 100)}</div>`)}`]);
-  if (Object.keys(job.params).length) rows.push(["Params", jsonBlock(job.params, "params")]);
+  if (Object.keys(job.params).length && !openai) rows.push(["Params", jsonBlock(job.params, "params")]);
   if (Object.keys(job.metadata).length) rows.push(["Metadata", jsonBlock(job.metadata, "metadata")]);
   $("#props").innerHTML = rows.map(([k, v]) => html`<dt>${k}</dt><dd>${v}</dd>`.text).join("");
 }
@@ -251,7 +283,10 @@ async function loadGroups() {
     return;
   }
   try {
-    if (boot.error_groups_api) groups = { source: "api", data: (await api(`/api/v1/jobs/${job.id}/error-groups`)).data };
+    if (boot.error_groups_api) {
+      const page = await api(`/api/v1/jobs/${job.id}/error-groups?limit=20&samples=3`);
+      groups = { source: "api", data: page.data, more: page.has_more };
+    }
     else groups = await groupsFromItems(); // a server without the error-groups route: group a sample here
   } catch (error) {
     $("#groups").innerHTML = html`<p class="bad-text">Could not load error groups: ${error.message}</p>`.text;
@@ -280,22 +315,30 @@ async function groupsFromItems() {
   return { source: "page", sampled: seen, data: [...byKey.values()].sort((a, b) => b.count - a.count) };
 }
 
+function groupTitle(g) {
+  if (groups.source !== "api") return g.signature;
+  return `${g.type || "Error"}${g.code ? ` [${g.code}]` : ""}: ${g.message}`;
+}
+
 function renderGroups() {
   const node = $("#groups");
-  $("#groups-note").textContent = groups.source === "page" && groups.sampled >= GROUP_SAMPLE ? `from the first ${num(groups.sampled)} failed items` : "";
+  $("#groups-note").textContent = groups.source === "page" && groups.sampled >= GROUP_SAMPLE ? `from the first ${num(groups.sampled)} failed items` : groups.more ? `the ${num(groups.data.length)} largest groups` : "";
   if (!groups.data.length) {
     node.innerHTML = html`<p class="subtle">${job.counts.failed ? "No failed items right now." : "No failures: every error would be grouped here by its signature."}</p>`.text;
     return;
   }
+  const canRetry = boot.can_write && groups.source === "api" && (boot.actions[job.status] || []).includes("retry");
   node.innerHTML = html`<ul class="groups">${groups.data.map((g, i) => {
-    const sample = g.samples || g.sample_keys || [];
-    const retry = boot.can_write && groups.source === "api" && (boot.actions[job.status] || []).includes("retry");
+    const sample = (g.samples || []).map((s) => (typeof s === "string" ? s : s.key));
+    const exportLink = groups.source === "api"
+      ? html`<a class="btn btn-small" href="/api/v1/jobs/${job.id}/error-groups/${g.signature}/items.jsonl" download>${icon("download")}Export this group</a>`
+      : html`<button type="button" class="btn btn-small" data-group-export="${i}">${icon("download")}Export this group</button>`;
     return html`<li class="group">
-      <div class="group-head"><span class="group-count">${num(g.count)}</span><span class="group-sig">${g.signature}</span></div>
+      <div class="group-head"><span class="group-count">${num(g.count)}</span><span class="group-sig">${groupTitle(g)}</span></div>
       <div class="group-meta">first ${timeAgo(g.first_seen)} · last ${timeAgo(g.last_seen)}${sample.length ? html` · e.g. ${sample.map((k, j) => html`${j ? ", " : ""}<a href="#" data-item-key="${k}" class="mono">${k}</a>`)}` : ""}</div>
       <div class="group-actions">
-        ${retry ? html`<button type="button" class="btn btn-small" data-group-retry="${i}">Retry this group</button>` : ""}
-        <button type="button" class="btn btn-small" data-group-export="${i}">${icon("download")}Export this group</button>
+        ${canRetry ? html`<button type="button" class="btn btn-small" data-group-retry="${i}">Retry this group</button>` : ""}
+        ${exportLink}
       </div></li>`;
   })}</ul>`.text;
 }
@@ -320,14 +363,16 @@ $("#groups").addEventListener("click", async (event) => {
     const g = groups.data[Number(retryButton.dataset.groupRetry)];
     retryButton.disabled = true;
     try {
-      const out = await api(`/api/v1/jobs/${job.id}/error-groups/retry`, { method: "POST", body: { signature: g.signature } });
-      toast(`${num(out.retried ?? g.count)} items of this group queued again`, "ok");
-      if (out.id) { job = out; renderAll(); }
+      const out = await api(`/api/v1/jobs/${job.id}/retry`, { method: "POST", body: { error_group: g.signature } });
+      toast(`${num(out.retried)} item${out.retried === 1 ? "" : "s"} of this group queued again.`, "ok");
+      job = out;
+      renderAll();
+      refreshSoon();
       loadGroups();
     } catch (error) {
       toast(`Could not retry the group: ${error.message}`, "bad");
+      retryButton.disabled = false;
     }
-    retryButton.disabled = false;
   }
 });
 

@@ -35,7 +35,7 @@ function row(job) {
       ${job.description ? html`<div class="job-desc" title="${job.description}">${job.description}</div>` : ""}
       ${job.tags.length ? html`<div class="tags">${job.tags.slice(0, 4).map((t) => html`<span class="tag">${t}</span>`)}</div>` : ""}
     </td>
-    <td data-label="Handler"><span class="handler">${job.handler}</span></td>
+    <td data-label="Handler"><span class="handler">${job.handler}</span>${job.handler === boot.openai_handler ? html`<div class="small subtle">OpenAI batch</div>` : ""}</td>
     <td data-label="Status">${badge(job.status)}</td>
     <td class="col-progress" data-label="Progress">
       <div class="progress-cell">${progressBar(job.counts)}<span class="pct">${percentText(job)}</span></div>

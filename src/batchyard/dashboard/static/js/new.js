@@ -22,7 +22,13 @@ function describeHandler() {
   const bits = [h.description || "", h.live_workers ? `${num(h.live_workers)} live worker${h.live_workers === 1 ? "" : "s"}` : "no live worker yet: items wait until one starts"];
   help.textContent = bits.filter(Boolean).join(" · ");
 }
-$("#handler").addEventListener("change", describeHandler);
+const isOpenAI = () => $("#handler").value === boot.openai_handler;
+function showEndpoint() {
+  $("#endpoint-field").hidden = !isOpenAI();
+  for (const id of ["priority", "max-attempts", "tags"]) $(`#${id}`).disabled = isOpenAI();
+}
+$("#handler").addEventListener("change", () => { describeHandler(); showEndpoint(); });
+showEndpoint();
 describeHandler();
 
 // -- choosing and checking -----------------------------------------------------------------------------------------
@@ -187,6 +193,17 @@ form.addEventListener("submit", async (event) => {
     const file = await upload(chosen);
     button.textContent = "Checking every line…";
     $("#file-info").innerHTML = html`<span>Uploaded <strong>${chosen.name}</strong>; checking every line…</span>`.text;
+    if (isOpenAI()) {
+      // An OpenAI-compatible batch: its lines are validated after create, then run by the openai handler.
+      const description = $("#description").value.trim();
+      const batch = await api("/v1/batches", {
+        method: "POST",
+        body: { input_file_id: file.id, endpoint: $("#endpoint").value, completion_window: "24h", metadata: description ? { description } : null },
+      });
+      toast("Batch created: its lines are being checked", "ok");
+      location.assign(`/jobs/job_${batch.id.replace(/^batch_/, "")}`);
+      return;
+    }
     const maxAttempts = $("#max-attempts").value;
     const job = await api("/api/v1/jobs", {
       method: "POST",
