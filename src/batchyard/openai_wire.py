@@ -48,6 +48,12 @@ def _ts(value: float | None) -> int | None:
     return None if value is None else int(value)
 
 
+def _after(created_at: float, expires_at: float | None) -> int | None:
+    """An expiry as the creation time plus whole seconds: it was computed from the app's clock a moment before
+    the database's clock stamped the creation, and ``created_at + 86400`` must read exactly so."""
+    return None if expires_at is None else int(created_at) + round(expires_at - created_at)
+
+
 class OpenAIErrorDetail(BaseModel):
     message: str
     type: str = Field(description="invalid_request_error for a client mistake, server_error otherwise")
@@ -83,7 +89,7 @@ class OpenAIFile(BaseModel):
             id=record.id,
             bytes=record.bytes,
             created_at=int(record.created_at),
-            expires_at=_ts(record.expires_at),
+            expires_at=_after(record.created_at, record.expires_at),
             filename=record.filename,
             purpose=record.purpose,
         )
@@ -187,7 +193,7 @@ class Batch(BaseModel):
             error_file_id=files.get(ERROR_FILE_PARAM),
             created_at=int(job.created_at),
             in_progress_at=_ts(event_times.get("validated") or job.started_at),
-            expires_at=_ts(job.expires_at),
+            expires_at=_after(job.created_at, job.expires_at),
             finalizing_at=_ts(event_times.get("finalizing")),
             completed_at=finished if status == "completed" else None,
             failed_at=finished if status == "failed" else None,
