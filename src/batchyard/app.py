@@ -32,6 +32,7 @@ from batchyard.store import Store
 
 if TYPE_CHECKING:  # the worker (asyncio and all) is imported when one runs, not for every CLI command
     from batchyard.services.metrics import MetricsService
+    from batchyard.services.runs import RunService
     from batchyard.worker import Worker, WorkerStats
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -175,6 +176,13 @@ class Batchyard:
     def openai_batches(self) -> OpenAIBatchService:
         """The OpenAI-compatible Batch API (``/v1/batches``): batches are jobs of the ``openai`` handler."""
         return OpenAIBatchService(self.store, self.storage, self.settings, self.registry)
+
+    @property
+    def runs(self) -> RunService:
+        """``batchyard run``: OpenAI batch files run through the ``openai`` handler, found again on rerun."""
+        from batchyard.services.runs import RunService
+
+        return RunService(self.store, self.storage, self.settings, self.registry)
 
     @property
     def activity(self) -> ActivityService:

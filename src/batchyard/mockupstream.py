@@ -15,11 +15,12 @@ spread ``latency_spread``). It fails only when asked:
   answer that status; ``retry_after``: the 429s' ``Retry-After`` (seconds); ``latency_ms``: this request's latency;
   ``key``: what identifies "this request" (default: its text: the last message, prompt or input).
 
-``GET /_stats`` counts what it answered (``requests``, ``by_status``, ``by_endpoint``, ``by_key``: requests per
-key, so a test can check each request was answered once; ``arrivals``: when each request with a ``"mock"``
-object came, as Unix times), ``POST /_reset`` zeroes them. ``/_echo`` answers
-any request with what it was; ``/_redirect?to=URL&status=302`` redirects there. With ``api_key`` set, every
-``/v1`` request must carry ``Authorization: Bearer <api_key>`` (else 401).
+``GET /_stats`` counts what it answered: ``requests`` received, ``by_status``, ``by_endpoint``, ``by_key``
+(answers per key, so a test can check each request was answered once) and ``arrivals`` (when each request with
+a ``"mock"`` object came, as Unix times); ``POST /_reset`` zeroes them. ``POST /_gate?open=0`` holds every
+request (after its latency) until ``/_gate?open=1``; a request whose client goes away while held or sleeping is
+never answered. ``/_echo`` answers any request with what it was; ``/_redirect?to=URL&status=302`` redirects.
+With ``api_key`` set, every ``/v1`` request must carry ``Authorization: Bearer <api_key>`` (else 401).
 """
 
 from __future__ import annotations
@@ -64,10 +65,12 @@ class MockStats:
     by_key: Counter[str] = field(default_factory=Counter)
     arrivals: dict[str, list[float]] = field(default_factory=dict)  # of requests with a "mock" object only
     started_at: float = field(default_factory=time.time)
+    waiting: int = 0  # requests held at the closed gate now
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "requests": self.requests,
+            "waiting": self.waiting,
             "by_status": {str(k): v for k, v in sorted(self.by_status.items())},
             "by_endpoint": dict(self.by_endpoint),
             "by_key": dict(self.by_key),
@@ -85,6 +88,8 @@ class MockUpstream:
         self.stats = MockStats()
         self._seen: Counter[str] = Counter()
         self._ids = 0
+        self.gate = asyncio.Event()
+        self.gate.set()
 
     def app(self) -> web.Application:
         app = web.Application(client_max_size=64 * 1024 * 1024)
@@ -93,6 +98,7 @@ class MockUpstream:
             app.router.add_post(path, self.endpoint)
         app.router.add_get("/_stats", self.get_stats)
         app.router.add_post("/_reset", self.reset)
+        app.router.add_post("/_gate", self.set_gate)
         app.router.add_get("/healthz", self.health)
         app.router.add_route("*", "/_echo", self.echo)
         app.router.add_route("*", "/_redirect", self.redirect)
@@ -154,8 +160,19 @@ class MockUpstream:
     async def get_stats(self, request: web.Request) -> web.Response:
         return web.json_response(self.stats.to_dict())
 
+    async def set_gate(self, request: web.Request) -> web.Response:
+        """``?open=0`` holds every request after its latency until ``?open=1`` (a client that goes away while
+        held is never answered): lets a test stop a client at a moment when nothing is half answered."""
+        if request.query.get("open", "1") in ("0", "false"):
+            self.gate.clear()
+        else:
+            self.gate.set()
+        return web.json_response({"open": self.gate.is_set()})
+
     async def reset(self, request: web.Request) -> web.Response:
+        waiting = self.stats.waiting
         self.stats = MockStats()
+        self.stats.waiting = waiting
         self._seen.clear()
         return web.json_response({"ok": True})
 
@@ -184,7 +201,6 @@ class MockUpstream:
         mock = body.pop("mock", None)
         mock = mock if isinstance(mock, dict) else {}
         key = str(mock.get("key") or _request_text(path, body))[:MAX_KEY_CHARS]
-        stats.by_key[key] += 1
         if mock:
             times = stats.arrivals.setdefault(key, [])
             if len(times) < MAX_ARRIVALS_KEPT:
@@ -192,6 +208,13 @@ class MockUpstream:
         seen = self._seen[key]
         self._seen[key] = seen + 1
         await self._sleep(mock)
+        if not self.gate.is_set():
+            stats.waiting += 1
+            try:
+                await self.gate.wait()  # a client that goes away meanwhile cancels this: never answered
+            finally:
+                stats.waiting -= 1
+        self.stats.by_key[key] += 1  # answered: nothing waits from here on
         injected = self._injected(mock, seen)
         if injected is not None:
             return injected
@@ -413,7 +436,8 @@ def run_mock_upstream(host: str, port: int, options: MockOptions, *, on_ready: A
     bound = sock.getsockname()[1]
 
     async def main() -> None:
-        runner = web.AppRunner(MockUpstream(options).app(), access_log=None)
+        # handler_cancellation: a request whose client went away stops (and is not answered, nor counted)
+        runner = web.AppRunner(MockUpstream(options).app(), access_log=None, handler_cancellation=True)
         await runner.setup()
         await web.SockSite(runner, sock).start()
         shown = f"[{host}]" if ":" in host else host

@@ -13,6 +13,7 @@ from batchyard.cli.jobs import jobs_app
 from batchyard.cli.keys import keys_app
 from batchyard.cli.mock import mock_upstream
 from batchyard.cli.prune import prune
+from batchyard.cli.run import run
 from batchyard.cli.serve import serve
 from batchyard.cli.submit import submit
 from batchyard.cli.worker import db_app, worker
@@ -84,6 +85,7 @@ def root(
 app.command()(serve)
 app.command(no_args_is_help=True)(submit)
 app.command()(worker)
+app.command(no_args_is_help=True)(run)
 app.command("mock-upstream")(mock_upstream)
 app.command()(prune)
 app.add_typer(jobs_app)
