@@ -329,13 +329,21 @@ def test_retry_failed_items_and_see_their_error_group(tabs: Tabs, dashboard: Das
     group = page.locator(".group")
     expect(group).to_have_count(1)
     expect(group.locator(".group-count")).to_have_text("5")
-    expect(group).to_contain_text("simulated failure")
+    expect(group).to_contain_text("ItemError [flaky]: simulated failure")
+    with page.expect_download() as exported:
+        group.get_by_role("link", name="Export this group").click()
+    assert sorted(json.loads(line)["key"] for line in Path(exported.value.path()).read_text().splitlines()) == [
+        f"bad-{i}" for i in range(5)
+    ]
 
     page.get_by_label("Item status").select_option("failed")
     expect(page.locator("#item-rows tr")).to_have_count(5)
     page.locator("#item-rows").get_by_role("button", name="Details").first.click()
     expect(page.locator(".item-detail")).to_contain_text("not retryable")
 
+    group.get_by_role("button", name="Retry this group").click()
+    expect(page.locator(".toast").last).to_contain_text("5 items of this group queued again")
+    dashboard.wait_finished(dashboard.keys.alice, job["id"])
     page.get_by_role("button", name="Retry failed").click()
     expect(page.locator(".toast").last).to_contain_text("Failed items queued again (5 items)")
     wait_until(

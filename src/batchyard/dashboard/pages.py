@@ -33,7 +33,6 @@ router = APIRouter(include_in_schema=False)
 
 JOBS_PAGE_SIZE = 50
 ITEMS_PAGE_SIZE = 25
-ERROR_GROUPS_PATH = "/api/v1/jobs/{job_id}/error-groups"
 MAX_PARAM_CHARS = 200
 # The Jobs page's filter tabs and the statuses each shows.
 TABS: dict[str, tuple[str, ...]] = {
@@ -304,7 +303,6 @@ async def job_page(
             "job": job,
             "items": items,
             "page_size": ITEMS_PAGE_SIZE,
-            "error_groups_api": any(getattr(r, "path", None) == ERROR_GROUPS_PATH for r in request.app.routes),
         },
         job=job,
         item_statuses=[s.value for s in ItemStatus],

@@ -11,13 +11,12 @@ setupPage();
 
 const PAGE_SIZE = boot.page_size || 50;
 const REFRESH_MS = 3000; // timeline, samples and the items page follow a changing job at most this often
-const GROUP_SAMPLE = 1000;
 let job = boot.job;
 const params = new URLSearchParams(location.search);
 const items = { page: boot.items, status: params.get("items") || "", cursor: null, open: new Set(), found: null };
 let events = [];
 let samples = [];
-let groups = null; // {source: "api"|"page", data: [...]}
+let groups = null; // {data: the largest error groups, more: whether there are others}
 
 const isTerminal = (j) => boot.terminal.includes(j.status);
 const processed = (j) => j.counts.succeeded + j.counts.failed;
@@ -266,28 +265,15 @@ function renderProps() {
 
 // -- error groups ------------------------------------------------------------------------------------------------
 
-/** The signature of an error: its type and message with numbers, ids, quoted values and paths masked. */
-export function signature(error) {
-  const message = String(error?.message || "")
-    .replace(/(\/[\w.-]+){2,}/g, "<path>")
-    .replace(/\b[0-9a-f]{8,}\b/gi, "<id>")
-    .replace(/(['"])[^'"]{1,200}\1/g, "<value>")
-    .replace(/\d+(\.\d+)?/g, "<n>");
-  return `${error?.type || error?.code || "Error"}: ${message}`.slice(0, 300);
-}
-
 async function loadGroups() {
   if (!job.counts.failed) {
-    groups = { source: "none", data: [] };
+    groups = { data: [] };
     renderGroups();
     return;
   }
   try {
-    if (boot.error_groups_api) {
-      const page = await api(`/api/v1/jobs/${job.id}/error-groups?limit=20&samples=3`);
-      groups = { source: "api", data: page.data, more: page.has_more };
-    }
-    else groups = await groupsFromItems(); // a server without the error-groups route: group a sample here
+    const page = await api(`/api/v1/jobs/${job.id}/error-groups?limit=20&samples=3`);
+    groups = { data: page.data, more: page.has_more };
   } catch (error) {
     $("#groups").innerHTML = html`<p class="bad-text">Could not load error groups: ${error.message}</p>`.text;
     return;
@@ -295,44 +281,19 @@ async function loadGroups() {
   renderGroups();
 }
 
-async function groupsFromItems() {
-  const byKey = new Map();
-  let cursor = null, seen = 0;
-  do {
-    const page = await api(`/api/v1/jobs/${job.id}/items${query({ status: "failed", limit: 500, cursor })}`);
-    for (const item of page.data) {
-      const sig = signature(item.error);
-      const g = byKey.get(sig) || { signature: sig, count: 0, first_seen: item.finished_at, last_seen: item.finished_at, samples: [], example: item.error };
-      g.count++;
-      g.first_seen = Math.min(g.first_seen ?? item.finished_at, item.finished_at ?? g.first_seen);
-      g.last_seen = Math.max(g.last_seen ?? item.finished_at, item.finished_at ?? g.last_seen);
-      if (g.samples.length < 3) g.samples.push(item.key);
-      byKey.set(sig, g);
-      seen++;
-    }
-    cursor = page.has_more ? page.next_cursor : null;
-  } while (cursor && seen < GROUP_SAMPLE);
-  return { source: "page", sampled: seen, data: [...byKey.values()].sort((a, b) => b.count - a.count) };
-}
-
-function groupTitle(g) {
-  if (groups.source !== "api") return g.signature;
-  return `${g.type || "Error"}${g.code ? ` [${g.code}]` : ""}: ${g.message}`;
-}
+const groupTitle = (g) => `${g.type || "Error"}${g.code ? ` [${g.code}]` : ""}: ${g.message}`;
 
 function renderGroups() {
   const node = $("#groups");
-  $("#groups-note").textContent = groups.source === "page" && groups.sampled >= GROUP_SAMPLE ? `from the first ${num(groups.sampled)} failed items` : groups.more ? `the ${num(groups.data.length)} largest groups` : "";
+  $("#groups-note").textContent = groups.more ? `the ${num(groups.data.length)} largest groups` : "";
   if (!groups.data.length) {
     node.innerHTML = html`<p class="subtle">${job.counts.failed ? "No failed items right now." : "No failures: every error would be grouped here by its signature."}</p>`.text;
     return;
   }
-  const canRetry = boot.can_write && groups.source === "api" && (boot.actions[job.status] || []).includes("retry");
+  const canRetry = boot.can_write && (boot.actions[job.status] || []).includes("retry");
   node.innerHTML = html`<ul class="groups">${groups.data.map((g, i) => {
-    const sample = (g.samples || []).map((s) => (typeof s === "string" ? s : s.key));
-    const exportLink = groups.source === "api"
-      ? html`<a class="btn btn-small" href="/api/v1/jobs/${job.id}/error-groups/${g.signature}/items.jsonl" download>${icon("download")}Export this group</a>`
-      : html`<button type="button" class="btn btn-small" data-group-export="${i}">${icon("download")}Export this group</button>`;
+    const sample = g.samples.map((item) => item.key);
+    const exportLink = html`<a class="btn btn-small" href="/api/v1/jobs/${job.id}/error-groups/${g.signature}/items.jsonl" download>${icon("download")}Export this group</a>`;
     return html`<li class="group">
       <div class="group-head"><span class="group-count">${num(g.count)}</span><span class="group-sig">${groupTitle(g)}</span></div>
       <div class="group-meta">first ${timeAgo(g.first_seen)} · last ${timeAgo(g.last_seen)}${sample.length ? html` · e.g. ${sample.map((k, j) => html`${j ? ", " : ""}<a href="#" data-item-key="${k}" class="mono">${k}</a>`)}` : ""}</div>
@@ -348,14 +309,6 @@ $("#groups").addEventListener("click", async (event) => {
   if (keyLink) {
     event.preventDefault();
     findItem(keyLink.dataset.itemKey);
-    return;
-  }
-  const exportButton = event.target.closest("[data-group-export]");
-  if (exportButton) {
-    const g = groups.data[Number(exportButton.dataset.groupExport)];
-    exportButton.disabled = true;
-    try { await exportGroup(g); } catch (error) { toast(`Could not export: ${error.message}`, "bad"); }
-    exportButton.disabled = false;
     return;
   }
   const retryButton = event.target.closest("[data-group-retry]");
@@ -375,26 +328,6 @@ $("#groups").addEventListener("click", async (event) => {
     }
   }
 });
-
-/** Every failed item of a group as JSON lines, downloaded from the browser. */
-async function exportGroup(g) {
-  const lines = [];
-  let cursor = null;
-  do {
-    const page = await api(`/api/v1/jobs/${job.id}/items${query({ status: "failed", limit: 500, cursor })}`);
-    for (const item of page.data) if (signature(item.error) === g.signature || g.signature === item.error?.signature) lines.push(JSON.stringify(item));
-    cursor = page.has_more ? page.next_cursor : null;
-  } while (cursor);
-  const blob = new Blob([lines.join("\n") + "\n"], { type: "application/x-ndjson" });
-  const link = document.createElement("a");
-  link.href = URL.createObjectURL(blob);
-  link.download = `${job.id}-error-group.jsonl`;
-  document.body.append(link);
-  link.click();
-  link.remove();
-  setTimeout(() => URL.revokeObjectURL(link.href), 10000);
-  toast(`Exported ${num(lines.length)} failed items`, "ok");
-}
 
 // -- items -------------------------------------------------------------------------------------------------------
 
