@@ -17,6 +17,7 @@ from batchyard.handlers.demo import register_demo_handlers
 from batchyard.registry import HandlerRegistry
 from batchyard.services.activity import ActivityService
 from batchyard.services.auth import AuthService
+from batchyard.services.bulk import BulkService
 from batchyard.services.errorgroups import ErrorGroupService
 from batchyard.services.files import FileService
 from batchyard.services.items import ItemService
@@ -158,6 +159,11 @@ class Batchyard:
     @property
     def items(self) -> ItemService:
         return ItemService(self.store, self.service)
+
+    @property
+    def bulk(self) -> BulkService:
+        """One move on many jobs, by ids or by the job list's filter, with a dry run."""
+        return BulkService(self.store, self.service)
 
     @property
     def error_groups(self) -> ErrorGroupService:

@@ -31,7 +31,7 @@ from batchyard import __version__
 from batchyard.errors import ApiError, ConfigError, ServerUnreachable
 
 if TYPE_CHECKING:  # pydantic is imported when a first answer is parsed, not for the CLI's every start
-    from batchyard.wire import ErrorGroupOut, EventOut, FileOut, HandlerOut, JobOut, Page, RetryOut
+    from batchyard.wire import BulkOut, ErrorGroupOut, EventOut, FileOut, HandlerOut, JobOut, Page, RetryOut
 
 DEFAULT_TIMEOUT_SECONDS = 30.0
 CONNECT_TIMEOUT_SECONDS = 10.0
@@ -40,6 +40,7 @@ BODY_EXCERPT_CHARS = 200
 DOWNLOAD_CHUNK_BYTES = 1 << 20
 UPLOAD_TIMEOUT_SECONDS = 300.0  # per read/write of a large upload or download, not for the whole transfer
 EVENTS_PAGE = 500
+BULK_TIMEOUT_SECONDS = 600.0  # up to 10,000 moves in one call
 
 
 def normalize_url(url: str) -> str:
@@ -304,6 +305,25 @@ class Client:
             return RetryOut.model_validate(self._move(job_id, "retry"))
         path = f"/api/v1/jobs/{_segment(job_id)}/retry"
         return RetryOut.model_validate(self._json("POST", path, json={"error_group": error_group}))
+
+    def bulk(
+        self,
+        action: str,
+        *,
+        ids: Sequence[str] | None = None,
+        filter: dict[str, Any] | None = None,
+        dry_run: bool = False,
+    ) -> BulkOut:
+        """One action (cancel, pause, resume, retry, delete) on the jobs ``ids`` names or on every job matching
+        ``filter`` (the list's filters as a dict: ``{"status": ["active"], "q": "march"}``); ``dry_run`` counts."""
+        from batchyard.wire import BulkOut
+
+        body: dict[str, Any] = {"action": action, "dry_run": dry_run}
+        if ids is not None:
+            body["ids"] = list(ids)
+        if filter is not None:
+            body["filter"] = filter
+        return BulkOut.model_validate(self._json("POST", "/api/v1/jobs/bulk", json=body, timeout=BULK_TIMEOUT_SECONDS))
 
     def error_groups(
         self, job_id: str, *, limit: int | None = None, samples: int | None = None, cursor: str | None = None

@@ -43,6 +43,7 @@ from batchyard.core.roles import Role
 
 if TYPE_CHECKING:
     from batchyard.core.records import ApiKeyRecord, EventRecord, FileRecord, ItemRecord, JobRecord, WorkerRecord
+    from batchyard.services.bulk import BulkReport
     from batchyard.services.errorgroups import ErrorGroup
     from batchyard.services.jobs import JobView
 
@@ -294,6 +295,48 @@ class ItemOut(BaseModel):
                 "finished_at": item.finished_at,
                 "duration_seconds": duration,
                 "usage": item.usage,
+            }
+        )
+
+
+# -- bulk actions ---------------------------------------------------------------------------------------------
+
+
+class BulkResultOut(BaseModel):
+    id: str
+    ok: bool = Field(description="The move was made")
+    outcome: Literal["done", "skipped", "not_found", "forbidden", "failed"] = Field(
+        description="done; skipped: the job's status does not allow the move (error says why); not_found: no such "
+        "job, or another owner's; forbidden: the key may not; failed: another error (in error)"
+    )
+    status: str | None = Field(None, description="The job's status after the move (`deleted` once deleted)")
+    error: dict[str, Any] | None = None
+
+
+class BulkOut(BaseModel):
+    action: str
+    dry_run: bool
+    matched: int = Field(description="Jobs named that the caller may see, or jobs matching the filter")
+    affected: int = Field(
+        description="Dry run: how many of them the move applies to (their status allows it; retry: they have "
+        "failed items). Real run: how many were moved"
+    )
+    remaining: int = Field(0, description="Real run by filter: jobs still eligible past this call's limit")
+    results: list[BulkResultOut] = Field(description="Real runs: one per job tried, in order; empty for a dry run")
+
+    @classmethod
+    def of(cls, report: BulkReport) -> BulkOut:
+        return cls.model_validate(
+            {
+                "action": report.action,
+                "dry_run": report.dry_run,
+                "matched": report.matched,
+                "affected": report.affected,
+                "remaining": report.remaining,
+                "results": [
+                    {"id": r.id, "ok": r.outcome == "done", "outcome": r.outcome, "status": r.status, "error": r.error}
+                    for r in report.results
+                ],
             }
         )
 

@@ -49,4 +49,10 @@ def test_filters_csv_and_error_groups_through_the_client(tmp_path: Path) -> None
             with pytest.raises(ApiError) as refused:
                 api.retry_job(failing.id, error_group="0" * 16)
             assert refused.value.status == 404 and refused.value.code == "not_found"
+
+            dry = api.bulk("delete", filter={"status": ["finished"]}, dry_run=True)
+            assert (dry.matched, dry.affected, dry.results) == (2, 2, [])
+            deleted = api.bulk("delete", filter={"status": ["finished"]})
+            assert deleted.affected == 2 and {r.outcome for r in deleted.results} == {"done"}
+            assert api.list_jobs().data == []
         assert server.stop() == 0

@@ -9,7 +9,7 @@ import re
 from typing import Annotated, Literal
 
 from fastapi import Depends, Query
-from pydantic import AfterValidator, Field, StringConstraints, WithJsonSchema
+from pydantic import AfterValidator, ConfigDict, Field, StringConstraints, WithJsonSchema
 
 from batchyard.api.bodies import RequestModel
 from batchyard.core.jobfilter import STATUS_HELP, STATUS_PATTERN, parse_statuses
@@ -84,6 +84,8 @@ JobFilterDep = Annotated[JobFilter, Depends(job_filter)]
 
 class JobFilterIn(RequestModel):
     """The job list's filters as a JSON object (every field optional; what ``GET /api/v1/jobs`` takes)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)  # a JSON false is not a time, nor "1" a number
 
     status: list[StatusWords] | None = Field(None, max_length=20, description=STATUS_HELP)
     handler: str | None = Field(None, max_length=200, pattern=NO_NUL)

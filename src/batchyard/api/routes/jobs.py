@@ -4,6 +4,7 @@ bulk actions, the event timeline and progress samples."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import time
 from typing import Annotated, Any, Literal
@@ -12,27 +13,26 @@ import anyio
 from fastapi import APIRouter, Header, Query, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from batchyard.api.bodies import PlainText, RequestModel
 from batchyard.api.deps import BatchyardDep, PrincipalDep
-from batchyard.api.filters import JobFilterDep, SortField
+from batchyard.api.filters import JobFilterDep, JobFilterIn, SortField
 from batchyard.api.threads import BULK_ITEMS, bulk_limiter, submit_limiter
 from batchyard.app import Batchyard
 from batchyard.core.cursors import JOB_SORT_KEYS, job_cursor
 from batchyard.core.errorsig import SIGNATURE_PATTERN
 from batchyard.core.records import JobQuery, JobRecord
-from batchyard.errors import BatchyardError
 from batchyard.services.auth import Principal
+from batchyard.services.bulk import MAX_BULK_JOBS, BulkAction
 from batchyard.services.jobs import JobView, check_item_source
-from batchyard.wire import DataList, ErrorResponse, EventOut, JobOut, Page, RetryOut, SampleOut
+from batchyard.wire import BulkOut, DataList, ErrorResponse, EventOut, JobOut, Page, RetryOut, SampleOut
 
 router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"])
 
 MAX_INLINE_ITEMS = 10_000
 MAX_WAIT_SECONDS = 300.0
 MAX_PAGE = 200
-MAX_BULK = 100
 WAIT_POLL_SECONDS = 0.05
 MAX_EVENT_ID = 2**31 - 1  # job_events.id is a 32-bit integer on PostgreSQL
 
@@ -68,25 +68,6 @@ class JobCreate(RequestModel):
     )
     max_failure_rate: float | None = Field(None, gt=0, lt=1, description="Fail the job above this failed share")
     expires_in_seconds: float | None = Field(None, gt=0, le=30 * 86400, description="Completion window")
-
-
-BulkAction = Literal["cancel", "pause", "resume", "retry", "delete"]
-
-
-class BulkRequest(RequestModel):
-    action: BulkAction
-    ids: list[PlainText] = Field(min_length=1, max_length=MAX_BULK)
-
-
-class BulkResult(BaseModel):
-    id: str
-    ok: bool
-    status: str | None = None
-    error: dict[str, Any] | None = None
-
-
-class BulkOut(BaseModel):
-    results: list[BulkResult]
 
 
 # -- create ---------------------------------------------------------------------------------------------------
@@ -304,28 +285,31 @@ def delete_job(job_id: str, app: BatchyardDep, principal: PrincipalDep) -> Respo
     return Response(status_code=204)
 
 
-@router.post("/bulk", summary="One action on many jobs", responses={400: _E, 401: _E, 403: _E, 422: _E})
-def bulk_action(body: BulkRequest, app: BatchyardDep, principal: PrincipalDep) -> BulkOut:
-    """Each id is handled on its own: one that fails (missing, illegal move) does not stop the others."""
-    principal.require_write()
-    results = []
-    for job_id in dict.fromkeys(body.ids):
-        try:
-            results.append(BulkResult(id=job_id, ok=True, status=_apply(app, principal, body.action, job_id)))
-        except BatchyardError as exc:
-            results.append(BulkResult(id=job_id, ok=False, error=exc.to_dict()))
-    return BulkOut(results=results)
+class BulkRequest(RequestModel):
+    """One action on many jobs: by `ids`, or by `filter` (the job list's filters); `dry_run` only counts."""
+
+    action: BulkAction
+    ids: list[PlainText] | None = Field(None, min_length=1, max_length=MAX_BULK_JOBS, description="Jobs by id")
+    filter: JobFilterIn | None = Field(None, description="Every job matching these filters (as GET /api/v1/jobs)")
+    dry_run: bool = Field(
+        False, strict=True, description="Only count: `matched`, and `affected` = how many the move applies to"
+    )
 
 
-def _apply(app: Batchyard, principal: Principal, action: BulkAction, job_id: str) -> str:
-    service = app.service
-    if action == "cancel":
-        return service.cancel(job_id, principal).job.status
-    if action == "pause":
-        return service.pause(job_id, principal).job.status
-    if action == "resume":
-        return service.resume(job_id, principal).job.status
-    if action == "retry":
-        return service.retry_failed(job_id, principal)[0].job.status
-    service.delete(job_id, principal)
-    return "deleted"
+@router.post(
+    "/bulk",
+    summary="One action on many jobs: by ids or by filter, with a dry-run count",
+    responses={400: _E, 401: _E, 403: _E, 422: _E},
+)
+async def bulk_action(body: BulkRequest, app: BatchyardDep, principal: PrincipalDep) -> BulkOut:
+    """`{"action": "cancel", "filter": {"status": ["active"], "q": "march"}, "dry_run": true}` answers how many
+    jobs match and how many of them the move applies to ("all N matching this filter"); the same without
+    `dry_run` moves them, at most 10,000 per call (newest first; `remaining` says how many are left), and
+    answers each job's outcome: done, skipped (its status does not allow the move), not_found (or another
+    owner's). A viewer gets 403; a non-admin naming another `owner` in the filter gets 403."""
+    where = body.filter.to_filter() if body.filter is not None else None
+    report = await anyio.to_thread.run_sync(
+        functools.partial(app.bulk.run, principal, body.action, ids=body.ids, where=where, dry_run=body.dry_run),
+        limiter=bulk_limiter(),
+    )
+    return BulkOut.of(report)
