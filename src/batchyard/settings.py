@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -166,6 +167,9 @@ class Settings(BaseSettings):
     )
     prune_chunk_rows: int = Field(
         DEFAULT_PRUNE_CHUNK_ROWS, ge=1, le=100_000, description="Rows deleted per transaction when pruning."
+    )
+    log_format: Literal["text", "json"] = Field(
+        "text", description="serve and worker logs: text, or json (one object per line, with job and item ids)."
     )
     metrics_public: bool = Field(
         False, description="Serve GET /metrics without a key (default: an admin key; metrics cover every owner)."

@@ -52,6 +52,15 @@ CHECKED_PACKAGES: dict[str, tuple[str, ...]] = {
         "batchyard.worker",
         "batchyard.data",
     ),
+    # So do logs (their format, the item a handler runs).
+    "batchyard.logs": (
+        "batchyard.store",
+        "batchyard.services",
+        "batchyard.api",
+        "batchyard.cli",
+        "batchyard.worker",
+        "batchyard.data",
+    ),
     # Built-in handlers run in workers like users' handlers: they see an item and its context, nothing more.
     "batchyard.handlers": (
         "batchyard.store",

@@ -23,7 +23,7 @@ from batchyard.cli.common import (
     redact_url,
     use_upstream,
 )
-from batchyard.cli.worker import LogLevel, LogLevelOption, configure_logging
+from batchyard.cli.worker import LogFormat, LogFormatOption, LogLevel, LogLevelOption, configure_logging
 from batchyard.errors import ConfigError
 from batchyard.services.auth import LOGIN_TOKEN_TTL_SECONDS
 
@@ -126,6 +126,7 @@ def serve(
     ] = None,
     upstream: UpstreamOption = None,
     log_level: LogLevelOption = LogLevel.info,
+    log_format: LogFormatOption = LogFormat.text,
     access_log: Annotated[
         bool, typer.Option("--access-log", metavar="", help="Log every HTTP request on stderr.")
     ] = False,
@@ -144,7 +145,7 @@ def serve(
 
       [cyan]batchyard serve --db postgresql://batch@db/batch --host 0.0.0.0 --no-workers[/]
     """
-    configure_logging(log_level)
+    configure_logging(log_level, log_format)
     _configure_server_logs(log_level, access_log)
     sock = bind_socket(host, port)
     try:

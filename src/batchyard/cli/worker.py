@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from enum import StrEnum
 from typing import Annotated
 
@@ -31,11 +32,34 @@ LogLevelOption = Annotated[
 ]
 
 
-def configure_logging(level: LogLevel) -> None:
-    """Batchyard's own logs at ``level`` on stderr; other libraries' (alembic, ...) only from warnings up."""
-    from rich.logging import RichHandler
+class LogFormat(StrEnum):
+    text = "text"
+    json = "json"
 
-    handler = RichHandler(console=err, show_path=False, rich_tracebacks=True, markup=False)
+
+LogFormatOption = Annotated[
+    LogFormat,
+    typer.Option(
+        "--log-format",
+        envvar="BATCHYARD_LOG_FORMAT",
+        metavar="FORMAT",
+        case_sensitive=False,
+        help="text (for people), or json: one JSON object per line with time, level, logger, message, and job_id, "
+        "item_key, item_seq where known (for log shippers). Env: BATCHYARD_LOG_FORMAT.",
+    ),
+]
+
+
+def configure_logging(level: LogLevel, log_format: LogFormat = LogFormat.text) -> None:
+    """Batchyard's own logs at ``level`` on stderr; other libraries' (alembic, ...) only from warnings up."""
+    if log_format is LogFormat.json:
+        from batchyard.logs import json_handler
+
+        handler = json_handler(sys.stderr)
+    else:
+        from rich.logging import RichHandler
+
+        handler = RichHandler(console=err, show_path=False, rich_tracebacks=True, markup=False)
     logging.basicConfig(level=logging.WARNING, format="%(message)s", datefmt="[%X]", handlers=[handler], force=True)
     logging.getLogger("batchyard").setLevel(level.value.upper())
 
@@ -62,6 +86,7 @@ def worker(
     ] = None,
     upstream: UpstreamOption = None,
     log_level: LogLevelOption = LogLevel.info,
+    log_format: LogFormatOption = LogFormat.text,
     metrics_port: Annotated[
         int | None,
         typer.Option(
@@ -102,7 +127,7 @@ def worker(
 
       [cyan]batchyard --db postgresql://batch@db/batch worker --app mypkg.jobs:app --handlers thumbnail[/]
     """
-    configure_logging(log_level)
+    configure_logging(log_level, log_format)
     with open_app(ctx, app, demo=demo) as by:
         use_upstream(by, upstream)
         from batchyard.handlers import BUILTIN_HANDLERS, served_handlers

@@ -101,14 +101,21 @@ class Maintenance:
             # An earlier writer that died mid-write left its temporary files; a live one touches its own.
             stale = self.storage.remove_stale_temp_files(job_prefix(job_id), older_than=lease)
             if stale:
-                log.info("removed %d half-written file(s) of %s left by a writer that died", stale, job_id)
+                log.info(
+                    "removed %d half-written file(s) of %s left by a writer that died",
+                    stale,
+                    job_id,
+                    extra={"job_id": job_id},
+                )
             keeper = _LeaseKeeper(self.store, job_id, lease)
             files = write_result_files(self.store, self.storage, job_id, keeper)
             self.openai.write_batch_files(job_id, keeper)  # an OpenAI batch's own files, before it completes
             for meta in files.values():  # with local storage only this host's data dir has them: say where
                 meta["host"] = socket.gethostname()
             self.store.upkeep.files_written(job_id, files)
-            log.debug("wrote result files of %s in %.2fs", job_id, time.perf_counter() - started)
+            log.debug(
+                "wrote result files of %s in %.2fs", job_id, time.perf_counter() - started, extra={"job_id": job_id}
+            )
             self._record_finished(job_id)
             n += 1
         return n

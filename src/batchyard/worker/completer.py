@@ -210,6 +210,7 @@ class Completer:
                     outcome.seq,
                     outcome.job_id,
                     exc_info=exc,
+                    extra={"job_id": outcome.job_id, "item_seq": outcome.seq, "worker_id": self.worker_id},
                 )
                 error = json_text(
                     {
@@ -235,7 +236,11 @@ class Completer:
                     raise
                 except Exception:  # its lease expires and it comes back as a suspect
                     log.exception(
-                        "worker %s: could not fail item %s of %s either", self.worker_id, outcome.seq, outcome.job_id
+                        "worker %s: could not fail item %s of %s either",
+                        self.worker_id,
+                        outcome.seq,
+                        outcome.job_id,
+                        extra={"job_id": outcome.job_id, "item_seq": outcome.seq, "worker_id": self.worker_id},
                     )
                     continue
             report.accepted += single.accepted

@@ -18,6 +18,7 @@ import traceback
 from collections.abc import Callable, Coroutine
 from typing import Any
 
+from batchyard import logs
 from batchyard.context import ItemContext, JobControl
 from batchyard.core.backoff import backoff_delay
 from batchyard.core.lifecycle import OutcomeKind, after_failure, skip_reason
@@ -186,6 +187,7 @@ class Executor:
             if not self.begin(work):
                 continue
             self._running_async[slot] = (work, task)
+            marked = logs.running_item(work)  # a handler's own log lines carry its job and item
             try:
                 try:
                     if work.spec.resources and not self.resources.ready(work.spec.resources):
@@ -203,6 +205,7 @@ class Executor:
             else:
                 self._emit_success(work, value)
             finally:
+                logs.done_item(marked)
                 self._running_async.pop(slot, None)
                 if work.interrupt is not None and task.cancelling():
                     task.uncancel()
@@ -225,6 +228,7 @@ class Executor:
             if not self.begin(work):
                 continue
             self._running_sync[ident] = work
+            marked = logs.running_item(work)
             try:
                 if work.spec.resources and not self.resources.ready(work.spec.resources):
                     timeout = _stop_clock(work)
@@ -237,6 +241,7 @@ class Executor:
             else:
                 self._emit_success(work, value)
             finally:
+                logs.done_item(marked)
                 self._running_sync.pop(ident, None)
 
     # -- resources ------------------------------------------------------------------------------------------

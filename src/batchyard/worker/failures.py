@@ -69,7 +69,15 @@ class FailureLog:
                 self._jobs.move_to_end(job_id)
             state.failed += 1
             if state.failed <= self.first_per_job:
-                log.warning("job %s: item %r failed: %s, attempt %d", job_id, shown_key, what, attempt)
+                log.warning(
+                    "job %s: item %r failed: %s, attempt %d",
+                    job_id,
+                    shown_key,
+                    what,
+                    attempt,
+                    extra={"job_id": job_id, "item_key": shown_key, "attempt": attempt, "error_type": error_type}
+                    | ({"error_code": code} if code else {}),
+                )
                 if state.failed == self.first_per_job:
                     state.last_summary_at = now
                     log.warning(
@@ -77,6 +85,7 @@ class FailureLog:
                         job_id,
                         state.failed,
                         self.interval_seconds,
+                        extra={"job_id": job_id},
                     )
                 return
             state.unreported += 1
@@ -100,6 +109,7 @@ class FailureLog:
             now - state.last_summary_at,
             state.failed,
             state.latest,
+            extra={"job_id": job_id},
         )
         state.unreported = 0
         state.last_summary_at = now

@@ -149,7 +149,7 @@ class Worker:
             self.job_ids,
         )
         self.registered.set()
-        log.info("worker %s started: handlers %s", self.id, ", ".join(self.handlers))
+        log.info("worker %s started: handlers %s", self.id, ", ".join(self.handlers), extra={"worker_id": self.id})
         lanes = self.executor.start(self._supervised, self._crashed)
         side = [
             self._supervised(self.completer.flush_loop(), "flusher"),
