@@ -16,7 +16,8 @@ Recording costs next to nothing on the hot path: the worker counts a whole flush
 
 Hooks for features that record their own events (call them; they never raise):
 
-- :func:`record_upstream_request` -- the ``openai``/``http`` handlers, once per upstream HTTP request;
+- :func:`record_upstream_request` (or the :func:`upstream_request` context manager, which times it) -- the
+  ``openai``/``http`` handlers, once per upstream HTTP request (retries count apart);
 - :func:`record_webhook_delivery`, :func:`record_email_delivery` -- the notification outbox, once per attempt;
 - :func:`record_quota_pause` -- quotas, once per job paused because a budget is spent.
 
@@ -25,7 +26,10 @@ Until a feature calls its hook, its counter is defined but has no samples (nothi
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, PlatformCollector, ProcessCollector
@@ -169,6 +173,33 @@ def record_upstream_request(handler: str, status: int | str, seconds: float | No
     UPSTREAM_REQUESTS.labels(handler, str(status)).inc()
     if seconds is not None:
         UPSTREAM_SECONDS.labels(handler).observe(max(0.0, seconds))
+
+
+class UpstreamCall:
+    """What :func:`upstream_request` records: set ``status`` to the answer's HTTP status once it came."""
+
+    __slots__ = ("status",)
+
+    def __init__(self) -> None:
+        self.status: int | str = "error"
+
+
+@contextlib.contextmanager
+def upstream_request(handler: str) -> Iterator[UpstreamCall]:
+    """Time one upstream request and count it by status (``timeout``, ``cancelled`` or ``error`` when no answer
+    came): ``with upstream_request("openai") as call: ...; call.status = response.status``."""
+    call = UpstreamCall()
+    started = time.perf_counter()
+    try:
+        yield call
+    except TimeoutError:
+        call.status = "timeout"
+        raise
+    except asyncio.CancelledError:
+        call.status = "cancelled"
+        raise
+    finally:
+        record_upstream_request(handler, call.status, time.perf_counter() - started)
 
 
 def record_webhook_delivery(outcome: str) -> None:

@@ -155,3 +155,29 @@ def test_a_worker_process_serves_its_own_metrics_on_metrics_port(tmp_path: Path)
     finally:
         worker.terminate()
         worker.wait(timeout=30)
+
+
+def test_upstream_requests_of_the_openai_handler_are_counted(tmp_path: Path) -> None:
+    from tests.upstream import start_mock_upstream
+
+    with start_mock_upstream("--latency-ms", "5") as mock:
+        args = ("--port", str(free_port()), "--upstream", mock.url)
+        with running_server(tmp_path / "data", tmp_path, *args) as server:
+            admin = server.create_key("ops", "admin")
+            before = scrape(server, admin)
+            requests = [
+                {
+                    "custom_id": f"r{i}",
+                    "method": "POST",
+                    "url": "/v1/chat/completions",
+                    "body": {"model": "mock-chat", "messages": [{"role": "user", "content": f"hi {i}"}]},
+                }
+                for i in range(6)
+            ]
+            job = run_job(server, server.create_key("alice"), {"handler": "openai", "items": requests})
+            assert job["counts"]["succeeded"] == 6, job  # type: ignore[index]
+            after = scrape(server, admin)
+    key = ("batchyard_upstream_requests_total", (("handler", "openai"), ("status", "200")))
+    assert after[key] - before.get(key, 0) == 6
+    seconds = ("batchyard_upstream_request_seconds_count", (("handler", "openai"),))
+    assert after[seconds] - before.get(seconds, 0) == 6

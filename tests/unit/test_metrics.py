@@ -3,10 +3,12 @@ deploy/ only asks for metrics that exist."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from pathlib import Path
 
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from batchyard import metrics
@@ -87,3 +89,17 @@ def test_the_grafana_dashboard_asks_only_for_metrics_that_exist() -> None:
     assert asked, "no batchyard metric in the dashboard"
     assert asked <= known, asked - known
     assert "batchyard_items_processed" in asked and "batchyard_queue_depth" in asked
+
+
+def test_upstream_request_counts_the_status_or_why_none_came() -> None:
+    def count(status: str) -> float:
+        return value("batchyard_upstream_requests_total", handler="unit-up", status=status)
+
+    before = {s: count(s) for s in ("201", "timeout", "cancelled", "error")}
+    with metrics.upstream_request("unit-up") as call:
+        call.status = 201
+    for exc in (TimeoutError(), asyncio.CancelledError(), OSError()):
+        with pytest.raises(type(exc)), metrics.upstream_request("unit-up"):
+            raise exc
+    assert {s: count(s) - before[s] for s in before} == {"201": 1, "timeout": 1, "cancelled": 1, "error": 1}
+    assert value("batchyard_upstream_request_seconds_count", handler="unit-up") == 4

@@ -137,6 +137,10 @@ def serve(
     are. SQLite under the data dir unless [bold]--db[/] says otherwise. Ctrl-C or SIGTERM stops it gracefully:
     no new requests, items in flight get BATCHYARD_SHUTDOWN_GRACE_SECONDS to finish.
 
+    Prometheus metrics are at /metrics (an admin key, or none with BATCHYARD_METRICS_PUBLIC=true). With
+    BATCHYARD_JOB_RETENTION_DAYS set, maintenance deletes finished jobs that finished longer ago (see
+    [cyan]batchyard prune[/]); unset, jobs are kept.
+
     [bold]Examples[/]
 
       [cyan]batchyard serve[/]

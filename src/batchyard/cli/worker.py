@@ -115,7 +115,8 @@ def worker(
 
     Start as many as you like, on as many machines as share the database (PostgreSQL for more than one
     machine). Ctrl-C or SIGTERM stops it gracefully: it claims nothing more and items in flight get
-    BATCHYARD_SHUTDOWN_GRACE_SECONDS to finish; unfinished ones go back to the queue.
+    BATCHYARD_SHUTDOWN_GRACE_SECONDS to finish; unfinished ones go back to the queue. Its maintenance also
+    deletes finished jobs past BATCHYARD_JOB_RETENTION_DAYS when that is set (see [cyan]batchyard prune[/]).
 
     [bold]Examples[/]
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import aiohttp
 
+from batchyard.metrics import upstream_request
 from batchyard.outbound.limits import UpstreamLimiter
 from batchyard.outbound.retry import Answer
 from batchyard.outbound.session import connector, loop_object, loop_session
@@ -34,10 +35,12 @@ class UpstreamClient:
         session = self._session()
         await self.limiter.acquire(estimated_tokens)
         try:
-            async with session.request(
-                method, url, data=data, headers=self._headers, timeout=self._timeout, allow_redirects=False
-            ) as response:
-                return Answer(response.status, response.headers, await response.read())
+            with upstream_request("openai") as call:  # batchyard_upstream_requests_total, not the limiter's wait
+                async with session.request(
+                    method, url, data=data, headers=self._headers, timeout=self._timeout, allow_redirects=False
+                ) as response:
+                    call.status = response.status
+                    return Answer(response.status, response.headers, await response.read())
         finally:
             self.limiter.release()
 

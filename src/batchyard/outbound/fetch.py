@@ -13,6 +13,7 @@ import aiohttp
 from batchyard.core.addresses import AddressRefused
 from batchyard.core.retries import classify_status
 from batchyard.errors import ItemError, PermanentError
+from batchyard.metrics import upstream_request
 from batchyard.outbound.guard import GuardedResolver, URLRefused, check_url
 from batchyard.outbound.retry import Answer, send_with_retries
 from batchyard.outbound.session import connector, loop_session
@@ -68,23 +69,25 @@ async def fetch(
         hop_method, hop_url, hop_headers, hop_data = method, url, dict(headers), data
         for _ in range(MAX_REDIRECTS + 1):
             check_url(hop_url, allow_private=allow_private, allowed_networks=networks)
-            async with session.request(
-                hop_method, hop_url, headers=hop_headers, data=hop_data, allow_redirects=False, timeout=timeout
-            ) as response:
-                location = response.headers.get("Location")
-                if response.status in REDIRECTS and location:
-                    next_url = urljoin(hop_url, location)
-                    if response.status == 303 or (response.status in (301, 302) and hop_method == "POST"):
-                        hop_method, hop_data = ("GET" if hop_method != "HEAD" else "HEAD"), None
-                        hop_headers = {k: v for k, v in hop_headers.items() if k.lower() != "content-type"}
-                    if _origin(next_url) != _origin(hop_url):
-                        hop_headers = {
-                            k: v for k, v in hop_headers.items() if k.lower() not in _DROPPED_ON_CROSS_ORIGIN
-                        }
-                    hop_url = next_url
-                    continue
-                final_url = hop_url
-                return Answer(response.status, response.headers, await _read_limited(response))
+            with upstream_request("http") as call:  # batchyard_upstream_requests_total
+                async with session.request(
+                    hop_method, hop_url, headers=hop_headers, data=hop_data, allow_redirects=False, timeout=timeout
+                ) as response:
+                    call.status = response.status  # a redirect counts as one request, its target as another
+                    location = response.headers.get("Location")
+                    if response.status in REDIRECTS and location:
+                        next_url = urljoin(hop_url, location)
+                        if response.status == 303 or (response.status in (301, 302) and hop_method == "POST"):
+                            hop_method, hop_data = ("GET" if hop_method != "HEAD" else "HEAD"), None
+                            hop_headers = {k: v for k, v in hop_headers.items() if k.lower() != "content-type"}
+                        if _origin(next_url) != _origin(hop_url):
+                            hop_headers = {
+                                k: v for k, v in hop_headers.items() if k.lower() not in _DROPPED_ON_CROSS_ORIGIN
+                            }
+                        hop_url = next_url
+                        continue
+                    final_url = hop_url
+                    return Answer(response.status, response.headers, await _read_limited(response))
         raise TooManyRedirects(f"more than {MAX_REDIRECTS} redirects from {_shown(url)}")
 
     try:
