@@ -4,7 +4,8 @@ PostgreSQL, with the job list's indexes and with those it had before migration 0
 For each backend it fills a fresh database with jobs straight through SQL (reproducible: a fixed seed; 20 owners,
 every status, three handlers, seven projects, tags, descriptions), then times each query through the service
 (``JobService.list_jobs``: the SQL and the page's views, what ``GET /api/v1/jobs`` runs) as an admin and as one
-owner, plus a deep page (after 20 pages, by cursor) and the count a bulk dry run makes. Then it puts back the
+owner, plus a deep page (after 20 pages, by cursor), the History page's numbers (``StatsService.history``) and
+the count a bulk dry run makes. Then it puts back the
 indexes the list had before migration 0005 ((owner, created_at) and (created_at) only) and times them again.
 
     python bench/job_list.py                          # 100,000 jobs, SQLite and PostgreSQL
@@ -128,6 +129,8 @@ def queries(app: Batchyard) -> list[tuple[str, str, Callable[[], Any]]]:
         ("sort -total", "owner", page(member, sort="-total")),
         ("sort -updated_at, active", "admin", page(admin, sort="-updated_at", statuses=["active"])),
         ("21st page (cursor)", "admin", deep(admin)),
+        ("history: 7 days by day + 20 latest", "admin", lambda: app.stats.history(admin)),
+        ("history: 7 days by day + 20 latest", "owner", lambda: app.stats.history(member)),
         ("count active (dry run)", "admin", lambda: app.service.count(JobFilter(statuses=parse_statuses(["active"])))),
     ]
 

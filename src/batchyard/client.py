@@ -31,7 +31,17 @@ from batchyard import __version__
 from batchyard.errors import ApiError, ConfigError, ServerUnreachable
 
 if TYPE_CHECKING:  # pydantic is imported when a first answer is parsed, not for the CLI's every start
-    from batchyard.wire import BulkOut, ErrorGroupOut, EventOut, FileOut, HandlerOut, JobOut, Page, RetryOut
+    from batchyard.wire import (
+        BulkOut,
+        ErrorGroupOut,
+        EventOut,
+        FileOut,
+        HandlerOut,
+        HistoryOut,
+        JobOut,
+        Page,
+        RetryOut,
+    )
 
 DEFAULT_TIMEOUT_SECONDS = 30.0
 CONNECT_TIMEOUT_SECONDS = 10.0
@@ -305,6 +315,29 @@ class Client:
             return RetryOut.model_validate(self._move(job_id, "retry"))
         path = f"/api/v1/jobs/{_segment(job_id)}/retry"
         return RetryOut.model_validate(self._json("POST", path, json={"error_group": error_group}))
+
+    def history(
+        self,
+        *,
+        since: float | None = None,
+        until: float | None = None,
+        bucket: str | None = None,
+        recent: int | None = None,
+        statuses: Sequence[str] = (),
+        handler: str | None = None,
+        project: str | None = None,
+        tag: str | None = None,
+        owner: str | None = None,
+        q: str | None = None,
+    ) -> HistoryOut:
+        """Finished jobs per hour or day over [since, until) (default: the last 7 days), with the list's filters."""
+        from batchyard.wire import HistoryOut
+
+        query = _job_filter_params(statuses, handler, project, tag, owner, q, None, None)
+        for name, value in (("since", since), ("until", until), ("bucket", bucket), ("recent", recent)):
+            if value is not None:
+                query.append((name, value))
+        return HistoryOut.model_validate(self._json("GET", "/api/v1/stats/history", params=query))
 
     def bulk(
         self,

@@ -42,10 +42,12 @@ from batchyard.core.lifecycle import TERMINAL_JOB_STATUSES, ItemStatus, JobStatu
 from batchyard.core.roles import Role
 
 if TYPE_CHECKING:
+    from batchyard.core.history import Period
     from batchyard.core.records import ApiKeyRecord, EventRecord, FileRecord, ItemRecord, JobRecord, WorkerRecord
     from batchyard.services.bulk import BulkReport
     from batchyard.services.errorgroups import ErrorGroup
     from batchyard.services.jobs import JobView
+    from batchyard.services.stats import History
 
 T = TypeVar("T")
 
@@ -296,6 +298,121 @@ class ItemOut(BaseModel):
                 "duration_seconds": duration,
                 "usage": item.usage,
             }
+        )
+
+
+# -- history (analytics) ---------------------------------------------------------------------------------------
+
+
+class HistoryJobs(BaseModel):
+    """Jobs that finished, by how they ended."""
+
+    total: int
+    completed: int
+    failed: int
+    cancelled: int
+    expired: int
+
+
+class HistoryPeriodOut(BaseModel):
+    start: float = Field(description="Epoch seconds (UTC); buckets start on the hour or at midnight UTC")
+    end: float
+    jobs: HistoryJobs
+    items_succeeded: int
+    items_failed: int
+    success_rate: float | None = Field(description="Succeeded / (succeeded + failed) items; null with none")
+    avg_duration_seconds: float | None = Field(description="Job duration (finished - started), average")
+    p50_duration_seconds: float | None
+    p95_duration_seconds: float | None
+    items_per_second: float = Field(description="Items processed by the jobs that finished here, per second")
+    cost: float
+
+    @classmethod
+    def of(cls, period: Period) -> HistoryPeriodOut:
+        return cls.model_validate(
+            {
+                "start": period.start,
+                "end": period.end,
+                "jobs": {"total": period.jobs_total, **period.jobs},
+                "items_succeeded": period.succeeded,
+                "items_failed": period.failed,
+                "success_rate": period.success_rate,
+                "avg_duration_seconds": period.avg_duration,
+                "p50_duration_seconds": period.duration_percentile(50),
+                "p95_duration_seconds": period.duration_percentile(95),
+                "items_per_second": period.items_per_second,
+                "cost": period.cost,
+            }
+        )
+
+
+class HistoryJobOut(BaseModel):
+    """One finished job's processing time, throughput and cost (the "recent batches" chart)."""
+
+    id: str
+    handler: str
+    owner: str
+    project: str | None
+    status: JobStatus
+    description: str | None
+    total: int
+    succeeded: int
+    failed: int
+    cancelled: int
+    started_at: float | None
+    finished_at: float | None
+    duration_seconds: float | None
+    items_per_second: float | None = Field(description="(succeeded + failed) / duration")
+    cost: float
+
+    @classmethod
+    def of(cls, job: JobRecord) -> HistoryJobOut:
+        duration = None
+        if job.started_at is not None and job.finished_at is not None:
+            duration = max(0.0, job.finished_at - job.started_at)
+        processed = job.succeeded + job.failed
+        return cls.model_validate(
+            {
+                "id": job.id,
+                "handler": job.handler,
+                "owner": job.owner,
+                "project": job.project,
+                "status": job.status,
+                "description": job.description,
+                "total": job.total,
+                "succeeded": job.succeeded,
+                "failed": job.failed,
+                "cancelled": job.cancelled,
+                "started_at": job.started_at,
+                "finished_at": job.finished_at,
+                "duration_seconds": duration,
+                "items_per_second": processed / duration if duration else None,
+                "cost": job.cost,
+            }
+        )
+
+
+class HistoryOut(BaseModel):
+    """Finished jobs over a time range, from their counters: per bucket, in total, and the latest ones."""
+
+    since: float
+    until: float
+    bucket: Literal["hour", "day"]
+    owner: str | None = Field(description="Whose jobs are counted; null: every owner (admins)")
+    totals: HistoryPeriodOut
+    buckets: list[HistoryPeriodOut] = Field(description="Every bucket of the range in order, empty ones too")
+    recent: list[HistoryJobOut] = Field(description="The jobs that finished last, latest first")
+
+    @classmethod
+    def of(cls, history: History) -> HistoryOut:
+        return cls(
+            since=history.since,
+            until=history.until,
+            bucket=history.bucket,  # type: ignore[arg-type]
+            owner=history.where.owner,
+            totals=HistoryPeriodOut.of(history.total),
+            buckets=[HistoryPeriodOut.of(b) for b in history.buckets],
+            recent=[HistoryJobOut.of(j) for j in history.recent],
         )
 
 

@@ -50,6 +50,10 @@ def test_filters_csv_and_error_groups_through_the_client(tmp_path: Path) -> None
                 api.retry_job(failing.id, error_group="0" * 16)
             assert refused.value.status == 404 and refused.value.code == "not_found"
 
+            history = api.history(bucket="hour", recent=5)
+            assert history.totals.jobs.completed == 2 and history.totals.items_failed == 5
+            assert {j.id for j in history.recent} == {ok.id, failing.id}
+
             dry = api.bulk("delete", filter={"status": ["finished"]}, dry_run=True)
             assert (dry.matched, dry.affected, dry.results) == (2, 2, [])
             deleted = api.bulk("delete", filter={"status": ["finished"]})

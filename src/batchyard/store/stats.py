@@ -12,9 +12,11 @@ from typing import Any
 from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.sql.elements import ColumnElement
 
+from batchyard.core.history import FINISHED_STATUSES, FinishedJob
 from batchyard.core.lifecycle import TERMINAL_JOB_STATUSES, JobStatus
-from batchyard.core.records import ITEM_COUNTERS, JobRecord, StatsBucket, StatsFilter, StatsSnapshot
+from batchyard.core.records import ITEM_COUNTERS, JobFilter, JobRecord, StatsBucket, StatsFilter, StatsSnapshot
 from batchyard.store.engine import Database
+from batchyard.store.jobs import job_conditions
 from batchyard.store.schema import job_usage, jobs, progress_samples
 
 
@@ -99,6 +101,27 @@ class StatsStore:
             .group_by(jobs.c.project, jobs.c.handler, job_usage.c.name)
         )
 
+    # -- history ------------------------------------------------------------------------------------------
+
+    def finished_jobs(self, where: JobFilter, since: float, until: float) -> list[FinishedJob]:
+        """The counters of the jobs matching ``where`` that finished in [since, until): one narrow row each."""
+        stmt = select(
+            jobs.c.status, jobs.c.succeeded, jobs.c.failed, jobs.c.cost, jobs.c.started_at, jobs.c.finished_at
+        ).where(*_finished_in(where, since, until))
+        with self.db.read() as conn:
+            return [FinishedJob(*row) for row in conn.execute(stmt)]
+
+    def recently_finished(self, where: JobFilter, since: float, until: float, limit: int) -> list[JobRecord]:
+        """The ``limit`` jobs that finished last in [since, until), latest first."""
+        stmt = (
+            select(jobs)
+            .where(*_finished_in(where, since, until))
+            .order_by(jobs.c.finished_at.desc(), jobs.c.id.desc())
+            .limit(limit)
+        )
+        with self.db.read() as conn:
+            return [JobRecord.from_row(r) for r in conn.execute(stmt)]
+
     # -- the change feed ------------------------------------------------------------------------------------
 
     def database_clock(self) -> float:
@@ -164,6 +187,15 @@ class StatsStore:
         )
         with self.db.read() as conn:
             return [(str(h), str(s), int(n), int(q), int(r)) for h, s, n, q, r in conn.execute(query)]
+
+
+def _finished_in(where: JobFilter, since: float, until: float) -> list[ColumnElement[bool]]:
+    return [
+        *job_conditions(where),
+        jobs.c.status.in_(FINISHED_STATUSES),
+        jobs.c.finished_at >= since,
+        jobs.c.finished_at < until,
+    ]
 
 
 def changed_at_expression() -> ColumnElement[float]:

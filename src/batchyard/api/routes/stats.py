@@ -4,15 +4,16 @@ throughput, usage and cost, overall and per project and per handler. Aggregates 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
 from batchyard.api.deps import BatchyardDep, PrincipalDep
+from batchyard.api.filters import JobFilterDep
 from batchyard.core.lifecycle import JobStatus
 from batchyard.core.records import ITEM_COUNTERS, StatsBucket, StatsSnapshot
-from batchyard.wire import ErrorResponse
+from batchyard.wire import ErrorResponse, HistoryOut
 
 router = APIRouter(tags=["stats"])
 
@@ -20,6 +21,7 @@ RECENT_WINDOW_SECONDS = 3600.0
 THROUGHPUT_WINDOW_SECONDS = 300.0
 MIN_THROUGHPUT_SPAN_SECONDS = 1.0  # a burst that started a moment ago is not divided by ~0 seconds
 MAX_EPOCH_SECONDS = 1e11
+MAX_RECENT_JOBS = 200
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorResponse, "description": "No or an invalid API key"},
@@ -191,3 +193,30 @@ def summarize(buckets: Iterable[StatsBucket], snapshot: StatsSnapshot) -> StatsG
         cost=cost,
         usage=dict(sorted(usage.items())),
     )
+
+
+@router.get(
+    "/api/v1/stats/history",
+    summary="History: finished jobs per hour or day (status mix, items, success rate, durations, cost)",
+    responses={**ERRORS, 400: {"model": ErrorResponse, "description": "A range or bucket that cannot be shown"}},
+)
+def get_history(
+    app: BatchyardDep,
+    principal: PrincipalDep,
+    where: JobFilterDep,
+    since: Annotated[
+        float | None, Query(ge=0, le=MAX_EPOCH_SECONDS, description="Jobs finished at or after (default: 7 days ago)")
+    ] = None,
+    until: Annotated[
+        float | None, Query(ge=0, le=MAX_EPOCH_SECONDS, description="Jobs finished before (default: now)")
+    ] = None,
+    bucket: Annotated[
+        Literal["hour", "day"] | None, Query(description="Default: hour for up to 2 days, else day (UTC)")
+    ] = None,
+    recent: Annotated[int, Query(ge=0, le=MAX_RECENT_JOBS, description="How many of the latest jobs to list")] = 20,
+) -> HistoryOut:
+    """Jobs that finished in [since, until) and match the job list's filters, summed per bucket from their
+    counters (never items): jobs by status, items succeeded and failed, success rate, average, p50 and p95 job
+    duration, throughput and cost; the same over the whole range; and the latest jobs' processing time. At most
+    1,000 buckets."""
+    return HistoryOut.of(app.stats.history(principal, where, since=since, until=until, bucket=bucket, recent=recent))
