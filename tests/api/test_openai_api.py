@@ -451,7 +451,7 @@ def test_expiry_writes_batch_expired_lines_and_keeps_what_finished(
         return {"status_code": 200, "request_id": "req_1", "body": {"object": "chat.completion", "n": 1}}
 
     app.registry.register("openai", openai, max_attempts=5)
-    app.settings.openai_window_seconds = 1.5
+    app.settings.openai_window_seconds = 4  # time enough for the first request, even on a busy machine
     batch = new_batch(client, keys.alice, jsonl(request_line("first"), request_line("second")))
     worker = app.job(job_id_of(batch["id"]) or "")
     view = worker.wait(timeout=30)  # expiry ends it: maintenance runs in the waiting worker
@@ -467,6 +467,10 @@ def test_expiry_writes_batch_expired_lines_and_keeps_what_finished(
     assert output[0]["error"] is None and output[0]["id"].startswith("batch_req_")
     errors = read_lines(client, keys.alice, done["error_file_id"])
     assert [(e["custom_id"], e["response"], e["error"]["code"]) for e in errors] == [("second", None, "batch_expired")]
+    too_late = client.post(f"/v1/batches/{batch['id']}/cancel", headers=bearer(keys.alice))
+    assert (
+        "Cannot cancel a batch that is expired" in assert_openai_error(too_late, 409, "illegal_transition")["message"]
+    )
 
 
 def test_limits_answer_in_openais_shape(client: TestClient, app: Batchyard, keys: Keys) -> None:
