@@ -572,6 +572,12 @@ def _key_fields(record: ApiKeyRecord) -> dict[str, Any]:
     }
 
 
+class WorkerJobOut(BaseModel):
+    job_id: str
+    handler: str
+    items: int = Field(description="Items of the job it holds now (claimed, not yet recorded)")
+
+
 class WorkerOut(BaseModel):
     id: str = Field(
         description="For admins the worker's own id (host-pid-random); for others a stable alias "
@@ -589,6 +595,14 @@ class WorkerOut(BaseModel):
         None,
         description="The only jobs it works on (a job's `wait` running it in-process); null: any job of its "
         "handlers. The ids are shown to admins; others get an empty list",
+    )
+    alive: bool = Field(
+        True, description="Running and seen within BATCHYARD_WORKER_STALE_SECONDS (false: stopped, lost or silent)"
+    )
+    running: list[WorkerJobOut] = Field(
+        default_factory=list,
+        description="The jobs it holds items of now (its leases), with how many; others' jobs are left out for "
+        "non-admins",
     )
 
     @classmethod

@@ -8,7 +8,7 @@ from sqlalchemy import delete, insert, select, update
 
 from batchyard.core.records import WorkerRecord
 from batchyard.store.engine import Database
-from batchyard.store.schema import workers
+from batchyard.store.schema import jobs, leases, workers
 
 
 class WorkerStore:
@@ -54,7 +54,9 @@ class WorkerStore:
                 .values(status=status, last_seen_at=now, in_flight=0 if status == "stopped" else workers.c.in_flight)
             )
 
-    def list_workers(self, *, live_within: float | None = None) -> list[WorkerRecord]:
+    def list_workers(self, *, live_within: float | None = None, seen_within: float | None = None) -> list[WorkerRecord]:
+        """Workers, oldest first: with ``live_within``, those running and seen that recently; with ``seen_within``,
+        every one seen that recently, whatever its status (stopped and lost ones too)."""
         with self.db.read() as conn:
             now = self.db.now(conn)
             query = select(workers).order_by(workers.c.started_at)
@@ -62,6 +64,8 @@ class WorkerStore:
                 query = query.where(
                     workers.c.status.in_(("running", "stopping")), workers.c.last_seen_at >= now - live_within
                 )
+            if seen_within is not None:
+                query = query.where(workers.c.last_seen_at >= now - seen_within)
             rows = conn.execute(query).all()
         return [
             WorkerRecord(
@@ -78,6 +82,21 @@ class WorkerStore:
             )
             for r in rows
         ]
+
+    def held_by_worker(self) -> dict[str, list[tuple[str, str, str, int]]]:
+        """What each worker holds now, from its leases: worker id -> [(job id, job owner, handler, items)]."""
+        with self.db.read() as conn:
+            rows = conn.execute(
+                select(leases.c.worker_id, leases.c.job_id, jobs.c.owner, jobs.c.handler, leases.c.seqs)
+                .select_from(leases.join(jobs, jobs.c.id == leases.c.job_id))
+                .order_by(leases.c.worker_id, leases.c.job_id)
+            ).all()
+        held: dict[str, dict[str, tuple[str, str, int]]] = {}
+        for worker_id, job_id, owner, handler, seqs in rows:
+            per_job = held.setdefault(worker_id, {})
+            _, _, items = per_job.get(job_id, (owner, handler, 0))
+            per_job[job_id] = (owner, handler, items + len(json.loads(seqs)))
+        return {w: [(j, o, h, n) for j, (o, h, n) in per_job.items()] for w, per_job in held.items()}
 
     def mark_lost_workers(self, stale_after: float) -> int:
         with self.db.write() as conn:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel
 
 from batchyard.api.deps import BatchyardDep, PrincipalDep
 from batchyard.errors import WorkerCrashed
-from batchyard.wire import DataList, HandlerOut, WorkerOut
+from batchyard.wire import DataList, ErrorResponse, HandlerOut, WorkerOut
 
 router = APIRouter()
 
@@ -53,9 +55,23 @@ def me(principal: PrincipalDep) -> Me:
     return Me(owner=principal.owner, role=principal.role.value, via=principal.via)
 
 
-@router.get("/api/v1/workers", tags=["system"], summary="Live workers (where they run: admins only)")
-def list_workers(app: BatchyardDep, principal: PrincipalDep) -> DataList[WorkerOut]:
-    return DataList[WorkerOut](data=app.system.workers(principal))
+@router.get(
+    "/api/v1/workers",
+    tags=["system"],
+    summary="Workers: what each runs, last heartbeat, alive (where they run: admins only)",
+    responses={422: {"model": ErrorResponse}},
+)
+def list_workers(
+    app: BatchyardDep,
+    principal: PrincipalDep,
+    recent: Annotated[
+        float | None,
+        Query(ge=0, le=7 * 86400, description="Also workers stopped or lost within this many seconds"),
+    ] = None,
+) -> DataList[WorkerOut]:
+    """Live workers, oldest first, each with `alive`, `last_seen_at` (its last heartbeat), `in_flight` and
+    `running`: the jobs it holds items of now. With `recent`, stopped and lost workers seen in that window too."""
+    return DataList[WorkerOut](data=app.system.workers(principal, recent_seconds=recent))
 
 
 @router.get("/api/v1/handlers", tags=["system"], summary="Handlers known here or on a live worker")
