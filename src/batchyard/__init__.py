@@ -12,7 +12,15 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from batchyard.app import Batchyard, Job
     from batchyard.context import ItemContext
-    from batchyard.errors import BatchyardError, InputInvalid, ItemCancelled, ItemError, PermanentError
+    from batchyard.errors import (
+        BatchyardError,
+        InputInvalid,
+        ItemCancelled,
+        ItemError,
+        PauseJob,
+        PermanentError,
+        SkipItem,
+    )
     from batchyard.settings import Settings
 
 __version__ = "0.1.0"
@@ -25,7 +33,9 @@ _EXPORTS = {
     "InputInvalid": "batchyard.errors",
     "ItemCancelled": "batchyard.errors",
     "ItemError": "batchyard.errors",
+    "PauseJob": "batchyard.errors",
     "PermanentError": "batchyard.errors",
+    "SkipItem": "batchyard.errors",
     "Settings": "batchyard.settings",
 }
 __all__ = [
@@ -36,8 +46,10 @@ __all__ = [
     "ItemContext",
     "ItemError",
     "Job",
+    "PauseJob",
     "PermanentError",
     "Settings",
+    "SkipItem",
 ]
 
 

@@ -83,6 +83,7 @@ class Batchyard:
         max_attempts: int | None = None,
         timeout: float | None = None,
         resources: Sequence[str] = (),
+        admit: Callable[..., Any] | None = None,
     ) -> Callable[[F], F]:
         """Register a function ``(item, ctx) -> result`` (sync or async) as a handler.
 
@@ -90,6 +91,13 @@ class Batchyard:
         ``timeout`` (seconds per attempt) are defaults for jobs of this handler. ``resources`` names worker
         resources (:meth:`resource`) made ready before each item starts, so their start-up is not part of the
         item's timeout; a handler may also use any resource without naming it here (``ctx.resources[name]``).
+
+        ``admit`` is called as ``admit(item, ctx)`` before each item, in the same attempt (and timeout) as the
+        handler: it checks the app's own rules and raises :class:`~batchyard.errors.PauseJob` to pause the job
+        (the item goes back to the queue, its attempt not counted) or :class:`~batchyard.errors.SkipItem` to end
+        the item as ``skipped``; returning lets the handler run. It may be sync or async: an async hook for a sync
+        handler runs on the worker's event loop, a sync hook for an async handler runs on the event loop too (keep
+        it quick, or make it async). Any other exception fails the attempt like the handler's own.
         """
 
         def decorate(function: F) -> F:
@@ -100,6 +108,7 @@ class Batchyard:
                 max_attempts=max_attempts,
                 timeout=timeout,
                 resources=resources,
+                admit=admit,
             )
             return function
 
@@ -398,7 +407,13 @@ class Job:
         return self.app.service.cancel(self.id)
 
     def retry_failed(self) -> int:
-        return self.app.service.retry_failed(self.id)[1]
+        """Queue the failed items again; returns how many."""
+        return self.app.service.retry(self.id, include=["failed"])[1]
+
+    def retry(self, include: Sequence[str] | None = None) -> int:
+        """Queue items again (``include``: ``"failed"``, ``"cancelled"``; by default the failed ones, and a
+        cancelled or expired job's cancelled ones too: it runs again). Returns how many."""
+        return self.app.service.retry(self.id, include=include)[1]
 
     def delete(self) -> None:
         self.app.service.delete(self.id)

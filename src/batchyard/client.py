@@ -306,15 +306,22 @@ class Client:
     def resume_job(self, job_id: str) -> JobOut:
         return _job(self._move(job_id, "resume"))
 
-    def retry_job(self, job_id: str, *, error_group: str | None = None) -> RetryOut:
-        """Queue the failed items again (with ``error_group``, a signature from :meth:`error_groups`: only that
-        group's); the job comes back with ``retried``: how many."""
+    def retry_job(
+        self, job_id: str, *, include: Sequence[str] | None = None, error_group: str | None = None
+    ) -> RetryOut:
+        """Queue items again; the job comes back with ``retried``: how many. ``include`` names the item statuses
+        (``"failed"``, ``"cancelled"``); by default the failed items, and for a cancelled or expired job its
+        cancelled ones too (it runs again, keeping the results of the items that finished). ``error_group`` (a
+        signature from :meth:`error_groups`) queues only that group's failed items."""
         from batchyard.wire import RetryOut
 
-        if error_group is None:
-            return RetryOut.model_validate(self._move(job_id, "retry"))
+        body: dict[str, Any] = {}
+        if include is not None:
+            body["include"] = list(include)
+        if error_group is not None:
+            body["error_group"] = error_group
         path = f"/api/v1/jobs/{_segment(job_id)}/retry"
-        return RetryOut.model_validate(self._json("POST", path, json={"error_group": error_group}))
+        return RetryOut.model_validate(self._json("POST", path, **({"json": body} if body else {})))
 
     def history(
         self,

@@ -41,12 +41,13 @@ NO_RESOURCES: Resources = _NoResources()
 class JobControl:
     """Per job, per worker: what the job's status tells in-flight items. Shared by all of its items."""
 
-    __slots__ = ("cancelled", "job_id", "paused")
+    __slots__ = ("cancelled", "job_id", "paused", "pausing")
 
     def __init__(self, job_id: str) -> None:
         self.job_id = job_id
         self.cancelled = False  # the job is cancelling, failed or expired: stop
         self.paused = False  # the job is paused: do not start more items
+        self.pausing = False  # a handler raised PauseJob and the pause is not written yet: paused meanwhile
 
 
 class ItemContext:

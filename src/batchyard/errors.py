@@ -264,3 +264,23 @@ class ResourceUnavailable(ItemError):
 
 class ItemCancelled(Exception):
     """Raised by ``ctx.check_cancelled()`` when the item's job is being cancelled; the item ends ``cancelled``."""
+
+
+class PauseJob(Exception):
+    """Raise from a handler or an ``admit`` hook to pause the item's job by the app's own rules (a balance ran
+    out, a limit was reached). The job pauses with ``status_reason`` ``paused_by_handler`` and this message; the
+    item goes back to the queue without counting an attempt, other items in flight finish, and nothing more of
+    the job starts until someone resumes it (``batchyard jobs resume``, ``POST /api/v1/jobs/{id}/resume``)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class SkipItem(Exception):
+    """Raise from a handler or an ``admit`` hook to end the item as ``skipped`` with this message: it counts as
+    processed (not failed) and the result files say why."""
+
+    def __init__(self, message: str = "skipped") -> None:
+        super().__init__(message)
+        self.message = message

@@ -26,6 +26,8 @@ class HandlerSpec:
     timeout_seconds: float | None
     description: str
     resources: tuple[str, ...] = ()  # worker resources made ready before each item (see ResourceSpec)
+    admit: HandlerFunction | None = None  # ``fn(item, ctx)`` before each item (may raise PauseJob or SkipItem)
+    admit_is_async: bool = False
 
     def __call__(self, item: Any, ctx: Any) -> Any:
         return self.function(item, ctx)
@@ -63,6 +65,7 @@ class HandlerRegistry:
         timeout: float | None = None,
         description: str | None = None,
         resources: Sequence[str] = (),
+        admit: HandlerFunction | None = None,
     ) -> HandlerSpec:
         if not name or len(name) > 200:
             raise ValueError("a handler name is 1 to 200 characters")
@@ -71,6 +74,8 @@ class HandlerRegistry:
             raise ValueError("concurrency must be at least 1")
         if isinstance(resources, str):
             raise ValueError(f"resources is a list of resource names, e.g. resources=[{resources!r}]")
+        if admit is not None and not callable(admit):
+            raise ValueError("admit must be a function (item, ctx) -> None, sync or async")
         spec = HandlerSpec(
             name=name,
             function=function,
@@ -80,6 +85,8 @@ class HandlerRegistry:
             timeout_seconds=timeout,
             description=description or (inspect.getdoc(function) or "").split("\n")[0],
             resources=tuple(resources),
+            admit=admit,
+            admit_is_async=admit is not None and inspect.iscoroutinefunction(admit),
         )
         self._handlers[name] = spec
         return spec

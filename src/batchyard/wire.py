@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from batchyard.core.lifecycle import TERMINAL_JOB_STATUSES, ItemStatus, JobStatus
+from batchyard.core.lifecycle import TERMINAL_JOB_STATUSES, ItemStatus, JobStatus, StatusReason
 from batchyard.core.roles import Role
 
 if TYPE_CHECKING:
@@ -90,7 +90,8 @@ class Counts(BaseModel):
     succeeded: int
     failed: int
     cancelled: int
-    done: int
+    skipped: int = Field(0, description="Items the app skipped (SkipItem): processed, not failed")
+    done: int = Field(description="Items that will not run again: succeeded + failed + cancelled + skipped")
 
 
 class JobSettingsOut(BaseModel):
@@ -109,6 +110,15 @@ class JobOut(BaseModel):
     owner: str
     project: str | None
     status: JobStatus
+    status_reason: StatusReason | None = Field(
+        None,
+        description="Why the job is in its status, when that is worth saying: paused_by_user (a person paused it) "
+        "or paused_by_handler (the app's handler or admit hook raised PauseJob); null otherwise. Cleared by any "
+        "move to another status (resume, cancel, ...)",
+    )
+    status_message: str | None = Field(
+        None, description="The message that came with status_reason (PauseJob's text, a pause's reason); or null"
+    )
     priority: int
     description: str | None
     tags: list[str]
@@ -152,7 +162,7 @@ class JobOut(BaseModel):
 
 
 class RetryOut(JobOut):
-    retried: int = Field(description="Failed items queued again")
+    retried: int = Field(description="Items queued again (failed ones, and cancelled ones when included)")
 
     @classmethod
     def of_retry(cls, view: JobView, retried: int) -> RetryOut:
@@ -165,7 +175,7 @@ def job_fields(
 ) -> dict[str, Any]:
     """The fields of :class:`JobOut` for ``job`` as plain values, to validate."""
     finished_items = job.succeeded + job.failed
-    done = finished_items + job.cancelled
+    done = finished_items + job.cancelled + job.skipped
     started_at = job.started_at
     return {
         "id": job.id,
@@ -173,6 +183,8 @@ def job_fields(
         "owner": job.owner,
         "project": job.project,
         "status": job.status,
+        "status_reason": job.status_reason,
+        "status_message": job.status_message,
         "priority": job.priority,
         "description": job.description,
         "tags": job.tags,
@@ -186,6 +198,7 @@ def job_fields(
             "succeeded": job.succeeded,
             "failed": job.failed,
             "cancelled": job.cancelled,
+            "skipped": job.skipped,
             "done": done,
         },
         "percent": round(100.0 * done / job.total if job.total else 100.0, 2),
@@ -271,7 +284,9 @@ class ItemOut(BaseModel):
     )
     payload: Any = Field(None, description="The item as submitted; only when getting one item (null in lists)")
     result: Any = Field(None, description="What the handler returned, once succeeded")
-    error: ItemErrorOut | None = Field(None, description="The last error, if an attempt failed")
+    error: ItemErrorOut | None = Field(
+        None, description="The last error, if an attempt failed; for a skipped item, why (type SkipItem, code skipped)"
+    )
     started_at: float | None = Field(None, description="Epoch seconds the last attempt started")
     finished_at: float | None = Field(None, description="Epoch seconds the item finished")
     duration_seconds: float | None = Field(None, description="Time of the last attempt, once finished")

@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 from batchyard import Batchyard
 
 from ..integration.helpers import running_worker, wait_finished
+from ..waits import wait_until
 from .conftest import Keys, bearer
 
 
@@ -136,15 +137,23 @@ def test_moves_and_illegal_ones(client: TestClient, keys: Keys) -> None:
     assert client.post(f"{url}/resume", headers=h).json()["status"] == "queued"
     assert client.delete(url, headers=h).status_code == 409  # not finished
     assert client.post(f"{url}/cancel", headers=h).json()["status"] == "cancelled"
-    retry = client.post(f"{url}/retry", headers=h)
-    assert retry.status_code == 409
+    retry = client.post(f"{url}/retry", json={"include": ["failed"]}, headers=h)
+    assert retry.status_code == 409  # nothing failed
+    assert retry.json()["error"]["message"].endswith("has no failed items to retry")
+    rerun = client.post(f"{url}/retry", headers=h)  # a cancelled job runs again: its cancelled items too
+    assert rerun.status_code == 200
+    assert (rerun.json()["status"], rerun.json()["retried"]) == ("queued", 3)  # it had never started
+    assert client.post(f"{url}/cancel", headers=h).json()["status"] == "cancelled"
     events = client.get(f"{url}/events", headers=h).json()["data"]
     assert [(e["type"], e["actor"]) for e in events][1:] == [
         ("paused", "alice"),
         ("resumed", "alice"),
         ("cancelled", "alice"),
+        ("rerun", "alice"),
+        ("cancelled", "alice"),
     ]
     assert events[1]["message"] == "top-up needed"
+    assert events[1]["data"] == {"reason": "paused_by_user", "message": "top-up needed"}
     assert client.delete(url, headers=h).status_code == 204
     assert client.get(url, headers=h).status_code == 404
 
@@ -162,6 +171,58 @@ def test_retry_returns_how_many(client: TestClient, app: Batchyard, keys: Keys) 
         retried = client.post(f"/api/v1/jobs/{job['id']}/retry", headers=bearer(keys.alice)).json()
         assert retried["retried"] == 4 and retried["counts"]["queued"] == 4
         wait_finished(app, job["id"])
+
+
+def test_retry_include_chooses_the_items_and_rejects_unknown_values(
+    client: TestClient, app: Batchyard, keys: Keys
+) -> None:
+    h = bearer(keys.alice)
+    job = _create(client, keys.alice, scheduled_at=time.time() + 3600, items=[{"n": i} for i in range(3)]).json()
+    url = f"/api/v1/jobs/{job['id']}"
+    assert client.post(f"{url}/cancel", headers=h).json()["status"] == "cancelled"
+    for body, param_message in [
+        ({"include": ["succeeded"]}, "unknown item status 'succeeded'"),
+        ({"include": ["failed", "bogus"]}, "unknown item status 'bogus'"),
+        ({"include": []}, "an empty list"),
+    ]:
+        bad = client.post(f"{url}/retry", json=body, headers=h)
+        assert bad.status_code == 400, bad.text
+        error = bad.json()["error"]
+        assert error["param"] == "include" and error["code"] == "invalid_request"
+        assert param_message in error["message"] and "failed, cancelled" in error["message"]
+    assert client.post(f"{url}/retry", json={"include": "failed"}, headers=h).status_code == 422  # not a list
+    assert client.post(f"{url}/retry", json={"include": ["cancelled"]}, headers=bearer(keys.vera)).status_code == 403
+    assert client.post(f"{url}/retry", json={"include": ["cancelled"]}, headers=bearer(keys.bob)).status_code == 404
+    assert client.get(url, headers=h).json()["status"] == "cancelled"  # nothing changed so far
+    ok = client.post(f"{url}/retry", json={"include": ["cancelled"]}, headers=h)
+    assert ok.status_code == 200 and ok.json()["retried"] == 3 and ok.json()["counts"]["queued"] == 3
+    events = client.get(f"{url}/events", headers=h).json()["data"]
+    assert events[-1]["type"] == "rerun" and events[-1]["data"]["cancelled"] == 3
+
+
+def test_a_handlers_pause_shows_in_the_job_json(client: TestClient, app: Batchyard, keys: Keys) -> None:
+    from batchyard import ItemContext, PauseJob
+
+    def admit(item: Any, ctx: ItemContext) -> None:
+        raise PauseJob("Token balance exhausted: 0 of 1,200 left")
+
+    app.handler("gated_by_balance", admit=admit)(lambda item, ctx: item)
+    h = bearer(keys.alice)
+    job = _create(client, keys.alice, handler="gated_by_balance", items=[{"n": 1}, {"n": 2}]).json()
+    url = f"/api/v1/jobs/{job['id']}"
+    with running_worker(app):
+        wait_until(lambda: client.get(url, headers=h).json()["status"] == "paused", what="the pause")
+    paused = client.get(url, headers=h).json()
+    assert paused["status_reason"] == "paused_by_handler"
+    assert paused["status_message"] == "Token balance exhausted: 0 of 1,200 left"
+    assert paused["counts"]["queued"] == 2 and paused["counts"]["done"] == 0
+    listed = client.get("/api/v1/jobs", headers=h).json()["data"][0]
+    assert (listed["id"], listed["status_reason"]) == (job["id"], "paused_by_handler")
+    events = client.get(f"{url}/events", headers=h).json()["data"]
+    assert events[-1]["type"] == "paused" and events[-1]["data"]["reason"] == "paused_by_handler"
+    assert events[-1]["message"] == "Token balance exhausted: 0 of 1,200 left"
+    resumed = client.post(f"{url}/resume", headers=h).json()
+    assert (resumed["status"], resumed["status_reason"], resumed["status_message"]) == ("running", None, None)
 
 
 def test_bulk_actions_report_each_id(client: TestClient, keys: Keys) -> None:

@@ -226,7 +226,7 @@ def test_job_list_as_csv(client: TestClient, app: Batchyard, keys: Keys) -> None
     assert response.headers["content-disposition"].startswith('attachment; filename="jobs-')
     header = response.text.splitlines()[0]
     assert header == (
-        "id,handler,status,owner,project,total,succeeded,failed,cancelled,percent,created_at,finished_at,cost,"
+        "id,handler,status,owner,project,total,succeeded,failed,cancelled,skipped,percent,created_at,finished_at,cost,"
         "description,tags,started_at,duration_seconds"
     )
     rows = csv_rows(response.text)

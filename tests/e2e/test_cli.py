@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 import signal
@@ -726,3 +728,109 @@ def test_a_100k_item_batch_through_the_cli(cli: Cli, tmp_path: Path) -> None:
     assert len(keys) == BIG_BATCH
     assert keys[0] == "item-0" and keys[-1] == f"item-{BIG_BATCH - 1}"
     assert elapsed < 60, f"100,000 echo items took {elapsed:.1f}s through the CLI"
+
+
+# -- the app's own rules: PauseJob, SkipItem; running a cancelled job again ------------------------------------
+
+RULES_APP = """
+from pathlib import Path
+
+from batchyard import Batchyard, PauseJob, SkipItem
+
+app = Batchyard()
+BALANCE = Path(__file__).with_name("balance.txt")
+
+
+def spend_a_token(item, ctx):
+    tokens = int(BALANCE.read_text())
+    if tokens <= 0:
+        raise PauseJob("Token balance exhausted: 0 of 1,200 left")
+    BALANCE.write_text(str(tokens - 1))
+
+
+@app.handler("article", concurrency=1, admit=spend_a_token)
+def article(item, ctx):
+    if item.get("skip"):
+        raise SkipItem("keyword already covered")
+    return {"title": item["keyword"].title()}
+"""
+
+
+def test_a_paused_and_skipping_job_in_the_cli(cli: Cli, tmp_path: Path) -> None:
+    (tmp_path / "rulesapp.py").write_text(textwrap.dedent(RULES_APP))
+    (tmp_path / "balance.txt").write_text("3")
+    items = tmp_path / "keywords.jsonl"
+    items.write_text("".join(json.dumps({"keyword": f"kw {i}", "skip": i == 1}) + "\n" for i in range(5)))
+    job = cli.json("submit", str(items), "-H", "article", "--app", "rulesapp:app")
+    worker = cli.popen("worker", "--app", "rulesapp:app")
+    try:
+        paused = wait_until(
+            lambda: (
+                (j := cli.json("jobs", "show", job["id"], "--app", "rulesapp:app"))["status"] == "paused"
+                and j["counts"]["running"] == 0
+                and j
+            ),
+            timeout=60,
+            interval=0.2,
+            what="the admit hook to pause the job",
+        )
+        assert (paused["status_reason"], paused["status_message"]) == (
+            "paused_by_handler",
+            "Token balance exhausted: 0 of 1,200 left",
+        )
+        assert (paused["counts"]["succeeded"], paused["counts"]["skipped"], paused["counts"]["queued"]) == (2, 1, 2)
+        assert paused["events"][-1]["type"] == "paused"
+        shown = cli.run("jobs", "show", job["id"], "--app", "rulesapp:app")
+        assert "paused by the handler: Token balance exhausted: 0 of 1,200 left" in shown.stdout
+        assert "1 skipped" in shown.stdout
+        listed = cli.run("jobs", "list", "--app", "rulesapp:app")
+        assert "paused by the handler: Token balance exhausted" in listed.stdout
+
+        (tmp_path / "balance.txt").write_text("10")  # the top-up
+        resumed = cli.run("jobs", "resume", job["id"], "--app", "rulesapp:app")
+        assert resumed.returncode == 0, resumed.stderr
+        done = wait_until(
+            lambda: (j := cli.json("jobs", "show", job["id"], "--app", "rulesapp:app"))["finished"] and j,
+            timeout=60,
+            interval=0.2,
+            what="the job to finish after the top-up",
+        )
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        worker.communicate(timeout=30)
+    assert (done["status"], done["status_reason"], done["counts"]["succeeded"], done["counts"]["skipped"]) == (
+        "completed",
+        None,
+        4,
+        1,
+    )
+    assert done["percent"] == 100.0
+    shown = cli.run("jobs", "show", job["id"], "--app", "rulesapp:app").stdout
+    assert "4 succeeded" in shown and "1 skipped" in shown and "paused by" not in shown
+    out = tmp_path / "out"
+    cli.json("jobs", "download", job["id"], "-o", str(out), "--app", "rulesapp:app")
+    lines = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    assert [line["status"] for line in lines] == ["succeeded", "skipped", "succeeded", "succeeded", "succeeded"]
+    assert lines[1]["message"] == "keyword already covered"
+    rows = list(csv.DictReader(io.StringIO((out / "results.csv").read_text())))
+    assert [(r["status"], r["error_type"], r["error_message"]) for r in rows if r["key"] == "2"] == [
+        ("skipped", "SkipItem", "keyword already covered")
+    ]
+
+
+def test_retry_runs_a_cancelled_job_again(cli: Cli, tmp_path: Path) -> None:
+    items = write_jsonl(tmp_path / "items.jsonl", 3)
+    job = cli.json("submit", str(items), "-H", "echo", "--schedule-in", "3600")
+    assert cli.json("jobs", "cancel", job["id"])["status"] == "cancelled"
+
+    assert_clean_error(cli.run("jobs", "retry", job["id"], "--only-failed"), 1, "has no failed items to retry")
+    again = cli.run("jobs", "retry", job["id"])
+
+    assert again.returncode == 0, again.stderr
+    assert "Running the cancelled job again, queued 3 items" in again.stdout
+    shown = cli.json("jobs", "show", job["id"])
+    assert (shown["status"], shown["counts"]["queued"], shown["counts"]["cancelled"]) == ("queued", 3, 0)
+    assert shown["events"][-1]["type"] == "rerun"
+    assert cli.json("jobs", "cancel", job["id"])["status"] == "cancelled"
+    rerun = cli.json("jobs", "retry", job["id"])
+    assert rerun["retried_items"] == 3 and rerun["job"]["status"] == "queued"

@@ -7,6 +7,7 @@ import itertools
 import pytest
 
 from batchyard.core.lifecycle import (
+    ATTEMPT_GIVEN_BACK_KINDS,
     AWAITING_FILES_JOB_STATUSES,
     CLAIMABLE_JOB_STATUSES,
     JOB_TRANSITIONS,
@@ -14,6 +15,8 @@ from batchyard.core.lifecycle import (
     OUTCOME_KINDS,
     RECORDED_AS,
     REQUEUE_KINDS,
+    RERUN_JOB_STATUSES,
+    RETRYABLE_ITEM_STATUSES,
     STOPPING_JOB_STATUSES,
     TERMINAL_ITEM_STATUSES,
     TERMINAL_JOB_STATUSES,
@@ -21,12 +24,14 @@ from batchyard.core.lifecycle import (
     ItemStatus,
     JobStatus,
     OutcomeKind,
+    StatusReason,
     after_crash,
     after_failure,
     can,
     item_can_move,
     next_job_status,
     recorded_as,
+    retry_includes,
     skip_reason,
     sources,
 )
@@ -78,9 +83,77 @@ def test_only_finished_jobs_can_be_deleted_and_cancel_needs_a_live_job() -> None
 def test_item_moves() -> None:
     assert item_can_move("queued", "running") and item_can_move("running", "queued")
     assert item_can_move(ItemStatus.FAILED, ItemStatus.QUEUED)  # retry failed items
-    for terminal in ("succeeded", "cancelled"):
-        assert not any(item_can_move(terminal, t) for t in ItemStatus)
+    assert item_can_move(ItemStatus.CANCELLED, ItemStatus.QUEUED)  # run a cancelled job again
+    assert item_can_move(ItemStatus.RUNNING, ItemStatus.SKIPPED)  # SkipItem
+    for kept in ("succeeded", "skipped"):  # a retry never touches them: their results are kept
+        assert not any(item_can_move(kept, t) for t in ItemStatus)
     assert not item_can_move("queued", "succeeded")
+    assert not item_can_move("queued", "skipped")  # only a handler or admit hook skips, while the item runs
+
+
+# Every (from, to) pair of item statuses, legal or not: the whole table.
+ITEM_MOVES = {
+    ("queued", "running"),
+    ("queued", "cancelled"),
+    ("running", "succeeded"),
+    ("running", "failed"),
+    ("running", "cancelled"),
+    ("running", "skipped"),
+    ("running", "queued"),
+    ("failed", "queued"),
+    ("cancelled", "queued"),
+}
+
+
+@pytest.mark.parametrize(("current", "target"), list(itertools.product(ItemStatus, ItemStatus)))
+def test_every_item_move(current: ItemStatus, target: ItemStatus) -> None:
+    assert item_can_move(current, target) == ((current.value, target.value) in ITEM_MOVES)
+
+
+def test_only_failed_and_cancelled_items_are_queued_again() -> None:
+    assert {s for s in ItemStatus if item_can_move(s, ItemStatus.QUEUED)} - {ItemStatus.RUNNING} == set(
+        RETRYABLE_ITEM_STATUSES
+    )
+    assert ItemStatus.SKIPPED in TERMINAL_ITEM_STATUSES
+
+
+@pytest.mark.parametrize(
+    ("status", "include", "expected"),
+    [
+        *[(s, None, {"failed"}) for s in JobStatus if s not in RERUN_JOB_STATUSES],
+        ("cancelled", None, {"failed", "cancelled"}),
+        ("expired", None, {"failed", "cancelled"}),
+        *[
+            (s, frozenset(inc), set(inc))
+            for s in JobStatus
+            for inc in ({ItemStatus.FAILED}, {ItemStatus.CANCELLED}, {ItemStatus.FAILED, ItemStatus.CANCELLED})
+        ],
+    ],
+)
+def test_retry_includes_for_every_status(
+    status: JobStatus, include: frozenset[ItemStatus] | None, expected: set[str]
+) -> None:
+    assert {s.value for s in retry_includes(status, include)} == expected
+
+
+def test_cancelled_and_expired_jobs_run_again() -> None:
+    assert next_job_status(JobStatus.CANCELLED, Action.RETRY) is JobStatus.RUNNING
+    assert next_job_status(JobStatus.EXPIRED, Action.RETRY) is JobStatus.RUNNING
+    assert sources(Action.RETRY) == {
+        JobStatus.RUNNING,
+        JobStatus.PAUSED,
+        JobStatus.COMPLETED,
+        JobStatus.FAILED,
+        JobStatus.CANCELLED,
+        JobStatus.EXPIRED,
+    }
+    assert {JobStatus.CANCELLED, JobStatus.EXPIRED} == RERUN_JOB_STATUSES
+    with pytest.raises(IllegalTransition, match="cannot retry a job that is cancelling"):
+        next_job_status(JobStatus.CANCELLING, Action.RETRY)
+
+
+def test_status_reasons() -> None:
+    assert {r.value for r in StatusReason} == {"paused_by_user", "paused_by_handler"}
 
 
 def test_the_status_sets_agree_with_the_table() -> None:
@@ -158,7 +231,17 @@ RECORDED: dict[tuple[OutcomeKind, bool], OutcomeKind] = {
     ("release", True): "cancelled",
     ("rescue", False): "rescue",
     ("rescue", True): "cancelled",
+    ("skipped", False): "skipped",  # the app's SkipItem is final, like a success
+    ("skipped", True): "skipped",
+    ("pause", False): "pause",  # back to the queue, and the job pauses
+    ("pause", True): "cancelled",  # a stopping job's items never go back to the queue
 }
+
+
+def test_which_requeues_give_the_attempt_back() -> None:
+    assert {"release", "rescue", "pause"} == ATTEMPT_GIVEN_BACK_KINDS
+    assert ATTEMPT_GIVEN_BACK_KINDS < REQUEUE_KINDS
+    assert {"retry"} == REQUEUE_KINDS - ATTEMPT_GIVEN_BACK_KINDS  # only a retry spends the attempt
 
 
 def test_the_recorded_table_covers_every_input() -> None:

@@ -14,10 +14,11 @@ from batchyard.services.jobs import JobView
 from batchyard.wire import JobOut, Page, RetryOut
 
 JOB_FIELDS = [
-    "id", "handler", "owner", "project", "status", "priority", "description", "tags", "metadata", "params", "source",
-    "counts", "percent", "items_per_second", "eta_seconds", "duration_seconds", "avg_item_seconds", "cost", "usage",
-    "error", "created_at", "started_at", "finished_at", "last_activity_at", "scheduled_at", "expires_at", "settings",
-    "result_files", "files_written_at", "finished", "workers_alive",
+    "id", "handler", "owner", "project", "status", "status_reason", "status_message", "priority", "description",
+    "tags", "metadata", "params", "source", "counts", "percent", "items_per_second", "eta_seconds",
+    "duration_seconds", "avg_item_seconds", "cost", "usage", "error", "created_at", "started_at", "finished_at",
+    "last_activity_at", "scheduled_at", "expires_at", "settings", "result_files", "files_written_at", "finished",
+    "workers_alive",
 ]  # fmt: skip
 
 
@@ -38,11 +39,22 @@ def test_a_job_serializes_with_every_field_in_order() -> None:
     out = JobOut.of(JobView(record(), 1.5, 3.0)).model_dump(mode="json")
     assert list(out) == JOB_FIELDS
     assert out["counts"] == {"total": 10, "queued": 3, "running": 2, "succeeded": 4, "failed": 1, "cancelled": 0,
-                             "done": 5}  # fmt: skip
+                             "skipped": 0, "done": 5}  # fmt: skip
     assert out["percent"] == 50.0
+    assert out["status_reason"] is None and out["status_message"] is None
     assert out["avg_item_seconds"] == 0.5
     assert out["status"] == "running" and out["finished"] is False
     assert out["settings"]["max_attempts"] == 3
+
+
+def test_skipped_items_count_as_done_not_as_failed_or_processed() -> None:
+    job = record(queued=1, skipped=2, status="paused", status_reason="paused_by_handler", status_message="no tokens")
+    out = JobOut.of(JobView(job, None, None)).model_dump(mode="json")
+    assert out["counts"]["skipped"] == 2 and out["counts"]["done"] == 7  # 4 succeeded + 1 failed + 2 skipped
+    assert out["percent"] == 70.0
+    assert out["avg_item_seconds"] == 0.5  # handler time over succeeded + failed only
+    assert (out["status_reason"], out["status_message"]) == ("paused_by_handler", "no tokens")
+    assert JobOut.model_validate(out).status_reason == "paused_by_handler"
 
 
 @pytest.mark.parametrize(

@@ -59,8 +59,9 @@ class Backend(Protocol):
 
     def cancel(self, job_id: str) -> JobOut: ...
 
-    def retry(self, job_id: str) -> tuple[JobOut, int]:
-        """Queue the failed items again: the job, and how many items."""
+    def retry(self, job_id: str, *, only_failed: bool = False) -> tuple[JobOut, int]:
+        """Queue items again: the failed ones (and a cancelled or expired job's cancelled ones, unless
+        ``only_failed``). The job, and how many items."""
         ...
 
     def delete(self, job_id: str) -> None: ...
@@ -127,8 +128,8 @@ class LocalBackend:
     def cancel(self, job_id: str) -> JobOut:
         return JobOut.of(self.app.service.cancel(job_id, actor=CLI_ACTOR))
 
-    def retry(self, job_id: str) -> tuple[JobOut, int]:
-        view, n = self.app.service.retry_failed(job_id, actor=CLI_ACTOR)
+    def retry(self, job_id: str, *, only_failed: bool = False) -> tuple[JobOut, int]:
+        view, n = self.app.service.retry(job_id, include=_only_failed(only_failed), actor=CLI_ACTOR)
         return JobOut.of(view), n
 
     def delete(self, job_id: str) -> None:
@@ -192,8 +193,8 @@ class RemoteBackend:
     def cancel(self, job_id: str) -> JobOut:
         return self.client.cancel_job(job_id)
 
-    def retry(self, job_id: str) -> tuple[JobOut, int]:
-        answer = self.client.retry_job(job_id)
+    def retry(self, job_id: str, *, only_failed: bool = False) -> tuple[JobOut, int]:
+        answer = self.client.retry_job(job_id, include=_only_failed(only_failed))
         return JobOut.model_validate(answer.model_dump(exclude={"retried"})), answer.retried
 
     def delete(self, job_id: str) -> None:
@@ -277,3 +278,8 @@ def open_backend(
             if rescue_stale:
                 app.service.rescue_stale()
             yield LocalBackend(ctx, app, app_ref)
+
+
+def _only_failed(only_failed: bool) -> list[str] | None:
+    """A retry's ``include`` for ``--only-failed``; None leaves the default to the service."""
+    return ["failed"] if only_failed else None

@@ -301,25 +301,38 @@ def cancel(
 def retry(
     ctx: typer.Context,
     job_id: JobId,
+    only_failed: Annotated[
+        bool,
+        typer.Option(
+            "--only-failed",
+            help="Queue only the failed items again (a cancelled or expired job's cancelled items stay cancelled).",
+        ),
+    ] = False,
     json_output: JsonOption = False,
     url: UrlOption = None,
     key: KeyOption = None,
     app: AppOption = None,
 ) -> None:
-    """Queue a job's failed items again, with fresh attempts.
+    """Queue a job's failed items again, with fresh attempts. A [bold]cancelled[/] or [bold]expired[/] job runs
+    again: its failed and cancelled items are queued (a [cyan]rerun[/] in its timeline), the results of the items
+    that finished are kept, and the result files are written afresh, with old and new results, when it ends.
 
     [bold]Example[/]   [cyan]batchyard jobs retry job_0123abcd[/]
     """
     from batchyard.cli import render
 
     with open_backend(ctx, url, key, app) as backend:
-        job, n = backend.retry(job_id)
+        before = backend.get_job(job_id)
+        job, n = backend.retry(job_id, only_failed=only_failed)
         worker_note = None if backend.has_live_worker_for(job.handler) else backend.start_worker_hint()
     if json_output:
         print_json({"retried_items": n, "job": job.model_dump(mode="json")})
         return
-    items = f"{humanize.count(n)} failed item{'s' if n != 1 else ''}"
-    out.print(Text.assemble(("✔ ", "green"), f"Queued {items} again: ", render.job_summary_line(job)), soft_wrap=True)
+    rerun = before.status in ("cancelled", "expired")
+    what = "item" if rerun and not only_failed else "failed item"
+    items = f"{humanize.count(n)} {what}{'s' if n != 1 else ''}"
+    verb = f"Running the {before.status} job again, queued" if rerun else "Queued"
+    out.print(Text.assemble(("✔ ", "green"), f"{verb} {items}: ", render.job_summary_line(job)), soft_wrap=True)
     if worker_note:
         out.print(f"  [yellow]No worker is running for {escape(repr(job.handler))}[/]: {worker_note}", soft_wrap=True)
 

@@ -111,7 +111,7 @@ def jobs_table(jobs: Sequence[JobOut], now: float, *, compact: bool = False) -> 
         row: list[RenderableType] = [
             job.id,
             escape(job.handler),
-            status_text(job.status),
+            status_cell(job),
             progress,
             ok_failed(job),
             humanize.duration(job.duration_seconds),
@@ -153,6 +153,8 @@ def _items_line(job: JobOut) -> Text:
         ("failed", counts.failed, "red"),
         ("cancelled", counts.cancelled, "magenta"),
     ]
+    if counts.skipped:
+        pieces.append(("skipped", counts.skipped, "yellow"))
     if counts.queued or counts.running:
         pieces += [("queued", counts.queued, "cyan"), ("running", counts.running, "blue")]
     for i, (label, n, style) in enumerate(pieces):
@@ -163,10 +165,37 @@ def _items_line(job: JobOut) -> Text:
     return text
 
 
+REASON_WORDS = {"paused_by_user": "paused by a person", "paused_by_handler": "paused by the handler"}
+REASON_CHARS_IN_LIST = 48
+
+
+def reason_text(job: JobOut, *, limit: int | None = None) -> str | None:
+    """Why the job is in its status, in words (``paused by the handler: Token balance exhausted``), or None."""
+    if job.status_reason is None:
+        return None
+    words = REASON_WORDS.get(job.status_reason, job.status_reason.replace("_", " "))
+    message = job.status_message or ""
+    if limit is not None and len(message) > limit:
+        message = message[: limit - 1] + "…"
+    return f"{words}: {message}" if message else words
+
+
+def status_cell(job: JobOut) -> Text:
+    """The status, and on a second line why (when there is a reason), for the jobs table."""
+    text = status_text(job.status)
+    reason = reason_text(job, limit=REASON_CHARS_IN_LIST)
+    if reason:
+        text.append(f"\n{reason}", style="dim")
+    return text
+
+
 def _status_line(job: JobOut, now: float) -> Text:
     text = status_text(job.status)
     if job.status == "queued" and job.scheduled_at and job.scheduled_at > now:
         text.append(f"  scheduled, starts {humanize.ago(job.scheduled_at, now)}", style="dim")
+    reason = reason_text(job)
+    if reason:
+        text.append(f"  {reason}", style="yellow")
     return text
 
 

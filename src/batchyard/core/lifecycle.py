@@ -26,6 +26,15 @@ class ItemStatus(StrEnum):
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     CANCELLED = "cancelled"
+    SKIPPED = "skipped"  # the app said so (``SkipItem``): processed, not failed
+
+
+class StatusReason(StrEnum):
+    """Why a job is in its status, where that is worth saying (``jobs.status_reason``; null otherwise). Any move
+    to another status clears it unless the move gives a reason of its own."""
+
+    PAUSED_BY_USER = "paused_by_user"  # jobs pause, POST .../pause, the dashboard
+    PAUSED_BY_HANDLER = "paused_by_handler"  # a handler or admit hook raised PauseJob (with its message)
 
 
 class Action(StrEnum):
@@ -40,7 +49,7 @@ class Action(StrEnum):
     CANCEL = "cancel"
     SETTLE = "settle"  # cancelling job with nothing running left
     EXPIRE = "expire"  # completion window passed
-    RETRY = "retry"  # failed items queued again
+    RETRY = "retry"  # failed (and, asked or for a cancelled/expired job, cancelled) items queued again
     DELETE = "delete"
 
 
@@ -57,7 +66,11 @@ AWAITING_FILES_JOB_STATUSES = frozenset({J.FINALIZING, J.CANCELLED, J.FAILED, J.
 # Not finished yet: what the dashboard's "Active" tab and ``status=active`` show.
 ACTIVE_JOB_STATUSES = frozenset({J.QUEUED, J.RUNNING, J.PAUSED, J.FINALIZING, J.CANCELLING})
 SAMPLED_JOB_STATUSES = frozenset({J.RUNNING, J.PAUSED, J.CANCELLING})  # progress samples are recorded
-TERMINAL_ITEM_STATUSES = frozenset({ItemStatus.SUCCEEDED, ItemStatus.FAILED, ItemStatus.CANCELLED})
+TERMINAL_ITEM_STATUSES = frozenset({ItemStatus.SUCCEEDED, ItemStatus.FAILED, ItemStatus.CANCELLED, ItemStatus.SKIPPED})
+# Items a retry may queue again (``include``); succeeded and skipped items keep their outcome.
+RETRYABLE_ITEM_STATUSES = frozenset({ItemStatus.FAILED, ItemStatus.CANCELLED})
+# Ended before its work was done: running it again is a *rerun* (the ``rerun`` event), not a retry.
+RERUN_JOB_STATUSES = frozenset({J.CANCELLED, J.EXPIRED})
 
 # (from, action) -> to. A pair not listed is an illegal move.
 JOB_TRANSITIONS: dict[tuple[JobStatus, Action], JobStatus] = {
@@ -83,6 +96,8 @@ JOB_TRANSITIONS: dict[tuple[JobStatus, Action], JobStatus] = {
     (J.PAUSED, Action.RETRY): J.PAUSED,
     (J.COMPLETED, Action.RETRY): J.RUNNING,
     (J.FAILED, Action.RETRY): J.RUNNING,
+    (J.CANCELLED, Action.RETRY): J.RUNNING,  # run again; the store picks QUEUED if nothing ever started
+    (J.EXPIRED, Action.RETRY): J.RUNNING,
     (J.COMPLETED, Action.DELETE): J.COMPLETED,
     (J.FAILED, Action.DELETE): J.FAILED,
     (J.CANCELLED, Action.DELETE): J.CANCELLED,
@@ -93,7 +108,7 @@ _ACTION_WORDS = {
     Action.PAUSE: "pause",
     Action.RESUME: "resume",
     Action.CANCEL: "cancel",
-    Action.RETRY: "retry failed items of",
+    Action.RETRY: "retry",
     Action.DELETE: "delete",
 }
 
@@ -121,8 +136,8 @@ def sources(action: Action) -> frozenset[JobStatus]:
     return frozenset(s for (s, a) in JOB_TRANSITIONS if a is action)
 
 
-# Items move: queued -> running (claim); running -> succeeded | failed | cancelled | queued (retry, rescue);
-# queued -> cancelled (job cancelled); failed -> queued (retry failed items).
+# Items move: queued -> running (claim); running -> succeeded | failed | cancelled | skipped | queued (retry,
+# rescue, release, pause); queued -> cancelled (job cancelled); failed | cancelled -> queued (retry, rerun).
 ITEM_TRANSITIONS: frozenset[tuple[ItemStatus, ItemStatus]] = frozenset(
     {
         (ItemStatus.QUEUED, ItemStatus.RUNNING),
@@ -130,10 +145,22 @@ ITEM_TRANSITIONS: frozenset[tuple[ItemStatus, ItemStatus]] = frozenset(
         (ItemStatus.RUNNING, ItemStatus.SUCCEEDED),
         (ItemStatus.RUNNING, ItemStatus.FAILED),
         (ItemStatus.RUNNING, ItemStatus.CANCELLED),
+        (ItemStatus.RUNNING, ItemStatus.SKIPPED),
         (ItemStatus.RUNNING, ItemStatus.QUEUED),
         (ItemStatus.FAILED, ItemStatus.QUEUED),
+        (ItemStatus.CANCELLED, ItemStatus.QUEUED),
     }
 )
+
+
+def retry_includes(status: JobStatus | str, include: frozenset[ItemStatus] | None = None) -> frozenset[ItemStatus]:
+    """Which items a retry queues again: ``include`` when given (a subset of :data:`RETRYABLE_ITEM_STATUSES`),
+    else the failed ones, and the cancelled ones too for a job that was cancelled or expired (a rerun)."""
+    if include is not None:
+        return include
+    if JobStatus(status) in RERUN_JOB_STATUSES:
+        return RETRYABLE_ITEM_STATUSES
+    return frozenset({ItemStatus.FAILED})
 
 
 def item_can_move(current: ItemStatus | str, target: ItemStatus | str) -> bool:
@@ -141,13 +168,16 @@ def item_can_move(current: ItemStatus | str, target: ItemStatus | str) -> bool:
 
 
 # -- item outcomes -------------------------------------------------------------------------------------------
-# How one attempt at an item ended, as a worker (or a lease rescue) reports it: a final status, or a way back to
-# the queue -- ``retry`` (the attempt counts, after a backoff), ``release`` (not started or interrupted by a
-# pause or shutdown: the attempt is given back) or ``rescue`` (its worker died: the attempt is given back and the
-# item becomes a suspect).
-OutcomeKind = Literal["succeeded", "failed", "retry", "cancelled", "release", "rescue"]
+# How one attempt at an item ended, as a worker (or a lease rescue) reports it: a final status (``skipped``: the
+# app's ``SkipItem``), or a way back to the queue -- ``retry`` (the attempt counts, after a backoff), ``release``
+# (not started or interrupted by a pause or shutdown: the attempt is given back), ``rescue`` (its worker died: the
+# attempt is given back and the item becomes a suspect) or ``pause`` (the app's ``PauseJob``: the attempt is
+# given back and the job pauses, ``paused_by_handler``).
+OutcomeKind = Literal["succeeded", "failed", "retry", "cancelled", "release", "rescue", "skipped", "pause"]
 OUTCOME_KINDS: tuple[OutcomeKind, ...] = get_args(OutcomeKind)
-REQUEUE_KINDS: frozenset[OutcomeKind] = frozenset({"retry", "release", "rescue"})
+REQUEUE_KINDS: frozenset[OutcomeKind] = frozenset({"retry", "release", "rescue", "pause"})
+# Requeued without spending the attempt it was claimed with.
+ATTEMPT_GIVEN_BACK_KINDS: frozenset[OutcomeKind] = frozenset({"release", "rescue", "pause"})
 
 
 def skip_reason(*, job_cancelled: bool, job_paused: bool, draining: bool) -> OutcomeKind | None:

@@ -140,10 +140,13 @@ class JobRecord:
     max_failure_rate: float | None
     files_written_at: float | None
     result_files: dict[str, Any]
+    skipped: int = 0  # items the app skipped (SkipItem)
+    status_reason: str | None = None  # core/lifecycle.StatusReason, or None
+    status_message: str | None = None
 
     @property
     def done(self) -> int:
-        return self.succeeded + self.failed + self.cancelled
+        return self.succeeded + self.failed + self.cancelled + self.skipped
 
     @property
     def percent(self) -> float:
@@ -170,6 +173,7 @@ class JobRecord:
             succeeded=m["succeeded"],
             failed=m["failed"],
             cancelled=m["cancelled"],
+            skipped=m["skipped"],
             cost=m["cost"],
             usage=_json(m["usage"], {}),
             busy_seconds=m["busy_seconds"],
@@ -189,6 +193,8 @@ class JobRecord:
             max_failure_rate=m["max_failure_rate"],
             files_written_at=m["files_written_at"],
             result_files=_json(m["result_files"], {}),
+            status_reason=m["status_reason"],
+            status_message=m["status_message"],
         )
 
 
@@ -353,7 +359,7 @@ class FileRecord:
     expires_at: float | None
 
 
-ITEM_COUNTERS = ("total", "queued", "running", "succeeded", "failed", "cancelled")
+ITEM_COUNTERS = ("total", "queued", "running", "succeeded", "failed", "cancelled", "skipped")
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,5 +1,6 @@
-"""Result files, written by streaming over a job's items: results.jsonl, errors.jsonl, results.csv and
-artifacts.zip. Memory stays bounded whatever the job's size."""
+"""Result files, written by streaming over a job's items: results.jsonl (succeeded items, and skipped ones with
+their ``message``), errors.jsonl (failed items), results.csv (every item; a skipped one says why in
+``error_message``) and artifacts.zip. Memory stays bounded whatever the job's size."""
 
 from __future__ import annotations
 
@@ -32,20 +33,18 @@ CSV_BASE_COLUMNS = ["key", "status", "attempts", "duration_ms", "error_type", "e
 
 
 def result_line(item: ItemRecord) -> str:
-    return (
-        json.dumps(
-            {
-                "key": item.key,
-                "seq": item.seq,
-                "status": item.status,
-                "attempts": item.attempts,
-                "result": item.result,
-                "usage": item.usage,
-            },
-            ensure_ascii=False,
-        )
-        + "\n"
-    )
+    """A succeeded item's line of results.jsonl; a skipped item's adds ``message``, the reason it was skipped."""
+    line: dict[str, Any] = {
+        "key": item.key,
+        "seq": item.seq,
+        "status": item.status,
+        "attempts": item.attempts,
+        "result": item.result,
+        "usage": item.usage,
+    }
+    if item.status == "skipped":
+        line["message"] = (item.error or {}).get("message")
+    return json.dumps(line, ensure_ascii=False) + "\n"
 
 
 def error_line(item: ItemRecord) -> str:
@@ -64,6 +63,15 @@ def _raw_result_line(row: tuple[Any, ...]) -> str:
     return (
         f'{{"key": {encode_string(key)}, "seq": {seq}, "status": "{status}", "attempts": {attempts}, '
         f'"result": {result or "null"}, "usage": {usage or "null"}}}\n'
+    )
+
+
+def _raw_skipped_line(row: tuple[Any, ...]) -> str:
+    seq, key, status, attempts, _result, error, _started, _finished, usage = row
+    message = json.loads(error).get("message") if error else None
+    return (
+        f'{{"key": {encode_string(key)}, "seq": {seq}, "status": "{status}", "attempts": {attempts}, '
+        f'"result": null, "usage": {usage or "null"}, "message": {json.dumps(message, ensure_ascii=False)}}}\n'
     )
 
 
@@ -290,6 +298,9 @@ def write_result_files(
             if status == "succeeded":
                 results.write(_raw_result_line(row))
                 counts[RESULTS_JSONL] += 1
+            elif status == "skipped":
+                results.write(_raw_skipped_line(row))
+                counts[RESULTS_JSONL] += 1
             elif status == "failed":
                 errors.write(_raw_error_line(row))
                 counts[ERRORS_JSONL] += 1
@@ -330,7 +341,7 @@ def write_artifacts_zip(
 def iter_partial_lines(store: Store, job_id: str, name: str) -> Iterator[str]:
     """Lines of a result file built from the items as they are now (for a job still running)."""
     if name == RESULTS_JSONL:
-        yield from (result_line(i) for i in store.items.iter_items(job_id, statuses=["succeeded"]))
+        yield from (result_line(i) for i in store.items.iter_items(job_id, statuses=["succeeded", "skipped"]))
     elif name == ERRORS_JSONL:
         yield from (error_line(i) for i in store.items.iter_items(job_id, statuses=["failed"]))
     else:

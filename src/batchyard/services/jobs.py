@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Literal
 
-from batchyard.core.lifecycle import TERMINAL_JOB_STATUSES
+from batchyard.core.lifecycle import RETRYABLE_ITEM_STATUSES, TERMINAL_JOB_STATUSES, ItemStatus
 from batchyard.core.rate import RECENT_WINDOW_SECONDS, Sample, estimate, finished_rate, processed
 from batchyard.core.records import EventRecord, JobFilter, JobQuery, JobRecord, JobSpec, WorkerRecord
 from batchyard.data.blobs import LocalStorage, job_prefix
@@ -327,6 +327,36 @@ class JobService:
         self.job_record(job_id, principal, write=True)
         return self.view(self.store.jobs.cancel_job(job_id, actor=actor or principal.owner, reason=reason))
 
+    def retry(
+        self,
+        job_id: str,
+        principal: Principal = LOCAL_ADMIN,
+        *,
+        include: Iterable[str] | None = None,
+        actor: str | None = None,
+        error_signature: str | None = None,
+    ) -> tuple[JobView, int]:
+        """Queue items of the job again with fresh attempts; returns the job and how many.
+
+        ``include`` names the item statuses to queue again (``failed``, ``cancelled``); by default the failed
+        items, and the cancelled ones too when the job itself was cancelled or expired (running it again).
+        ``error_signature`` limits it to the failed items of one error group (not with ``include``).
+        Succeeded and skipped items keep their results; the result files are written afresh when it ends."""
+        self.job_record(job_id, principal, write=True)
+        statuses = parse_retry_include(include)
+        if error_signature is not None:
+            if statuses is not None and statuses != {ItemStatus.FAILED}:
+                raise InvalidRequest(
+                    "an error group holds failed items only: give error_group or include, not both", param="include"
+                )
+            statuses = frozenset({ItemStatus.FAILED})
+        job, n = self.store.jobs.retry_items(
+            job_id, statuses, actor=actor or principal.owner, error_signature=error_signature
+        )
+        for name in RESULT_FILE_NAMES:
+            self.storage.delete(f"{job_prefix(job_id)}/{name}")
+        return self.view(job), n
+
     def retry_failed(
         self,
         job_id: str,
@@ -335,18 +365,33 @@ class JobService:
         actor: str | None = None,
         error_signature: str | None = None,
     ) -> tuple[JobView, int]:
-        """Queue the job's failed items again (with ``error_signature``: only that error group's)."""
-        self.job_record(job_id, principal, write=True)
-        job, n = self.store.jobs.retry_failed(job_id, actor=actor or principal.owner, error_signature=error_signature)
-        for name in RESULT_FILE_NAMES:
-            self.storage.delete(f"{job_prefix(job_id)}/{name}")
-        return self.view(job), n
+        """:meth:`retry` with its default ``include`` (with ``error_signature``: that error group's failed items)."""
+        return self.retry(job_id, principal, actor=actor, error_signature=error_signature)
 
     def delete(self, job_id: str, principal: Principal = LOCAL_ADMIN, *, actor: str | None = None) -> JobRecord:
         self.job_record(job_id, principal, write=True)
         job = self.store.jobs.delete_job(job_id, actor=actor or principal.owner)
         self.storage.delete_prefix(job_prefix(job_id))
         return job
+
+
+def parse_retry_include(include: Iterable[str] | None) -> frozenset[ItemStatus] | None:
+    """A retry's ``include`` as item statuses (None: the default); anything but failed/cancelled is a 400."""
+    if include is None:
+        return None
+    if isinstance(include, str):
+        include = [include]
+    allowed = [s.value for s in ItemStatus if s in RETRYABLE_ITEM_STATUSES]  # failed, cancelled
+    values = list(include)
+    bad = [v for v in values if v not in allowed]
+    if bad or not values:
+        what = f"unknown item status {bad[0]!r}" if bad else "an empty list"
+        raise InvalidRequest(
+            f"include: {what}; give one or more of {', '.join(allowed)} (the item statuses a retry can queue "
+            "again), or leave it out for the default",
+            param="include",
+        )
+    return frozenset(ItemStatus(v) for v in values)
 
 
 def check_item_source(items: Sequence[Any] | None, input_file_id: str | None) -> None:

@@ -15,6 +15,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from batchyard.core.errorsig import error_text_signature
 from batchyard.core.lifecycle import (
+    ATTEMPT_GIVEN_BACK_KINDS,
     CLAIMABLE_JOB_STATUSES,
     RECORDED_AS,
     REQUEUE_KINDS,
@@ -22,8 +23,10 @@ from batchyard.core.lifecycle import (
     Action,
     ItemStatus,
     JobStatus,
+    StatusReason,
     after_crash,
     failure_threshold_crossed,
+    sources,
 )
 from batchyard.core.records import ClaimBatch, ClaimedItem, ClaimedJob, CompletionReport, Outcome
 from batchyard.store.engine import Database
@@ -340,7 +343,7 @@ class ClaimStore:
                 if self.db.is_postgres
                 else func.coalesce(func.min(jobs.c.retry_due_at, due), due)
             )
-        busy = sum(o.duration for _, o in finished)
+        busy = sum(o.duration for kind, o in finished if kind != "skipped")  # handler time of processed items
         if busy:
             values["busy_seconds"] = jobs.c.busy_seconds + busy
         cost, usage = _usage_totals(accepted)
@@ -352,7 +355,35 @@ class ClaimStore:
         conn.execute(update(jobs).where(jobs.c.id == job_id).values(**values))
         if counts.get("failed") and (job.max_failures is not None or job.max_failure_rate is not None):
             self._apply_failure_threshold(conn, job_id, now)
+        if requeued and any(o.kind == "pause" for o in requeued):
+            self._pause_for_handler(conn, job_id, next(o for o in requeued if o.kind == "pause"), now)
         return len(accepted), settle_job(conn, job_id, now)
+
+    def _pause_for_handler(self, conn: Connection, job_id: str, outcome: Outcome, now: float) -> None:
+        """A handler (or its admit hook) raised PauseJob: pause the job with its message, in the transaction that
+        puts the item back. A job paused already (by a person, or another item) or stopping is left as it is."""
+        message = json.loads(outcome.error).get("message") if outcome.error else None
+        handler = conn.execute(
+            update(jobs)
+            .where(jobs.c.id == job_id, jobs.c.status.in_(sources(Action.PAUSE)))
+            .values(
+                status=JobStatus.PAUSED,
+                status_reason=StatusReason.PAUSED_BY_HANDLER,
+                status_message=message,
+                last_activity_at=now,
+            )
+            .returning(jobs.c.handler)
+        ).scalar()
+        if handler is not None:
+            add_event(
+                conn,
+                job_id,
+                now,
+                "paused",
+                actor=handler,
+                message=message,
+                data={"reason": StatusReason.PAUSED_BY_HANDLER.value, "message": message, "seq": outcome.seq},
+            )
 
     def _apply_failure_threshold(self, conn: Connection, job_id: str, now: float) -> None:
         """Checked with the failures that cross it, so even a fast job cannot finish past its threshold."""
@@ -431,9 +462,9 @@ class ClaimStore:
                         "j": job_id,
                         "s": o.seq,
                         "t": o.lease_token,
-                        "e": o.error,
+                        "e": None if o.kind == "pause" else o.error,  # the pause's message goes to the job
                         "a": now + o.retry_delay,
-                        "back": 0 if o.kind == "retry" else 1,
+                        "back": 1 if o.kind in ATTEMPT_GIVEN_BACK_KINDS else 0,
                         "r": 1 if o.kind == "rescue" else 0,
                     }
                     for o in accepted

@@ -14,7 +14,15 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from batchyard.core.cursors import JOB_SORT_KEYS
 from batchyard.core.jobfilter import id_prefix_range
-from batchyard.core.lifecycle import Action, ItemStatus, JobStatus, next_job_status
+from batchyard.core.lifecycle import (
+    RERUN_JOB_STATUSES,
+    Action,
+    ItemStatus,
+    JobStatus,
+    StatusReason,
+    next_job_status,
+    retry_includes,
+)
 from batchyard.core.records import EventRecord, JobFilter, JobQuery, JobRecord, JobSpec, decode_json
 from batchyard.errors import DuplicateIdempotencyKey, NotFound
 from batchyard.store.engine import Database
@@ -352,10 +360,26 @@ class JobStore:
     # -- lifecycle moves ------------------------------------------------------------------------------------
 
     def pause_job(self, job_id: str, *, actor: str | None = None, reason: str | None = None) -> JobRecord:
+        """A person pauses the job: ``status_reason`` ``paused_by_user``, with their ``reason`` as the message."""
         with self.db.write() as conn:
             now = self.db.now(conn)
-            move_job(conn, job_id, Action.PAUSE, last_activity_at=now)
-            add_event(conn, job_id, now, "paused", actor=actor, message=reason)
+            move_job(
+                conn,
+                job_id,
+                Action.PAUSE,
+                last_activity_at=now,
+                status_reason=StatusReason.PAUSED_BY_USER,
+                status_message=reason,
+            )
+            add_event(
+                conn,
+                job_id,
+                now,
+                "paused",
+                actor=actor,
+                message=reason,
+                data={"reason": StatusReason.PAUSED_BY_USER.value, "message": reason},
+            )
         return self.get_job(job_id)
 
     def resume_job(self, job_id: str, *, actor: str | None = None, reason: str | None = None) -> JobRecord:
@@ -393,18 +417,43 @@ class JobStore:
         with self.db.write() as conn:
             return stop_job(conn, job_id, action, error, self.db.now(conn), actor=actor)
 
-    def retry_failed(
-        self, job_id: str, *, actor: str | None = None, error_signature: str | None = None
+    def retry_items(
+        self,
+        job_id: str,
+        include: frozenset[ItemStatus] | None = None,
+        *,
+        actor: str | None = None,
+        error_signature: str | None = None,
     ) -> tuple[JobRecord, int]:
-        """Queue the failed items of a job again with fresh attempts -- with ``error_signature``, only that error
-        group's -- and return the job and how many. A group with no failed item is NotFound (nothing changes)."""
+        """Queue a job's failed items (and cancelled ones, see :func:`~batchyard.core.lifecycle.retry_includes`)
+        again with fresh attempts; succeeded and skipped items keep their results. Returns the job and how many.
+        With ``error_signature`` only the failed items of that error group (a group with none is NotFound).
+
+        A cancelled or expired job runs again (a ``rerun`` event instead of ``retried``); an expired one, and any
+        rerun job with a completion window, gets a fresh window of the same length from now."""
         from batchyard.errors import IllegalTransition
 
         with self.db.write() as conn:
             now = self.db.now(conn)
-            failed = conn.execute(select(jobs.c.failed).where(jobs.c.id == job_id)).scalar_one_or_none()
-            if failed is None:
+            row = conn.execute(
+                select(
+                    jobs.c.status,
+                    jobs.c.failed,
+                    jobs.c.cancelled,
+                    jobs.c.started_at,
+                    jobs.c.created_at,
+                    jobs.c.expires_at,
+                )
+                .where(jobs.c.id == job_id)
+                .with_for_update()
+            ).first()
+            if row is None:
                 raise NotFound(f"no job {job_id!r}", param="job_id")
+            statuses = retry_includes(row.status, include)
+            rerun = row.status in RERUN_JOB_STATUSES
+            window: dict[str, Any] = {}
+            if rerun and row.expires_at is not None:
+                window["expires_at"] = now + max(0.0, row.expires_at - row.created_at)
             current, _ = move_job(
                 conn,
                 job_id,
@@ -415,18 +464,66 @@ class JobStore:
                 files_lease_until=None,
                 result_files=None,
                 error=None,
+                **window,
             )
-            if not failed:
-                raise IllegalTransition(f"job {job_id} has no failed items to retry", current=current)
-            chosen = [items.c.job_id == job_id, items.c.status == ItemStatus.FAILED]
-            if error_signature is not None:  # over ix_items_error_signature: the group's items only
-                chosen.append(items.c.error_signature == error_signature)
+            waiting = {ItemStatus.FAILED: row.failed, ItemStatus.CANCELLED: row.cancelled}
+            if not any(waiting[s] for s in statuses):
+                what = " or ".join(sorted(s.value for s in statuses))
+                raise IllegalTransition(f"job {job_id} has no {what} items to retry", current=current)
+            if rerun and row.started_at is None:  # cancelled before anything ran: it waits to start again
+                conn.execute(update(jobs).where(jobs.c.id == job_id).values(status=JobStatus.QUEUED))
+            requeued = {s: self._requeue_items(conn, job_id, s, now, error_signature) for s in sorted(statuses)}
+            n = sum(requeued.values())
+            if error_signature is not None and not n:
+                raise NotFound(
+                    f"job {job_id} has no failed items in error group {error_signature!r} (retried already?)",
+                    param="error_group",
+                )
             conn.execute(
-                insert(item_requeue).from_select(
-                    ["job_id", "seq", "available_at"], select(items.c.job_id, items.c.seq, _literal(now)).where(*chosen)
+                update(jobs)
+                .where(jobs.c.id == job_id)
+                .values(
+                    failed=jobs.c.failed - requeued.get(ItemStatus.FAILED, 0),
+                    cancelled=jobs.c.cancelled - requeued.get(ItemStatus.CANCELLED, 0),
+                    queued=jobs.c.queued + n,
+                    retry_due_at=now,
                 )
             )
-            n = conn.execute(
+            counts = ", ".join(f"{k} {v.value}" for v, k in requeued.items() if k)
+            group = f" of error group {error_signature}" if error_signature else ""
+            add_event(
+                conn,
+                job_id,
+                now,
+                "rerun" if rerun else "retried",
+                actor=actor,
+                message=f"{n} item(s){group} queued again ({counts})" + (f" after the job was {current}" if rerun else ""),
+                data={
+                    "items": n,
+                    **{v.value: k for v, k in requeued.items()},
+                    "previous_status": current,
+                    **({"error_group": error_signature} if error_signature else {}),
+                },
+            )
+            self.wakeups.wake_workers(conn)
+        self.wakeups.after_commit_wake()
+        return self.get_job(job_id), n
+
+    def _requeue_items(
+        self, conn: Connection, job_id: str, status: ItemStatus, now: float, error_signature: str | None = None
+    ) -> int:
+        """Every item of the job in ``status`` (of one error group, with ``error_signature``) back to the queue
+        with fresh attempts; returns how many."""
+        chosen = [items.c.job_id == job_id, items.c.status == status]
+        if error_signature is not None:  # over ix_items_error_signature: the group's items only
+            chosen.append(items.c.error_signature == error_signature)
+        conn.execute(
+            insert(item_requeue).from_select(
+                ["job_id", "seq", "available_at"], select(items.c.job_id, items.c.seq, _literal(now)).where(*chosen)
+            )
+        )
+        return int(
+            conn.execute(
                 update(items)
                 .where(*chosen)
                 .values(
@@ -436,32 +533,11 @@ class JobStore:
                     available_at=now,
                     finished_at=None,
                     result=None,
+                    lease_token=None,
                     error_signature=None,
                 )
             ).rowcount
-            if error_signature is not None and not n:
-                raise NotFound(
-                    f"job {job_id} has no failed items in error group {error_signature!r} (retried already?)",
-                    param="error_group",
-                )
-            conn.execute(
-                update(jobs)
-                .where(jobs.c.id == job_id)
-                .values(failed=jobs.c.failed - n, queued=jobs.c.queued + n, retry_due_at=now)
-            )
-            group = f" of error group {error_signature}" if error_signature else ""
-            add_event(
-                conn,
-                job_id,
-                now,
-                "retried",
-                actor=actor,
-                message=f"{n} failed item(s){group} queued again",
-                data={"items": n, **({"error_group": error_signature} if error_signature else {})},
-            )
-            self.wakeups.wake_workers(conn)
-        self.wakeups.after_commit_wake()
-        return self.get_job(job_id), int(n)
+        )
 
     def delete_job(self, job_id: str, *, actor: str | None = None) -> JobRecord:
         """Delete a finished job's rows (the service deletes its files)."""

@@ -14,11 +14,16 @@ from batchyard.store.timeline import add_event
 
 
 def move_job(conn: Connection, job_id: str, action: Action, **values: Any) -> tuple[str, JobStatus]:
-    """Move a job by the lifecycle table; raise NotFound or IllegalTransition (with the current status)."""
+    """Move a job by the lifecycle table; raise NotFound or IllegalTransition (with the current status).
+
+    A move to another status clears ``status_reason`` and ``status_message`` unless ``values`` sets them: a
+    reason explains the status it came with, never the next one."""
     current = conn.execute(select(jobs.c.status).where(jobs.c.id == job_id).with_for_update()).scalar_one_or_none()
     if current is None:
         raise NotFound(f"no job {job_id!r}", param="job_id")
     target = next_job_status(current, action)
+    if target != current:
+        values = {"status_reason": None, "status_message": None, **values}
     conn.execute(update(jobs).where(jobs.c.id == job_id).values(status=target, **values))
     return current, target
 
@@ -48,7 +53,7 @@ def settle_job(conn: Connection, job_id: str, now: float, *, record: bool = True
     finalized = conn.execute(
         update(jobs)
         .where(jobs.c.id == job_id, jobs.c.status.in_(LIVE_JOB_STATUSES), jobs.c.queued == 0, jobs.c.running == 0)
-        .values(status=JobStatus.FINALIZING)
+        .values(status=JobStatus.FINALIZING, status_reason=None, status_message=None)
     ).rowcount
     if finalized:
         if record:
@@ -57,7 +62,7 @@ def settle_job(conn: Connection, job_id: str, now: float, *, record: bool = True
     settled = conn.execute(
         update(jobs)
         .where(jobs.c.id == job_id, jobs.c.status == JobStatus.CANCELLING, jobs.c.running == 0)
-        .values(status=JobStatus.CANCELLED, finished_at=now)
+        .values(status=JobStatus.CANCELLED, finished_at=now, status_reason=None, status_message=None)
     ).rowcount
     if settled and record:
         add_event(conn, job_id, now, "cancelled", message="no item is running any more")

@@ -36,6 +36,10 @@ jobs = Table(
     Column("owner", String(200), nullable=False),
     Column("project", String(200)),
     Column("status", String(16), nullable=False),
+    # Why the job is in its status (core/lifecycle.StatusReason, e.g. paused_by_handler) and the message that
+    # came with it; NULL when nothing needs saying. Cleared by any move to another status.
+    Column("status_reason", String(40)),
+    Column("status_message", Text),
     Column("priority", Integer, nullable=False, server_default="0"),
     Column("params", Text),  # JSON
     Column("description", Text),
@@ -49,6 +53,7 @@ jobs = Table(
     Column("succeeded", BigInteger, nullable=False, server_default="0"),
     Column("failed", BigInteger, nullable=False, server_default="0"),
     Column("cancelled", BigInteger, nullable=False, server_default="0"),
+    Column("skipped", BigInteger, nullable=False, server_default="0"),
     Column("cost", Float, nullable=False, server_default="0"),
     Column("busy_seconds", Float, nullable=False, server_default="0"),  # summed handler time of finished items
     Column("usage", Text),  # JSON object of summed counters

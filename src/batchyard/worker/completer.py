@@ -73,7 +73,10 @@ class Completer:
         self._suspect_leases: set[str] = set()  # leases of items handed back by a crash: one at a time
         self._flush_lock = asyncio.Lock()
         self._flush_now: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread = 0
+        self._pause_lock = threading.Lock()
+        self._pauses_unwritten = 0  # pause outcomes added or about to be, not yet written
 
     # -- books ----------------------------------------------------------------------------------------------
 
@@ -109,6 +112,7 @@ class Completer:
     def start(self) -> None:
         """Bind to the running event loop (early flushes are asked for from it only)."""
         self._flush_now = asyncio.Event()
+        self._loop = asyncio.get_running_loop()
         self._loop_thread = threading.get_ident()
 
     @property
@@ -127,6 +131,26 @@ class Completer:
             and (pending >= self.settings.flush_max_items or 2 * pending >= self._in_flight_total)
         ):
             self._flush_now.set()
+
+    def pause_coming(self) -> None:
+        """A handler's pause outcome is about to be added (any thread): flushes look for it until it is written."""
+        with self._pause_lock:
+            self._pauses_unwritten += 1
+
+    def pause_dropped(self) -> None:
+        """The announced pause outcome was not added after all (the item had already ended)."""
+        with self._pause_lock:
+            self._pauses_unwritten -= 1
+
+    def flush_soon(self) -> None:
+        """Ask for a flush now, from any thread (a job pause must not wait for the timer)."""
+        flush_now, loop = self._flush_now, self._loop
+        if flush_now is None or loop is None:
+            return
+        if threading.get_ident() == self._loop_thread:
+            flush_now.set()
+        elif not loop.is_closed():
+            loop.call_soon_threadsafe(flush_now.set)
 
     async def flush_loop(self) -> None:
         assert self._flush_now is not None, "start() first"
@@ -171,6 +195,8 @@ class Completer:
                 await asyncio.sleep(STORE_RETRY_SECONDS)
                 return
             self._record_metrics(time.perf_counter() - started, batch)
+            if self._pauses_unwritten:  # rare: nothing to look at on the hot path
+                self._paused_recorded(batch)
             self._forget(batch, per_token)
         self.stats.flushed += len(batch)
         self.stats.accepted += report.accepted
@@ -257,6 +283,16 @@ class Completer:
         for (token, kind), n in kinds.items():
             outcomes[handler_of[token], kind] += n
         metrics.record_flush(seconds, outcomes)
+
+    def _paused_recorded(self, batch: list[Outcome]) -> None:
+        """A handler's pause is written: from now on the job's status says it (the control poll reads it)."""
+        for outcome in batch:
+            if outcome.kind == "pause":
+                with self._pause_lock:
+                    self._pauses_unwritten -= 1
+                control = self.controls.get(outcome.job_id)
+                if control is not None:
+                    control.pausing = False
 
     def _free_capacity(self, per_token: collections.Counter[str], sign: int) -> None:
         for token, n in per_token.items():

@@ -84,7 +84,7 @@ class Control:
             if control is None:
                 continue
             status = statuses.get(job_id)
-            control.paused = status == JobStatus.PAUSED
+            control.paused = status == JobStatus.PAUSED or control.pausing
             stop = status is None or status in STOPPING_JOB_STATUSES
             if stop and not control.cancelled:
                 control.cancelled = True

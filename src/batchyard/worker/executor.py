@@ -25,8 +25,8 @@ from batchyard.core.lifecycle import OutcomeKind, after_failure, skip_reason
 from batchyard.core.records import ClaimBatch, ClaimedItem, ClaimedJob, Outcome
 from batchyard.core.storable import json_text, storable
 from batchyard.data.blobs import LocalStorage
-from batchyard.errors import ItemCancelled, ItemError
-from batchyard.registry import HandlerSpec
+from batchyard.errors import ItemCancelled, ItemError, PauseJob, SkipItem
+from batchyard.registry import HandlerFunction, HandlerSpec
 from batchyard.worker.completer import Completer
 from batchyard.worker.failures import FailureLog
 from batchyard.worker.redact import PathRedactor
@@ -34,6 +34,8 @@ from batchyard.worker.resources import ResourceNeeded, WorkerResources
 
 MAX_TRACEBACK_CHARS = 8000
 MAX_RESOURCE_WAITS = 20  # an async handler started again after waiting for a resource, at most this often
+MAX_APP_MESSAGE_CHARS = 2000  # PauseJob's and SkipItem's messages
+_NO_ATTEMPT_SPENT = frozenset({"release", "pause"})
 
 _init_context = ItemContext.__init__
 
@@ -105,6 +107,8 @@ class Executor:
         self._threads: list[threading.Thread] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._on_thread_crash: Callable[[str, BaseException], None] | None = None
+        self._calls: dict[str, HandlerFunction] = {}  # per handler: the function its lanes call
+        self._completer = completer
 
     # -- lanes ----------------------------------------------------------------------------------------------
 
@@ -117,6 +121,7 @@ class Executor:
         self._on_thread_crash = on_thread_crash
         tasks: list[asyncio.Task[None]] = []
         for name, spec in self.handlers.items():
+            self._calls[name] = with_admit(spec, self._loop)
             lanes = self.lanes[name]
             if spec.is_async:
                 self._async_work[name] = collections.deque()
@@ -176,6 +181,7 @@ class Executor:
         task = asyncio.current_task()
         assert task is not None
         slot = (name, index)
+        call = self._calls[name]
         while True:
             if not pending:
                 ready.clear()
@@ -192,7 +198,7 @@ class Executor:
                 try:
                     if work.spec.resources and not self.resources.ready(work.spec.resources):
                         await self._acquire_declared(work)
-                    value = await work.spec.function(json.loads(work.payload), work)
+                    value = await call(json.loads(work.payload), work)
                 except ResourceNeeded as need:
                     value = await self._run_again_when_up(work, need)
             except asyncio.CancelledError:
@@ -221,6 +227,7 @@ class Executor:
     def _sync_lane(self, name: str) -> None:
         q = self._sync_queues[name]
         ident = threading.get_ident()
+        call = self._calls[name]
         while True:
             work = q.get()
             if work is None:
@@ -235,7 +242,7 @@ class Executor:
                     for resource in work.spec.resources:
                         self.resources[resource]  # waits for its start on the event loop
                     _restart_clock(work, timeout)
-                value = work.spec.function(json.loads(work.payload), work)
+                value = call(json.loads(work.payload), work)
             except Exception as exc:
                 self._emit_failure(work, exc)
             else:
@@ -261,7 +268,7 @@ class Executor:
             await self.resources.acquire(need.name)
             _restart_clock(work, timeout)
             try:
-                return await work.spec.function(json.loads(work.payload), work)
+                return await self._calls[work.job.handler](json.loads(work.payload), work)
             except ResourceNeeded as again:
                 need = again
         raise RuntimeError(f"resource {need.name!r} went away {MAX_RESOURCE_WAITS} times while the item waited")
@@ -330,6 +337,9 @@ class Executor:
         self._emit(work, "succeeded", result=result)
 
     def _emit_failure(self, work: WorkItem, exc: BaseException) -> None:
+        if isinstance(exc, PauseJob | SkipItem):
+            self._emit_app_decision(work, exc)
+            return
         if isinstance(exc, ItemCancelled) and work.cancelled:
             self._emit(work, "cancelled", error=self._error_json(work, "Cancelled", str(exc), "cancelled"))
             return
@@ -396,6 +406,25 @@ class Executor:
             error["detail"] = detail
         return json_text(error)
 
+    def _emit_app_decision(self, work: WorkItem, exc: PauseJob | SkipItem) -> None:
+        """The app's own rules, from its handler or admit hook: skip this item, or pause its job. A pause holds
+        the job's other items in this worker at once (they go back to the queue untouched) and is written with
+        the next flush, asked for now, which pauses the job (``paused_by_handler``) with the item's release."""
+        message = storable(str(exc.message))[:MAX_APP_MESSAGE_CHARS]
+        if isinstance(exc, SkipItem):
+            error = json_text({"type": "SkipItem", "code": "skipped", "message": message, "attempt": work.attempt})
+            self._emit(work, "skipped", error=error)
+            return
+        control = work.control
+        control.paused = control.pausing = True
+        completer = self._completer
+        completer.pause_coming()
+        error = json_text({"type": "PauseJob", "code": "paused_by_handler", "message": message})
+        if self._emit(work, "pause", error=error):
+            completer.flush_soon()
+        else:
+            completer.pause_dropped()
+
     def _emit_interrupted(self, work: WorkItem) -> None:
         if work.interrupt == "timeout":
             self._emit_timeout(work)
@@ -417,14 +446,15 @@ class Executor:
         result: str | None = None,
         error: str | None = None,
         retry_delay: float = 0.0,
-    ) -> None:
+    ) -> bool:
+        """Report the item's outcome, once: False if it was reported already."""
         with self._outcome_lock:  # a sync item can be finished by its thread or by the watchdog: once only
             if work.done:
-                return
+                return False
             work.done = True
         if kind == "failed" and error is not None and self.failures is not None:
             self.failures.failed_item(work.job_id, work.key, error, work.attempt)
-        released = kind == "release"
+        released = kind in _NO_ATTEMPT_SPENT  # no usage either
         duration = time.monotonic() - work.started if work.started else 0.0
         self._add_outcome(
             Outcome(
@@ -441,6 +471,43 @@ class Executor:
                 duration,
             )
         )
+        return True
+
+
+def with_admit(spec: HandlerSpec, loop: asyncio.AbstractEventLoop) -> HandlerFunction:
+    """The function a handler's lanes call: the handler itself, or its ``admit`` hook and then the handler, in
+    the handler's own flavour. An async hook of a sync handler runs on the worker's event loop (the lane's thread
+    waits for it); a sync hook of an async handler runs on the loop directly. Without a hook nothing is added."""
+    function, admit = spec.function, spec.admit
+    if admit is None:
+        return function
+    if spec.is_async:
+        if spec.admit_is_async:
+
+            async def admit_then_run_async(item: Any, ctx: ItemContext) -> Any:
+                await admit(item, ctx)
+                return await function(item, ctx)
+
+        else:
+
+            async def admit_then_run_async(item: Any, ctx: ItemContext) -> Any:
+                admit(item, ctx)
+                return await function(item, ctx)
+
+        return admit_then_run_async
+    if spec.admit_is_async:
+
+        def admit_then_run(item: Any, ctx: ItemContext) -> Any:
+            asyncio.run_coroutine_threadsafe(admit(item, ctx), loop).result()
+            return function(item, ctx)
+
+    else:
+
+        def admit_then_run(item: Any, ctx: ItemContext) -> Any:
+            admit(item, ctx)
+            return function(item, ctx)
+
+    return admit_then_run
 
 
 def _stop_clock(work: WorkItem) -> float | None:

@@ -262,20 +262,27 @@ class RetryRequest(RequestModel):
         pattern=SIGNATURE_PATTERN,
         description="Only this error group's failed items (a signature from GET .../error-groups)",
     )
+    include: list[PlainText] | None = Field(
+        None,
+        max_length=10,
+        description="Item statuses to queue again: failed, cancelled (an unknown one is a 400). Default: the "
+        "failed items; for a cancelled or expired job, its failed and cancelled items (it runs again)",
+    )
 
 
 @router.post(
     "/{job_id}/retry",
-    summary="Queue the failed items again (all, or one error group's)",
-    responses={**WRITE_ERRORS, 422: _E},
+    summary="Queue failed (or cancelled) items again; a cancelled or expired job runs again",
+    responses={**WRITE_ERRORS, 400: _E, 422: _E},
 )
 def retry_job(job_id: str, app: BatchyardDep, principal: PrincipalDep, body: RetryRequest | None = None) -> RetryOut:
-    """Without a body every failed item goes back to the queue with fresh attempts; with `error_group` only
-    that group's, and the job's other failures stay as they are (404 when the group has no failed item)."""
-    if body is not None and body.error_group is not None:
-        view, n = app.error_groups.retry(job_id, body.error_group, principal)
-    else:
-        view, n = app.service.retry_failed(job_id, principal)
+    """Without a body: the failed items go back to the queue with fresh attempts, and for a cancelled or expired
+    job its cancelled items too (it runs again: a ``rerun`` event in its timeline, ``retried`` otherwise).
+    `include` chooses the item statuses (failed, cancelled); `error_group` only that group's failed items, the
+    job's other failures staying as they are (404 when the group has no failed item). Succeeded and skipped
+    items keep their results; the result files are written afresh, with old and new results, when it ends."""
+    include, error_group = (body.include, body.error_group) if body else (None, None)
+    view, n = app.service.retry(job_id, principal, include=include, error_signature=error_group)
     return RetryOut.of_retry(view, n)
 
 

@@ -54,6 +54,7 @@ class ItemCounts(BaseModel):
     succeeded: int = 0
     failed: int = 0
     cancelled: int = 0
+    skipped: int = 0
 
 
 class StatsGroup(BaseModel):
