@@ -805,8 +805,8 @@ def test_a_paused_and_skipping_job_in_the_cli(cli: Cli, tmp_path: Path) -> None:
         1,
     )
     assert done["percent"] == 100.0
-    shown = cli.run("jobs", "show", job["id"], "--app", "rulesapp:app").stdout
-    assert "4 succeeded" in shown and "1 skipped" in shown and "paused by" not in shown
+    final = cli.run("jobs", "show", job["id"], "--app", "rulesapp:app").stdout
+    assert "4 succeeded" in final and "1 skipped" in final and "paused by" not in final
     out = tmp_path / "out"
     cli.json("jobs", "download", job["id"], "-o", str(out), "--app", "rulesapp:app")
     lines = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
