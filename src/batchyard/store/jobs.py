@@ -489,22 +489,8 @@ class JobStore:
                     retry_due_at=now,
                 )
             )
-            counts = ", ".join(f"{k} {v.value}" for v, k in requeued.items() if k)
-            group = f" of error group {error_signature}" if error_signature else ""
-            add_event(
-                conn,
-                job_id,
-                now,
-                "rerun" if rerun else "retried",
-                actor=actor,
-                message=f"{n} item(s){group} queued again ({counts})" + (f" after the job was {current}" if rerun else ""),
-                data={
-                    "items": n,
-                    **{v.value: k for v, k in requeued.items()},
-                    "previous_status": current,
-                    **({"error_group": error_signature} if error_signature else {}),
-                },
-            )
+            kind, message, data = _retry_event(current, n, requeued, error_signature)
+            add_event(conn, job_id, now, kind, actor=actor, message=message, data=data)
             self.wakeups.wake_workers(conn)
         self.wakeups.after_commit_wake()
         return self.get_job(job_id), n
@@ -606,6 +592,27 @@ def _eligible(statuses: Sequence[str] | None, with_failed: bool) -> list[ColumnE
     if with_failed:
         conditions.append(jobs.c.failed > 0)
     return conditions
+
+
+def _retry_event(
+    previous: str, n: int, requeued: dict[ItemStatus, int], error_signature: str | None
+) -> tuple[str, str, dict[str, Any]]:
+    """(type, message, data) of a retry's timeline event: ``retried`` for a live or finished job, ``rerun`` for a
+    cancelled or expired one run again (with the items queued by status and the status it had)."""
+    group = f" of error group {error_signature}" if error_signature else ""
+    data: dict[str, Any] = {"items": n}
+    if previous in RERUN_JOB_STATUSES:
+        counts = ", ".join(f"{k} {v.value}" for v, k in requeued.items() if k)
+        data.update({v.value: k for v, k in requeued.items()}, previous_status=previous)
+        message = f"{n} item(s){group} queued again ({counts}): the {previous} job runs again"
+        kind = "rerun"
+    else:
+        what = " and ".join(f"{v.value}" for v, k in requeued.items() if k)
+        message = f"{n} {what} item(s){group} queued again"
+        kind = "retried"
+    if error_signature:
+        data["error_group"] = error_signature
+    return kind, message, data
 
 
 def _dumps(value: Any) -> str | None:
