@@ -123,8 +123,8 @@ class BulkService:
     def _move(self, principal: Principal, action: BulkAction, job_id: str) -> str:
         """One job's move through the same rules as a single move (the job service); the new status."""
         jobs, actor = self.jobs, principal.owner
-        if action == "retry":
-            view, _ = jobs.retry_failed(job_id, principal)
+        if action == "retry":  # failed items only, as the selection counts them (a rerun is one job at a time)
+            view, _ = jobs.retry(job_id, principal, include=["failed"])
             return view.job.status
         if action == "delete":
             jobs.delete(job_id, principal)
