@@ -126,6 +126,11 @@ def admin_key(data_dir: Path) -> str:
         app.close()
 
 
+def session_cookie(url: str, key: str) -> dict[str, str]:
+    response = httpx.post(f"{url}/api/v1/session", json={"api_key": key}, timeout=30)
+    return dict(response.cookies)
+
+
 def browser() -> Any:
     from playwright.sync_api import sync_playwright
 
@@ -162,6 +167,8 @@ def paint_section(args: argparse.Namespace) -> list[list[str]]:
                     (f"Jobs page ({args.jobs:,} jobs)", "/"),
                     (f"Job page ({args.big_items:,} items)", f"/jobs/{big}"),
                 )
+                for _, path in pages:  # the server's own first request (imports, templates, cold cache) is not measured
+                    httpx.get(f"{url}{path}", cookies=session_cookie(url, key), timeout=60)
                 for name, path in pages:
                     # One browser profile per page: the first load has an empty cache (a first visit), the others
                     # reuse it as a returning user's browser does (the versioned static files come from the cache).
@@ -192,8 +199,11 @@ def _stat(values: list[float | None]) -> str:
 
 
 def _verdict(samples: list[dict[str, float | None]]) -> str:
-    fcp = statistics.median([s["fcp"] or 0.0 for s in samples])
-    return "ok" if fcp < TARGET_PAINT_MS else f"over {TARGET_PAINT_MS:.0f} ms"
+    painted = [s["fcp"] for s in samples if s["fcp"] is not None]
+    if not painted:
+        return "no paint timing"
+    missing = f" ({len(samples) - len(painted)} without paint timing)" if len(painted) < len(samples) else ""
+    return ("ok" if statistics.median(painted) < TARGET_PAINT_MS else f"over {TARGET_PAINT_MS:.0f} ms") + missing
 
 
 def requests_section(args: argparse.Namespace) -> list[list[str]]:
@@ -237,7 +247,9 @@ def requests_section(args: argparse.Namespace) -> list[list[str]]:
                     page.wait_for_timeout(args.seconds * 1000)
                     made = seen[before:]
                     per_minute = len(made) * 60 / args.seconds
-                    kinds = sorted({re.sub(r"\?.*|job_[0-9a-f]+", "", u.split(url, 1)[-1]) for u in made})
+                    kinds = sorted(
+                        {re.sub(r"job_[0-9a-f]+", "{id}", re.sub(r"\?.*", "", u.split(url, 1)[-1])) for u in made}
+                    )
                     rows.append([name, str(shown), f"{per_minute:.0f}", f"{shown * 30}", ", ".join(kinds) or "-"])
                     context.close()
             finally:
@@ -253,7 +265,7 @@ def main() -> None:
     parser.add_argument("--sections", default="paint,requests")
     parser.add_argument("--jobs", type=int, default=10_000)
     parser.add_argument("--big-items", type=int, default=BIG_JOB_ITEMS)
-    parser.add_argument("--runs", type=int, default=5, help="page loads per page (median and max shown)")
+    parser.add_argument("--runs", type=int, default=7, help="page loads per page (median and max shown)")
     parser.add_argument("--seconds", type=float, default=60.0, help="how long each page is watched for requests")
     args = parser.parse_args()
     if not Path(CHROMIUM).exists():

@@ -367,6 +367,31 @@ def test_download_results_from_the_job_page(tabs: Tabs, dashboard: Dashboard) ->
     assert results.value.suggested_filename == f"{job['id']}-results.jsonl"
 
 
+def test_bulk_retry_of_every_job_matching_the_filter(tabs: Tabs, dashboard: Dashboard) -> None:
+    word = uuid.uuid4().hex[:10]
+    item = {"failure_rate": 1, "permanent": True}
+    jobs = [
+        dashboard.submit(dashboard.keys.alice, "flaky", [item], max_attempts=1, description=f"bulk {word} {n}")
+        for n in range(53)
+    ]
+    for job in jobs:
+        dashboard.wait_finished(dashboard.keys.alice, job["id"])
+    page = tabs.page(dashboard.keys.alice, f"/?q=bulk+{word}")
+    expect(page.locator("#job-rows tr")).to_have_count(50)
+    page.get_by_role("checkbox", name="Select every job on this page").check()
+    expect(page.locator("#bulk-count")).to_have_text("50 jobs selected")
+    page.get_by_role("button", name="Select all jobs matching this filter").click()
+    expect(page.locator("#bulk-count")).to_have_text("All 53 jobs matching this filter selected")
+    page.locator("#bulkbar").get_by_role("button", name="Retry failed").click()
+    dialog = page.get_by_role("dialog")
+    expect(dialog).to_contain_text("Retry failed items of 53 jobs?")
+    dialog.get_by_role("button", name="Retry failed").click()
+    expect(page.locator(".toast").last).to_contain_text("53 jobs queued again")
+    retried = [dashboard.wait_finished(dashboard.keys.alice, job["id"]) for job in jobs]
+    events = [dashboard.api(dashboard.keys.alice, "GET", f"/api/v1/jobs/{job['id']}/events")["data"] for job in retried]
+    assert all(any(e["type"] == "retried" for e in timeline) for timeline in events)
+
+
 # -- finding jobs ----------------------------------------------------------------------------------------------
 
 

@@ -53,13 +53,21 @@ async function load() {
     created_after: epoch(state.from), created_before: epoch(state.to, true), cursor: state.cursor,
   };
   const statsParams = { handler: state.handler, project: state.project, since: epoch(state.from) };
+  const historyParams = {
+    status: state.status, handler: state.handler, project: state.project, q: state.q,
+    since: epoch(state.from) ?? Date.now() / 1000 - 2 * 86400, until: epoch(state.to, true), recent: 30,
+  };
   $("#export-csv").href = `/api/v1/jobs.csv${query({ status: state.status, handler: state.handler, project: state.project })}`;
   try {
-    const [jobs, stats] = await Promise.all([api(`/api/v1/jobs${query(listParams)}`), api(`/api/v1/stats${query(statsParams)}`)]);
+    const [jobs, stats, past] = await Promise.all([
+      api(`/api/v1/jobs${query(listParams)}`),
+      api(`/api/v1/stats${query(statsParams)}`),
+      api(`/api/v1/stats/history${query(historyParams)}`),
+    ]);
     page = jobs;
     renderTotals(stats);
     renderTable();
-    renderCharts(stats);
+    renderCharts(stats, past);
     $("#history-note").textContent = "";
   } catch (error) {
     $("#history-note").textContent = "";
@@ -116,7 +124,7 @@ function put(id, chart, empty = "No data for these filters yet.") {
   $(id).innerHTML = chart ? chart.text : html`<p class="subtle">${empty}</p>`.text;
 }
 
-function renderCharts(stats) {
+function renderCharts(stats, past) {
   const t = stats.totals;
   put("#chart-share", shareBar({
     title: "Items succeeded and failed",
@@ -134,50 +142,39 @@ function renderCharts(stats) {
     formatY: (v) => compact(Math.round(v)),
   }), "No jobs yet.");
 
-  const done = page.data.filter((j) => j.avg_item_seconds != null).slice(0, 30).reverse();
+  // From GET /api/v1/stats/history: jobs that finished in the range, per hour or day, and the latest ones.
+  const recent = [...past.recent].reverse(); // oldest left
+  const label = (j) => (j.description || j.id).slice(0, 10);
+  const t2 = past.totals;
   const timeChart = barChart({
-    title: "Average time per item, recent batches (oldest left)",
-    bars: done.map((j) => ({ label: shortId(j.id).slice(-4), value: j.avg_item_seconds, cls: "bar-info", title: `${j.description || j.id}: ${duration(j.avg_item_seconds)} per item` })),
+    title: "Processing time of the latest batches (oldest left)",
+    bars: recent.filter((j) => j.duration_seconds != null).map((j) => ({ label: label(j), value: j.duration_seconds, cls: "bar-info", title: `${j.description || j.id}: ${duration(j.duration_seconds)} for ${num(j.total)} items` })),
     formatY: duration,
   });
-  $("#chart-time").innerHTML = html`<p class="small">Overall <strong>${duration(t.avg_item_seconds)}</strong> per item · last hour <strong>${duration(t.recent_avg_item_seconds)}</strong></p>${timeChart || html`<p class="subtle">No finished items yet.</p>`}`.text;
+  $("#chart-time").innerHTML = html`<p class="small">Per item <strong>${duration(t.avg_item_seconds)}</strong> (last hour ${duration(t.recent_avg_item_seconds)}) · per batch average <strong>${duration(t2.avg_duration_seconds)}</strong>, median ${duration(t2.p50_duration_seconds)}, p95 ${duration(t2.p95_duration_seconds)}</p>${timeChart || html`<p class="subtle">No batch finished in this range.</p>`}`.text;
 
-  // Throughput: items processed per bucket, by when each batch finished or last moved, over the jobs shown.
-  const moved = page.data.filter((j) => j.counts.succeeded + j.counts.failed > 0 && (j.finished_at || j.last_activity_at));
-  let tput = null;
-  if (moved.length) {
-    const times = moved.map((j) => j.finished_at || j.last_activity_at);
-    const lo = Math.min(...times), hi = Math.max(...times);
-    const span = Math.max(hi - lo, 3600);
-    const bucket = span > 14 * 86400 ? 86400 : span > 2 * 86400 ? 21600 : span > 6 * 3600 ? 3600 : 600;
-    const counts = new Map();
-    for (const j of moved) {
-      const at = Math.floor((j.finished_at || j.last_activity_at) / bucket) * bucket;
-      counts.set(at, (counts.get(at) || 0) + j.counts.succeeded + j.counts.failed);
-    }
-    const start = Math.floor(lo / bucket) * bucket, end = Math.floor(hi / bucket) * bucket;
-    const points = [];
-    for (let at = start; at <= end; at += bucket) points.push([at, counts.get(at) || 0]);
-    if (points.length === 1) points.unshift([start - bucket, 0]);
-    const label = bucket >= 86400 ? "day" : bucket >= 3600 ? `${bucket / 3600} h` : `${bucket / 60} min`;
-    const fmt = (ts) => new Date(ts * 1000).toLocaleString([], bucket >= 86400 ? { month: "short", day: "numeric" } : { hour: "2-digit", minute: "2-digit" });
-    tput = lineChart({
-      title: `Items processed per ${label}`,
-      series: [{ name: `Items per ${label}`, cls: "line-ok", area: "area-ok", swatch: "sw-ok", points }],
-      formatX: fmt,
-      formatY: (v) => compact(Math.round(v)),
-      tableRows: { head: ["From", "Items"], rows: points.map((p) => [fmt(p[0]), num(p[1])]) },
-    });
-  }
-  $("#chart-tput").innerHTML = html`<p class="small">Now <strong>${t.items_per_second ? `${t.items_per_second.toFixed(1)}/s` : "idle"}</strong> (last ${duration(stats.throughput_window_seconds)})</p>${tput || html`<p class="subtle">No processed items yet.</p>`}`.text;
+  const unit = past.bucket === "day" ? "day" : "hour";
+  const fmt = (ts) => new Date(ts * 1000).toLocaleString([], unit === "day" ? { month: "short", day: "numeric" } : { weekday: "short", hour: "2-digit", minute: "2-digit" });
+  const points = past.buckets.map((b) => [b.start, b.items_succeeded + b.items_failed]);
+  const failedPoints = past.buckets.map((b) => [b.start, b.items_failed]);
+  const tput = lineChart({
+    title: `Items processed per ${unit} by the batches that finished`,
+    series: [
+      { name: `Items per ${unit}`, cls: "line-ok", area: "area-ok", swatch: "sw-ok", points },
+      { name: "of them failed", cls: "line-bad", swatch: "sw-bad", points: failedPoints },
+    ],
+    formatX: fmt,
+    formatY: (v) => compact(Math.round(v)),
+    tableRows: { head: ["From", "Items", "Failed", "Jobs"], rows: past.buckets.filter((b) => b.jobs.total).map((b) => [fmt(b.start), num(b.items_succeeded + b.items_failed), num(b.items_failed), num(b.jobs.total)]) },
+  });
+  $("#chart-tput").innerHTML = html`<p class="small">Now <strong>${t.items_per_second ? `${t.items_per_second.toFixed(1)}/s` : "idle"}</strong> (last ${duration(stats.throughput_window_seconds)}) · ${num(t2.jobs.total)} batches finished since ${fmt(past.since)}</p>${points.some((p) => p[1]) ? tput : html`<p class="subtle">No batch finished in this range.</p>`}`.text;
 
-  const costly = page.data.filter((j) => j.cost > 0).slice(0, 30).reverse();
   const costChart = barChart({
-    title: "Cost per batch (oldest left)",
-    bars: costly.map((j) => ({ label: shortId(j.id).slice(-4), value: j.cost, cls: "bar-warn", title: `${j.description || j.id}: ${money(j.cost)}` })),
+    title: "Cost of the latest batches (oldest left)",
+    bars: recent.filter((j) => j.cost > 0).map((j) => ({ label: label(j), value: j.cost, cls: "bar-warn", title: `${j.description || j.id}: ${money(j.cost)}` })),
     formatY: money,
   });
-  $("#chart-cost").innerHTML = html`<p class="small">Total <strong>${money(t.cost)}</strong>${Object.keys(t.usage).length ? html` · ${Object.entries(t.usage).map(([k, v], i) => html`${i ? ", " : ""}${compact(Math.round(v))} ${k}`)}` : ""}</p>${costChart || html`<p class="subtle">No batch reported a cost (handlers add it with ctx.add_usage(cost=...)).</p>`}`.text;
+  $("#chart-cost").innerHTML = html`<p class="small">Total <strong>${money(t.cost)}</strong>, in this range ${money(t2.cost)}${Object.keys(t.usage).length ? html` · ${Object.entries(t.usage).map(([k, v], i) => html`${i ? ", " : ""}${compact(Math.round(v))} ${k}`)}` : ""}</p>${costChart || html`<p class="subtle">No batch reported a cost (handlers add it with ctx.add_usage(cost=...)).</p>`}`.text;
 
   const handlers = stats.by_handler;
   $("#chart-handlers").innerHTML = handlers.length

@@ -10,7 +10,7 @@ import { lineChart } from "./charts.js";
 setupPage();
 
 const PAGE_SIZE = boot.page_size || 50;
-const REFRESH_MS = 3000; // timeline, samples and the items page follow a changing job at most this often
+const REFRESH_MS = 10000; // the chart's samples and the items page follow a changing job at most this often
 let job = boot.job;
 const params = new URLSearchParams(location.search);
 const items = { page: boot.items, status: params.get("items") || "", cursor: null, open: new Set(), found: null };
@@ -486,18 +486,26 @@ function renderAll() {
 
 let refreshTimer = null;
 let refreshDue = 0;
+let seenStatus = job.status;
+/** After the job changed: the timeline at once when its status moved (a new event), the chart, error groups
+ * and the first items page at most every REFRESH_MS. The counters themselves come with the pushed job. */
 function refreshSoon() {
+  if (job.status !== seenStatus) {
+    seenStatus = job.status;
+    loadEvents();
+    loadSamples();
+  }
   if (refreshTimer) return;
   refreshTimer = setTimeout(async () => {
     refreshTimer = null;
     refreshDue = Date.now() + REFRESH_MS;
-    const tasks = [loadEvents(), loadSamples()];
+    const tasks = [loadSamples()];
     if (job.counts.failed !== hadFailures) {
       hadFailures = job.counts.failed;
       tasks.push(loadGroups());
     }
+    if (!items.found && !items.open.size && !items.cursor) tasks.push(loadItems(items.status, null));
     await Promise.all(tasks);
-    if (!items.found && !items.open.size && !items.cursor) await loadItems(items.status, null);
   }, Math.max(0, refreshDue - Date.now()));
 }
 

@@ -291,20 +291,13 @@ function renderBulk() {
   }
 }
 
-const BULK_PAGE = 200;
 const BULK_CHUNK = 100;
-/** Every id matching the current filter, read page by page (the count the user confirms before acting). */
-async function matchingIds() {
+
+/** The current view's filters as the bulk endpoint takes them. */
+function currentFilter() {
   const f = state.filters;
-  const ids = [];
-  let cursor = null;
-  do {
-    const params = { status: boot.tabs[f.tab] || [], q: f.q, owner: boot.is_admin ? f.owner : null, handler: f.handler, limit: BULK_PAGE, cursor };
-    const page = await api(`/api/v1/jobs${query(params)}`);
-    ids.push(...page.data.map((j) => j.id));
-    cursor = page.has_more ? page.next_cursor : null;
-  } while (cursor);
-  return ids;
+  const filter = { status: boot.tabs[f.tab]?.length ? boot.tabs[f.tab] : null, q: f.q, handler: f.handler, owner: boot.is_admin ? f.owner : null };
+  return Object.fromEntries(Object.entries(filter).filter(([, v]) => v));
 }
 
 $("#bulk-all")?.addEventListener("click", async () => {
@@ -312,8 +305,8 @@ $("#bulk-all")?.addEventListener("click", async () => {
   all.disabled = true;
   all.textContent = "Counting…";
   try {
-    const ids = await matchingIds();
-    state.allMatching = { count: ids.length, ids };
+    const count = await api("/api/v1/jobs/bulk", { method: "POST", body: { action: "cancel", filter: currentFilter(), dry_run: true } });
+    state.allMatching = { count: count.matched, filter: currentFilter() };
   } catch (error) {
     toast(`Could not count the matching jobs: ${error.message}`, "bad");
   }
@@ -322,42 +315,60 @@ $("#bulk-all")?.addEventListener("click", async () => {
 });
 
 const BULK_WORDS = {
-  cancel: { title: "Cancel", confirm: "Cancel jobs", keep: "Keep running", done: "cancelled" },
-  retry: { title: "Retry failed items of", confirm: "Retry failed", keep: "Not now", done: "queued again" },
+  cancel: { title: "Cancel", confirm: "Cancel jobs", keep: "Keep running", done: "cancelled", none: "none of them can be cancelled (they are finished)" },
+  retry: { title: "Retry failed items of", confirm: "Retry failed", keep: "Not now", done: "queued again", none: "none of them has failed items" },
 };
-for (const button of $$("[data-bulk]")) {
-  button.addEventListener("click", async () => {
-    const action = button.dataset.bulk;
-    const ids = state.allMatching ? state.allMatching.ids : [...state.selected];
-    if (!ids.length) return;
-    const words = BULK_WORDS[action];
-    const ok = await confirmDialog({
-      title: `${words.title} ${num(ids.length)} job${ids.length === 1 ? "" : "s"}?`,
-      body: action === "cancel"
-        ? "Queued items will not run and running ones are told to stop. Jobs already finished are left as they are."
-        : "Failed items of each job are queued again. Jobs without failed items are left as they are.",
-      confirm: words.confirm,
-      keep: words.keep,
-      danger: action === "cancel",
-    });
-    if (!ok) return;
-    let done = 0, refused = 0;
-    for (let i = 0; i < ids.length; i += BULK_CHUNK) {
-      try {
-        const out = await api("/api/v1/jobs/bulk", { method: "POST", body: { action, ids: ids.slice(i, i + BULK_CHUNK) } });
+
+/** Apply the action to the selection (ids) or to every job matching the filter, after a dry-run count. */
+async function bulk(action) {
+  const words = BULK_WORDS[action];
+  const target = state.allMatching ? { filter: state.allMatching.filter } : { ids: [...state.selected] };
+  let counted;
+  try {
+    counted = await api("/api/v1/jobs/bulk", { method: "POST", body: { action, ...target, dry_run: true } });
+  } catch (error) {
+    toast(`Could not count the jobs: ${error.message}`, "bad");
+    return;
+  }
+  if (!counted.affected) {
+    toast(`${num(counted.matched)} job${counted.matched === 1 ? "" : "s"} selected, but ${words.none}.`, "info");
+    return;
+  }
+  const others = counted.matched - counted.affected;
+  const ok = await confirmDialog({
+    title: `${words.title} ${num(counted.affected)} job${counted.affected === 1 ? "" : "s"}?`,
+    body: (action === "cancel"
+      ? "Queued items will not run and running ones are told to stop; finished results are kept."
+      : "The failed items of each job are queued again with fresh attempts.") + (others ? ` ${num(others)} other selected job${others === 1 ? "" : "s"} ${others === 1 ? "is" : "are"} left as they are.` : ""),
+    confirm: words.confirm,
+    keep: words.keep,
+    danger: action === "cancel",
+  });
+  if (!ok) return;
+  let done = 0, refused = 0;
+  try {
+    if (target.filter) {
+      let out;
+      do {
+        out = await api("/api/v1/jobs/bulk", { method: "POST", body: { action, filter: target.filter } });
+        done += out.affected;
+      } while (out.remaining > 0 && out.affected > 0);
+    } else {
+      for (let i = 0; i < target.ids.length; i += BULK_CHUNK) {
+        const out = await api("/api/v1/jobs/bulk", { method: "POST", body: { action, ids: target.ids.slice(i, i + BULK_CHUNK) } });
         for (const r of out.results) r.ok ? done++ : refused++;
-      } catch (error) {
-        toast(`Stopped after ${num(done)} jobs: ${error.message}`, "bad");
-        break;
       }
     }
-    toast(`${num(done)} job${done === 1 ? "" : "s"} ${words.done}${refused ? `; ${num(refused)} could not be (already finished or nothing to retry)` : ""}`, refused && !done ? "bad" : "ok");
-    state.selected.clear();
-    state.allMatching = null;
-    load();
-    loadStats();
-  });
+    toast(`${num(done)} job${done === 1 ? "" : "s"} ${words.done}${refused ? `; ${num(refused)} could not be` : ""}.`, "ok");
+  } catch (error) {
+    toast(`Stopped after ${num(done)} jobs: ${error.message}`, "bad");
+  }
+  state.selected.clear();
+  state.allMatching = null;
+  load();
+  loadStats();
 }
+for (const button of $$("[data-bulk]")) button.addEventListener("click", () => bulk(button.dataset.bulk));
 
 // -- start -------------------------------------------------------------------------------------------------------
 
