@@ -353,8 +353,8 @@ class HistoryPeriodOut(BaseModel):
                 "items_failed": period.failed,
                 "success_rate": period.success_rate,
                 "avg_duration_seconds": period.avg_duration,
-                "p50_duration_seconds": period.duration_percentile(50),
-                "p95_duration_seconds": period.duration_percentile(95),
+                "p50_duration_seconds": period.p50_duration,
+                "p95_duration_seconds": period.p95_duration,
                 "items_per_second": period.items_per_second,
                 "cost": period.cost,
             }

@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 HOUR = 3600.0
 DAY = 86400.0
@@ -20,8 +21,7 @@ BUCKETS = {"hour": HOUR, "day": DAY}
 FINISHED_STATUSES = ("completed", "failed", "cancelled", "expired")
 
 
-@dataclass(frozen=True, slots=True)
-class FinishedJob:
+class FinishedJob(NamedTuple):
     status: str
     succeeded: int
     failed: int
@@ -32,7 +32,8 @@ class FinishedJob:
 
 @dataclass(slots=True)
 class Period:
-    """The numbers of one bucket, or of the whole range."""
+    """The numbers of one bucket, or of the whole range. The store sums them in SQL (``store.stats``);
+    :func:`summarize` is the same in Python, the definition the SQL is tested against."""
 
     start: float
     end: float
@@ -40,15 +41,10 @@ class Period:
     succeeded: int = 0
     failed: int = 0
     cost: float = 0.0
-    durations: list[float] = field(default_factory=list)
-
-    def add(self, job: FinishedJob) -> None:
-        self.jobs[job.status] = self.jobs.get(job.status, 0) + 1
-        self.succeeded += job.succeeded
-        self.failed += job.failed
-        self.cost += job.cost
-        if job.started_at is not None:
-            self.durations.append(max(0.0, job.finished_at - job.started_at))
+    duration_sum: float = 0.0
+    duration_count: int = 0  # jobs that started (a job cancelled before it started has no duration)
+    p50_duration: float | None = None
+    p95_duration: float | None = None
 
     @property
     def jobs_total(self) -> int:
@@ -65,20 +61,22 @@ class Period:
 
     @property
     def avg_duration(self) -> float | None:
-        return sum(self.durations) / len(self.durations) if self.durations else None
-
-    def duration_percentile(self, pct: float) -> float | None:
-        return percentile(sorted(self.durations), pct)
+        return self.duration_sum / self.duration_count if self.duration_count else None
 
 
 def percentile(ordered: Sequence[float], pct: float) -> float | None:
     """The ``pct`` (0-100) percentile of sorted values, interpolating linearly between the closest ranks."""
     if not ordered:
         return None
-    rank = (len(ordered) - 1) * pct / 100.0
+    low, high, fraction = percentile_ranks(len(ordered), pct)
+    return ordered[low] + (ordered[high] - ordered[low]) * fraction
+
+
+def percentile_ranks(n: int, pct: float) -> tuple[int, int, float]:
+    """(lower rank, upper rank, weight of the upper) of the ``pct`` percentile among ``n`` sorted values."""
+    rank = (n - 1) * pct / 100.0
     low = math.floor(rank)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+    return low, min(low + 1, n - 1), rank - low
 
 
 def bucket_start(at: float, size: float) -> float:
@@ -86,19 +84,40 @@ def bucket_start(at: float, size: float) -> float:
     return math.floor(at / size) * size
 
 
-def summarize(jobs: Iterable[FinishedJob], since: float, until: float, size: float) -> tuple[list[Period], Period]:
-    """(the buckets from the one holding ``since`` to the one holding ``until`` (exclusive), the whole range).
-    Jobs outside [since, until) are ignored."""
+def bucket_index(at: float, first: float, size: float) -> int:
+    """Which bucket (0-based from the one starting at ``first``) holds ``at``; as the store computes it."""
+    return math.floor((at - first) / size)
+
+
+def empty_buckets(since: float, until: float, size: float) -> list[Period]:
+    """Every bucket from the one holding ``since`` to the one holding ``until`` (exclusive), empty."""
     first = bucket_start(since, size)
-    count = max(1, math.ceil((until - first) / size))
-    buckets = [Period(first + i * size, first + (i + 1) * size) for i in range(count)]
+    return [Period(first + i * size, first + (i + 1) * size) for i in range(bucket_count(since, until, size))]
+
+
+def summarize(jobs: Iterable[FinishedJob], since: float, until: float, size: float) -> tuple[list[Period], Period]:
+    """(the buckets of the range, the whole range) from finished jobs; jobs outside [since, until) are ignored."""
+    buckets = empty_buckets(since, until, size)
     total = Period(since, until)
+    durations: dict[int, list[float]] = {}
     for job in jobs:
         if not since <= job.finished_at < until:
             continue
-        index = int((job.finished_at - first) // size)
-        buckets[min(index, count - 1)].add(job)
-        total.add(job)
+        index = min(bucket_index(job.finished_at, buckets[0].start, size), len(buckets) - 1)
+        for period, key in ((buckets[index], index), (total, -1)):
+            period.jobs[job.status] = period.jobs.get(job.status, 0) + 1
+            period.succeeded += job.succeeded
+            period.failed += job.failed
+            period.cost += job.cost
+            if job.started_at is not None:
+                duration = max(0.0, job.finished_at - job.started_at)
+                period.duration_sum += duration
+                period.duration_count += 1
+                durations.setdefault(key, []).append(duration)
+    for key, values in durations.items():
+        period = total if key == -1 else buckets[key]
+        values.sort()
+        period.p50_duration, period.p95_duration = percentile(values, 50), percentile(values, 95)
     return buckets, total
 
 

@@ -6,7 +6,7 @@ import dataclasses
 import time
 from dataclasses import dataclass
 
-from batchyard.core.history import BUCKETS, DAY, Period, bucket_count, summarize
+from batchyard.core.history import BUCKETS, DAY, Period, bucket_count
 from batchyard.core.records import JobFilter, JobRecord, StatsFilter, StatsSnapshot
 from batchyard.errors import InvalidRequest
 from batchyard.services.auth import LOCAL_ADMIN, Principal
@@ -80,6 +80,6 @@ class StatsService:
                 f"more than {MAX_HISTORY_BUCKETS} {bucket}s between since and until; use bucket=day or a shorter range",
                 param="bucket",
             )
-        buckets, total = summarize(self.store.stats.finished_jobs(scope, since, until), since, until, BUCKETS[bucket])
+        buckets, total = self.store.stats.history(scope, since, until, BUCKETS[bucket])
         latest = self.store.stats.recently_finished(scope, since, until, recent) if recent else []
         return History(scope, since, until, bucket, buckets, total, latest)

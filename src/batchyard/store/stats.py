@@ -9,10 +9,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import and_, case, func, or_, select
+from sqlalchemy import Connection, Integer, and_, case, cast, func, literal, or_, select
 from sqlalchemy.sql.elements import ColumnElement
 
-from batchyard.core.history import FINISHED_STATUSES, FinishedJob
+from batchyard.core.history import FINISHED_STATUSES, FinishedJob, Period, empty_buckets, percentile_ranks
 from batchyard.core.lifecycle import TERMINAL_JOB_STATUSES, JobStatus
 from batchyard.core.records import ITEM_COUNTERS, JobFilter, JobRecord, StatsBucket, StatsFilter, StatsSnapshot
 from batchyard.store.engine import Database
@@ -104,12 +104,86 @@ class StatsStore:
     # -- history ------------------------------------------------------------------------------------------
 
     def finished_jobs(self, where: JobFilter, since: float, until: float) -> list[FinishedJob]:
-        """The counters of the jobs matching ``where`` that finished in [since, until): one narrow row each."""
+        """The counters of the jobs matching ``where`` that finished in [since, until): one narrow row each (for
+        checks; the History page reads :meth:`history`, which sums in the database)."""
         stmt = select(
             jobs.c.status, jobs.c.succeeded, jobs.c.failed, jobs.c.cost, jobs.c.started_at, jobs.c.finished_at
         ).where(*_finished_in(where, since, until))
         with self.db.read() as conn:
             return [FinishedJob(*row) for row in conn.execute(stmt)]
+
+    def history(self, where: JobFilter, since: float, until: float, size: float) -> tuple[list[Period], Period]:
+        """:func:`batchyard.core.history.summarize` computed by the database: sums per (bucket, status) with one
+        GROUP BY, and the p50/p95 durations from the rows around those ranks (a window function numbers each
+        bucket's durations in order), so only a few rows per bucket leave the database, however many jobs."""
+        buckets = empty_buckets(since, until, size)
+        first = buckets[0].start
+        total = Period(since, until)
+        conditions = _finished_in(where, since, until)
+        raw = (jobs.c.finished_at - first) / size
+        bucket = (func.floor(raw) if self.db.is_postgres else cast(raw, Integer)).label("b")  # raw >= 0 here
+        duration = case((jobs.c.finished_at < jobs.c.started_at, 0.0), else_=jobs.c.finished_at - jobs.c.started_at)
+        sums = (
+            select(
+                bucket,
+                jobs.c.status,
+                func.count(),
+                func.coalesce(func.sum(jobs.c.succeeded), 0),
+                func.coalesce(func.sum(jobs.c.failed), 0),
+                func.coalesce(func.sum(jobs.c.cost), 0.0),
+                func.coalesce(func.sum(duration), 0.0),
+                func.count(jobs.c.started_at),
+            )
+            .where(*conditions)
+            .group_by(bucket, jobs.c.status)
+        )
+        with self.db.read() as conn:
+            for b, status, n, succeeded, failed, cost, duration_sum, started in conn.execute(sums):
+                for period in (buckets[min(int(b), len(buckets) - 1)], total):
+                    period.jobs[status] = period.jobs.get(status, 0) + int(n)
+                    period.succeeded += int(succeeded)
+                    period.failed += int(failed)
+                    period.cost += float(cost)
+                    period.duration_sum += float(duration_sum)
+                    period.duration_count += int(started)
+            started_only = [*conditions, jobs.c.started_at.is_not(None)]
+            per_bucket = self._ranked(conn, bucket, duration, started_only)
+            overall = self._ranked(conn, None, duration, started_only)
+        for b, values in per_bucket.items():
+            _set_percentiles(buckets[min(b, len(buckets) - 1)], values)
+        for values in overall.values():
+            _set_percentiles(total, values)
+        return buckets, total
+
+    def _ranked(
+        self, conn: Connection, bucket: ColumnElement[Any] | None, duration: ColumnElement[Any], conditions: list[Any]
+    ) -> dict[int, tuple[int, dict[int, float]]]:
+        """Per bucket (or once, with ``bucket`` None): (how many durations, {rank: duration}) for the ranks next to
+        the 50th and 95th percentiles."""
+        partition = [bucket] if bucket is not None else []
+        key = bucket if bucket is not None else literal(0).label("b")
+        numbered = (
+            select(
+                key,
+                duration.label("d"),
+                (func.row_number().over(partition_by=partition, order_by=duration) - 1).label("i"),
+                func.count().over(partition_by=partition).label("n"),
+            )
+            .where(*conditions)
+            .subquery()
+        )
+        near = [
+            and_(
+                numbered.c.i >= (numbered.c.n - 1) * (pct / 100.0) - 1,
+                numbered.c.i <= (numbered.c.n - 1) * (pct / 100.0) + 1,
+            )
+            for pct in (50, 95)
+        ]
+        rows = conn.execute(select(numbered.c.b, numbered.c.i, numbered.c.n, numbered.c.d).where(or_(*near))).all()
+        out: dict[int, tuple[int, dict[int, float]]] = {}
+        for b, i, n, d in rows:
+            out.setdefault(int(b), (int(n), {}))[1][int(i)] = float(d)
+        return out
 
     def recently_finished(self, where: JobFilter, since: float, until: float, limit: int) -> list[JobRecord]:
         """The ``limit`` jobs that finished last in [since, until), latest first."""
@@ -187,6 +261,17 @@ class StatsStore:
         )
         with self.db.read() as conn:
             return [(str(h), str(s), int(n), int(q), int(r)) for h, s, n, q, r in conn.execute(query)]
+
+
+def _set_percentiles(period: Period, ranked: tuple[int, dict[int, float]]) -> None:
+    n, values = ranked
+    for pct in (50, 95):
+        low, high, fraction = percentile_ranks(n, pct)
+        value = values[low] + (values[high] - values[low]) * fraction
+        if pct == 50:
+            period.p50_duration = value
+        else:
+            period.p95_duration = value
 
 
 def _finished_in(where: JobFilter, since: float, until: float) -> list[ColumnElement[bool]]:
