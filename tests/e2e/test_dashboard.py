@@ -408,6 +408,10 @@ def test_filter_and_search_live_in_the_url(tabs: Tabs, dashboard: Dashboard) -> 
     expect(page.locator("#job-rows tr")).to_have_count(1)
     expect(page.locator(f'tr[data-id="{alpha["id"]}"]')).to_be_visible()
     assert "q=alpha" in page.url
+    with page.expect_download() as exported:
+        page.get_by_role("link", name="Export CSV").click()
+    csv_lines = Path(exported.value.path()).read_text().splitlines()
+    assert len(csv_lines) == 2 and csv_lines[0].startswith("id,") and csv_lines[1].startswith(alpha["id"])
     page.get_by_role("link", name="Failed", exact=True).click()
     expect(page.locator("#jobs-empty")).to_contain_text("No jobs match")
     assert "tab=failed" in page.url

@@ -57,7 +57,7 @@ async function load() {
     status: state.status, handler: state.handler, project: state.project, q: state.q,
     since: epoch(state.from) ?? Date.now() / 1000 - 2 * 86400, until: epoch(state.to, true), recent: 30,
   };
-  $("#export-csv").href = `/api/v1/jobs.csv${query({ status: state.status, handler: state.handler, project: state.project })}`;
+  $("#export-csv").href = `/api/v1/jobs.csv${query({ status: state.status, handler: state.handler, project: state.project, q: state.q, created_after: epoch(state.from), created_before: epoch(state.to, true), sort: state.sort })}`;
   try {
     const [jobs, stats, past] = await Promise.all([
       api(`/api/v1/jobs${query(listParams)}`),

@@ -77,7 +77,8 @@ function render() {
   }
   renderPager();
   renderBulk();
-  $("#export-csv").href = `/api/v1/jobs.csv${query({ status: boot.tabs[state.filters.tab], handler: state.filters.handler, owner: state.filters.owner })}`;
+  const f = state.filters;
+  $("#export-csv").href = `/api/v1/jobs.csv${query({ status: boot.tabs[f.tab], q: f.q, handler: f.handler, owner: boot.is_admin ? f.owner : null, sort: f.sort })}`;
 }
 
 function renderPager() {
