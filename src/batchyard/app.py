@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
-from batchyard.core.records import ItemRecord
+from batchyard.core.records import ItemRecord, JobRecord
 from batchyard.data.blobs import LocalStorage, job_prefix
 from batchyard.data.results import ERRORS_JSONL, RESULT_FILE_NAMES, RESULTS_JSONL, elsewhere_message
 from batchyard.errors import NotFound, NotReady
@@ -34,6 +34,7 @@ from batchyard.store import Store
 if TYPE_CHECKING:  # the worker (asyncio and all) is imported when one runs, not for every CLI command
     from batchyard.services.metrics import MetricsService
     from batchyard.services.runs import RunService
+    from batchyard.wire import JobOut
     from batchyard.worker import Worker, WorkerStats
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -352,12 +353,21 @@ class Job:
     def refresh(self) -> JobView:
         return self.app.service.get(self.id)
 
-    def wait(self, *, progress: bool = False, timeout: float | None = None, poll_seconds: float = 0.1) -> JobView:
+    def wait(
+        self,
+        *,
+        progress: bool = False,
+        timeout: float | None = None,
+        poll_seconds: float = 0.1,
+        return_when_paused: bool = False,
+    ) -> JobView:
         """Block until the job is finished and its result files are written.
 
         With no live worker for the job's handler, this job's items (and no other job's) are processed in this
         process meanwhile, by a worker limited to it (which other processes do not count as serving the handler).
-        ``progress=True`` shows a progress bar on the terminal.
+        ``progress=True`` shows a progress bar on the terminal. ``return_when_paused=True`` also returns once the
+        job is paused with nothing of it running (its handler raised PauseJob, or someone paused it): see
+        ``view.job.status_reason`` and ``status_message``; :meth:`resume` and ``wait`` again to go on.
         """
         view = self.refresh()
         runner = None
@@ -373,9 +383,10 @@ class Job:
             if progress:
                 from batchyard.cli.bar import follow_job
 
-                return follow_job(self.app.service, self.id, timeout=timeout)
+                until = _paused_and_still if return_when_paused else None
+                return follow_job(self.app.service, self.id, timeout=timeout, until=until)
             deadline = None if timeout is None else time.monotonic() + timeout
-            while not view.finished:
+            while not view.finished and not (return_when_paused and _paused_and_still(view.job)):
                 if runner is not None and runner.error is not None:
                     raise runner.error  # it crashed (logged with its traceback): waiting would never end
                 if deadline is not None and time.monotonic() > deadline:
@@ -443,6 +454,12 @@ class Job:
                     dst.write(chunk)
             written.append(target)
         return written
+
+
+def _paused_and_still(job: JobRecord | JobOut) -> bool:
+    """Paused with none of its items running: nothing will change until someone resumes it."""
+    running = job.running if isinstance(job, JobRecord) else job.counts.running
+    return job.status == "paused" and running == 0
 
 
 class InProcessWorker:

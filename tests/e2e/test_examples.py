@@ -46,3 +46,35 @@ def test_shared_resource_example_starts_its_resource_once_for_100_items(tmp_path
         "renderer closed after 100 pages",  # the worker of wait() stopped, and cleaned it up
         "completed: 100/100 pages, renderer started 1 time(s)",
     ]
+
+
+def test_token_budget_example_pauses_on_the_apps_balance_and_finishes_after_a_top_up(tmp_path: Path) -> None:
+    done = _run([sys.executable, "examples/token_budget.py"], tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        "paused (paused_by_handler): Token balance exhausted: 0 of 1,200 left",
+        "  4 written, 1 skipped, 1 waiting",
+        "completed: 5 written, 1 skipped, 300 tokens left",
+        "  tea: succeeded, Ten things about tea",
+        "  coffee: skipped, an article on 'coffee' exists already",
+        "  cocoa: succeeded, Ten things about cocoa",
+        "  mate: succeeded, Ten things about mate",
+        "  chai: succeeded, Ten things about chai",
+        "  kombucha: succeeded, Ten things about kombucha",
+    ]
+
+
+def test_rerun_cancelled_example_keeps_the_first_runs_results(tmp_path: Path) -> None:
+    done = _run([sys.executable, "examples/rerun_cancelled.py"], tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        "cancelled: 3 imported, 3 cancelled",
+        "queued again: 3 items",
+        "completed: 6 imported; timeline: created, started, cancelling, cancelled, rerun, finalizing, completed",
+        "  row-0: run 1",
+        "  row-1: run 1",
+        "  row-2: run 1",
+        "  row-3: run 2",
+        "  row-4: run 2",
+        "  row-5: run 2",
+    ]

@@ -12,7 +12,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskID, TaskProgressColumn, TextColumn
 
 from batchyard.cli import humanize
-from batchyard.cli.render import STATUS_STYLES, unattended
+from batchyard.cli.render import STATUS_STYLES, reason_text, unattended
 from batchyard.core.lifecycle import CLAIMABLE_JOB_STATUSES
 from batchyard.wire import JobOut
 
@@ -23,6 +23,7 @@ POLL_SECONDS = 0.2
 STATUS_WIDTH = 10  # "finalizing"
 MIN_BAR_WIDTH = 8
 MAX_BAR_WIDTH = 40
+PAUSE_MESSAGE_CHARS = 40  # a handler's PauseJob message, cut to fit the line
 # Job.wait stops its in-process worker after an interrupt, which lets items in flight finish first.
 IN_PROCESS_INTERRUPT_NOTE = "[yellow]Interrupted[/]: letting items in flight finish (Ctrl-C again to quit at once)..."
 
@@ -67,7 +68,8 @@ class JobProgress:
             "speed": humanize.rate(job.items_per_second),
             "eta": _eta_text(job),
             "outcomes": f"[green]✔ {humanize.count(counts.succeeded).rjust(width)}[/] "
-            f"[{'red' if counts.failed else 'dim'}]✘ {humanize.count(counts.failed)}[/]",
+            f"[{'red' if counts.failed else 'dim'}]✘ {humanize.count(counts.failed)}[/]"
+            + (f" [yellow]skipped {humanize.count(counts.skipped)}[/]" if counts.skipped else ""),
         }
         total = max(counts.total, 1)
         completed = counts.done if counts.total else 1
@@ -84,6 +86,9 @@ def _eta_text(job: JobOut) -> str:
         return "writing files"
     if unattended(job):
         return "[yellow]no live worker[/]"
+    reason = reason_text(job, limit=PAUSE_MESSAGE_CHARS) if job.status == "paused" else None
+    if reason:
+        return f"[yellow]{escape(reason)}[/]"
     return f"ETA {humanize.eta(job.eta_seconds if job.status in CLAIMABLE_JOB_STATUSES else None)}"
 
 
@@ -94,13 +99,17 @@ def follow_job(
     timeout: float | None = None,
     console: Console | None = None,
     poll_seconds: float = POLL_SECONDS,
+    until: Callable[[JobOut], bool] | None = None,
 ) -> JobView:
-    """Show a live progress bar (on stderr by default) until the job is finished; returns the final view.
+    """Show a live progress bar (on stderr by default) until the job is finished (or ``until`` says so);
+    returns the final view.
 
     Raises :class:`TimeoutError` if ``timeout`` seconds pass first. Processing happens elsewhere (a worker, or
     the in-process one that :meth:`batchyard.Job.wait` starts); this only watches.
     """
-    follow(lambda: JobOut.of(service.get(job_id)), timeout=timeout, console=console, poll_seconds=poll_seconds)
+    follow(
+        lambda: JobOut.of(service.get(job_id)), timeout=timeout, console=console, poll_seconds=poll_seconds, until=until
+    )
     return service.get(job_id)
 
 
@@ -111,6 +120,7 @@ def follow(
     console: Console | None = None,
     poll_seconds: float = POLL_SECONDS,
     interrupt_note: str | None = IN_PROCESS_INTERRUPT_NOTE,
+    until: Callable[[JobOut], bool] | None = None,
 ) -> JobOut:
     """Like :func:`follow_job`, for any source of the job as it is now: ``fetch`` is called every
     ``poll_seconds`` (the local database, or a server's ``GET /api/v1/jobs/{id}``); returns the finished job.
@@ -122,7 +132,7 @@ def follow(
     try:
         with JobProgress(console) as display:
             display.show(job)
-            while not job.finished:
+            while not job.finished and (until is None or not until(job)):
                 if deadline is not None and time.monotonic() > deadline:
                     raise TimeoutError(f"job {job.id} still {job.status} after {timeout}s")
                 time.sleep(poll_seconds)
