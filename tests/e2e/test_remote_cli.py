@@ -336,6 +336,22 @@ def test_retry_requeues_the_failed_items(remote: RemoteCli, tmp_path: Path) -> N
     assert "retried" not in retried["job"]
 
 
+def test_retry_runs_a_cancelled_job_again_on_the_server(remote: RemoteCli, tmp_path: Path) -> None:
+    job_id = remote.json(
+        "submit", str(write_jsonl(tmp_path / "items.jsonl", 4)), "-H", "echo", "--schedule-in", "3600"
+    )["id"]
+    assert remote.json("jobs", "cancel", job_id)["status"] == "cancelled"
+
+    assert_clean_error(remote.run("jobs", "retry", job_id, "--only-failed"), 1, "has no failed items to retry")
+    again = remote.run("jobs", "retry", job_id)
+
+    assert again.returncode == 0, again.stderr
+    assert "Running the cancelled job again, queued 4 items" in again.stdout
+    shown = remote.json("jobs", "show", job_id)
+    assert (shown["status"], shown["counts"]["queued"], shown["counts"]["cancelled"]) == ("queued", 4, 0)
+    assert shown["events"][-1]["type"] == "rerun" and shown["events"][-1]["data"]["cancelled"] == 4
+
+
 # -- who may do what, and what goes wrong -----------------------------------------------------------------------
 
 
