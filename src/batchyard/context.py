@@ -1,12 +1,12 @@
-"""What a handler gets besides its item: who it is, its job's params, cancellation, artifacts, usage and the
-worker's resources."""
+"""What a handler gets besides its item: who it is, its job's params, cancellation, artifacts, usage, progress
+inside the item and the worker's resources."""
 
 from __future__ import annotations
 
 import math
 from typing import TYPE_CHECKING, Any, Protocol
 
-from batchyard.core.storable import is_storable
+from batchyard.core.storable import is_storable, storable
 from batchyard.data.blobs import artifact_prefix, safe_relative_path
 from batchyard.errors import ItemCancelled, PermanentError
 
@@ -15,6 +15,13 @@ if TYPE_CHECKING:
 
 
 MAX_USAGE_NAME_CHARS = 100
+MAX_PROGRESS_MESSAGE_CHARS = 500
+
+
+class ProgressSink(Protocol):
+    """Where ``ctx.progress`` reports go: the worker's book of them (see :mod:`batchyard.worker.progress`)."""
+
+    def report(self, item: Any, done: float, total: float | None, message: str | None) -> None: ...
 
 
 class Resources(Protocol):
@@ -41,13 +48,14 @@ NO_RESOURCES: Resources = _NoResources()
 class JobControl:
     """Per job, per worker: what the job's status tells in-flight items. Shared by all of its items."""
 
-    __slots__ = ("cancelled", "job_id", "paused", "pausing")
+    __slots__ = ("cancelled", "job_id", "paused", "pausing", "progress")
 
-    def __init__(self, job_id: str) -> None:
+    def __init__(self, job_id: str, progress: ProgressSink | None = None) -> None:
         self.job_id = job_id
         self.cancelled = False  # the job is cancelling, failed or expired: stop
         self.paused = False  # the job is paused: do not start more items
         self.pausing = False  # a handler raised PauseJob and the pause is not written yet: paused meanwhile
+        self.progress = progress  # where its items' ctx.progress reports go (None: nowhere)
 
 
 class ItemContext:
@@ -118,6 +126,29 @@ class ItemContext:
         self._storage.write_bytes(f"{artifact_prefix(self.job_id)}/{safe}", payload)
         return safe
 
+    def progress(self, done: float, total: float | None = None, message: str | None = None) -> None:
+        """Report how far this item is: ``done`` out of ``total`` (any unit: rows, pages, percent), and the
+        current step in words (``message``, up to 500 characters). Cheap: call it as often as you like; only
+        the latest report is kept and the worker writes it with its next flush (a few times a second at most).
+
+        The job's percent, rate and ETA count the fraction done (``done / total``) of its running items, and
+        its JSON shows their latest reports (``current``). Raises ``ValueError`` (failing this item) for a
+        ``done`` that is not a finite number of at least 0, or a ``total`` that is not a positive one."""
+        _check_amount("done", done, "progress")
+        if done < 0:
+            raise ValueError(f"progress done must be 0 or more, got {done!r}")
+        if total is not None:
+            _check_amount("total", total, "progress")
+            if total <= 0:
+                raise ValueError(f"progress total must be positive (or None), got {total!r}")
+        if message is not None:
+            if not isinstance(message, str):
+                raise ValueError(f"progress message must be text, got {type(message).__name__}")
+            message = storable(message[:MAX_PROGRESS_MESSAGE_CHARS])
+        sink = self._control.progress
+        if sink is not None:
+            sink.report(self, float(done), None if total is None else float(total), message)
+
     def add_usage(self, cost: float = 0.0, **counters: float) -> None:
         """Add cost and named counters (tokens, pages, ...); summed per job and per owner.
 
@@ -136,6 +167,6 @@ class ItemContext:
             self.usage = usage
 
 
-def _check_amount(name: str, amount: object) -> None:
+def _check_amount(name: str, amount: object, what: str = "usage") -> None:
     if isinstance(amount, bool) or not isinstance(amount, int | float) or not math.isfinite(amount):
-        raise ValueError(f"usage {name!r} must be a finite number, got {amount!r}")
+        raise ValueError(f"{what} {name!r} must be a finite number, got {amount!r}")

@@ -13,6 +13,7 @@ DEFAULT_LEASE_SECONDS = 30.0
 DEFAULT_CLAIM_CHUNK = 1000
 DEFAULT_FLUSH_INTERVAL_MS = 50
 DEFAULT_FLUSH_MAX_ITEMS = 2000
+DEFAULT_PROGRESS_INTERVAL_MS = 250
 DEFAULT_POLL_INTERVAL_MS = 250
 DEFAULT_MAINTENANCE_INTERVAL_MS = 500
 DEFAULT_MAX_ATTEMPTS = 3
@@ -46,6 +47,9 @@ class Settings(BaseSettings):
     claim_chunk: int = Field(DEFAULT_CLAIM_CHUNK, ge=1, le=100_000, description="Items claimed per statement.")
     flush_interval_ms: int = Field(DEFAULT_FLUSH_INTERVAL_MS, ge=1, description="Completion flush period.")
     flush_max_items: int = Field(DEFAULT_FLUSH_MAX_ITEMS, ge=1, description="Flush early at this many results.")
+    progress_interval_ms: int = Field(
+        DEFAULT_PROGRESS_INTERVAL_MS, ge=10, description="Shortest time between writes of items' ctx.progress reports."
+    )
     poll_interval_ms: int = Field(DEFAULT_POLL_INTERVAL_MS, ge=10, description="Idle poll when no wake-up came.")
     maintenance_interval_ms: int = Field(DEFAULT_MAINTENANCE_INTERVAL_MS, ge=10, description="Maintenance period.")
     shutdown_grace_seconds: float = Field(30.0, ge=0, description="In-flight items get this long on SIGTERM.")

@@ -39,6 +39,8 @@ from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field
 
 from batchyard.core.lifecycle import TERMINAL_JOB_STATUSES, ItemStatus, JobStatus, StatusReason
+from batchyard.core.rate import percent
+from batchyard.core.records import MAX_CURRENT_ITEMS
 from batchyard.core.roles import Role
 
 if TYPE_CHECKING:
@@ -104,6 +106,16 @@ class JobSettingsOut(BaseModel):
     max_failure_rate: float | None
 
 
+class ItemProgressOut(BaseModel):
+    """What one running item last reported with ``ctx.progress(done, total, message)``: its current step."""
+
+    key: str = Field(description="The item's key (custom_id)")
+    done: float = Field(description="How far it is, in the handler's own unit (pages, rows, percent, ...)")
+    total: float | None = Field(description="Out of how much; null when the handler did not say")
+    message: str | None = Field(description="The current step in words, e.g. 'importing rows 5,000-10,000'")
+    updated_at: float = Field(description="Epoch seconds of the report")
+
+
 class JobOut(BaseModel):
     id: str
     handler: str
@@ -126,14 +138,17 @@ class JobOut(BaseModel):
     params: dict[str, Any]
     source: str | None
     counts: Counts
-    percent: float
+    percent: float = Field(
+        description="Done out of 100: finished items (succeeded, failed, cancelled) plus running items' partial "
+        "progress (running_progress), over the total"
+    )
     items_per_second: float | None = Field(
-        description="Items processed (succeeded + failed, never cancelled) per second over the last 60 s of "
-        "progress samples; for a finished job, over its whole run"
+        description="Items processed (succeeded + failed, never cancelled, plus running items' partial progress) "
+        "per second over the last 60 s of progress samples; for a finished job, over its whole run"
     )
     eta_seconds: float | None = Field(
-        description="Seconds until queued + running items are processed at that rate; null when unknown (no "
-        "progress in the window, no live worker, paused or finished)"
+        description="Seconds until queued + running items are processed at that rate (less the running items' "
+        "partial progress); null when unknown (no progress in the window, no live worker, paused or finished)"
     )
     duration_seconds: float | None
     avg_item_seconds: float | None
@@ -154,11 +169,23 @@ class JobOut(BaseModel):
         description="Live workers that take this job's items (its handler, not limited to other jobs); 0 means "
         "nothing is processing it: start a worker"
     )
+    running_progress: float = Field(
+        0.0,
+        description="Running items' partial progress in items' worth: each reporting item's done / total (from "
+        "ctx.progress), summed; e.g. 0.5 for one item half done. Counted in percent, items_per_second and "
+        "eta_seconds; 0 once the job is finished",
+    )
+    current: list[ItemProgressOut] = Field(
+        default_factory=list,
+        description=f"The current step of running items that report progress: their latest reports, most recent "
+        f"first, at most {MAX_CURRENT_ITEMS}; empty when none reports (or the job is finished)",
+    )
 
     @classmethod
     def of(cls, view: JobView) -> JobOut:
-        """The job as sent, from the service's view of it (record, rate, ETA, live workers). No validation."""
-        return cls.model_validate(job_fields(view.job, view.items_per_second, view.eta_seconds, view.workers_alive))
+        """The job as sent, from the service's view of it (record, rate, ETA, live workers, running items'
+        progress). No validation."""
+        return cls.model_validate(job_fields(view))
 
 
 class RetryOut(JobOut):
@@ -166,17 +193,16 @@ class RetryOut(JobOut):
 
     @classmethod
     def of_retry(cls, view: JobView, retried: int) -> RetryOut:
-        fields = job_fields(view.job, view.items_per_second, view.eta_seconds, view.workers_alive)
-        return cls.model_validate({**fields, "retried": retried})
+        return cls.model_validate({**job_fields(view), "retried": retried})
 
 
-def job_fields(
-    job: JobRecord, items_per_second: float | None, eta_seconds: float | None, workers_alive: int
-) -> dict[str, Any]:
-    """The fields of :class:`JobOut` for ``job`` as plain values, to validate."""
+def job_fields(view: JobView) -> dict[str, Any]:
+    """The fields of :class:`JobOut` for a job's view as plain values, to validate."""
+    job = view.job
     finished_items = job.succeeded + job.failed
     done = finished_items + job.cancelled + job.skipped
     started_at = job.started_at
+    partial = view.progress.partial
     return {
         "id": job.id,
         "handler": job.handler,
@@ -201,9 +227,9 @@ def job_fields(
             "skipped": job.skipped,
             "done": done,
         },
-        "percent": round(100.0 * done / job.total if job.total else 100.0, 2),
-        "items_per_second": items_per_second,
-        "eta_seconds": eta_seconds,
+        "percent": percent(done, job.total, partial),
+        "items_per_second": view.items_per_second,
+        "eta_seconds": view.eta_seconds,
         "duration_seconds": None if started_at is None else (job.finished_at or time.time()) - started_at,
         "avg_item_seconds": job.busy_seconds / finished_items if finished_items else None,
         "cost": job.cost,
@@ -227,7 +253,12 @@ def job_fields(
         "result_files": job.result_files,
         "files_written_at": job.files_written_at,
         "finished": job.status in TERMINAL_JOB_STATUSES and (job.files_written_at is not None or job.total == 0),
-        "workers_alive": workers_alive,
+        "workers_alive": view.workers_alive,
+        "running_progress": round(partial, 4),
+        "current": [
+            {"key": p.key, "done": p.done, "total": p.total, "message": p.message, "updated_at": p.updated_at}
+            for p in view.progress.current
+        ],
     }
 
 
@@ -248,6 +279,9 @@ class SampleOut(BaseModel):
     at: float
     done: int = Field(description="Items processed by then: succeeded + failed (cancelled items are not counted)")
     failed: int
+    partial: float = Field(
+        0.0, description="Running items' partial progress then, in items' worth (see JobOut.running_progress)"
+    )
 
 
 # -- items ------------------------------------------------------------------------------------------------------

@@ -178,7 +178,7 @@ def test_throughput_counts_only_items_finished_inside_the_window(app: Batchyard)
         with running_worker(app):
             wait_until(lambda: app.store.jobs.get_job(job.id).succeeded == 3, what="three quick items")
             app.store.upkeep.record_progress_samples(min_interval=0.0)
-            sample_at = max(at for at, done, _ in app.store.jobs.recent_samples(job.id, 0) if done == 3)
+            sample_at = max(at for at, done, _, _ in app.store.jobs.recent_samples(job.id, 0) if done == 3)
             time.sleep(0.3)  # the clock must move past the window's start before the last item ends
             gate.set()
             wait_finished(app, job.id)

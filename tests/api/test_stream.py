@@ -490,3 +490,60 @@ def test_a_slow_client_gets_the_latest_state_of_each_job_and_never_unbounded_mem
         assert await sub.next(timeout=5) is None and sub.closed
 
     asyncio.run(scenario())
+
+
+def test_a_one_item_job_shows_each_of_its_10_progress_steps_over_the_api_and_the_stream(
+    app: Batchyard, live: LiveServer, keys: Keys
+) -> None:
+    step = threading.Semaphore(0)  # the test lets the handler take one step at a time
+
+    @app.handler("import_file", concurrency=1)
+    def import_file(item: dict[str, Any], ctx: Any) -> dict[str, int]:
+        for i in range(1, 11):
+            assert step.acquire(timeout=EVENT_TIMEOUT)
+            ctx.progress(i * 100, 1000, f"rows {i * 100} of 1000")
+        assert step.acquire(timeout=EVENT_TIMEOUT)
+        return {"rows": 1000}
+
+    async def api_job(client: httpx.AsyncClient, job_id: str, until: Callable[[dict[str, Any]], bool]) -> Any:
+        async with asyncio.timeout(EVENT_TIMEOUT):
+            while True:
+                response = await client.get(f"/api/v1/jobs/{job_id}", headers=bearer(keys.alice))
+                assert response.status_code == 200, response.text
+                if until(body := response.json()):
+                    return body
+                await asyncio.sleep(0.02)
+
+    def at_step(i: int) -> Callable[[dict[str, Any]], bool]:
+        return lambda job: bool(job["current"]) and job["current"][0]["done"] == i * 100
+
+    async def scenario() -> None:
+        job = app.service.submit("import_file", [{"custom_id": "orders.csv"}], owner="alice")
+        async with client_for(live) as client, open_stream(client, keys.alice, params={"job_id": job.id}) as stream:
+            seen_over_api = []
+            with running_worker(app):
+                await api_job(client, job.id, lambda j: j["status"] == "running")
+                for i in range(1, 11):
+                    step.release()
+                    body = await api_job(client, job.id, at_step(i))
+                    reached = at_step(i)
+                    await stream.wait_until(lambda s: any(reached(j) for j in s.jobs()), f"step {i} streamed")  # noqa: B023
+                    seen_over_api.append(body)
+                step.release()
+                await stream.wait_until(lambda s: s.jobs()[-1]["status"] == "completed", "completed")
+
+            assert [b["current"] for b in seen_over_api] == [
+                [{"key": "orders.csv", "done": i * 100.0, "total": 1000.0, "message": f"rows {i * 100} of 1000",
+                  "updated_at": b["current"][0]["updated_at"]}]
+                for i, b in enumerate(seen_over_api, 1)
+            ]  # fmt: skip
+            assert [b["percent"] for b in seen_over_api] == [10.0 * i for i in range(1, 11)]
+            assert [b["running_progress"] for b in seen_over_api] == [i / 10 for i in range(1, 11)]
+            assert [b["counts"]["done"] for b in seen_over_api] == [0] * 10  # the item itself is not done yet
+            assert all(b["items_per_second"] > 0 and b["eta_seconds"] is not None for b in seen_over_api[1:-1])
+            streamed = [j["current"][0]["message"] for j in stream.jobs() if j["current"]]
+            assert list(dict.fromkeys(streamed)) == [f"rows {i * 100} of 1000" for i in range(1, 11)]
+            final = stream.jobs()[-1]
+            assert (final["percent"], final["running_progress"], final["current"]) == (100.0, 0.0, [])
+
+    asyncio.run(scenario())

@@ -78,3 +78,20 @@ def test_rerun_cancelled_example_keeps_the_first_runs_results(tmp_path: Path) ->
         "  row-4: run 2",
         "  row-5: run 2",
     ]
+
+
+def test_long_task_example_shows_one_items_progress_while_it_runs(tmp_path: Path) -> None:
+    done = _run([sys.executable, "examples/long_task.py"], tmp_path)
+    assert done.returncode == 0, done.stderr
+    *steps, last = done.stdout.splitlines()
+    assert last == "completed: 10,000 rows in one item"
+    seen = [re.fullmatch(r" *(\d+\.\d)%  (.+)", line) for line in steps]
+    assert all(seen), steps
+    percents = [float(m.group(1)) for m in seen if m]
+    assert percents == sorted(percents)
+    assert len([p for p in percents if 0 < p < 100]) >= 3, f"a one-item job moved through its steps: {steps}"
+    for m in seen:
+        assert m is not None
+        if m.group(2) != "reading the header":
+            rows = int(re.fullmatch(r"imported ([\d,]+) of 10,000 rows", m.group(2)).group(1).replace(",", ""))  # type: ignore[union-attr]
+            assert float(m.group(1)) == rows / 100  # the percent is the item's own fraction done

@@ -340,7 +340,7 @@ def test_progress_samples_feed_throughput_and_eta(app: Batchyard) -> None:
     time.sleep(0.1)  # past the sampling interval under test
     assert app.store.upkeep.record_progress_samples(0.05) == 1
     samples = app.store.jobs.recent_samples(job.id, 0)
-    assert [done for _, done, _ in samples] == [0, 30]
+    assert [(done, partial) for _, done, _, partial in samples] == [(0, 0.0), (30, 0.0)]
     view = app.service.get(job.id)
     assert view.items_per_second is not None and view.items_per_second > 0
     assert view.eta_seconds is not None and view.eta_seconds > 0

@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from batchyard.core.backoff import backoff_delay
-from batchyard.core.rate import Estimate, Sample, estimate, finished_rate, processed
+from batchyard.core.rate import Estimate, Sample, estimate, finished_rate, fraction, percent, processed, remaining
 
 
 def test_backoff_doubles_with_jitter_and_caps() -> None:
@@ -87,3 +87,61 @@ def test_no_eta_without_a_live_worker_or_without_samples_in_the_window() -> None
     assert estimate(samples, remaining=10, workers_alive=0) == Estimate(10.0, None)
     assert estimate(samples, remaining=10, workers_alive=1).eta_seconds == pytest.approx(1.0)
     assert estimate([Sample(0, 0), Sample(100, 50)], remaining=10, window=60) == Estimate(None, None)
+
+
+# -- partial progress of running items (ctx.progress) ---------------------------------------------------------
+
+
+def test_an_items_fraction_is_done_over_total_within_0_and_1() -> None:
+    assert fraction(5, 10) == 0.5
+    assert fraction(12, 10) == 1.0  # a handler that overshoots its own total is done, not 120 %
+    assert fraction(-1, 10) == 0.0
+    assert fraction(7, None) is None  # no total: a message and a count, but no fraction
+    assert fraction(7, 0) is None
+
+
+def test_a_one_item_job_half_done_shows_50_percent() -> None:
+    assert percent(0, 1, 0.5) == 50.0
+    assert percent(3, 10, 0.25) == 32.5
+    assert percent(0, 0) == 100.0
+    assert percent(10, 10, 0.9) == 100.0  # never above 100
+
+
+def test_work_left_subtracts_what_running_items_did() -> None:
+    assert remaining(0, 1, 0.5) == 0.5
+    assert remaining(10, 2, 1.5) == 10.5
+    assert remaining(10, 2, 5.0) == 10.0  # running items cannot have done more than all of themselves
+    assert remaining(0, 0, 0.0) == 0.0
+
+
+def test_rate_and_eta_of_a_one_item_job_from_its_partial_progress() -> None:
+    # One long item reporting 10 % every 6 s: samples carry processed + partial.
+    samples = [Sample(0.0, 0.0), Sample(6.0, 0.1), Sample(12.0, 0.2), Sample(18.0, 0.3)]
+
+    est = estimate(samples, remaining(0, 1, 0.3))
+
+    assert est.items_per_second == pytest.approx(0.3 / 18)
+    assert est.eta_seconds == pytest.approx(42.0)  # 0.7 of the item left at 1/60 item/s
+
+
+def test_an_item_finishing_after_its_progress_does_not_jump_the_rate() -> None:
+    # 0.9 reported, then the item ends: processed 1 and partial 0, progress 0.9 -> 1.0 (no double count).
+    samples = [Sample(0.0, 0.0), Sample(9.0, 0.9), Sample(10.0, 1.0)]
+    est = estimate(samples, remaining(4, 0))
+    assert est.items_per_second == pytest.approx(0.1)
+    assert est.eta_seconds == pytest.approx(40.0)
+
+
+@given(
+    st.integers(0, 1000),
+    st.integers(0, 1000),
+    st.lists(st.floats(0, 1), max_size=50),
+)
+def test_partial_progress_keeps_percent_and_work_left_in_range(finished: int, queued: int, parts: list[float]) -> None:
+    running = len(parts)
+    total = finished + queued + running
+    part = sum(parts)
+    assert 0.0 <= percent(finished, total, part) <= 100.0
+    assert percent(finished, total, part) >= percent(finished, total) - 0.01  # partial only adds
+    left = remaining(queued, running, part)
+    assert queued <= left + 1e-9 <= queued + running + 1e-9

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from batchyard.core.records import JobRecord
+from batchyard.core.records import ItemProgress, JobRecord, RunningProgress
 from batchyard.core.roles import Role
 from batchyard.services.auth import Principal
 from batchyard.services.jobs import JobView
@@ -18,7 +18,7 @@ JOB_FIELDS = [
     "tags", "metadata", "params", "source", "counts", "percent", "items_per_second", "eta_seconds",
     "duration_seconds", "avg_item_seconds", "cost", "usage", "error", "created_at", "started_at", "finished_at",
     "last_activity_at", "scheduled_at", "expires_at", "settings", "result_files", "files_written_at", "finished",
-    "workers_alive",
+    "workers_alive", "running_progress", "current",
 ]  # fmt: skip
 
 
@@ -45,6 +45,28 @@ def test_a_job_serializes_with_every_field_in_order() -> None:
     assert out["avg_item_seconds"] == 0.5
     assert out["status"] == "running" and out["finished"] is False
     assert out["settings"]["max_attempts"] == 3
+    assert out["running_progress"] == 0.0 and out["current"] == []
+
+
+def test_a_job_counts_and_shows_its_running_items_progress() -> None:
+    reports = (
+        ItemProgress("import-2", 750.0, 1000.0, "rows 750 of 1,000", 120.0),
+        ItemProgress("import-1", 3.0, None, "reading the header", 119.0),
+    )
+    view = JobView(record(), 1.5, 3.0, 1, RunningProgress(0.75, reports))
+
+    out = JobOut.of(view).model_dump(mode="json")
+
+    assert out["percent"] == 57.5  # (5 finished + 0.75 of a running item) / 10
+    assert out["running_progress"] == 0.75
+    assert out["current"] == [
+        {"key": "import-2", "done": 750.0, "total": 1000.0, "message": "rows 750 of 1,000", "updated_at": 120.0},
+        {"key": "import-1", "done": 3.0, "total": None, "message": "reading the header", "updated_at": 119.0},
+    ]
+    assert JobOut.model_validate(out).current[0].message == "rows 750 of 1,000"
+    # an answer from a server without these fields still parses, with nothing invented
+    older = {k: v for k, v in out.items() if k not in ("running_progress", "current")}
+    assert JobOut.model_validate(older).current == []
 
 
 def test_skipped_items_count_as_done_not_as_failed_or_processed() -> None:

@@ -24,6 +24,7 @@ STATUS_WIDTH = 10  # "finalizing"
 MIN_BAR_WIDTH = 8
 MAX_BAR_WIDTH = 40
 PAUSE_MESSAGE_CHARS = 40  # a handler's PauseJob message, cut to fit the line
+STEP_CHARS = 40  # the current step's message, after the counts
 # Job.wait stops its in-process worker after an interrupt, which lets items in flight finish first.
 IN_PROCESS_INTERRUPT_NOTE = "[yellow]Interrupted[/]: letting items in flight finish (Ctrl-C again to quit at once)..."
 
@@ -46,6 +47,7 @@ class JobProgress:
             TextColumn("{task.fields[speed]}", justify="right"),
             TextColumn("{task.fields[eta]}"),
             TextColumn("{task.fields[outcomes]}"),
+            TextColumn("{task.fields[step]}"),
             console=console,
             refresh_per_second=8,
         )
@@ -70,13 +72,24 @@ class JobProgress:
             "outcomes": f"[green]✔ {humanize.count(counts.succeeded).rjust(width)}[/] "
             f"[{'red' if counts.failed else 'dim'}]✘ {humanize.count(counts.failed)}[/]"
             + (f" [yellow]skipped {humanize.count(counts.skipped)}[/]" if counts.skipped else ""),
+            "step": _step_text(job),
         }
         total = max(counts.total, 1)
-        completed = counts.done if counts.total else 1
+        completed = counts.done + job.running_progress if counts.total else 1
         if self.task is None:
-            self.task = self.progress.add_task(description, total=total, completed=completed, **fields)
-        else:
-            self.progress.update(self.task, description=description, total=total, completed=completed, **fields)
+            self.task = self.progress.add_task(description, total=total, completed=0, **fields)
+        self.progress.update(self.task, description=description, total=total, completed=completed, **fields)
+
+
+def _step_text(job: JobOut) -> str:
+    """The latest ``ctx.progress`` message of a running item (the current step), shortened to fit."""
+    if job.finished or not job.current:
+        return ""
+    step = job.current[0]
+    if not step.message:
+        return ""
+    message = step.message if len(step.message) <= STEP_CHARS else step.message[: STEP_CHARS - 1] + "…"
+    return f"[dim]{escape(message)}[/]"
 
 
 def _eta_text(job: JobOut) -> str:

@@ -21,7 +21,7 @@ from rich.text import Text
 
 from batchyard.cli import humanize
 from batchyard.core.lifecycle import CLAIMABLE_JOB_STATUSES
-from batchyard.wire import EventOut, JobOut
+from batchyard.wire import EventOut, ItemProgressOut, JobOut
 
 STATUS_STYLES = {
     "queued": "cyan",
@@ -62,15 +62,33 @@ def status_text(status: str) -> Text:
 
 
 def progress_bar(job: JobOut, width: int = MINI_BAR_WIDTH) -> Text:
-    """``━━━━━━╺━━━━━  48%``: done items over total, coloured by status."""
-    counts = job.counts
-    fraction = counts.done / counts.total if counts.total else 1.0
-    filled = round(width * fraction)
+    """``━━━━━━╺━━━━━  48%``: done items (and running items' partial progress) over total, coloured by status."""
+    filled = round(width * min(1.0, job.percent / 100.0))
     bar = Text()
     bar.append("━" * filled, style=BAR_STYLES.get(job.status, "blue"))
     bar.append("━" * (width - filled), style="grey30")
     bar.append(f" {job.percent:3.0f}%")
     return bar
+
+
+def current_step(step: ItemProgressOut, max_chars: int | None = None) -> Text:
+    """One running item's latest report: ``import-7  rows 5,000/10,000 · reading sheet 2``."""
+    amount = humanize.count(round(step.done)) if step.done == round(step.done) else f"{step.done:g}"
+    if step.total is not None:
+        total = humanize.count(round(step.total)) if step.total == round(step.total) else f"{step.total:g}"
+        amount = f"{amount}/{total} ({100 * min(1.0, step.done / step.total):.0f}%)"
+    message = step.message or ""
+    if max_chars is not None and len(message) > max_chars:
+        message = message[: max_chars - 1] + "…"
+    text = Text.assemble((step.key, "cyan"), "  ", amount)
+    if message:
+        text.append(f" · {message}")
+    return text
+
+
+def current_steps(job: JobOut) -> Text:
+    """The latest reports of a job's running items (``ctx.progress``), one per line."""
+    return Text("\n").join(current_step(step) for step in job.current)
 
 
 def ok_failed(job: JobOut) -> Text:
@@ -206,6 +224,14 @@ def _rate_line(job: JobOut) -> str:
     return f"{rate} · ETA {eta_text(job)}" if job.status in CLAIMABLE_JOB_STATUSES else rate
 
 
+def _add_progress_rows(grid: Table, job: JobOut) -> None:
+    bar = progress_bar(job, DETAIL_BAR_WIDTH)
+    bar.append(f"  {humanize.count(job.counts.done)} / {humanize.count(job.counts.total)} items")
+    grid.add_row("Progress", bar)
+    if job.current:  # what running items reported with ctx.progress: their current step
+        grid.add_row("Now", current_steps(job))
+
+
 def job_details(job: JobOut, events: Sequence[EventOut], files: Sequence[ResultFile], now: float) -> Panel:
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold", no_wrap=True)
@@ -218,9 +244,7 @@ def job_details(job: JobOut, events: Sequence[EventOut], files: Sequence[ResultF
         grid.add_row("Tags", escape(", ".join(job.tags)))
     if job.source:
         grid.add_row("Source", escape(job.source))
-    bar = progress_bar(job, DETAIL_BAR_WIDTH)
-    bar.append(f"  {humanize.count(job.counts.done)} / {humanize.count(job.counts.total)} items")
-    grid.add_row("Progress", bar)
+    _add_progress_rows(grid, job)
     grid.add_row("Items", _items_line(job))
     grid.add_row("Rate", _rate_line(job))
     grid.add_row("Created", _when(job.created_at, now))

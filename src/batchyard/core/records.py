@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from batchyard.core.lifecycle import OutcomeKind
+from batchyard.core.rate import fraction
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Row
@@ -242,6 +243,48 @@ class Outcome:
     cost: float = 0.0
     usage: dict[str, float] | None = None
     duration: float = 0.0  # seconds the handler ran
+
+
+@dataclass(frozen=True, slots=True)
+class ProgressReport:
+    """The latest ``ctx.progress`` of one running item, as its worker writes it (fenced by the lease token)."""
+
+    job_id: str
+    seq: int
+    lease_token: str
+    done: float
+    total: float | None
+    message: str | None
+    at: float  # epoch seconds of the report
+
+    @property
+    def fraction(self) -> float | None:
+        """done / total, within [0, 1]; None without a total (:func:`batchyard.core.rate.fraction`)."""
+        return fraction(self.done, self.total)
+
+
+@dataclass(frozen=True, slots=True)
+class ItemProgress:
+    """A running item's latest report as readers see it: the job's "current step"."""
+
+    key: str
+    done: float
+    total: float | None
+    message: str | None
+    updated_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class RunningProgress:
+    """What a job's running items reported: the sum of their fractions done (items' worth of work, e.g. 0.5 for
+    one item half done) and the latest reports, most recent first (a few)."""
+
+    partial: float = 0.0
+    current: tuple[ItemProgress, ...] = ()
+
+
+NO_RUNNING_PROGRESS = RunningProgress()
+MAX_CURRENT_ITEMS = 5  # latest reports shown per job (RunningProgress.current)
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,8 +13,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Literal
 
 from batchyard.core.lifecycle import RETRYABLE_ITEM_STATUSES, TERMINAL_JOB_STATUSES, ItemStatus
-from batchyard.core.rate import RECENT_WINDOW_SECONDS, Sample, estimate, finished_rate, processed
-from batchyard.core.records import EventRecord, JobFilter, JobQuery, JobRecord, JobSpec, WorkerRecord
+from batchyard.core.rate import RECENT_WINDOW_SECONDS, Sample, estimate, finished_rate, processed, remaining
+from batchyard.core.records import (
+    NO_RUNNING_PROGRESS,
+    EventRecord,
+    JobFilter,
+    JobQuery,
+    JobRecord,
+    JobSpec,
+    RunningProgress,
+    WorkerRecord,
+)
 from batchyard.data.blobs import LocalStorage, job_prefix
 from batchyard.data.ingest import ItemReader, detect_format
 from batchyard.data.results import RESULT_FILE_NAMES
@@ -36,13 +45,14 @@ ItemSource = str | Path | BinaryIO | Iterable[Any]
 
 @dataclass(frozen=True)
 class JobView:
-    """A job as users see it: the record plus throughput and ETA (defined in :mod:`batchyard.core.rate`) and how
-    many live workers take its items."""
+    """A job as users see it: the record plus throughput and ETA (defined in :mod:`batchyard.core.rate`), how
+    many live workers take its items, and what its running items reported (``ctx.progress``)."""
 
     job: JobRecord
     items_per_second: float | None
     eta_seconds: float | None
     workers_alive: int = 0  # live workers that take this job's items (see JobService.view)
+    progress: RunningProgress = NO_RUNNING_PROGRESS
 
     @property
     def finished(self) -> bool:
@@ -218,11 +228,13 @@ class JobService:
     def view(
         self,
         job: JobRecord,
-        samples: list[tuple[float, int, int]] | None = None,
+        samples: list[tuple[float, int, int, float]] | None = None,
         live: Sequence[WorkerRecord] | None = None,
+        progress: RunningProgress | None = None,
     ) -> JobView:
-        """The job with its rate, ETA and live workers (see :mod:`batchyard.core.rate`); ``samples`` (recent
-        progress samples) and ``live`` (the live workers) are read if not given."""
+        """The job with its rate, ETA and live workers (see :mod:`batchyard.core.rate`) and its running items'
+        reports; ``samples`` (recent progress samples), ``live`` (the live workers) and ``progress`` (the running
+        items' reports) are read if not given."""
         now = time.time()
         if live is None:
             live = self.live_workers()
@@ -231,22 +243,32 @@ class JobService:
         if job.status in TERMINAL_JOB_STATUSES or job.status == "finalizing":
             end = job.finished_at or job.last_activity_at or now  # finalizing: its last item finished then
             return JobView(job, finished_rate(done, job.started_at, end), None, alive)
+        if progress is None:
+            progress = self._running_progress([job]).get(job.id, NO_RUNNING_PROGRESS)
         if samples is None:
             samples = self.store.jobs.recent_samples(job.id, now - RECENT_WINDOW_SECONDS)
-        points = [Sample(at, n) for at, n, _ in samples if at >= now - RECENT_WINDOW_SECONDS]
+        points = [Sample(at, n + part) for at, n, _, part in samples if at >= now - RECENT_WINDOW_SECONDS]
         if job.started_at is not None:
             if job.started_at >= now - RECENT_WINDOW_SECONDS:  # started inside the window: nothing done then
                 points.append(Sample(job.started_at, 0))
-            points.append(Sample(now, done))
-        est = estimate(points, job.queued + job.running, workers_alive=alive)
-        return JobView(job, est.items_per_second, est.eta_seconds if job.status != "paused" else None, alive)
+            points.append(Sample(now, done + progress.partial))
+        est = estimate(points, remaining(job.queued, job.running, progress.partial), workers_alive=alive)
+        eta = est.eta_seconds if job.status != "paused" else None
+        return JobView(job, est.items_per_second, eta, alive, progress)
 
     def views(self, records: Sequence[JobRecord]) -> list[JobView]:
-        """Views of a page of jobs with one query for all their samples and one for the live workers."""
+        """Views of a page of jobs with one query for all their samples, one for the live workers and, when some
+        have running items, two for their items' progress reports."""
         active = [j.id for j in records if j.status not in TERMINAL_JOB_STATUSES]
         samples = self.store.jobs.samples_for(active, time.time() - RECENT_WINDOW_SECONDS)
         live = self.live_workers()
-        return [self.view(j, samples.get(j.id, []), live) for j in records]
+        progress = self._running_progress(records)
+        return [self.view(j, samples.get(j.id, []), live, progress.get(j.id, NO_RUNNING_PROGRESS)) for j in records]
+
+    def _running_progress(self, records: Sequence[JobRecord]) -> dict[str, RunningProgress]:
+        """What running items of these jobs reported; no query when none of them has a running item."""
+        running = [j.id for j in records if j.running > 0 and j.status not in TERMINAL_JOB_STATUSES]
+        return self.store.progress.running(running) if running else {}
 
     def rescue_stale(self, limit: int = 1000) -> int:
         """Return items of expired leases to the queue (one bounded pass); what maintenance does in every
@@ -294,8 +316,8 @@ class JobService:
 
     def progress(
         self, job_id: str, principal: Principal = LOCAL_ADMIN, *, since: float = 0
-    ) -> list[tuple[float, int, int]]:
-        """The job's progress samples (time, done, failed) since ``since`` (epoch seconds)."""
+    ) -> list[tuple[float, int, int, float]]:
+        """The job's progress samples (time, processed, failed, partial) since ``since`` (epoch seconds)."""
         self.job_record(job_id, principal)
         return self.store.jobs.recent_samples(job_id, since)
 

@@ -67,6 +67,7 @@ class Maintenance:
             self._last_worker_check = now
             self.store.workers.mark_lost_workers(self.settings.worker_stale_seconds)
             self.store.workers.prune_workers(PRUNE_WORKERS_AFTER_SECONDS)
+            self.store.progress.clear_stale()  # progress reports of items that no longer run (never shown anyway)
         if now - self._last_files_check >= EXPIRED_FILES_CHECK_SECONDS:
             self._last_files_check = now
             report.files_expired = self.openai.delete_expired_files()

@@ -3,7 +3,7 @@ transition, list). Policy lives in :mod:`batchyard.services`.
 
 A :class:`Store` is one database and the parts that speak to it, each a small class over the shared
 :class:`~batchyard.store.engine.Database`: ``store.jobs``, ``store.items``, ``store.claims``, ``store.workers``,
-``store.upkeep``, ``store.auth``, ``store.uploads``, ``store.stats``, ``store.retention``.
+``store.upkeep``, ``store.auth``, ``store.uploads``, ``store.stats``, ``store.retention``, ``store.progress``.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from batchyard.store.engine import Database, schema_revision, upgrade_schema
 from batchyard.store.items import ItemStore
 from batchyard.store.jobs import JobStore
 from batchyard.store.maintenance import UpkeepStore
+from batchyard.store.progress import ProgressStore
 from batchyard.store.retention import RetentionStore
 from batchyard.store.stats import StatsStore
 from batchyard.store.uploads import UploadStore
@@ -38,6 +39,7 @@ class Store:
         self.uploads = UploadStore(db)
         self.stats = StatsStore(db)
         self.retention = RetentionStore(db)
+        self.progress = ProgressStore(db)
 
     @property
     def url(self) -> str:

@@ -29,6 +29,7 @@ from batchyard.store.engine import Database
 from batchyard.store.moves import move_job, settle_job, stop_job, stop_queued_items
 from batchyard.store.schema import (
     idempotency_keys,
+    item_progress,
     item_requeue,
     items,
     job_events,
@@ -308,21 +309,25 @@ class JobStore:
         with self.db.read() as conn:
             return [(job_id, owner) for job_id, owner in conn.execute(stmt)]
 
-    def samples_for(self, job_ids: Sequence[str], since: float) -> dict[str, list[tuple[float, int, int]]]:
-        """Recent progress samples of many jobs in one query (for a page of jobs)."""
-        out: dict[str, list[tuple[float, int, int]]] = {job_id: [] for job_id in job_ids}
+    def samples_for(self, job_ids: Sequence[str], since: float) -> dict[str, list[tuple[float, int, int, float]]]:
+        """Recent progress samples (at, processed, failed, partial) of many jobs in one query (a page of jobs)."""
+        out: dict[str, list[tuple[float, int, int, float]]] = {job_id: [] for job_id in job_ids}
         if not job_ids:
             return out
         with self.db.read() as conn:
             rows = conn.execute(
                 select(
-                    progress_samples.c.job_id, progress_samples.c.at, progress_samples.c.done, progress_samples.c.failed
+                    progress_samples.c.job_id,
+                    progress_samples.c.at,
+                    progress_samples.c.done,
+                    progress_samples.c.failed,
+                    progress_samples.c.partial,
                 )
                 .where(progress_samples.c.job_id.in_(list(job_ids)), progress_samples.c.at >= since)
                 .order_by(progress_samples.c.at)
             ).all()
-        for job_id, at, done, failed in rows:
-            out[job_id].append((at, done, failed))
+        for job_id, at, done, failed, partial in rows:
+            out[job_id].append((at, done, failed, partial))
         return out
 
     def find_idempotent_job(self, owner: str, key: str) -> tuple[str, str] | None:
@@ -348,14 +353,20 @@ class JobStore:
             for r in rows
         ]
 
-    def recent_samples(self, job_id: str, since: float) -> list[tuple[float, int, int]]:
+    def recent_samples(self, job_id: str, since: float) -> list[tuple[float, int, int, float]]:
+        """The job's progress samples since ``since``: (at, processed, failed, partial), oldest first."""
         with self.db.read() as conn:
             rows = conn.execute(
-                select(progress_samples.c.at, progress_samples.c.done, progress_samples.c.failed)
+                select(
+                    progress_samples.c.at,
+                    progress_samples.c.done,
+                    progress_samples.c.failed,
+                    progress_samples.c.partial,
+                )
                 .where(progress_samples.c.job_id == job_id, progress_samples.c.at >= since)
                 .order_by(progress_samples.c.at)
             ).all()
-        return [(r.at, r.done, r.failed) for r in rows]
+        return [(r.at, r.done, r.failed, r.partial) for r in rows]
 
     # -- lifecycle moves ------------------------------------------------------------------------------------
 
@@ -532,7 +543,7 @@ class JobStore:
             if row is None:
                 raise NotFound(f"no job {job_id!r}", param="job_id")
             next_job_status(row.status, Action.DELETE)
-            for table in (items, item_requeue, leases, job_events, progress_samples, job_usage):
+            for table in (items, item_requeue, leases, job_events, progress_samples, job_usage, item_progress):
                 conn.execute(delete(table).where(table.c.job_id == job_id))
             conn.execute(delete(jobs).where(jobs.c.id == job_id))
         return JobRecord.from_row(row)

@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from sqlalchemy import exists, insert, or_, select, update
+from sqlalchemy import case, exists, insert, or_, select, update
 
 from batchyard.core.lifecycle import AWAITING_FILES_JOB_STATUSES, LIVE_JOB_STATUSES, SAMPLED_JOB_STATUSES, JobStatus
 from batchyard.store.engine import Database
+from batchyard.store.progress import partial_of
 from batchyard.store.schema import jobs, progress_samples
 from batchyard.store.timeline import add_event
 
@@ -95,19 +96,25 @@ class UpkeepStore:
             )
 
     def record_progress_samples(self, min_interval: float) -> int:
-        """One (processed, failed) point per running job, at most every ``min_interval`` seconds whoever records it.
-        Processed = succeeded + failed (the ``done`` column; cancelled items are not work, see core/rate.py)."""
+        """One (processed, failed, partial) point per running job, at most every ``min_interval`` seconds whoever
+        records it. Processed = succeeded + failed (the ``done`` column; cancelled items are not work, see
+        core/rate.py); partial = the fractions its running items reported (``ctx.progress``), summed."""
         with self.db.write() as conn:
             now = self.db.now(conn)
             recent = exists().where(
                 progress_samples.c.job_id == jobs.c.id, progress_samples.c.at > now - min_interval * 0.9
             )
-            active = select(jobs.c.id, jobs.c.succeeded + jobs.c.failed, jobs.c.failed).where(
+            partial = case((jobs.c.running > 0, partial_of(jobs.c.id)), else_=0.0)  # no join for idle jobs
+            active = select(jobs.c.id, jobs.c.succeeded + jobs.c.failed, jobs.c.failed, partial).where(
                 jobs.c.status.in_(SAMPLED_JOB_STATUSES), ~recent
             )
             rows = conn.execute(active).all()
             if rows:
                 conn.execute(
-                    insert(progress_samples), [{"job_id": r[0], "at": now, "done": r[1], "failed": r[2]} for r in rows]
+                    insert(progress_samples),
+                    [
+                        {"job_id": r[0], "at": now, "done": r[1], "failed": r[2], "partial": float(r[3] or 0.0)}
+                        for r in rows
+                    ],
                 )
             return len(rows)

@@ -196,7 +196,27 @@ progress_samples = Table(
     Column("at", Float, nullable=False),
     Column("done", BigInteger, nullable=False),
     Column("failed", BigInteger, nullable=False),
+    # running items' reported progress (``ctx.progress``) in items, e.g. 0.5 = one item half done: part of the rate
+    Column("partial", Float, nullable=False, server_default="0"),
     Index("ix_progress_samples_job", "job_id", "at"),
+)
+
+# What running items report with ``ctx.progress(done, total, message)``: the latest report per item, written by
+# its worker with its flushes (coalesced, never a transaction per call). A row counts only while its item is
+# running under the same lease (readers join on items' lease_token), so a row left by an earlier attempt or a dead
+# worker is never shown; maintenance deletes such rows. ``fraction`` = done / total clamped to [0, 1] (NULL
+# without a total), summed per job for its percent, rate and ETA.
+item_progress = Table(
+    "item_progress",
+    metadata,
+    Column("job_id", String(40), primary_key=True),
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("lease_token", String(40), nullable=False),
+    Column("done", Float, nullable=False),
+    Column("total", Float),
+    Column("fraction", Float),
+    Column("message", Text),
+    Column("updated_at", Float, nullable=False),
 )
 
 # Usage counters per job, one row per name: summed by the stats with a plain GROUP BY (jobs.usage keeps the same

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Protocol
 
-from batchyard.core.records import ClaimBatch, CompletionReport, Outcome
+from batchyard.core.records import ClaimBatch, CompletionReport, Outcome, ProgressReport
 
 
 class Claims(Protocol):
@@ -33,6 +33,12 @@ class Claims(Protocol):
     def expire_leases_of(self, worker_id: str) -> int: ...
 
 
+class ProgressRecorder(Protocol):
+    """Running items' ``ctx.progress`` reports, written with the worker's flushes."""
+
+    def record(self, reports: Sequence[ProgressReport], finished: Sequence[tuple[str, int]] = ...) -> None: ...
+
+
 class WorkerRegistration(Protocol):
     """The row a worker keeps about itself (shown by the API, cleaned up by maintenance)."""
 
@@ -55,6 +61,9 @@ class WorkerBackend(Protocol):
 
     @property
     def workers(self) -> WorkerRegistration: ...
+
+    @property
+    def progress(self) -> ProgressRecorder: ...
 
     @property
     def is_postgres(self) -> bool:

@@ -24,6 +24,7 @@ from batchyard.errors import StoreUnavailable
 from batchyard.settings import Settings
 from batchyard.worker.backend import WorkerBackend
 from batchyard.worker.control import JobControls
+from batchyard.worker.progress import ProgressBook
 from batchyard.worker.trouble import STORE_RETRY_SECONDS, StoreTrouble
 
 log = logging.getLogger("batchyard.worker")
@@ -56,6 +57,7 @@ class Completer:
         trouble: StoreTrouble | None = None,
         stats: WorkerStats | None = None,
         on_flushed: Callable[[CompletionReport], None] | None = None,
+        progress: ProgressBook | None = None,
     ) -> None:
         self.store = store
         self.settings = settings
@@ -65,6 +67,8 @@ class Completer:
         self.stats = stats if stats is not None else WorkerStats()
         self._trouble = trouble if trouble is not None else StoreTrouble(worker_id)
         self._on_flushed = on_flushed
+        self.progress = progress
+        self._progress_due = 0.0  # monotonic time of the next progress write allowed
         self.outcomes: collections.deque[Outcome] = collections.deque()
         self._outstanding = dict.fromkeys(lanes, 0)
         self._in_flight_total = 0
@@ -155,11 +159,30 @@ class Completer:
     async def flush_loop(self) -> None:
         assert self._flush_now is not None, "start() first"
         interval = self.settings.flush_interval_ms / 1000.0
+        progress = self.progress
         while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._flush_now.wait(), interval)
             self._flush_now.clear()
             await self.flush()
+            if progress is not None and progress.has_work and time.monotonic() >= self._progress_due:
+                await self.write_progress()
+
+    async def write_progress(self) -> None:
+        """Write the items' latest ``ctx.progress`` reports in one transaction (and delete the rows of items
+        that finished); at most once per ``progress_interval_ms``. Kept for the next write if the database is away."""
+        assert self.progress is not None
+        self._progress_due = time.monotonic() + self.settings.progress_interval_ms / 1000.0
+        reports, finished = self.progress.take()
+        if not reports and not finished:
+            return
+        try:
+            await asyncio.to_thread(self.store.progress.record, reports, finished)
+        except StoreUnavailable as exc:
+            self.progress.put_back(reports, finished)
+            self._trouble("progress", exc)
+        except Exception:  # progress is for show: losing one write must not stop the worker
+            log.exception("worker %s: writing %d progress reports failed", self.worker_id, len(reports))
 
     async def flush(self) -> None:
         """Record finished outcomes in one transaction. If the database is unavailable they stay queued here

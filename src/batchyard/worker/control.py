@@ -8,7 +8,7 @@ import collections
 import time
 from typing import TYPE_CHECKING
 
-from batchyard.context import JobControl
+from batchyard.context import JobControl, ProgressSink
 from batchyard.core.lifecycle import STOPPING_JOB_STATUSES, JobStatus
 from batchyard.errors import StoreUnavailable
 from batchyard.worker.backend import WorkerBackend
@@ -24,7 +24,8 @@ CONTROL_POLL_INTERVAL = 0.5
 class JobControls:
     """Per job, the :class:`JobControl` its items in this worker share, kept while any of them is held."""
 
-    def __init__(self) -> None:
+    def __init__(self, progress: ProgressSink | None = None) -> None:
+        self.progress = progress  # where the items' ctx.progress reports go
         self._controls: dict[str, JobControl] = {}
         self._items: dict[str, int] = collections.defaultdict(int)
 
@@ -32,7 +33,7 @@ class JobControls:
         """The job's control, for ``n`` more items claimed."""
         control = self._controls.get(job_id)
         if control is None:
-            control = self._controls[job_id] = JobControl(job_id)
+            control = self._controls[job_id] = JobControl(job_id, self.progress)
         self._items[job_id] += n
         return control
 

@@ -30,6 +30,7 @@ from batchyard.worker.completer import Completer, WorkerStats
 from batchyard.worker.control import Control, JobControls
 from batchyard.worker.executor import Executor
 from batchyard.worker.failures import FailureLog
+from batchyard.worker.progress import ProgressBook
 from batchyard.worker.redact import PathRedactor
 from batchyard.worker.resources import WorkerResources
 from batchyard.worker.trouble import STORE_RETRY_SECONDS, StoreTrouble
@@ -70,7 +71,8 @@ class Worker:
         lanes = {name: min(spec.concurrency, self.concurrency) for name, spec in self.handlers.items()}
         trouble = StoreTrouble(self.id)
         self._trouble = trouble
-        self.controls = JobControls()
+        self.progress = ProgressBook()
+        self.controls = JobControls(self.progress)
         self.completer = Completer(
             store,
             settings,
@@ -80,6 +82,7 @@ class Worker:
             trouble=trouble,
             stats=self.stats,
             on_flushed=self._flushed,
+            progress=self.progress,
         )
         self.failures = FailureLog() if log_failures else None
         self.resources = WorkerResources(
@@ -175,6 +178,8 @@ class Worker:
                 task.cancel()
             await asyncio.gather(*lanes, return_exceptions=True)
             await asyncio.shield(self.completer.final_flush())
+            if self.progress.has_work:  # delete the rows of items that reported progress and have ended
+                await asyncio.shield(self.completer.write_progress())
             await asyncio.shield(self.resources.close())  # after the items that used them are done (or released)
             if self.failures is not None:
                 self.failures.flush(due_only=False)

@@ -231,7 +231,9 @@ def job_progress(
     since: Annotated[float, Query(ge=0, description="Epoch seconds")] = 0,
 ) -> DataList[SampleOut]:
     samples = app.service.progress(job_id, principal, since=since)
-    return DataList[SampleOut](data=[SampleOut(at=at, done=done, failed=failed) for at, done, failed in samples])
+    return DataList[SampleOut](
+        data=[SampleOut(at=at, done=done, failed=failed, partial=partial) for at, done, failed, partial in samples]
+    )
 
 
 # -- moves ----------------------------------------------------------------------------------------------------
