@@ -169,6 +169,32 @@ def killed_and_resumed(tmp_path: Path, mock_upstream: MockUpstreamProcess) -> No
     assert len(answers) == total and set(answers.values()) == {1}, {k: v for k, v in answers.items() if v != 1}
 
 
+def test_interrupted_run_stops_gracefully_and_the_same_command_continues(tmp_path: Path) -> None:
+    with start_mock_upstream("--latency-ms", "100", "--latency-spread", "0") as mock:
+        requests = write_requests(tmp_path / "in.jsonl", 120)
+        out = tmp_path / "out.jsonl"
+        args = ["-i", str(requests), "-o", str(out), "--upstream", mock.url, "--concurrency", "4"]
+        first = subprocess.Popen(
+            [*CLI, "run", *args], env=env_for(tmp_path / "data"), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            text=True,
+        )  # fmt: skip
+        wait_until(lambda: sum(mock.stats()["by_key"].values()) >= 12, what="12 answers", timeout=60)
+        first.send_signal(signal.SIGTERM)  # as Ctrl-C: requests in flight finish, nothing is lost
+        _, stderr = first.communicate(timeout=60)
+        assert first.returncode == 130, stderr
+        assert "Run the same command again to continue" in stderr and "Traceback" not in stderr
+        assert not out.exists()
+        answered = sum(mock.stats()["by_key"].values())
+
+        again = run_cli(tmp_path / "data", *args, timeout=120)
+
+        assert again.returncode == 0, again.stderr
+        assert f"resuming: {answered} of 120 requests already done" in again.stderr
+        assert len(read_lines(out)) == 120
+        answers = mock.stats()["by_key"]
+        assert len(answers) == 120 and set(answers.values()) == {1}
+
+
 def test_run_on_a_server_with_url(tmp_path: Path, mock_upstream: MockUpstreamProcess) -> None:
     requests = write_requests(tmp_path / "in.jsonl", 25, extra={3: {"mock": {"status": 422}}})
     out, errors = tmp_path / "out.jsonl", tmp_path / "errors.jsonl"

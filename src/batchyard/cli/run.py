@@ -88,6 +88,9 @@ def run(
 
         run_remote(url, key, input_file, output_file, errors_file)
         return
+    import signal
+
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # SIGTERM stops a run as Ctrl-C does
     by = _embedded_app(ctx, upstream, concurrency)
     try:
         _run_embedded(by, input_file, output_file, errors_file, concurrency)
