@@ -172,8 +172,9 @@ class Completer:
         """Write the items' latest ``ctx.progress`` reports in one transaction (and delete the rows of items
         that finished); at most once per ``progress_interval_ms``. Kept for the next write if the database is away."""
         assert self.progress is not None
-        self._progress_due = time.monotonic() + self.settings.progress_interval_ms / 1000.0
-        reports, finished = self.progress.take()
+        interval = self.settings.progress_interval_ms / 1000.0
+        self._progress_due = time.monotonic() + interval
+        reports, finished = self.progress.take(min_age=interval)
         if not reports and not finished:
             return
         try:

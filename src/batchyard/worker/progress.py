@@ -3,8 +3,10 @@ the completer's flush loop, at most once per ``progress_interval_ms``, in one tr
 reported since (never one per call: a handler may report thousands of times a second).
 
 A call costs a dictionary store under a lock (handlers on sync threads report too). Only the latest report of each
-item is kept. Once an item that reported has finished, its row is deleted by the next write (and, should this
-worker die first, by maintenance; readers never show a row whose item no longer runs under the same lease).
+item is kept, and it is written once its item has run for one interval: an item that ends sooner (most items of
+a big batch) never costs a row, whatever it reported. Once an item whose row was written has finished, the row is
+deleted by the next write (and, should this worker die first, by maintenance; readers never show a row whose item
+no longer runs under the same lease).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ class RunningItem(Protocol):
     seq: int
     lease_token: str
     done: bool  # its outcome was reported
+    started: float  # monotonic time its handler started
 
 
 class ProgressBook:
@@ -46,17 +49,28 @@ class ProgressBook:
     def has_work(self) -> bool:
         return bool(self._pending) or bool(self._written)
 
-    def take(self) -> tuple[list[ProgressReport], list[ItemKey]]:
-        """The reports to write (of items still running) and the items finished since their rows were written.
-        Called by the writer only (the event loop)."""
+    def take(self, min_age: float = 0.0) -> tuple[list[ProgressReport], list[ItemKey]]:
+        """The reports to write (of items still running, for ``min_age`` seconds at least) and the items finished
+        since their rows were written. Called by the writer only (the event loop). A report of an item younger
+        than ``min_age`` waits for the next write: an item that ends sooner never costs a row."""
         with self._lock:
             pending, self._pending = self._pending, {}
         reports = []
-        for key, (item, done, total, message, at) in pending.items():
+        young = {}
+        born_before = time.monotonic() - min_age
+        for key, entry in pending.items():
+            item, done, total, message, at = entry
             if item.done:  # finished meanwhile: nothing to show
+                continue
+            if item.started > born_before:
+                young[key] = entry
                 continue
             reports.append(ProgressReport(key[0], key[1], item.lease_token, done, total, message, at))
             self._written[key] = item
+        if young:
+            with self._lock:
+                for key, entry in young.items():
+                    self._pending.setdefault(key, entry)  # unless a newer report came meanwhile
         finished = [key for key, item in self._written.items() if item is None or item.done]
         for key in finished:
             del self._written[key]
