@@ -28,7 +28,8 @@ export function lineChart({ title, series, height = 200, formatX, formatY, table
   const iw = W - PAD.left - PAD.right, ih = height - PAD.top - PAD.bottom;
   const sx = (x) => PAD.left + ((x - x0) / (x1 - x0 || 1)) * iw;
   const sy = (y) => PAD.top + ih - (y / yMax) * ih;
-  const ticks = [0, 0.25, 0.5, 0.75, 1].map((f) => f * yMax);
+  // Small counts get one line per whole number, so no label repeats (0, 1, 2 rather than 0, 1, 1, 2, 2).
+  const ticks = yMax <= 4 && Number.isInteger(yMax) ? [...Array(yMax + 1).keys()] : [0, 0.25, 0.5, 0.75, 1].map((f) => f * yMax);
   const grid = ticks.map((t) => `<line class="grid" x1="${PAD.left}" x2="${W - PAD.right}" y1="${sy(t)}" y2="${sy(t)}"/><text x="${PAD.left - 6}" y="${sy(t) + 4}" text-anchor="end">${esc(formatY(t))}</text>`).join("");
   const xt = [x0, (x0 + x1) / 2, x1].map((x, i) => `<text x="${sx(x)}" y="${height - 6}" text-anchor="${["start", "middle", "end"][i]}">${esc(formatX(x))}</text>`).join("");
   const paths = series.map((s) => {

@@ -134,7 +134,7 @@ export function badge(status) {
 }
 
 /** A bar with succeeded and failed segments and the percent done as text. */
-export function progressBar(counts, { big = false } = {}) {
+export function progressBar(counts, { big = false, percent = null } = {}) {
   const total = counts.total || 0;
   const part = (n) => (total ? (100 * n) / total : 0);
   const ok = part(counts.succeeded), bad = part(counts.failed), gone = part(counts.cancelled + (counts.skipped || 0));
@@ -142,7 +142,7 @@ export function progressBar(counts, { big = false } = {}) {
   const skipped = counts.skipped ? `, ${num(counts.skipped)} skipped` : "";
   const label = `${done.toFixed(done > 0 && done < 1 ? 1 : 0)}% done: ${num(counts.succeeded)} succeeded, ${num(counts.failed)} failed${skipped} of ${num(total)}`;
   return html`<div class="bar${big ? " bar-big" : ""}" role="img" aria-label="${label}">
-    <span class="seg seg-ok" style="width:${ok.toFixed(2)}%"></span><span class="seg seg-bad" style="width:${bad.toFixed(2)}%"></span><span class="seg seg-gone" style="width:${gone.toFixed(2)}%"></span>
+    <span class="seg seg-ok" style="width:${ok.toFixed(2)}%"></span><span class="seg seg-bad" style="width:${bad.toFixed(2)}%"></span><span class="seg seg-gone" style="width:${gone.toFixed(2)}%"></span><span class="seg seg-partial" style="width:${Math.max(0, (percent ?? done) - done).toFixed(2)}%"></span>
   </div>`;
 }
 export const percentText = (job) => `${job.percent >= 1 || job.percent === 0 ? Math.floor(job.percent) : job.percent.toFixed(1)}%`;

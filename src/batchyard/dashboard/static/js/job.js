@@ -59,7 +59,7 @@ function stat(label, value, small = "") {
 
 function renderOverview() {
   const c = job.counts;
-  $("#big-bar").innerHTML = progressBar(c, { big: true }).text;
+  $("#big-bar").innerHTML = progressBar(c, { big: true, percent: job.percent }).text; // running items' partial progress too
   $("#big-pct").textContent = percentText(job);
   $("#big-sub").textContent = `${num(c.done)} of ${num(c.total)} items done · ${num(c.queued)} queued · ${num(c.running)} running${c.cancelled ? ` · ${num(c.cancelled)} cancelled` : ""}${c.skipped ? ` · ${num(c.skipped)} skipped` : ""}`;
   const overall = job.duration_seconds ? processed(job) / job.duration_seconds : null;

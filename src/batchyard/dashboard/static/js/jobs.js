@@ -38,7 +38,7 @@ function row(job) {
     <td data-label="Handler"><span class="handler">${job.handler}</span>${job.handler === boot.openai_handler ? html`<div class="small subtle">OpenAI batch</div>` : ""}</td>
     <td data-label="Status">${badge(job.status)}</td>
     <td class="col-progress" data-label="Progress">
-      <div class="progress-cell">${progressBar(job.counts)}<span class="pct">${percentText(job)}</span></div>
+      <div class="progress-cell">${progressBar(job.counts, { percent: job.percent })}<span class="pct">${percentText(job)}</span></div>
       <div class="subtle small">${compact(processed)} / ${compact(job.counts.total)} done</div>
     </td>
     <td class="num counts" data-label="Succeeded · failed"><div><span class="visually-hidden">Succeeded </span>${num(job.counts.succeeded)}</div><div class="${job.counts.failed ? "bad-text" : "subtle"}">${num(job.counts.failed)}<span class="visually-hidden"> failed</span></div></td>
