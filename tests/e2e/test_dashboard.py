@@ -74,8 +74,10 @@ class Dashboard:
         )
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
+    """One Chromium for this module. Not for the session: Playwright's sync API keeps an asyncio loop running in
+    this thread until it stops, and later tests call asyncio.run()."""
     require_chromium()
     from playwright.sync_api import sync_playwright
 
