@@ -94,6 +94,7 @@ def test_submit_wait_json_processes_the_batch_in_process(cli: Cli, tmp_path: Pat
         "succeeded": 25,
         "failed": 0,
         "cancelled": 0,
+        "skipped": 0,
         "done": 25,
     }
     assert job["description"] == "first try"

@@ -95,6 +95,7 @@ def test_submit_wait_json_runs_the_file_on_the_server(remote: RemoteCli, tmp_pat
         "succeeded": 60,
         "failed": 0,
         "cancelled": 0,
+        "skipped": 0,
         "done": 60,
     }
     assert (job["description"], job["tags"], job["params"]) == ("over http", ["e2e"], {"mode": "fast"})

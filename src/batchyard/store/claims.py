@@ -496,7 +496,7 @@ class ClaimStore:
         if self.db.is_postgres:  # imported here: a SQLite process never loads the PostgreSQL dialect
             from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 
-            stmt = postgresql_insert(job_usage)
+            stmt: Any = postgresql_insert(job_usage)
         else:
             stmt = sqlite_insert(job_usage)
         stmt = stmt.on_conflict_do_update(

@@ -136,7 +136,7 @@ event.listen(items, "after_create", _create_error_signature_index)
 # Items are updated in place two or three times in their life: fillfactor 50 leaves room on each page for HOT
 # updates on PostgreSQL. Set right after CREATE TABLE (as migration 0001 creates it) rather than with
 # ``postgresql_with=``, which would load the PostgreSQL dialect in every SQLite process (a slower CLI start).
-event.listen(items, "after_create", DDL("ALTER TABLE items SET (fillfactor = 50)").execute_if(dialect="postgresql"))
+event.listen(items, "after_create", DDL("ALTER TABLE items SET (fillfactor = 50)").execute_if(dialect="postgresql"))  # type: ignore[no-untyped-call]
 
 item_requeue = Table(
     "item_requeue",
