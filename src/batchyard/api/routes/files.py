@@ -19,8 +19,10 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 
 from batchyard.api.deps import BatchyardDep, PrincipalDep
 from batchyard.api.limits import MULTIPART_SLACK_BYTES
+from batchyard.app import Batchyard
 from batchyard.core.cursors import FILE_CURSOR
 from batchyard.errors import InvalidRequest
+from batchyard.services.auth import Principal
 from batchyard.services.files import (
     DEFAULT_FILENAME,
     DEFAULT_PURPOSE,
@@ -290,6 +292,11 @@ def get_file(file_id: str, app: BatchyardDep, principal: PrincipalDep) -> FileOu
     },
 )
 def download_file(file_id: str, app: BatchyardDep, principal: PrincipalDep) -> StreamingResponse:
+    return file_response(app, file_id, principal)
+
+
+def file_response(app: Batchyard, file_id: str, principal: Principal) -> StreamingResponse:
+    """A stored file's exact bytes, streamed (the native and the OpenAI-compatible download)."""
     stream, record = app.files.open(file_id, principal)
     headers = {
         "Content-Disposition": attachment(record.filename),

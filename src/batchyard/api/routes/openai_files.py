@@ -15,7 +15,7 @@ from fastapi.responses import StreamingResponse
 
 from batchyard.api.deps import BatchyardDep, PrincipalDep
 from batchyard.api.limits import MULTIPART_SLACK_BYTES
-from batchyard.api.routes.files import DOWNLOAD_CHUNK_BYTES, WRITE_CHUNK_BYTES, FormReader, attachment, form_boundary
+from batchyard.api.routes.files import WRITE_CHUNK_BYTES, FormReader, file_response, form_boundary
 from batchyard.openai_wire import OpenAIFile, OpenAIFileDeleted, OpenAIFileList
 from batchyard.services.files import UPLOAD_PURPOSES
 from batchyard.services.openai_files import (
@@ -128,20 +128,7 @@ def retrieve_file(file_id: str, app: BatchyardDep, principal: PrincipalDep) -> O
     },
 )
 def file_content(file_id: str, app: BatchyardDep, principal: PrincipalDep) -> StreamingResponse:
-    stream, record = app.files.open(file_id, principal)
-    headers = {
-        "Content-Disposition": attachment(record.filename),
-        "Content-Length": str(record.bytes),
-        "ETag": f'"{record.sha256}"',
-        "X-Content-Type-Options": "nosniff",
-    }
-
-    def chunks() -> Any:
-        with stream:
-            while chunk := stream.read(DOWNLOAD_CHUNK_BYTES):
-                yield chunk
-
-    return StreamingResponse(chunks(), media_type="application/octet-stream", headers=headers)
+    return file_response(app, file_id, principal)
 
 
 @router.delete("/{file_id}", summary="Delete a file (OpenAI files.delete)")
