@@ -35,6 +35,7 @@ class StatusReason(StrEnum):
 
     PAUSED_BY_USER = "paused_by_user"  # jobs pause, POST .../pause, the dashboard
     PAUSED_BY_HANDLER = "paused_by_handler"  # a handler or admit hook raised PauseJob (with its message)
+    QUOTA_EXHAUSTED = "quota_exhausted"  # a budget of its owner's quota is spent; resumes by itself (core/quotas.py)
 
 
 class Action(StrEnum):

@@ -304,3 +304,32 @@ job_purges = Table(
     Column("owner", String(200), nullable=False),
     Column("queued_at", Float, nullable=False),
 )
+
+# Quotas (core/quotas.py): one row per owner (``project`` '') or per project of an owner. A NULL limit is no limit.
+quotas = Table(
+    "quotas",
+    metadata,
+    Column("owner", String(200), primary_key=True),
+    Column("project", String(200), primary_key=True),
+    Column("period", String(8), nullable=False),
+    Column("max_items", BigInteger),
+    Column("max_tokens", BigInteger),
+    Column("max_cost", Float),
+    Column("max_running", Integer),
+    Column("updated_at", Float, nullable=False),
+    Column("updated_by", String(200)),
+)
+
+# What an owner (per project, '' for none) spent in each period bucket (core/quotas.period_key: ``total``,
+# ``d:2026-12-01``, ``m:2026-12``). Written only while a quota applies to the job, in the claim's and the
+# completion's own transactions; every bucket at once, so changing a quota's period keeps what was counted.
+quota_usage = Table(
+    "quota_usage",
+    metadata,
+    Column("owner", String(200), primary_key=True),
+    Column("project", String(200), primary_key=True),
+    Column("period_key", String(16), primary_key=True),
+    Column("items", BigInteger, nullable=False, server_default="0"),
+    Column("tokens", BigInteger, nullable=False, server_default="0"),
+    Column("cost", Float, nullable=False, server_default="0"),
+)
