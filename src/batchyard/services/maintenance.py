@@ -38,6 +38,7 @@ class MaintenanceReport:
     batches_validated: int = 0
     files_expired: int = 0
     pruned_jobs: int = 0
+    quota_resumed: int = 0
 
 
 class Maintenance:
@@ -59,6 +60,7 @@ class Maintenance:
         report.batches_validated = self.openai.validate_pending()
         report.expired_jobs = self.expire_jobs()
         report.files_written = self.write_pending_files()
+        report.quota_resumed = len(self.store.quotas.resume_due())  # a new period began, or a quota went away
         now = time.monotonic()
         if now - self._last_sample >= self.settings.sample_interval_seconds:
             self._last_sample = now
@@ -68,6 +70,7 @@ class Maintenance:
             self.store.workers.mark_lost_workers(self.settings.worker_stale_seconds)
             self.store.workers.prune_workers(PRUNE_WORKERS_AFTER_SECONDS)
             self.store.progress.clear_stale()  # progress reports of items that no longer run (never shown anyway)
+            self.store.quotas.prune_usage()  # usage buckets of periods long gone
         if now - self._last_files_check >= EXPIRED_FILES_CHECK_SECONDS:
             self._last_files_check = now
             report.files_expired = self.openai.delete_expired_files()

@@ -3,7 +3,8 @@ transition, list). Policy lives in :mod:`batchyard.services`.
 
 A :class:`Store` is one database and the parts that speak to it, each a small class over the shared
 :class:`~batchyard.store.engine.Database`: ``store.jobs``, ``store.items``, ``store.claims``, ``store.workers``,
-``store.upkeep``, ``store.auth``, ``store.uploads``, ``store.stats``, ``store.retention``, ``store.progress``.
+``store.upkeep``, ``store.auth``, ``store.uploads``, ``store.stats``, ``store.retention``, ``store.progress``,
+``store.quotas``.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from batchyard.store.items import ItemStore
 from batchyard.store.jobs import JobStore
 from batchyard.store.maintenance import UpkeepStore
 from batchyard.store.progress import ProgressStore
+from batchyard.store.quotas import QuotaStore
 from batchyard.store.retention import RetentionStore
 from batchyard.store.stats import StatsStore
 from batchyard.store.uploads import UploadStore
@@ -40,6 +42,7 @@ class Store:
         self.stats = StatsStore(db)
         self.retention = RetentionStore(db)
         self.progress = ProgressStore(db)
+        self.quotas = QuotaStore(db, self.wakeups)
 
     @property
     def url(self) -> str:

@@ -28,9 +28,13 @@ from batchyard.core.lifecycle import (
     failure_threshold_crossed,
     sources,
 )
+from batchyard.core.quotas import QuotaLimits, tokens_of
 from batchyard.core.records import ClaimBatch, ClaimedItem, ClaimedJob, CompletionReport, Outcome
 from batchyard.store.engine import Database
 from batchyard.store.moves import settle_job, stop_job
+from batchyard.store.quotas import Allowance, after_claim, applicable, outside_scope, pause_scope
+from batchyard.store.quotas import add_usage as add_quota_usage
+from batchyard.store.quotas import allowance as quota_allowance
 from batchyard.store.schema import item_requeue, items, job_usage, jobs, leases, workers
 from batchyard.store.timeline import add_event
 
@@ -61,6 +65,9 @@ _REQUEUE_ROW = insert(item_requeue).from_select(
     ),
 )
 DEFAULT_MAX_RESCUES = 6
+# How many jobs one claim passes over because their owner's quota lets nothing start (each pass excludes that
+# quota's whole scope, so this bounds the number of distinct held-back owners skipped, not jobs).
+MAX_QUOTA_SKIPS = 8
 
 
 def suspect_group_size(rescues: int, max_rescues: int = DEFAULT_MAX_RESCUES) -> int:
@@ -144,29 +151,54 @@ class ClaimStore:
             return None
         with self.db.write(relaxed=True) as conn:
             now = self.db.now(conn)
-            job = self._pick_job(conn, handlers, now, job_ids, skip_locked=True)
-            if job is None and self.db.is_postgres:
-                job = self._pick_job(conn, handlers, now, job_ids, skip_locked=False)
-            if job is None:
-                return None
-            return self._claim_from_job(
-                conn,
-                job,
-                worker_id,
-                capacity[job.handler],
-                lease_seconds,
-                now,
-                suspects=suspects,
-                max_rescues=max_rescues,
-            )
+            held_back: list[Any] = []  # quota scopes that may start nothing now (their jobs are skipped)
+            for _ in range(MAX_QUOTA_SKIPS + 1):
+                job = self._pick_job(conn, handlers, now, job_ids, held_back, skip_locked=True)
+                if job is None and self.db.is_postgres:
+                    job = self._pick_job(conn, handlers, now, job_ids, held_back, skip_locked=False)
+                if job is None:
+                    return None
+                limit = capacity[job.handler]
+                allowed = quota_allowance(conn, job.owner, job.project, now)
+                if allowed is not None:
+                    if allowed.spent is not None:
+                        pause_scope(conn, *allowed.spent, now)
+                    if allowed.spent is not None or allowed.full is not None:
+                        limits = allowed.spent[0] if allowed.spent is not None else allowed.full
+                        assert limits is not None
+                        held_back.append(limits)
+                        continue
+                    if allowed.limit is not None:
+                        limit = min(limit, allowed.limit)
+                return self._claim_from_job(
+                    conn,
+                    job,
+                    worker_id,
+                    limit,
+                    lease_seconds,
+                    now,
+                    suspects=suspects,
+                    max_rescues=max_rescues,
+                    quota=allowed,
+                )
+            return None
 
     def _pick_job(
-        self, conn: Connection, handlers: list[str], now: float, job_ids: Sequence[str] | None, *, skip_locked: bool
+        self,
+        conn: Connection,
+        handlers: list[str],
+        now: float,
+        job_ids: Sequence[str] | None,
+        held_back: Sequence[QuotaLimits],
+        *,
+        skip_locked: bool,
     ) -> Row[*tuple[Any, ...]] | None:
         query = (
             select(
                 jobs.c.id,
                 jobs.c.handler,
+                jobs.c.owner,
+                jobs.c.project,
                 jobs.c.status,
                 jobs.c.params,
                 jobs.c.claim_cursor,
@@ -186,6 +218,7 @@ class ClaimStore:
                 or_(jobs.c.claim_cursor < jobs.c.total, jobs.c.retry_due_at <= now),
                 or_(jobs.c.concurrency.is_(None), jobs.c.running < jobs.c.concurrency),
                 *([] if job_ids is None else [jobs.c.id.in_(list(job_ids))]),
+                *[outside_scope(limits) for limits in held_back],
             )
             .order_by(jobs.c.priority.desc(), jobs.c.last_claimed_at, jobs.c.id)
             .limit(1)
@@ -204,6 +237,7 @@ class ClaimStore:
         *,
         suspects: bool,
         max_rescues: int,
+        quota: Allowance | None = None,
     ) -> ClaimBatch:
         if job.concurrency is not None:
             limit = min(limit, job.concurrency - job.running)
@@ -245,6 +279,10 @@ class ClaimStore:
         rows: list[Any] = []
         if hi > lo:
             rows = self.db.driver(conn).execute(self._sql_claim_range, (token, now, job.id, lo, hi)).fetchall()
+        # Items starting for the first time count against an item budget; a retry does not count again.
+        first_starts = len(rows)
+        if requeued and quota is not None:
+            first_starts += self._never_started(conn, job.id, requeued)
         if requeued:
             rows += conn.execute(
                 update(items)
@@ -273,6 +311,9 @@ class ClaimStore:
             values.update(status=JobStatus.RUNNING, started_at=func.coalesce(jobs.c.started_at, now))
             add_event(conn, job.id, now, "started", actor=worker_id, message="first items claimed")
         conn.execute(update(jobs).where(jobs.c.id == job.id).values(**values))
+        if quota is not None and first_starts:
+            add_quota_usage(conn, self.db.is_postgres, job.owner, job.project, now, items=first_starts)
+            after_claim(conn, quota, first_starts, now)
         if count:
             conn.execute(
                 insert(leases).values(
@@ -293,6 +334,18 @@ class ClaimStore:
             timeout_seconds=job.timeout_seconds,
         )
         return ClaimBatch(claimed_job, token, claimed, suspect=suspect and bool(claimed))
+
+    def _never_started(self, conn: Connection, job_id: str, seqs: list[int]) -> int:
+        """How many of these queued items never started (cancelled unstarted, then queued again by a rerun)."""
+        n = conn.execute(
+            select(func.count()).where(
+                items.c.job_id == job_id,
+                items.c.seq.in_(seqs),
+                items.c.status == ItemStatus.QUEUED,
+                items.c.started_at.is_(None),
+            )
+        ).scalar()
+        return int(n or 0)
 
     # -- completions ----------------------------------------------------------------------------------------
 
@@ -321,7 +374,9 @@ class ClaimStore:
     def _complete_job_items(self, conn: Connection, job_id: str, group: list[Outcome], now: float) -> tuple[int, bool]:
         """Apply one job's outcomes; returns (accepted, whether the job moved to finalizing/cancelled)."""
         job = conn.execute(
-            select(jobs.c.status, jobs.c.max_failures, jobs.c.max_failure_rate).where(jobs.c.id == job_id)
+            select(jobs.c.status, jobs.c.owner, jobs.c.project, jobs.c.max_failures, jobs.c.max_failure_rate).where(
+                jobs.c.id == job_id
+            )
         ).first()
         if job is None:  # deleted meanwhile: nothing to record
             return 0, False
@@ -352,6 +407,9 @@ class ClaimStore:
         if usage:
             values["usage"] = self._merged_usage(conn, job_id, usage)
             self._add_usage_rows(conn, job_id, usage)
+        tokens = tokens_of(usage) if usage else 0
+        if (cost or tokens) and applicable(conn, job.owner, job.project):
+            add_quota_usage(conn, self.db.is_postgres, job.owner, job.project, now, tokens=tokens, cost=cost)
         conn.execute(update(jobs).where(jobs.c.id == job_id).values(**values))
         if counts.get("failed") and (job.max_failures is not None or job.max_failure_rate is not None):
             self._apply_failure_threshold(conn, job_id, now)
