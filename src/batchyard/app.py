@@ -33,6 +33,7 @@ from batchyard.store import Store
 
 if TYPE_CHECKING:  # the worker (asyncio and all) is imported when one runs, not for every CLI command
     from batchyard.services.metrics import MetricsService
+    from batchyard.services.quotas import QuotaService
     from batchyard.services.runs import RunService
     from batchyard.wire import JobOut
     from batchyard.worker import Worker, WorkerStats
@@ -211,6 +212,13 @@ class Batchyard:
     @property
     def keys(self) -> KeyService:
         return KeyService(self.store)
+
+    @property
+    def quotas(self) -> QuotaService:
+        """Quotas per owner (and project): read, set, remove (see :class:`QuotaService`)."""
+        from batchyard.services.quotas import QuotaService
+
+        return QuotaService(self.store)
 
     @property
     def stats(self) -> StatsService:

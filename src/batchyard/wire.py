@@ -49,6 +49,7 @@ if TYPE_CHECKING:
     from batchyard.services.bulk import BulkReport
     from batchyard.services.errorgroups import ErrorGroup
     from batchyard.services.jobs import JobView
+    from batchyard.services.quotas import QuotaView
     from batchyard.services.stats import History
 
 T = TypeVar("T")
@@ -124,8 +125,10 @@ class JobOut(BaseModel):
     status: JobStatus
     status_reason: StatusReason | None = Field(
         None,
-        description="Why the job is in its status, when that is worth saying: paused_by_user (a person paused it) "
-        "or paused_by_handler (the app's handler or admit hook raised PauseJob); null otherwise. Cleared by any "
+        description="Why the job is in its status, when that is worth saying: paused_by_user (a person paused it), "
+        "paused_by_handler (the app's handler or admit hook raised PauseJob) or quota_exhausted (a budget of its "
+        "owner's quota is spent; it resumes by itself when the budget is raised or its period rolls over); null "
+        "otherwise. Cleared by any "
         "move to another status (resume, cancel, ...)",
     )
     status_message: str | None = Field(
@@ -582,6 +585,71 @@ class FileOut(BaseModel):
             sha256=record.sha256,
             created_at=record.created_at,
             expires_at=record.expires_at,
+        )
+
+
+class QuotaAmounts(BaseModel):
+    items: int | None
+    tokens: int | None
+    cost: float | None
+
+
+class QuotaOut(BaseModel):
+    """An owner's (or one project's) quota, and where it stands this period. ``limited`` false: no quota is set
+    and nothing is limited."""
+
+    owner: str
+    project: str | None
+    limited: bool
+    period: Literal["day", "month", "total"] | None = Field(
+        description="day and month are calendar periods in UTC; total is a balance that never resets"
+    )
+    items: int | None = Field(description="Items that may start in a period (a retry does not count again)")
+    tokens: int | None = Field(description="Tokens that may be spent in a period (checked before each claim)")
+    cost: float | None = Field(description="Cost that may be spent in a period (checked before each claim)")
+    max_running: int | None = Field(description="Items of this scope running at once, at most")
+    usage: QuotaAmounts | None = Field(description="Spent this period (counted while a quota is set)")
+    remaining: QuotaAmounts | None = Field(description="Left this period; null for a budget without a limit")
+    running: int = Field(description="Items of this scope running now")
+    period_start: float | None
+    resets_at: float | None = Field(description="When the period's budgets start again; null for total")
+    exhausted: Literal["items", "tokens", "cost"] | None = Field(
+        description="The budget that is spent (its jobs are paused with status_reason quota_exhausted); or null"
+    )
+    paused_jobs: int = Field(description="Jobs paused because a budget of this quota is spent")
+    resumed_jobs: list[str] = Field(
+        default_factory=list, description="Jobs this change resumed (in the answer to a PUT or DELETE)"
+    )
+
+    @classmethod
+    def of(cls, view: QuotaView) -> QuotaOut:
+        q, used = view.limits, view.used
+        remaining = None
+        if q is not None and used is not None:
+            remaining = {
+                "items": None if q.items is None else max(0, q.items - used.items),
+                "tokens": None if q.tokens is None else max(0, q.tokens - used.tokens),
+                "cost": None if q.cost is None else max(0.0, q.cost - used.cost),
+            }
+        return cls.model_validate(
+            {
+                "owner": view.owner,
+                "project": view.project,
+                "limited": q is not None,
+                "period": q.period if q else None,
+                "items": q.items if q else None,
+                "tokens": q.tokens if q else None,
+                "cost": q.cost if q else None,
+                "max_running": q.max_running if q else None,
+                "usage": None if used is None else {"items": used.items, "tokens": used.tokens, "cost": used.cost},
+                "remaining": remaining,
+                "running": view.running,
+                "period_start": view.period_start,
+                "resets_at": view.resets_at,
+                "exhausted": view.exhausted.value if view.exhausted else None,
+                "paused_jobs": view.paused_jobs,
+                "resumed_jobs": list(view.resumed),
+            }
         )
 
 

@@ -53,6 +53,7 @@ def _ids(client: TestClient, app: Batchyard, keys: Keys) -> dict[str, str]:
         "key_id": key_record.id,
         "batch_id": batch.id,
         "signature": groups[0].record.signature,
+        "owner": "alice",
     }
 
 

@@ -158,3 +158,14 @@ def test_a_rerun_of_unstarted_items_counts_them_once(app: Batchyard) -> None:
     assert _claim_all(app) == 3
     record = app.store.jobs.get_job(job.id)
     assert record.status_reason == "quota_exhausted" and record.succeeded == 5
+
+
+def test_a_person_pausing_a_quota_paused_job_takes_it_over(app: Batchyard) -> None:
+    app.store.quotas.put(QuotaLimits("alice", items=1), actor="admin")
+    job = app.submit("echo", [{"n": i} for i in range(3)], owner="alice")
+    assert _claim_all(app) == 1
+    app.store.jobs.pause_job(job.id, actor="alice", reason="checking the first result")
+    record = app.store.jobs.get_job(job.id)
+    assert (record.status_reason, record.status_message) == ("paused_by_user", "checking the first result")
+    assert app.store.quotas.put(QuotaLimits("alice", items=10), actor="admin") == []
+    assert app.store.jobs.get_job(job.id).status == "paused"

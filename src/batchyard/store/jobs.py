@@ -371,17 +371,31 @@ class JobStore:
     # -- lifecycle moves ------------------------------------------------------------------------------------
 
     def pause_job(self, job_id: str, *, actor: str | None = None, reason: str | None = None) -> JobRecord:
-        """A person pauses the job: ``status_reason`` ``paused_by_user``, with their ``reason`` as the message."""
+        """A person pauses the job: ``status_reason`` ``paused_by_user``, with their ``reason`` as the message.
+
+        A job the system paused (its handler, a spent quota) is taken over: it becomes the person's pause, so a
+        quota top-up no longer resumes it."""
         with self.db.write() as conn:
             now = self.db.now(conn)
-            move_job(
-                conn,
-                job_id,
-                Action.PAUSE,
-                last_activity_at=now,
-                status_reason=StatusReason.PAUSED_BY_USER,
-                status_message=reason,
-            )
+            taken_over = conn.execute(
+                update(jobs)
+                .where(
+                    jobs.c.id == job_id,
+                    jobs.c.status == JobStatus.PAUSED,
+                    jobs.c.status_reason.is_not(None),
+                    jobs.c.status_reason != StatusReason.PAUSED_BY_USER,
+                )
+                .values(status_reason=StatusReason.PAUSED_BY_USER, status_message=reason, last_activity_at=now)
+            ).rowcount
+            if not taken_over:
+                move_job(
+                    conn,
+                    job_id,
+                    Action.PAUSE,
+                    last_activity_at=now,
+                    status_reason=StatusReason.PAUSED_BY_USER,
+                    status_message=reason,
+                )
             add_event(
                 conn,
                 job_id,

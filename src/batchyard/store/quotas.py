@@ -234,8 +234,9 @@ class QuotaStore:
         with self.db.read() as conn:
             return [_limits(row) for row in conn.execute(query)]
 
-    def status(self, limits: QuotaLimits) -> tuple[Usage, int, int]:
-        """What the quota's scope used this period, runs now, and how many of its jobs a spent budget paused."""
+    def status(self, limits: QuotaLimits) -> tuple[Usage, int, int, float]:
+        """What the quota's scope used this period, runs now, how many of its jobs a spent budget paused, and
+        the database's clock it was read at."""
         with self.db.read() as conn:
             now = self.db.now(conn)
             paused = conn.execute(
@@ -245,7 +246,7 @@ class QuotaStore:
                     jobs.c.status_reason == StatusReason.QUOTA_EXHAUSTED,
                 )
             ).scalar()
-            return used(conn, limits, now), running(conn, limits), int(paused or 0)
+            return used(conn, limits, now), running(conn, limits), int(paused or 0), now
 
     def put(self, limits: QuotaLimits, *, actor: str | None) -> list[str]:
         """Create or replace a quota; jobs it no longer holds back resume at once. Returns the jobs resumed."""

@@ -46,6 +46,7 @@ def register_routes(api: FastAPI) -> None:
         metrics,
         openai_batches,
         openai_files,
+        quotas,
         results,
         session,
         stats,
@@ -53,7 +54,7 @@ def register_routes(api: FastAPI) -> None:
         system,
     )
 
-    for module in (system, metrics, session, keys, jobs, errorgroups, items, results, files, stats, stream):
+    for module in (system, metrics, session, keys, jobs, errorgroups, items, results, files, stats, stream, quotas):
         api.include_router(module.router, responses=COMMON_ERRORS, dependencies=[Depends(refuse_unstorable_text)])
     for module in (openai_files, openai_batches):
         api.include_router(module.router, responses=OPENAI_ERRORS, dependencies=[Depends(refuse_unstorable_text)])
