@@ -21,6 +21,8 @@ from tests.upstream import MockUpstreamProcess, start_mock_upstream
 if TYPE_CHECKING:
     import psycopg
 
+    from tests.smtp import SmtpServer
+
 POSTGRES_URL = os.environ.get("BATCHYARD_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 # One template per test session, so two sessions on one server (a developer and CI) never race on it.
@@ -129,3 +131,13 @@ def mock_upstream() -> Iterator[MockUpstreamProcess]:
     tests/upstream.py for ``start_mock_upstream`` with other options."""
     with start_mock_upstream() as mock:
         yield mock
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[SmtpServer]:
+    """A real SMTP server (aiosmtpd) on a free loopback port, plain text, keeping what it receives; see
+    tests/smtp.py for ``start_smtp_server`` with STARTTLS, TLS or AUTH, and for refusing recipients."""
+    from tests.smtp import start_smtp_server  # here: only tests that send email need aiosmtpd installed
+
+    with start_smtp_server() as server:
+        yield server

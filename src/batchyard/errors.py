@@ -174,6 +174,32 @@ class WorkerCrashed(BatchyardError):
     code = "worker_crashed"
 
 
+class EmailDeliveryError(BatchyardError):
+    """A notification email was not sent. ``retryable``: worth sending again later (the server was unreachable,
+    timed out or answered 4xx); otherwise final (a 5xx rejection, every recipient refused, a TLS or login
+    failure, no SMTP server configured). ``smtp_code`` is the server's reply code when it gave one; ``refused``
+    maps refused recipients to their (code, reply)."""
+
+    status = 502
+    code = "email_delivery_failed"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        retryable: bool,
+        smtp_code: int | None = None,
+        refused: dict[str, tuple[int, str]] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+        self.smtp_code = smtp_code
+        self.refused = refused or {}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**super().to_dict(), "retryable": self.retryable, "smtp_code": self.smtp_code}
+
+
 # Raised by the HTTP client (batchyard.client); here so the CLI tells them apart without importing httpx -------
 
 

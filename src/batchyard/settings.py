@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATA_DIR = Path("~/.batchyard")
@@ -28,6 +28,10 @@ DEFAULT_UPSTREAM_CONCURRENCY = 256
 DEFAULT_UPSTREAM_TIMEOUT_SECONDS = 300.0
 DEFAULT_UPSTREAM_MAX_RETRIES = 5
 DEFAULT_RETRY_WAIT_MAX_SECONDS = 120.0
+SmtpTls = Literal["none", "starttls", "tls"]
+DEFAULT_SMTP_TLS: SmtpTls = "starttls"  # never plain text unless the operator says so (a local relay, a trusted net)
+SMTP_PORTS = {"none": 25, "starttls": 587, "tls": 465}  # the port each TLS mode is usually served on
+DEFAULT_SMTP_TIMEOUT_SECONDS = 30.0
 
 
 class Settings(BaseSettings):
@@ -179,6 +183,87 @@ class Settings(BaseSettings):
         False, description="Serve GET /metrics without a key (default: an admin key; metrics cover every owner)."
     )
 
+    smtp_host: str | None = Field(
+        None,
+        description="SMTP server that sends notification emails (jobs' notify_emails); unset: no email is sent, "
+        "and a job that asks for one says so.",
+    )
+    smtp_port: int = Field(
+        SMTP_PORTS[DEFAULT_SMTP_TLS],
+        ge=1,
+        le=65535,
+        description="Its port; default by smtp_tls: 587 for starttls, 465 for tls, 25 for none.",
+    )
+    smtp_tls: SmtpTls = Field(
+        DEFAULT_SMTP_TLS,
+        description="starttls (upgrade, and refuse a server that cannot), tls (TLS from the first byte) or none "
+        "(plain text: a relay on this machine or a trusted network). Certificates are verified.",
+    )
+    smtp_username: str | None = Field(None, description="Log in to the SMTP server as this user (unset: no login).")
+    smtp_password: SecretStr | None = Field(None, description="Its password; never logged nor shown.")
+    smtp_ca_file: Path | None = Field(
+        None,
+        description="PEM file of the certificates to trust for the SMTP server instead of the system's (a private CA).",
+    )
+    smtp_timeout_seconds: float = Field(
+        DEFAULT_SMTP_TIMEOUT_SECONDS, gt=0, description="Longest wait for the SMTP server at each step."
+    )
+    email_from: str = Field(
+        default_factory=lambda: f"batchyard@{_hostname()}",
+        description="From address of notification emails, e.g. 'Batchyard <batchyard@example.com>' "
+        "(default: batchyard@ this machine's host name).",
+    )
+    public_url: str | None = Field(
+        None,
+        description="Where people reach this server (e.g. https://batchyard.example.com), for links in emails; "
+        "unset: emails say how to download with the CLI instead.",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _smtp_port_by_tls(cls, data: Any) -> Any:
+        """The port follows the TLS mode unless it is set: BATCHYARD_SMTP_TLS=tls alone means port 465."""
+        if isinstance(data, dict) and data.get("smtp_port") in (None, ""):
+            tls = data.get("smtp_tls") or DEFAULT_SMTP_TLS
+            if tls in SMTP_PORTS:
+                data = {**data, "smtp_port": SMTP_PORTS[tls]}
+        return data
+
+    @field_validator("smtp_host", "smtp_username")
+    @classmethod
+    def _blank_is_unset(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        return value.strip() or None
+
+    @field_validator("email_from")
+    @classmethod
+    def _email_from(cls, value: str) -> str:
+        from email.utils import parseaddr
+
+        _, address = parseaddr(value)
+        if "@" not in address or any(c in value for c in "\r\n"):
+            raise ValueError(f"{value!r} is not a From address such as batchyard@example.com")
+        return value.strip()
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        from urllib.parse import urlsplit
+
+        url = value.strip().rstrip("/")
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+            raise ValueError(f"{value!r} is not a base URL such as https://batchyard.example.com")
+        return url
+
+    @property
+    def email_enabled(self) -> bool:
+        """Whether notification emails can be sent (an SMTP host is set)."""
+        return self.smtp_host is not None
+
     @field_validator("data_dir")
     @classmethod
     def _expand(cls, value: Path) -> Path:
@@ -193,3 +278,9 @@ class Settings(BaseSettings):
     @property
     def heartbeat_seconds(self) -> float:
         return self.heartbeat_interval_seconds or self.lease_seconds / 3
+
+
+def _hostname() -> str:
+    import socket
+
+    return socket.gethostname() or "localhost"

@@ -79,6 +79,15 @@ CHECKED_PACKAGES: dict[str, tuple[str, ...]] = {
         "batchyard.handlers",
         "batchyard.data",
     ),
+    # Notifications (composing a job's email, the SMTP client) are called by the outbox with a job's JSON and
+    # the settings: pure composition plus SMTP, no layer.
+    "batchyard.notify": (
+        "batchyard.store",
+        "batchyard.services",
+        "batchyard.api",
+        "batchyard.cli",
+        "batchyard.worker",
+    ),
     # The wire schema is shared by server, client and CLI: it depends on no layer.
     "batchyard.wire": ("batchyard.store", "batchyard.api", "batchyard.cli", "batchyard.worker"),
     # So is the OpenAI-compatible schema.
