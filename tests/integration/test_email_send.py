@@ -15,7 +15,7 @@ from pydantic import SecretStr
 from batchyard.errors import EmailDeliveryError
 from batchyard.notify import EMAIL_DISABLED_MESSAGE, compose_job_email, send_email
 from batchyard.settings import Settings
-from tests.smtp import HOST, SmtpServer, free_port, start_smtp_server
+from tests.smtp import CA_FILE, HOST, SmtpServer, free_port, start_smtp_server
 
 JOB: dict[str, Any] = {
     "id": "job_ab12",
@@ -235,3 +235,38 @@ def test_no_recipients_is_an_error(smtp_server: SmtpServer) -> None:
     with pytest.raises(EmailDeliveryError, match="no recipients") as caught:
         send_email(message(), [" "], smtp_server.settings())
     assert not caught.value.retryable
+
+
+def test_the_outbox_form_sends_to_the_jobs_notify_emails_from_the_configured_sender() -> None:
+    """``compose_job_email(job, public_url=...)`` then ``send_email(message, settings)``: To comes from the job's
+    notify_emails, From and Message-ID from BATCHYARD_EMAIL_FROM."""
+    job = {**JOB, "notify_emails": ["ada@example.com", "Bob@Example.com", "not an address"]}
+    composed = compose_job_email(job, public_url=None)
+    assert composed["From"] is None and composed["To"] == "ada@example.com, Bob@example.com"
+    with start_smtp_server("starttls") as server:
+        send_email(composed, server.settings(email_from="Jobs <jobs@batch.example.org>"))
+        [received] = server.wait_for_messages(1)
+    assert received.rcpt_tos == ["ada@example.com", "Bob@example.com"] and received.tls
+    assert received.mail_from == "jobs@batch.example.org"
+    assert received.message["From"] == "Jobs <jobs@batch.example.org>"
+    assert received.message["Message-ID"].endswith("@batch.example.org>")
+
+
+def test_send_email_needs_settings() -> None:
+    with pytest.raises(TypeError, match="settings"):
+        send_email(message(), ["ada@example.com"])
+
+
+def test_the_fixture_environment_configures_a_server_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    """SmtpServer.env() is what a `batchyard serve` or `worker` subprocess needs to reach the test server."""
+    with start_smtp_server("starttls") as server:
+        for name, value in server.env().items():
+            monkeypatch.setenv(name, value)
+        settings = Settings()
+        assert (settings.smtp_port, settings.smtp_tls, settings.smtp_ca_file) == (
+            server.port,
+            "starttls",
+            CA_FILE,
+        )
+        send_email(message(), ["ada@example.com"], settings)
+        assert server.wait_for_messages(1)[0].tls

@@ -182,6 +182,17 @@ def test_expired_job_and_files_not_written_yet() -> None:
     assert "The result files were not written yet" in text_of(message)
 
 
+def test_a_file_whose_size_is_unknown_is_still_listed() -> None:
+    job = job_json(result_files={"results.jsonl": {}, "artifacts.zip": {"rows": 1}})
+    text = text_of(compose(job))
+    assert (
+        f"  results.jsonl: Results, one JSON line per succeeded item\n    {PUBLIC}/api/v1/jobs/job_ab12/results.jsonl"
+        in text
+    )
+    assert "artifacts.zip (1 file): The files the handler saved, zipped" in text
+    assert "results.csv" not in text and "errors.jsonl" not in text
+
+
 def test_without_a_public_url_the_email_says_how_to_download_with_the_cli() -> None:
     message = compose(job_json(), public_url=None)
     text, page = text_of(message), html_of(message)

@@ -23,12 +23,13 @@ import re
 import smtplib
 import ssl
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email import policy
 from email.headerregistry import Address
 from email.message import EmailMessage
-from email.utils import format_datetime, make_msgid, parseaddr
+from email.utils import format_datetime, getaddresses, make_msgid, parseaddr
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -152,15 +153,17 @@ class _Summary:
 
 
 def compose_job_email(
-    job: dict[str, Any], *, public_url: str | None, sender: str, now: float | None = None
+    job: dict[str, Any], *, public_url: str | None, sender: str | None = None, now: float | None = None
 ) -> EmailMessage:
     """The summary email of a finished job (``job`` is its ``JobOut`` JSON; status completed, failed, cancelled
     or expired): a subject naming the job, its outcome and description, and a text body with an HTML
     alternative that give the job's counts, duration, usage and cost, its error if it failed, and where to
     download its result files: links under ``public_url`` when it is set, else the CLI command.
 
-    ``sender`` becomes From (``batchyard@example.com`` or ``Batchyard <batchyard@example.com>``); the message
-    has a Date (``now``, default the current time) and a Message-ID, and no To: :func:`send_email` adds it."""
+    ``sender`` becomes From (``batchyard@example.com`` or ``Batchyard <batchyard@example.com>``) and the domain
+    of the Message-ID; without it :func:`send_email` sets both from ``settings.email_from``. To holds the job's
+    ``notify_emails`` when it has them (else :func:`send_email` sets it from its recipients). Date is ``now``,
+    default the current time."""
     status = str(job.get("status") or "")
     if status not in FINISHED_STATUSES:
         raise ValueError(f"job {job.get('id')!r} has status {status!r}: only a finished job's email is composed")
@@ -169,9 +172,13 @@ def compose_job_email(
 
     message = EmailMessage()
     message["Subject"] = summary.subject
-    message["From"] = sender
+    if sender is not None:
+        message["From"] = sender
+        message["Message-ID"] = make_msgid("batchyard", domain=_domain_of(sender))
+    recipients = _notify_emails(job)
+    if recipients:
+        message["To"] = ", ".join(recipients)
     message["Date"] = format_datetime(datetime.fromtimestamp(time.time() if now is None else now, UTC))
-    message["Message-ID"] = make_msgid("batchyard", domain=_domain_of(sender))
     message["Auto-Submitted"] = "auto-generated"  # RFC 3834: no vacation replies to a notification
     message["X-Auto-Response-Suppress"] = "All"  # the same for Exchange
     message["X-Batchyard-Job-Id"] = summary.job_id
@@ -184,6 +191,21 @@ def compose_job_email(
     return message
 
 
+def _notify_emails(job: dict[str, Any]) -> list[str]:
+    """The job's valid ``notify_emails`` (checked when it was submitted; checked again before they go in a
+    header)."""
+    values = job.get("notify_emails")
+    if not isinstance(values, list):
+        return []
+    found = []
+    for value in values:
+        try:
+            found.append(validate_email_address(value))
+        except ValueError:
+            log.warning("job %s: not emailing %r, which is not an email address", job.get("id"), value)
+    return list(dict.fromkeys(found))
+
+
 def _summarize(job: dict[str, Any], status: str, base_url: str | None) -> _Summary:
     job_id = _one_line(str(job.get("id") or "?"), 100)
     counts = job.get("counts") or {}
@@ -191,6 +213,8 @@ def _summarize(job: dict[str, Any], status: str, base_url: str | None) -> _Summa
     skipped, cancelled = _int(counts.get("skipped")), _int(counts.get("cancelled"))
     total = _int(counts.get("total"))
     error = job.get("error") or {}
+    if not isinstance(error, dict):
+        error = {"message": str(error)}
     error_text = _one_line(str(error.get("message") or error), BODY_TEXT_CHARS) if error else None
 
     parts = [f"{_count(succeeded)} succeeded"]
@@ -269,8 +293,8 @@ def _downloads(
         meta = files.get(name)
         if meta is None:
             continue
-        rows = _int(meta.get("rows")) if isinstance(meta, dict) else None
-        size = _int(meta.get("bytes")) if isinstance(meta, dict) else None
+        rows = _optional_int(meta.get("rows")) if isinstance(meta, dict) else None
+        size = _optional_int(meta.get("bytes")) if isinstance(meta, dict) else None
         if rows == 0:
             continue  # an empty file (errors.jsonl when nothing failed) is not worth a link
         unit = "file" if name == ARTIFACTS_ZIP else "row"
@@ -406,23 +430,37 @@ def _html_table(rows: list[tuple[str, str]], *, numbers: bool = False) -> str:
 # -- sending --------------------------------------------------------------------------------------------------------
 
 
-def send_email(message: EmailMessage, recipients: list[str], settings: Settings) -> dict[str, tuple[int, str]]:
+def send_email(
+    message: EmailMessage, recipients: Sequence[str] | Settings, settings: Settings | None = None
+) -> dict[str, tuple[int, str]]:
     """Send ``message`` to ``recipients`` through the configured SMTP server; blocking (run it in a thread).
+    ``send_email(message, settings)`` sends to the addresses in the message's To and Cc (a job's
+    ``notify_emails``, as :func:`compose_job_email` put them there).
 
     Connects as ``settings.smtp_tls`` says (``tls``: TLS from the first byte; ``starttls``: upgrade, refusing a
     server that does not offer it; ``none``: plain), verifying the certificate against the system's trust store
     or ``smtp_ca_file``; logs in when ``smtp_username`` is set (over plain text only to a loopback server); gives
-    up on a silent server after ``smtp_timeout_seconds``. A message without a To header gets one naming the
-    recipients (the caller's message is not changed).
+    up on a silent server after ``smtp_timeout_seconds``. What the message lacks is added to the copy that is
+    sent (the caller's message is not changed): From and Message-ID from ``settings.email_from``, To naming the
+    recipients.
 
     Returns the recipients the server refused while it took the others, as {address: (code, reply)}: empty when
     every one was accepted. Raises :class:`~batchyard.errors.EmailDeliveryError` when the message reached no one:
     ``retryable`` for a connection error, a timeout or a 4xx reply; final for a 5xx reply (550 no such user),
     every recipient refused for good, a certificate or login failure, or no SMTP server configured."""
+    if isinstance(recipients, Settings):
+        settings, addresses = (
+            recipients,
+            [a for _, a in getaddresses(message.get_all("To", []) + message.get_all("Cc", []))],
+        )
+    elif settings is None:
+        raise TypeError("send_email(message, recipients, settings) or send_email(message, settings)")
+    else:
+        addresses = list(recipients)
     host = settings.smtp_host
     if host is None:
         raise EmailDeliveryError(EMAIL_DISABLED_MESSAGE, retryable=False)
-    to = list(dict.fromkeys(r.strip() for r in recipients if r.strip()))
+    to = list(dict.fromkeys(a.strip() for a in addresses if a.strip()))
     if not to:
         raise EmailDeliveryError("no email sent: the message has no recipients", retryable=False)
     where = f"SMTP server {host}:{settings.smtp_port}"
@@ -432,10 +470,8 @@ def send_email(message: EmailMessage, recipients: list[str], settings: Settings)
             "BATCHYARD_SMTP_TLS=starttls or tls",
             retryable=False,
         )
-    outgoing = copy.deepcopy(message)
-    if "To" not in outgoing:
-        outgoing["To"] = ", ".join(to)
-    sender = parseaddr(str(outgoing.get("From") or ""))[1] or parseaddr(settings.email_from)[1]
+    outgoing = _completed(message, to, settings)
+    sender = parseaddr(str(outgoing["From"]))[1]
     try:
         refused = _deliver(outgoing, sender, to, settings, host)
     except EmailDeliveryError:
@@ -452,6 +488,18 @@ def send_email(message: EmailMessage, recipients: list[str], settings: Settings)
             ", ".join(f"{address} ({code} {reply})" for address, (code, reply) in refused.items()),
         )
     return refused
+
+
+def _completed(message: EmailMessage, to: list[str], settings: Settings) -> EmailMessage:
+    """A copy of the message with the headers it lacks: From, Message-ID, To."""
+    outgoing = copy.deepcopy(message)
+    if "From" not in outgoing:
+        outgoing["From"] = settings.email_from
+    if "Message-ID" not in outgoing:
+        outgoing["Message-ID"] = make_msgid("batchyard", domain=_domain_of(str(outgoing["From"])))
+    if "To" not in outgoing:
+        outgoing["To"] = ", ".join(to)
+    return outgoing
 
 
 def _deliver(
@@ -599,6 +647,11 @@ def _domain_of(sender: str) -> str:
 
 def _int(value: Any) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) else int(_float(value) or 0)
+
+
+def _optional_int(value: Any) -> int | None:
+    number = _float(value)
+    return None if number is None else int(number)
 
 
 def _float(value: Any) -> float | None:
