@@ -40,6 +40,7 @@ if TYPE_CHECKING:  # pydantic is imported when a first answer is parsed, not for
         HistoryOut,
         JobOut,
         Page,
+        QuotaOut,
         RetryOut,
     )
 
@@ -170,6 +171,35 @@ class Client:
 
     def has_live_worker_for(self, handler: str) -> bool:
         return any(h.name == handler and h.live_workers for h in self.handlers())
+
+    # -- quotas -------------------------------------------------------------------------------------------------
+
+    def get_quota(self, owner: str, *, project: str | None = None) -> QuotaOut:
+        """An owner's quota (``limited`` false: none) and where it stands this period."""
+        from batchyard.wire import QuotaOut
+
+        params = {"project": project} if project else {}
+        return QuotaOut.model_validate(self._json("GET", f"/api/v1/quotas/{_segment(owner)}", params=params))
+
+    def list_quotas(self, *, owner: str | None = None) -> list[QuotaOut]:
+        from batchyard.wire import QuotaOut
+
+        params = {"owner": owner} if owner else {}
+        return [QuotaOut.model_validate(q) for q in self._json("GET", "/api/v1/quotas", params=params)["data"]]
+
+    def set_quota(self, owner: str, changes: dict[str, Any], *, project: str | None = None) -> QuotaOut:
+        """Change an owner's quota (admin key): only the fields in ``changes``; None clears a limit."""
+        from batchyard.wire import QuotaOut
+
+        params = {"project": project} if project else {}
+        path = f"/api/v1/quotas/{_segment(owner)}"
+        return QuotaOut.model_validate(self._json("PUT", path, json=changes, params=params))
+
+    def delete_quota(self, owner: str, *, project: str | None = None) -> QuotaOut:
+        from batchyard.wire import QuotaOut
+
+        params = {"project": project} if project else {}
+        return QuotaOut.model_validate(self._json("DELETE", f"/api/v1/quotas/{_segment(owner)}", params=params))
 
     # -- files --------------------------------------------------------------------------------------------------
 

@@ -13,6 +13,7 @@ from batchyard.cli.jobs import jobs_app
 from batchyard.cli.keys import keys_app
 from batchyard.cli.mock import mock_upstream
 from batchyard.cli.prune import prune
+from batchyard.cli.quotas import quotas_app
 from batchyard.cli.run import run
 from batchyard.cli.serve import serve
 from batchyard.cli.submit import submit
@@ -90,6 +91,7 @@ app.command("mock-upstream")(mock_upstream)
 app.command()(prune)
 app.add_typer(jobs_app)
 app.add_typer(keys_app)
+app.add_typer(quotas_app)
 app.add_typer(db_app)
 add_global_options(app)  # --data-dir and --db after any command's name too
 

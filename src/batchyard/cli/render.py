@@ -183,7 +183,11 @@ def _items_line(job: JobOut) -> Text:
     return text
 
 
-REASON_WORDS = {"paused_by_user": "paused by a person", "paused_by_handler": "paused by the handler"}
+REASON_WORDS = {
+    "paused_by_user": "paused by a person",
+    "paused_by_handler": "paused by the handler",
+    "quota_exhausted": "waiting for quota",
+}
 REASON_CHARS_IN_LIST = 48
 
 

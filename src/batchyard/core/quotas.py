@@ -101,24 +101,22 @@ def _amount(budget: Budget, value: float) -> str:
 
 
 def exhausted_message(limits: QuotaLimits, used: Usage, budget: Budget, now: float) -> str:
-    """Why a job paused, and what makes it go on: shown as the job's ``status_message`` and in its timeline."""
+    """Why a job paused, and what makes it go on: shown as the job's ``status_message`` and in its timeline,
+    e.g. ``alice's items budget for this month is spent (1,000 of 1,000); it resumes by itself at ...``."""
     limit = getattr(limits, budget.value)
     spent = getattr(used, budget.value)
+    project = f" --project {limits.project}" if limits.project != OWNER_WIDE else ""
+    raise_it = f"batchyard quotas set {limits.owner}{project} --{budget.value} N"
     if limits.period == "total":
-        when = "its balance"
-        after = f"raise it: batchyard quotas set {limits.owner} --{budget.value} N"
+        what = f"{limits.scope}'s {budget.value} balance"
+        after = f"raise it: {raise_it}"
     else:
         _, end = period_bounds(limits.period, now)
         assert end is not None
         resets = datetime.fromtimestamp(end, UTC).strftime("%Y-%m-%d %H:%M UTC")
-        when = f"this {limits.period}'s budget"
-        after = f"it resumes by itself at {resets}, or when the budget is raised"
-    if limits.project != OWNER_WIDE:
-        after += f" (with --project {limits.project})"
-    return (
-        f"quota of {limits.scope}: {when} of {budget.value} is spent "
-        f"({_amount(budget, spent)} of {_amount(budget, limit)}); {after}"
-    )
+        what = f"{limits.scope}'s {budget.value} budget for this {limits.period}"
+        after = f"it resumes by itself at {resets}, or when the budget is raised ({raise_it})"
+    return f"{what} is spent ({_amount(budget, spent)} of {_amount(budget, limit)}); {after}"
 
 
 def tokens_of(usage: dict[str, float]) -> int:

@@ -94,7 +94,11 @@ function renderReason() {
   const last = (type) => [...events].reverse().find((e) => e.type === type);
   let text = null, tone = "info";
   const said = job.status_message;
-  if (job.status === "paused") {
+  if (job.status === "paused" && job.status_reason === "quota_exhausted") {
+    const e = last("paused");
+    text = `Waiting for quota${e ? ` since ${relative(e.at)}` : ""}: ${said || e?.message || "a budget of its owner's quota is spent"}. Nothing failed and nothing is lost: it resumes by itself.`;
+    tone = "warn";
+  } else if (job.status === "paused") {
     const e = last("paused");
     const who = job.status_reason === "paused_by_handler" ? " by the handler" : e?.actor ? ` by ${e.actor}` : "";
     text = `Paused${who}${e ? ` ${relative(e.at)}` : ""}${said || e?.message ? `: ${said || e.message}` : ""}. Running items finish; no new ones start until it is resumed.`;

@@ -22,6 +22,9 @@ const wrap = $("#jobs-wrap");
 
 // -- rendering ---------------------------------------------------------------------------------------------------
 
+// Why a paused job is paused, under its badge (the full message is the note's title and on the job's page).
+const REASON = { quota_exhausted: "waiting for quota", paused_by_handler: "by the handler", paused_by_user: "by a person" };
+
 function row(job) {
   const checked = state.selected.has(job.id) ? " checked" : "";
   // Two buttons at most in a row, the likeliest first (every action is on the job's page).
@@ -36,7 +39,7 @@ function row(job) {
       ${job.tags.length ? html`<div class="tags">${job.tags.slice(0, 4).map((t) => html`<span class="tag">${t}</span>`)}</div>` : ""}
     </td>
     <td data-label="Handler"><span class="handler">${job.handler}</span>${job.handler === boot.openai_handler ? html`<div class="small subtle">OpenAI batch</div>` : ""}</td>
-    <td data-label="Status">${badge(job.status)}</td>
+    <td data-label="Status">${badge(job.status)}${job.status === "paused" && REASON[job.status_reason] ? html`<div class="small subtle reason-note" title="${job.status_message || ""}">${REASON[job.status_reason]}</div>` : ""}</td>
     <td class="col-progress" data-label="Progress">
       <div class="progress-cell">${progressBar(job.counts, { percent: job.percent })}<span class="pct">${percentText(job)}</span></div>
       <div class="subtle small">${compact(processed)} / ${compact(job.counts.total)} done</div>
