@@ -169,3 +169,32 @@ def test_a_person_pausing_a_quota_paused_job_takes_it_over(app: Batchyard) -> No
     assert (record.status_reason, record.status_message) == ("paused_by_user", "checking the first result")
     assert app.store.quotas.put(QuotaLimits("alice", items=10), actor="admin") == []
     assert app.store.jobs.get_job(job.id).status == "paused"
+
+
+def test_two_workers_claiming_at_once_never_pass_the_item_budget(app: Batchyard) -> None:
+    """Several jobs of one owner, two workers claiming in parallel (PostgreSQL: two connections racing for the
+    same budget): exactly the budget runs, and every job ends up paused for quota or done."""
+    from batchyard.app import InProcessWorker
+
+    from ..waits import wait_until
+
+    app.store.quotas.put(QuotaLimits("alice", items=137, period="day"), actor="admin")
+    jobs = [app.submit("echo", [{"n": i} for i in range(60)], owner="alice") for _ in range(4)]
+    workers = [InProcessWorker(app, handlers=["echo"]) for _ in range(2)]
+    for worker in workers:
+        worker.start()
+    try:
+
+        def settled() -> bool:
+            records = [app.store.jobs.get_job(j.id) for j in jobs]
+            return all(r.running == 0 for r in records) and sum(r.succeeded for r in records) >= 137
+
+        wait_until(settled, timeout=60, what="the budget to be spent")
+        time.sleep(0.3)  # a claim past the budget would start within this
+        records = [app.store.jobs.get_job(j.id) for j in jobs]
+    finally:
+        for worker in workers:
+            worker.stop()
+    assert sum(r.succeeded for r in records) == 137
+    assert all(r.status == "paused" and r.status_reason == "quota_exhausted" for r in records if r.queued)
+    assert app.store.quotas.status(QuotaLimits("alice", items=137, period="day"))[0].items == 137
