@@ -44,7 +44,7 @@ from _floor import floor_seconds  # noqa: E402
 
 from batchyard import Batchyard  # noqa: E402
 
-SECTIONS = ("sqlite", "postgres", "rss", "alternatives", "floor")
+SECTIONS = ("sqlite", "postgres", "quota", "rss", "alternatives", "floor")
 DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 ALTERNATIVE_ITEMS = 20_000
 POLL_SECONDS = 0.01
@@ -149,8 +149,10 @@ def _items(n: int) -> Iterator[dict[str, int]]:
     return ({"n": i} for i in range(n))
 
 
-def batchyard_end_to_end(n: int, database_url: str | None) -> EndToEnd:
-    """One run: fresh data dir, one worker process, submit ``n`` echo items, poll until the job is finished."""
+def batchyard_end_to_end(n: int, database_url: str | None, *, quota: bool = False) -> EndToEnd:
+    """One run: fresh data dir, one worker process, submit ``n`` echo items, poll until the job is finished.
+    With ``quota`` the owner has an item budget and a running cap (never reached): every claim takes the quota
+    path (the quota rows locked, what is left read, the usage buckets written)."""
     with tempfile.TemporaryDirectory(prefix="batchyard-bench-") as tmp:
         data_dir = Path(tmp)
         log_path = data_dir / "worker.log"
@@ -158,6 +160,8 @@ def batchyard_end_to_end(n: int, database_url: str | None) -> EndToEnd:
         worker = None
         try:
             app.store  # noqa: B018 - create the schema here, so the two processes don't both migrate
+            if quota:
+                app.quotas.set("local", {"items": n * 10, "max_running": 1_000_000, "period": "month"})
             with open(log_path, "wb") as log:
                 worker = _start_worker(data_dir, database_url, log)
             _wait_registered(app, worker, log_path)
@@ -185,22 +189,22 @@ def batchyard_end_to_end(n: int, database_url: str | None) -> EndToEnd:
         return EndToEnd(finished - started, submitted - started, exit_code, phases)
 
 
-def measure_batchyard(backend: str, n: int, repeat: int, url_factory: Callable[[], Any]) -> Row:
+def measure_batchyard(backend: str, n: int, repeat: int, url_factory: Callable[[], Any], *, quota: bool = False) -> Row:
     """``repeat`` end-to-end runs; ``url_factory`` is a context manager yielding a fresh database URL."""
-    row = Row("Batchyard", backend, n)
+    row = Row("Batchyard with a quota" if quota else "Batchyard", backend, n)
     submits: list[float] = []
     exits: list[int] = []
     phases: dict[str, list[float]] = {name: [] for name, _ in PHASES}
     for run in range(repeat):
         with url_factory() as url:
-            result = batchyard_end_to_end(n, url)
+            result = batchyard_end_to_end(n, url, quota=quota)
         row.rates.append(n / result.total_seconds)
         submits.append(result.submit_seconds)
         exits.append(result.worker_exit)
         for name, seconds in result.phases.items():
             phases[name].append(seconds)
         console.log(
-            f"Batchyard {backend} run {run + 1}/{repeat}: {n / result.total_seconds:,.0f} items/s "
+            f"{row.system} {backend} run {run + 1}/{repeat}: {n / result.total_seconds:,.0f} items/s "
             f"(submit {result.submit_seconds:.2f} s, total {result.total_seconds:.2f} s, "
             f"worker exit {result.worker_exit})"
         )
@@ -516,6 +520,22 @@ def main(argv: list[str] | None = None) -> int:
                 rows,
                 lambda: measure_batchyard("PostgreSQL", args.items, args.repeat, pg_url),
                 Row("Batchyard", "PostgreSQL", args.items),
+            )
+    if "quota" in args.only:  # the same runs as above, every claim through an owner's quota
+        _guarded(
+            "quota",
+            rows,
+            lambda: measure_batchyard("SQLite", args.items, args.repeat, _SqliteUrl, quota=True),
+            Row("Batchyard with a quota", "SQLite", args.items),
+        )
+        if pg_problem:
+            rows.append(Row("Batchyard with a quota", "PostgreSQL", args.items, skipped=pg_problem))
+        else:
+            _guarded(
+                "quota",
+                rows,
+                lambda: measure_batchyard("PostgreSQL", args.items, args.repeat, pg_url, quota=True),
+                Row("Batchyard with a quota", "PostgreSQL", args.items),
             )
     if "rss" in args.only:
         rows += _rss_rows(args, pg_problem, pg_url)

@@ -317,6 +317,27 @@ def test_pause_and_resume_a_job_from_its_page(tabs: Tabs, dashboard: Dashboard) 
         dashboard.api(dashboard.keys.alice, "POST", f"/api/v1/jobs/{job['id']}/cancel")
 
 
+def test_a_job_waiting_for_quota_says_so_and_goes_on_when_it_is_raised(tabs: Tabs, dashboard: Dashboard) -> None:
+    quinn = dashboard.server.create_key("quinn", "member")  # an owner of its own: the quota holds no one else
+    dashboard.api(dashboard.keys.admin, "PUT", "/api/v1/quotas/quinn", json={"items": 2})
+    job = dashboard.submit(quinn, "echo", [{"n": i} for i in range(5)], description=unique("over budget"))
+    wait_until(
+        lambda: (now := dashboard.job(quinn, job["id"]))["status"] == "paused" and now["counts"]["running"] == 0,
+        what="the job to pause at the budget",
+        timeout=60,
+    )
+    listing = tabs.page(quinn, "/")
+    row = listing.locator(f'tr[data-id="{job["id"]}"]')
+    expect(row.locator(".reason-note")).to_have_text("waiting for quota")
+    page = tabs.page(quinn, f"/jobs/{job['id']}")
+    expect(page.locator("#reason")).to_contain_text("Waiting for quota")
+    expect(page.locator("#reason")).to_contain_text("quinn's items balance is spent (2 of 2)")
+    expect(page.locator("#timeline")).to_contain_text("balance is spent")
+    dashboard.api(dashboard.keys.admin, "PUT", "/api/v1/quotas/quinn", json={"items": 10})
+    expect(page.locator("#job-status")).to_contain_text("Completed", timeout=30_000)
+    expect(page.locator("#reason")).to_be_empty()
+
+
 def failing_job(dashboard: Dashboard) -> dict[str, Any]:
     items = [{"custom_id": f"bad-{i}", "failure_rate": 1, "permanent": True} for i in range(5)]
     items += [{"custom_id": f"good-{i}", "failure_rate": 0} for i in range(5)]

@@ -44,7 +44,7 @@ def test_a_budget_pauses_a_job_exactly_and_a_top_up_finishes_it(tmp_path: Path) 
 
         def paused() -> bool:
             now = _json(server, tmp_path, "jobs", "show", job["id"], key=alice)
-            return now["status"] == "paused" and now["counts"]["running"] == 0
+            return bool(now["status"] == "paused" and now["counts"]["running"] == 0)
 
         wait_until(paused, timeout=60, what="the job to pause at the budget")
         shown = _json(server, tmp_path, "jobs", "show", job["id"], key=alice)

@@ -65,6 +65,7 @@ _REQUEUE_ROW = insert(item_requeue).from_select(
     ),
 )
 DEFAULT_MAX_RESCUES = 6
+_Spend = tuple[str, str | None, int, float]  # owner, project, tokens, cost: what a completion spent
 # How many jobs one claim passes over because their owner's quota lets nothing start (each pass excludes that
 # quota's whole scope, so this bounds the number of distinct held-back owners skipped, not jobs).
 MAX_QUOTA_SKIPS = 8
@@ -154,7 +155,9 @@ class ClaimStore:
             held_back: list[Any] = []  # quota scopes that may start nothing now (their jobs are skipped)
             for _ in range(MAX_QUOTA_SKIPS + 1):
                 job = self._pick_job(conn, handlers, now, job_ids, held_back, skip_locked=True)
-                if job is None and self.db.is_postgres:
+                # Waiting for a locked job is only safe while this transaction holds no quota row (a claim that
+                # holds a job waits for its quota: the other order would deadlock).
+                if job is None and self.db.is_postgres and not held_back:
                     job = self._pick_job(conn, handlers, now, job_ids, held_back, skip_locked=False)
                 if job is None:
                     return None
@@ -362,17 +365,29 @@ class ClaimStore:
             by_job[outcome.job_id].append(outcome)
         with self.db.write() as conn:
             now = self.db.now(conn)
+            spends: list[_Spend] = []
             for job_id, group in by_job.items():
-                accepted, settled = self._complete_job_items(conn, job_id, group, now)
+                accepted, settled = self._complete_job_items(conn, job_id, group, now, spends)
                 report.accepted += accepted
                 if settled:
                     report.settled.append(job_id)
             if finished_tokens:
                 conn.execute(delete(leases).where(leases.c.token.in_(list(finished_tokens))))
+            self._add_spends(conn, spends, now)
         return report
 
-    def _complete_job_items(self, conn: Connection, job_id: str, group: list[Outcome], now: float) -> tuple[int, bool]:
-        """Apply one job's outcomes; returns (accepted, whether the job moved to finalizing/cancelled)."""
+    def _add_spends(self, conn: Connection, spends: list[_Spend], now: float) -> None:
+        """Tokens and cost against their owners' quotas: last in the transaction, after every job row it
+        changes, so it never holds a usage row while waiting for a job (claims take a job, then the usage)."""
+        for owner, project, tokens, cost in spends:
+            if applicable(conn, owner, project):
+                add_quota_usage(conn, self.db.is_postgres, owner, project, now, tokens=tokens, cost=cost)
+
+    def _complete_job_items(
+        self, conn: Connection, job_id: str, group: list[Outcome], now: float, spends: list[_Spend] | None = None
+    ) -> tuple[int, bool]:
+        """Apply one job's outcomes; returns (accepted, whether the job moved to finalizing/cancelled). The
+        tokens and cost they spent go to ``spends``, for the caller to count against quotas at its end."""
         job = conn.execute(
             select(jobs.c.status, jobs.c.owner, jobs.c.project, jobs.c.max_failures, jobs.c.max_failure_rate).where(
                 jobs.c.id == job_id
@@ -408,8 +423,12 @@ class ClaimStore:
             values["usage"] = self._merged_usage(conn, job_id, usage)
             self._add_usage_rows(conn, job_id, usage)
         tokens = tokens_of(usage) if usage else 0
-        if (cost or tokens) and applicable(conn, job.owner, job.project):
-            add_quota_usage(conn, self.db.is_postgres, job.owner, job.project, now, tokens=tokens, cost=cost)
+        if cost or tokens:
+            spend = (job.owner, job.project, tokens, cost)
+            if spends is not None:
+                spends.append(spend)
+            else:
+                self._add_spends(conn, [spend], now)
         conn.execute(update(jobs).where(jobs.c.id == job_id).values(**values))
         if counts.get("failed") and (job.max_failures is not None or job.max_failure_rate is not None):
             self._apply_failure_threshold(conn, job_id, now)

@@ -182,10 +182,17 @@ def pause_scope(conn: Connection, limits: QuotaLimits, spent: Usage, budget: Bud
     ``paused`` event saying why. Jobs already paused (by a person, a handler) or stopping are left alone; items
     already running finish. Returns the jobs paused."""
     message = exhausted_message(limits, spent, budget, now)
+    waiting = (quota_scope(jobs, limits), jobs.c.status.in_(CLAIMABLE_JOB_STATUSES), jobs.c.queued > 0)
+    # Only jobs no other transaction holds (PostgreSQL): a job another worker is claiming right now is paused by
+    # that claim itself, which reads the spent budget once this transaction lets the quota row go. Waiting for its
+    # row here, while holding the quota row it waits for, would deadlock.
+    free = list(conn.execute(select(jobs.c.id).where(*waiting).with_for_update(skip_locked=True)).scalars())
+    if not free:
+        return []
     paused = list(
         conn.execute(
             update(jobs)
-            .where(quota_scope(jobs, limits), jobs.c.status.in_(CLAIMABLE_JOB_STATUSES), jobs.c.queued > 0)
+            .where(jobs.c.id.in_(free), *waiting)
             .values(
                 status=JobStatus.PAUSED,
                 status_reason=StatusReason.QUOTA_EXHAUSTED,
@@ -268,18 +275,23 @@ class QuotaStore:
             ).rowcount
             if not changed:
                 conn.execute(insert(quotas).values(owner=limits.owner, project=limits.project, **values))
-            resumed = self._resume(conn, now, limits.owner, "the quota was changed")
+        # Resumed in a transaction of its own: claims lock a job, then its quota; holding the quota row while
+        # locking jobs would be the other order.
+        with self.db.write() as conn:
+            resumed = self._resume(conn, self.db.now(conn), limits.owner, "the quota was changed")
         if resumed:
             self.wakeups.after_commit_wake()
         return resumed
 
     def delete(self, owner: str, project: str | None = None) -> tuple[bool, list[str]]:
         with self.db.write() as conn:
-            now = self.db.now(conn)
             gone = conn.execute(
                 delete(quotas).where(quotas.c.owner == owner, quotas.c.project == (project or OWNER_WIDE))
             ).rowcount
-            resumed = self._resume(conn, now, owner, "the quota was removed") if gone else []
+        resumed: list[str] = []
+        if gone:  # in a transaction of its own, as in put()
+            with self.db.write() as conn:
+                resumed = self._resume(conn, self.db.now(conn), owner, "the quota was removed")
         if resumed:
             self.wakeups.after_commit_wake()
         return bool(gone), resumed
