@@ -54,10 +54,10 @@ class ReceivedMessage:
     login: str | None  # the user it logged in as, if it did
 
     def part(self, subtype: Literal["plain", "html"]) -> str:
-        """The text or HTML body, decoded."""
+        """The text or HTML body, decoded, with SMTP's CRLF line ends made \\n."""
         body = self.message.get_body(preferencelist=(subtype,))
         assert body is not None, f"no text/{subtype} part in {self.message['Subject']!r}"
-        return cast(str, body.get_content())
+        return cast(str, body.get_content()).replace("\r\n", "\n")
 
 
 @dataclass

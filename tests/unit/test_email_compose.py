@@ -111,6 +111,7 @@ def test_completed_with_failures_names_the_counts_duration_cost_and_every_downlo
         assert f"{name} ({detail})" in text
         assert f"{PUBLIC}/api/v1/jobs/job_ab12/{name}" in text
     assert f"batchyard jobs download job_ab12 -o job_ab12 --url {PUBLIC}" in text
+    assert "The links need you signed in to the dashboard; if one answers 'unauthenticated', open the job" in text
 
     page = html_of(message)
     assert "<style" not in page and "<link" not in page and "<script" not in page  # inline styles only
@@ -201,6 +202,7 @@ def test_without_a_public_url_the_email_says_how_to_download_with_the_cli() -> N
     assert "  batchyard jobs download job_ab12 -o job_ab12\n" in text
     assert "add --url with the server's address" in text
     assert "results.jsonl (998 rows, 123.5 KB)" in text  # the files are still listed, without links
+    assert "signed in" not in text
 
 
 def test_a_public_url_that_is_not_http_is_refused() -> None:

@@ -46,6 +46,10 @@ MAX_LOCAL_PART_LENGTH = 64
 SUBJECT_DESCRIPTION_CHARS = 80
 BODY_TEXT_CHARS = 1000
 
+LINKS_NEED_SESSION = (
+    "The links need you signed in to the dashboard; if one answers 'unauthenticated', open the job page and "
+    "download from there."
+)
 # What each result file is, in the order the email lists them.
 DOWNLOADS = (
     (RESULTS_JSONL, "Results, one JSON line per succeeded item"),
@@ -309,7 +313,9 @@ def _downloads(
         url = f"{base_url}/api/v1/jobs/{quote(job_id, safe='')}/{name}" if base_url else None
         found.append(_Download(name, what, detail, url))
     if found:
-        return found, None
+        # The API takes the dashboard's session for downloads, but the cookie is SameSite=Strict: a click from a
+        # webmail site arrives without it. The job page then asks to sign in, and its downloads work.
+        return found, LINKS_NEED_SESSION if base_url else None
     if not files and done:
         return [], "The result files were not written yet when this email was sent; they will be shortly."
     return [], "Nothing to download: no item finished."
