@@ -1,6 +1,7 @@
 """Notifications about finished jobs, as messages: composing them and handing them to a server.
 
-``batchyard.notify.email`` composes a job's summary email (text and HTML) and sends it over SMTP. Delivery
+``batchyard.notify.email`` composes a job's summary email (text and HTML) and, through ``notify.smtp``, sends it
+over SMTP; ``notify.addresses`` checks the addresses a job asks to notify. Delivery
 (when, how often, retries) is the outbox's business; this package is pure composition plus the SMTP client, and
 imports neither the store, the services, the API, the CLI nor the worker.
 """

@@ -6,46 +6,37 @@ thread, sending again later when :class:`~batchyard.errors.EmailDeliveryError` s
     message = compose_job_email(job_json, public_url=settings.public_url, sender=settings.email_from)
     refused = send_email(message, job_json["notify_emails"], settings)   # blocking; raises EmailDeliveryError
 
-and ``validate_email_address`` checks the addresses a job asks to notify when it is submitted.
+and ``validate_email_address`` checks the addresses a job asks to notify when it is submitted. Sending lives in
+:mod:`batchyard.notify.smtp`, addresses in :mod:`batchyard.notify.addresses`; both are importable from here.
 
 Everything a job carries that a person typed (its description, its error) is untrusted here: header values are
 made one line (no header injection), the HTML escapes every value and links only to the configured public URL.
-The password never appears in a message, a log line or an error.
 """
 
 from __future__ import annotations
 
-import copy
 import html
-import ipaddress
 import logging
-import re
-import smtplib
-import ssl
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email import policy
-from email.headerregistry import Address
 from email.message import EmailMessage
-from email.utils import format_datetime, getaddresses, make_msgid, parseaddr
+from email.utils import format_datetime, make_msgid
 from typing import Any
 from urllib.parse import quote, urlsplit
 
 from batchyard.data.results import ARTIFACTS_ZIP, ERRORS_JSONL, RESULTS_CSV, RESULTS_JSONL
-from batchyard.errors import EmailDeliveryError
-from batchyard.settings import Settings
+from batchyard.notify.addresses import UNSAFE_CHARS, domain_of, one_line, validate_email_address
+from batchyard.notify.smtp import EMAIL_DISABLED_MESSAGE, send_email
+
+__all__ = ["EMAIL_DISABLED_MESSAGE", "compose_job_email", "send_email", "validate_email_address"]
 
 log = logging.getLogger("batchyard.notify")
 
 FINISHED_STATUSES = frozenset({"completed", "failed", "cancelled", "expired"})
-EMAIL_DISABLED_MESSAGE = "no email sent: no SMTP server is configured (set BATCHYARD_SMTP_HOST)"
-MAX_ADDRESS_LENGTH = 254  # RFC 5321's path limit less the angle brackets
-MAX_LOCAL_PART_LENGTH = 64
 SUBJECT_DESCRIPTION_CHARS = 80
 BODY_TEXT_CHARS = 1000
-
 LINKS_NEED_SESSION = (
     "The links need you signed in to the dashboard; if one answers 'unauthenticated', open the job page and "
     "download from there."
@@ -58,71 +49,8 @@ DOWNLOADS = (
     (ARTIFACTS_ZIP, "The files the handler saved, zipped"),
 )
 _STATUS_COLOURS = {"completed": "#1a7f37", "failed": "#cf222e", "cancelled": "#57606a", "expired": "#9a6700"}
-_HEADER_POLICY = policy.default.clone(max_line_length=998)
 _WARNING_COLOUR = "#9a6700"  # completed, but some items failed
-# Control characters, line and paragraph separators, zero-width and bidirectional controls: a header keeps none
-# (CR/LF would start a new header), a body shows them as a space.
-_UNSAFE_CHARS = re.compile(r"[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u2069\ufeff]+")
-# RFC 5322 dot-atom text: what an unquoted local part may hold.
-_LOCAL_PART = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*")
-_DOMAIN_LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")
-
-
-# -- addresses ------------------------------------------------------------------------------------------------------
-
-
-def validate_email_address(address: str) -> str:
-    """``address`` as it will be used (trimmed, domain lower-cased and IDNA-encoded) if it is a plain address
-    such as ``ada@example.com``; else a ``ValueError`` saying what is wrong.
-
-    Accepted: one ``@``; a local part of letters, digits, ``.`` and ``!#$%&'*+/=?^_`{|}~-`` (no quotes, spaces or
-    control characters, at most 64 characters); a domain of dotted labels (``example.com``, ``mail.example.co.uk``,
-    international names too) or ``localhost``; at most 254 characters. Display names (``Ada <ada@example.com>``)
-    and IP-literal domains are refused. Whether the mailbox exists only the receiving server knows."""
-    if not isinstance(address, str):
-        raise ValueError("an email address must be a string such as ada@example.com")
-    text = address.strip()
-    if not text:
-        raise ValueError("an email address is empty; write one such as ada@example.com")
-    shown = _one_line(text, 80)
-    if any(c.isspace() for c in text) or _UNSAFE_CHARS.search(text):
-        raise ValueError(f"{shown!r} is not an email address: it contains spaces or control characters")
-    if text.count("@") != 1:
-        raise ValueError(f"{shown!r} is not an email address: it must contain exactly one @, as in ada@example.com")
-    local, domain = text.split("@")
-    if not local or not domain:
-        raise ValueError(f"{shown!r} is not an email address: it needs a name before the @ and a domain after it")
-    if len(local) > MAX_LOCAL_PART_LENGTH or not _LOCAL_PART.fullmatch(local):
-        raise ValueError(
-            f"{shown!r} is not an email address: the part before the @ must be at most {MAX_LOCAL_PART_LENGTH} "
-            "letters, digits and . ! # $ % & ' * + / = ? ^ _ ` { | } ~ - (no leading, trailing or double dots)"
-        )
-    ascii_domain = _ascii_domain(domain.rstrip(".").lower())
-    if ascii_domain is None:
-        raise ValueError(
-            f"{shown!r} is not an email address: the domain must be a name with a dot such as example.com "
-            "(or localhost)"
-        )
-    normalized = f"{local}@{ascii_domain}"
-    if len(normalized) > MAX_ADDRESS_LENGTH:
-        raise ValueError(f"{shown!r} is not an email address: it is longer than {MAX_ADDRESS_LENGTH} characters")
-    return normalized
-
-
-def _ascii_domain(domain: str) -> str | None:
-    """The domain in ASCII (IDNA) if it is ``localhost`` or two or more valid labels; else None."""
-    if domain == "localhost":
-        return domain
-    try:
-        ascii_form = domain.encode("idna").decode("ascii")
-    except UnicodeError:
-        return None
-    labels = ascii_form.split(".")
-    if len(labels) < 2 or not all(_DOMAIN_LABEL.fullmatch(label) for label in labels):
-        return None
-    if labels[-1].isdigit():  # 10.0.0.1 is an address, not a domain
-        return None
-    return ascii_form
+_HEADER_POLICY = policy.default.clone(max_line_length=998)
 
 
 # -- composing ------------------------------------------------------------------------------------------------------
@@ -178,7 +106,7 @@ def compose_job_email(
     message["Subject"] = summary.subject
     if sender is not None:
         message["From"] = sender
-        message["Message-ID"] = make_msgid("batchyard", domain=_domain_of(sender))
+        message["Message-ID"] = make_msgid("batchyard", domain=domain_of(sender))
     recipients = _notify_emails(job)
     if recipients:
         message["To"] = ", ".join(recipients)
@@ -211,7 +139,7 @@ def _notify_emails(job: dict[str, Any]) -> list[str]:
 
 
 def _summarize(job: dict[str, Any], status: str, base_url: str | None) -> _Summary:
-    job_id = _one_line(str(job.get("id") or "?"), 100)
+    job_id = one_line(str(job.get("id") or "?"), 100)
     counts = job.get("counts") or {}
     succeeded, failed = _int(counts.get("succeeded")), _int(counts.get("failed"))
     skipped, cancelled = _int(counts.get("skipped")), _int(counts.get("cancelled"))
@@ -219,23 +147,23 @@ def _summarize(job: dict[str, Any], status: str, base_url: str | None) -> _Summa
     error = job.get("error") or {}
     if not isinstance(error, dict):
         error = {"message": str(error)}
-    error_text = _one_line(str(error.get("message") or error), BODY_TEXT_CHARS) if error else None
+    error_text = one_line(str(error.get("message") or error), BODY_TEXT_CHARS) if error else None
 
     parts = [f"{_count(succeeded)} succeeded"]
     parts += [f"{_count(n)} {word}" for n, word in ((failed, "failed"), (skipped, "skipped")) if n]
     parts += [f"{_count(cancelled)} cancelled"] if cancelled else []
     outcome = ", ".join(parts)
     if status == "failed" and total == 0 and error_text:
-        outcome = _one_line(error_text, SUBJECT_DESCRIPTION_CHARS)  # nothing ran: the reason is the news
-    description = _one_line(str(job.get("description") or ""), BODY_TEXT_CHARS) or None
+        outcome = one_line(error_text, SUBJECT_DESCRIPTION_CHARS)  # nothing ran: the reason is the news
+    description = one_line(str(job.get("description") or ""), BODY_TEXT_CHARS) or None
     subject = f"Batchyard job {job_id} {status}: {outcome}"
     if description:
-        subject += f" - {_one_line(description, SUBJECT_DESCRIPTION_CHARS)}"
+        subject += f" - {one_line(description, SUBJECT_DESCRIPTION_CHARS)}"
 
-    details = [("Job", job_id), ("Handler", _one_line(str(job.get("handler") or "?"), 200)), ("Status", status)]
+    details = [("Job", job_id), ("Handler", one_line(str(job.get("handler") or "?"), 200)), ("Status", status)]
     if error_text:
         code = error.get("code")
-        details.append(("Error", error_text + (f" [{_one_line(str(code), 100)}]" if code else "")))
+        details.append(("Error", error_text + (f" [{one_line(str(code), 100)}]" if code else "")))
     started, finished = _float(job.get("started_at")), _float(job.get("finished_at"))
     details.append(("Started", _when(started) if started is not None else "did not start"))
     if finished is not None:
@@ -282,7 +210,7 @@ def _usage_rows(job: dict[str, Any]) -> list[tuple[str, str]]:
         for name, value in sorted(usage.items()):
             number = _float(value)
             if number is not None:
-                rows.append((_one_line(str(name), 100).replace("_", " ").capitalize(), _number(number)))
+                rows.append((one_line(str(name), 100).replace("_", " ").capitalize(), _number(number)))
     return rows
 
 
@@ -433,199 +361,7 @@ def _html_table(rows: list[tuple[str, str]], *, numbers: bool = False) -> str:
     return f"{table}{body}</table>"
 
 
-# -- sending --------------------------------------------------------------------------------------------------------
-
-
-def send_email(
-    message: EmailMessage, recipients: Sequence[str] | Settings, settings: Settings | None = None
-) -> dict[str, tuple[int, str]]:
-    """Send ``message`` to ``recipients`` through the configured SMTP server; blocking (run it in a thread).
-    ``send_email(message, settings)`` sends to the addresses in the message's To and Cc (a job's
-    ``notify_emails``, as :func:`compose_job_email` put them there).
-
-    Connects as ``settings.smtp_tls`` says (``tls``: TLS from the first byte; ``starttls``: upgrade, refusing a
-    server that does not offer it; ``none``: plain), verifying the certificate against the system's trust store
-    or ``smtp_ca_file``; logs in when ``smtp_username`` is set (over plain text only to a loopback server); gives
-    up on a silent server after ``smtp_timeout_seconds``. What the message lacks is added to the copy that is
-    sent (the caller's message is not changed): From and Message-ID from ``settings.email_from``, To naming the
-    recipients.
-
-    Returns the recipients the server refused while it took the others, as {address: (code, reply)}: empty when
-    every one was accepted. Raises :class:`~batchyard.errors.EmailDeliveryError` when the message reached no one:
-    ``retryable`` for a connection error, a timeout or a 4xx reply; final for a 5xx reply (550 no such user),
-    every recipient refused for good, a certificate or login failure, or no SMTP server configured."""
-    if isinstance(recipients, Settings):
-        settings, addresses = (
-            recipients,
-            [a for _, a in getaddresses(message.get_all("To", []) + message.get_all("Cc", []))],
-        )
-    elif settings is None:
-        raise TypeError("send_email(message, recipients, settings) or send_email(message, settings)")
-    else:
-        addresses = list(recipients)
-    host = settings.smtp_host
-    if host is None:
-        raise EmailDeliveryError(EMAIL_DISABLED_MESSAGE, retryable=False)
-    to = list(dict.fromkeys(a.strip() for a in addresses if a.strip()))
-    if not to:
-        raise EmailDeliveryError("no email sent: the message has no recipients", retryable=False)
-    where = f"SMTP server {host}:{settings.smtp_port}"
-    if settings.smtp_username and settings.smtp_tls == "none" and not _is_loopback(host):
-        raise EmailDeliveryError(
-            f"no email sent: logging in to {where} would send the password unencrypted; set "
-            "BATCHYARD_SMTP_TLS=starttls or tls",
-            retryable=False,
-        )
-    outgoing = _completed(message, to, settings)
-    sender = parseaddr(str(outgoing["From"]))[1]
-    try:
-        refused = _deliver(outgoing, sender, to, settings, host)
-    except EmailDeliveryError:
-        raise
-    except smtplib.SMTPException as exc:
-        raise _smtp_error(exc, where, settings) from None
-    except OSError as exc:
-        raise _network_error(exc, where, settings) from None
-    if refused:
-        log.warning(
-            "email %s: %s refused %s",
-            outgoing.get("Message-ID"),
-            where,
-            ", ".join(f"{address} ({code} {reply})" for address, (code, reply) in refused.items()),
-        )
-    return refused
-
-
-def _completed(message: EmailMessage, to: list[str], settings: Settings) -> EmailMessage:
-    """A copy of the message with the headers it lacks: From, Message-ID, To."""
-    outgoing = copy.deepcopy(message)
-    if "From" not in outgoing:
-        outgoing["From"] = settings.email_from
-    if "Message-ID" not in outgoing:
-        outgoing["Message-ID"] = make_msgid("batchyard", domain=_domain_of(str(outgoing["From"])))
-    if "To" not in outgoing:
-        outgoing["To"] = ", ".join(to)
-    return outgoing
-
-
-def _deliver(
-    message: EmailMessage, sender: str, to: list[str], settings: Settings, host: str
-) -> dict[str, tuple[int, str]]:
-    context = ssl.create_default_context(cafile=settings.smtp_ca_file)
-    timeout = settings.smtp_timeout_seconds
-    smtp: smtplib.SMTP
-    if settings.smtp_tls == "tls":
-        smtp = smtplib.SMTP_SSL(host, settings.smtp_port, timeout=timeout, context=context)
-    else:
-        smtp = smtplib.SMTP(host, settings.smtp_port, timeout=timeout)
-    try:
-        if settings.smtp_tls == "starttls":
-            smtp.ehlo()
-            if not smtp.has_extn("starttls"):
-                raise EmailDeliveryError(
-                    f"no email sent: SMTP server {host}:{settings.smtp_port} does not offer STARTTLS; use a "
-                    "server that does, or BATCHYARD_SMTP_TLS=none if the network to it is trusted",
-                    retryable=False,
-                )
-            smtp.starttls(context=context)
-            smtp.ehlo()
-        if settings.smtp_username:
-            password = settings.smtp_password.get_secret_value() if settings.smtp_password else ""
-            smtp.login(settings.smtp_username, password)
-        refused = smtp.send_message(message, from_addr=sender, to_addrs=to)
-    finally:
-        _quit(smtp)
-    return {address: (code, _reply(reply)) for address, (code, reply) in refused.items()}
-
-
-def _quit(smtp: smtplib.SMTP) -> None:
-    """Say goodbye; the message is already accepted, so a server that hangs up first changes nothing."""
-    try:
-        smtp.quit()
-    except (smtplib.SMTPException, OSError):
-        smtp.close()
-
-
-def _smtp_error(exc: smtplib.SMTPException, where: str, settings: Settings) -> EmailDeliveryError:
-    """What a failure the server reported (or smtplib saw in the protocol) means for a retry."""
-    if isinstance(exc, smtplib.SMTPRecipientsRefused):
-        return _all_refused(exc.recipients, where)
-    if isinstance(exc, smtplib.SMTPResponseException):
-        retryable = 400 <= exc.smtp_code < 500
-        return EmailDeliveryError(
-            f"email not sent: {where} answered {exc.smtp_code} {_reply(exc.smtp_error)}"
-            + ("" if retryable else " (a permanent refusal)"),
-            retryable=retryable,
-            smtp_code=exc.smtp_code,
-        )
-    if isinstance(exc, smtplib.SMTPServerDisconnected):
-        if isinstance(exc.__context__, TimeoutError):  # smtplib reports a silent server as a disconnection
-            return _timed_out(where, settings)
-        return EmailDeliveryError(f"email not sent: {where} closed the connection ({exc})", retryable=True)
-    # AUTH or another extension the server lacks, no common AUTH mechanism: the settings need a change
-    return EmailDeliveryError(f"email not sent: {where}: {exc}", retryable=False)
-
-
-def _network_error(exc: OSError, where: str, settings: Settings) -> EmailDeliveryError:
-    """What a failure to reach or talk to the server means for a retry."""
-    if isinstance(exc, ssl.SSLCertVerificationError):
-        return EmailDeliveryError(
-            f"email not sent: the certificate of {where} is not trusted ({exc.verify_message}); give its CA "
-            "with BATCHYARD_SMTP_CA_FILE",
-            retryable=False,
-        )
-    if isinstance(exc, ssl.SSLError):
-        return EmailDeliveryError(
-            f"email not sent: TLS with {where} failed ({exc.reason or exc}); check BATCHYARD_SMTP_TLS and "
-            "BATCHYARD_SMTP_PORT (tls is usually port 465, starttls 587)",
-            retryable=False,
-        )
-    if isinstance(exc, TimeoutError):
-        return _timed_out(where, settings)
-    # refused, unreachable, DNS: the server may be back later
-    return EmailDeliveryError(f"email not sent: cannot reach {where} ({exc})", retryable=True)
-
-
-def _timed_out(where: str, settings: Settings) -> EmailDeliveryError:
-    return EmailDeliveryError(
-        f"email not sent: {where} did not answer within {settings.smtp_timeout_seconds:g}s", retryable=True
-    )
-
-
-def _all_refused(recipients: dict[str, tuple[int, bytes]], where: str) -> EmailDeliveryError:
-    refused = {address: (code, _reply(reply)) for address, (code, reply) in recipients.items()}
-    retryable = any(400 <= code < 500 for code, _ in refused.values())  # a mailbox over quota, greylisting
-    shown = "; ".join(f"{address}: {code} {reply}" for address, (code, reply) in refused.items())
-    return EmailDeliveryError(
-        f"email not sent: {where} refused every recipient ({shown})",
-        retryable=retryable,
-        smtp_code=next(iter(refused.values()))[0],
-        refused=refused,
-    )
-
-
-def _reply(reply: bytes | str) -> str:
-    text = reply.decode("utf-8", "replace") if isinstance(reply, bytes) else reply
-    return _one_line(text, 300)
-
-
-def _is_loopback(host: str) -> bool:
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
 # -- text helpers ---------------------------------------------------------------------------------------------------
-
-
-def _one_line(text: str, limit: int) -> str:
-    """``text`` on one line (control, separator and bidi characters become spaces, runs of space one), cut to
-    ``limit`` characters with an ellipsis."""
-    flat = " ".join(_UNSAFE_CHARS.sub(" ", text).split())
-    return flat if len(flat) <= limit else flat[: limit - 1].rstrip() + "…"
 
 
 def _escape(text: str) -> str:
@@ -637,18 +373,9 @@ def _base_url(public_url: str | None) -> str | None:
         return None
     url = public_url.strip().rstrip("/")
     parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname or _UNSAFE_CHARS.search(url) or " " in url:
+    if parts.scheme not in ("http", "https") or not parts.hostname or UNSAFE_CHARS.search(url) or " " in url:
         raise ValueError(f"public_url {public_url!r} is not an http(s) URL such as https://batchyard.example.com")
     return url
-
-
-def _domain_of(sender: str) -> str:
-    address = parseaddr(sender)[1]
-    try:
-        domain = Address(addr_spec=address).domain
-    except (ValueError, IndexError):
-        domain = ""
-    return domain or "batchyard.invalid"
 
 
 def _int(value: Any) -> int:
