@@ -46,4 +46,4 @@ if __name__ == "__main__":
     else:
         body = message.get_body(preferencelist=("plain",))
         assert body is not None
-        print(message["Subject"], "", body.get_content(), sep="\n", end="")
+        print(f"Subject: {message['Subject']}", "", body.get_content(), sep="\n", end="")

@@ -32,7 +32,8 @@ def _run(args: list[str], data_dir: Path, **env: str) -> subprocess.CompletedPro
 def test_the_example_prints_the_email_of_the_job_it_ran(tmp_path: Path) -> None:
     done = _run([], tmp_path, BATCHYARD_PUBLIC_URL="http://127.0.0.1:8000")
     assert done.returncode == 0, done.stderr
-    job_id = re.match(r"Batchyard job (job_\w+) completed: 4 succeeded, 2 failed - March mailing\n", done.stdout)
+    subject = r"Subject: Batchyard job (job_\w+) completed: 4 succeeded, 2 failed - March mailing\n"
+    job_id = re.match(subject, done.stdout)
     assert job_id, done.stdout
     text = done.stdout.replace(job_id[1], "JOB")
     for expected in [
