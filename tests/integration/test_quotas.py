@@ -7,7 +7,7 @@ import time
 
 from sqlalchemy import update
 
-from batchyard import Batchyard
+from batchyard import Batchyard, metrics
 from batchyard.core.quotas import QuotaLimits, period_key
 from batchyard.core.records import ClaimBatch, Outcome
 from batchyard.store.schema import quota_usage
@@ -43,7 +43,12 @@ def _claim_all(app: Batchyard, chunk: int = 4) -> int:
     return ran
 
 
+def _quota_pauses(budget: str) -> float:
+    return metrics.REGISTRY.get_sample_value("batchyard_quota_pauses_total", {"budget": budget}) or 0.0
+
+
 def test_item_budget_is_exact_and_pauses_every_job_of_the_owner(app: Batchyard) -> None:
+    pauses_before = _quota_pauses("items")
     app.store.quotas.put(QuotaLimits("alice", items=10, period="total"), actor="admin")
     first = app.submit("echo", [{"n": i} for i in range(7)], owner="alice")
     second = app.submit("echo", [{"n": i} for i in range(7)], owner="alice")
@@ -60,6 +65,7 @@ def test_item_budget_is_exact_and_pauses_every_job_of_the_owner(app: Batchyard) 
         assert paused and paused[-1].actor == "quota" and paused[-1].data["reason"] == "quota_exhausted"
         assert_counters_match_items(app, job.id)
     assert app.store.claims.claim_items("w1", {"echo": 4}, 30) is None
+    assert _quota_pauses("items") - pauses_before == 2  # /metrics: batchyard_quota_pauses_total{budget="items"}
 
     resumed = app.store.quotas.put(QuotaLimits("alice", items=14, period="total"), actor="admin")
     assert sorted(resumed) == sorted([first.id, second.id])

@@ -96,7 +96,7 @@ function renderReason() {
   const said = job.status_message;
   if (job.status === "paused" && job.status_reason === "quota_exhausted") {
     const e = last("paused");
-    text = `Waiting for quota${e ? ` since ${relative(e.at)}` : ""}: ${said || e?.message || "a budget of its owner's quota is spent"}. Nothing failed and nothing is lost: it resumes by itself.`;
+    text = `Waiting for quota${e ? ` since ${relative(e.at)}` : ""}: ${said || e?.message || "a budget of its owner's quota is spent"}. Nothing failed and nothing is lost.`;
     tone = "warn";
   } else if (job.status === "paused") {
     const e = last("paused");
