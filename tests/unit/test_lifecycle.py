@@ -153,7 +153,7 @@ def test_cancelled_and_expired_jobs_run_again() -> None:
 
 
 def test_status_reasons() -> None:
-    assert {r.value for r in StatusReason} == {"paused_by_user", "paused_by_handler"}
+    assert {r.value for r in StatusReason} == {"paused_by_user", "paused_by_handler", "quota_exhausted"}
 
 
 def test_the_status_sets_agree_with_the_table() -> None:
