@@ -71,7 +71,7 @@ def test_0002_signs_out_the_sessions_that_cannot_name_their_key(database_url: st
 
 def test_the_head_read_from_the_file_names_is_alembics() -> None:
     """upgrade_schema skips Alembic for a database at head_revision(): it must be Alembic's head."""
-    from batchyard.store.engine import head_revision
+    from batchyard.store.sqlite_reads import head_revision
 
     assert head_revision() == _head_revision()
 

@@ -424,6 +424,12 @@ def report_api_error(exc: ApiError, source: str = "input") -> NoReturn:
 class ReportingGroup(TyperGroup):
     """The root command group: Batchyard's own errors become a clear message and exit code."""
 
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        from batchyard.cli import coercion
+
+        coercion.install()  # before any option's value is processed: see cli/coercion.py
+        return super().parse_args(ctx, args)
+
     def invoke(self, ctx: Any) -> Any:
         json_token = _json_requested.set(False)
         try:

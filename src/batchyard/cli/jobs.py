@@ -9,19 +9,31 @@ import sys
 import time
 from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, cast
 
 import typer
 from rich.markup import escape
 from rich.text import Text
 
 from batchyard.cli import humanize
-from batchyard.cli.common import AppOption, JsonOption, KeyOption, UrlOption, err, fail, out, print_json
+from batchyard.cli.common import (
+    AppOption,
+    GlobalOptions,
+    JsonOption,
+    KeyOption,
+    UrlOption,
+    err,
+    fail,
+    out,
+    print_json,
+)
 from batchyard.core.lifecycle import Action, JobStatus, next_job_status
 
 if TYPE_CHECKING:  # imported by the commands that use them: `batchyard --help` needs neither a database nor pydantic
     from batchyard.cli.backends import Backend
-    from batchyard.wire import JobOut
+    from batchyard.core.records import JobFilter
+    from batchyard.services.quick_reads import LocalSqlite, QuickJob
+    from batchyard.wire import EventOut, JobOut
 
 EVENTS_SHOWN = 10
 EXIT_JOB_UNSUCCESSFUL = 1  # as submit --wait
@@ -44,6 +56,33 @@ def open_backend(
     from batchyard.cli import backends
 
     return backends.open_backend(ctx, url, key, app_ref, rescue_stale=rescue_stale)
+
+
+def quick_local_database(ctx: typer.Context, url: str | None, app_ref: str | None) -> LocalSqlite | None:
+    """The local SQLite database, when ``jobs list``/``jobs show`` may read it without building the app (see
+    :mod:`batchyard.services.quick_reads`); None for a server, ``--app``, PostgreSQL or other settings."""
+    if url or app_ref:
+        return None
+    from batchyard.services import quick_reads
+
+    options = GlobalOptions.from_context(ctx)
+    return quick_reads.local_sqlite(options.data_dir, options.database_url)
+
+
+def _quick_list(local: LocalSqlite | None, where: JobFilter, limit: int) -> list[dict[str, Any]] | None:
+    if local is None:
+        return None
+    from batchyard.services import quick_reads
+
+    return quick_reads.list_jobs(local, where, limit=limit)
+
+
+def _quick_show(local: LocalSqlite | None, job_id: str, events: int) -> QuickJob | None:
+    if local is None:
+        return None
+    from batchyard.services import quick_reads
+
+    return quick_reads.show_job(local, job_id, events=events)
 
 
 JobId = Annotated[
@@ -120,13 +159,20 @@ def list_jobs(
     except InvalidRequest as exc:
         raise typer.BadParameter(exc.message.removeprefix("--status: "), param_hint="--status") from None
     where = JobFilter(owner=owner, statuses=statuses, handler=handler, project=project, search=search or None)
-    with open_backend(ctx, url, key, app, rescue_stale=True) as backend:
-        if csv_output:
-            for chunk in backend.jobs_csv(where):
-                sys.stdout.buffer.write(chunk)
-            sys.stdout.buffer.flush()
+    quick = None if csv_output else _quick_list(quick_local_database(ctx, url, app), where, limit)
+    if quick is not None:  # the same jobs, as JSON, without building the app
+        jobs = cast("list[JobOut]", [render.JobJson(j) for j in quick])
+        if json_output:
+            print_json(quick)
             return
-        jobs = backend.list_jobs(where, limit=limit)
+    else:
+        with open_backend(ctx, url, key, app, rescue_stale=True) as backend:
+            if csv_output:
+                for chunk in backend.jobs_csv(where):
+                    sys.stdout.buffer.write(chunk)
+                sys.stdout.buffer.flush()
+                return
+            jobs = backend.list_jobs(where, limit=limit)
     if json_output:
         print_json([j.model_dump(mode="json") for j in jobs])
     elif not jobs:
@@ -157,9 +203,20 @@ def show(
     """
     from batchyard.cli import render
 
+    quick = _quick_show(quick_local_database(ctx, url, app), job_id, _events_shown(json_output))
+    if quick is not None:  # the same job, as JSON, without building the app
+        job_json, events_json, found = quick
+        if json_output:
+            print_json({**job_json, "events": events_json})
+            return
+        job = cast("JobOut", render.JobJson(job_json))
+        events = cast("list[EventOut]", [render.JobJson(e) for e in events_json])
+        files = [render.ResultFile(name, path, size, rows) for name, path, size, rows in found]
+        out.print(render.job_details(job, events, files, time.time()))
+        return
     with open_backend(ctx, url, key, app, rescue_stale=True) as backend:
         job = backend.get_job(job_id)
-        events = backend.last_events(job_id, EVENTS_IN_JSON if json_output else EVENTS_SHOWN)
+        events = backend.last_events(job_id, _events_shown(json_output))
         files = backend.result_files(job)
         download_hint = backend.hint("jobs download", job_id, "-o", "DIR")
     if json_output:
@@ -168,6 +225,10 @@ def show(
     out.print(render.job_details(job, events, files, time.time()))
     if files and files[0].path is None:  # on a server: say how to get them here
         out.print(f"Download them: [cyan]{download_hint}[/]", soft_wrap=True)
+
+
+def _events_shown(json_output: bool) -> int:
+    return EVENTS_IN_JSON if json_output else EVENTS_SHOWN
 
 
 def _report_move(job: JobOut, done: str, json_output: bool) -> None:

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Group, RenderableType
 from rich.markup import escape
@@ -21,7 +22,9 @@ from rich.text import Text
 
 from batchyard.cli import humanize
 from batchyard.core.lifecycle import CLAIMABLE_JOB_STATUSES
-from batchyard.wire import EventOut, ItemProgressOut, JobOut
+
+if TYPE_CHECKING:  # the renderables read attributes only: a JobJson draws the same (and needs no pydantic)
+    from batchyard.wire import EventOut, ItemProgressOut, JobOut
 
 STATUS_STYLES = {
     "queued": "cyan",
@@ -55,6 +58,30 @@ class ResultFile:
     path: Path | None
     bytes: int | None
     rows: int | None = None
+
+
+class JobJson:
+    """A job's (or an event's) JSON, ``JobOut.model_dump(mode="json")``, read as the wire model's attributes
+    (``job.counts.succeeded``, ``job.current[0].key``), for the renderables here. ``jobs list``/``jobs show`` on
+    SQLite get their jobs as JSON without pydantic (:mod:`batchyard.services.quick_reads`) and draw them with it."""
+
+    __slots__ = ("_data",)
+    _MODELS = frozenset({"counts", "settings"})  # nested models; the other objects (usage, params, ...) are dicts
+    _MODEL_LISTS = frozenset({"current"})
+
+    def __init__(self, data: dict[str, Any]) -> None:
+        self._data = data
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            value = self._data[name]
+        except KeyError:
+            raise AttributeError(name) from None
+        if name in self._MODELS:
+            return JobJson(value)
+        if name in self._MODEL_LISTS:
+            return [JobJson(v) for v in value]
+        return value
 
 
 def status_text(status: str) -> Text:

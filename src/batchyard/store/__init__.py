@@ -10,39 +10,67 @@ A :class:`Store` is one database and the parts that speak to it, each a small cl
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
+from typing import TYPE_CHECKING, Any
 
-from batchyard.store.auth import AuthStore
-from batchyard.store.claims import ClaimStore
-from batchyard.store.engine import Database, schema_revision, upgrade_schema
-from batchyard.store.items import ItemStore
-from batchyard.store.jobs import JobStore
-from batchyard.store.maintenance import UpkeepStore
-from batchyard.store.progress import ProgressStore
-from batchyard.store.quotas import QuotaStore
-from batchyard.store.retention import RetentionStore
-from batchyard.store.stats import StatsStore
-from batchyard.store.uploads import UploadStore
-from batchyard.store.wakeups import NOTIFY_CHANNEL, Wakeups
-from batchyard.store.workers import WorkerStore
+if TYPE_CHECKING:
+    from batchyard.store.auth import AuthStore
+    from batchyard.store.claims import ClaimStore
+    from batchyard.store.engine import Database
+    from batchyard.store.items import ItemStore
+    from batchyard.store.jobs import JobStore
+    from batchyard.store.maintenance import UpkeepStore
+    from batchyard.store.progress import ProgressStore
+    from batchyard.store.quotas import QuotaStore
+    from batchyard.store.retention import RetentionStore
+    from batchyard.store.stats import StatsStore
+    from batchyard.store.uploads import UploadStore
+    from batchyard.store.wakeups import Wakeups
+    from batchyard.store.workers import WorkerStore
+
+# The package imports SQLAlchemy when a Store is made (or NOTIFY_CHANNEL is read), not when any of its modules is
+# imported: store/sqlite_reads.py (the CLI's quick reads) uses the standard library's sqlite3 only.
+
+
+def __getattr__(name: str) -> Any:
+    if name == "NOTIFY_CHANNEL":
+        from batchyard.store.wakeups import NOTIFY_CHANNEL
+
+        return NOTIFY_CHANNEL
+    raise AttributeError(f"module 'batchyard.store' has no attribute {name!r}")
 
 
 class Store:
     """One database: SQLite (one machine) or PostgreSQL (many)."""
 
     def __init__(self, url: str) -> None:
-        self.db = db = Database(url)
-        self.wakeups = Wakeups(db)
-        self.jobs = JobStore(db, self.wakeups)
-        self.items = ItemStore(db)
-        self.claims = ClaimStore(db)
-        self.workers = WorkerStore(db)
-        self.upkeep = UpkeepStore(db)
-        self.auth = AuthStore(db)
-        self.uploads = UploadStore(db)
-        self.stats = StatsStore(db)
-        self.retention = RetentionStore(db)
-        self.progress = ProgressStore(db)
-        self.quotas = QuotaStore(db, self.wakeups)
+        from batchyard.store.auth import AuthStore
+        from batchyard.store.claims import ClaimStore
+        from batchyard.store.engine import Database
+        from batchyard.store.items import ItemStore
+        from batchyard.store.jobs import JobStore
+        from batchyard.store.maintenance import UpkeepStore
+        from batchyard.store.progress import ProgressStore
+        from batchyard.store.quotas import QuotaStore
+        from batchyard.store.retention import RetentionStore
+        from batchyard.store.stats import StatsStore
+        from batchyard.store.uploads import UploadStore
+        from batchyard.store.wakeups import Wakeups
+        from batchyard.store.workers import WorkerStore
+
+        self.db: Database = Database(url)
+        db = self.db
+        self.wakeups: Wakeups = Wakeups(db)
+        self.jobs: JobStore = JobStore(db, self.wakeups)
+        self.items: ItemStore = ItemStore(db)
+        self.claims: ClaimStore = ClaimStore(db)
+        self.workers: WorkerStore = WorkerStore(db)
+        self.upkeep: UpkeepStore = UpkeepStore(db)
+        self.auth: AuthStore = AuthStore(db)
+        self.uploads: UploadStore = UploadStore(db)
+        self.stats: StatsStore = StatsStore(db)
+        self.retention: RetentionStore = RetentionStore(db)
+        self.progress: ProgressStore = ProgressStore(db)
+        self.quotas: QuotaStore = QuotaStore(db, self.wakeups)
 
     @property
     def url(self) -> str:
@@ -53,9 +81,13 @@ class Store:
         return self.db.is_postgres
 
     def upgrade(self) -> None:
+        from batchyard.store.engine import upgrade_schema
+
         upgrade_schema(self.db)
 
     def revision(self) -> str | None:
+        from batchyard.store.engine import schema_revision
+
         return schema_revision(self.db)
 
     def close(self) -> None:

@@ -15,6 +15,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DataError, DisconnectionError, InterfaceError, OperationalError
 
 from batchyard.errors import ConfigError, InvalidValue, StoreUnavailable
+from batchyard.store.sqlite_reads import head_revision
 
 _SQLITE_PRAGMAS = (
     "PRAGMA journal_mode=WAL",
@@ -218,12 +219,6 @@ def _reason(exc: Exception) -> str:
 
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
-
-
-def head_revision() -> str:
-    """The newest migration's revision, read from the file names (``0003_item_rescues.py`` is revision 0003;
-    tests/integration/test_migrations.py holds this equal to Alembic's own head)."""
-    return max(path.name.split("_", 1)[0] for path in (MIGRATIONS / "versions").glob("[0-9]*_*.py"))
 
 
 def upgrade_schema(db: Database, revision: str = "head") -> None:
