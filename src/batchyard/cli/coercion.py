@@ -32,7 +32,7 @@ def install() -> None:
 
     def get_runtime_param(self: Any) -> Any:
         if getattr(self, "_runtime_param", None) is None:
-            kind = _plain_kind(self)
+            kind = plain_kind(self)
             if kind is not None:
                 self._runtime_param = PlainCoercion(self, kind)
         return typer_runtime_param(self)
@@ -41,7 +41,7 @@ def install() -> None:
     parameter.get_runtime_param = get_runtime_param
 
 
-def _plain_kind(param: Any) -> str | None:
+def plain_kind(param: Any) -> str | None:
     """``str``, ``bool``, ``int``, ``path`` or ``str-list`` for a parameter coerced here; None for typer's own."""
     descriptor = getattr(param, "type_descriptor", None)
     if descriptor is None or descriptor.is_file or descriptor.is_choice:
