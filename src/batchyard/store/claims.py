@@ -152,7 +152,7 @@ class ClaimStore:
             return None
         with self.db.write(relaxed=True) as conn:
             now = self.db.now(conn)
-            held_back: list[Any] = []  # quota scopes that may start nothing now (their jobs are skipped)
+            held_back: list[QuotaLimits] = []  # quota scopes that may start nothing now (their jobs are skipped)
             for _ in range(MAX_QUOTA_SKIPS + 1):
                 job = self._pick_job(conn, handlers, now, job_ids, held_back, skip_locked=True)
                 # Waiting for a locked job is only safe while this transaction holds no quota row (a claim that
