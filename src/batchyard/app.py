@@ -28,6 +28,7 @@ from batchyard.services.results import ResultService
 from batchyard.services.retention import RetentionService
 from batchyard.services.stats import StatsService
 from batchyard.services.system import SystemService
+from batchyard.services.webhooks import WebhookService
 from batchyard.settings import Settings
 from batchyard.store import Store
 
@@ -221,6 +222,11 @@ class Batchyard:
         return QuotaService(self.store)
 
     @property
+    def webhooks(self) -> WebhookService:
+        """Webhook endpoints (add, list, remove), their delivery log, redelivery, and owners' default secrets."""
+        return WebhookService(self.store, self.settings)
+
+    @property
     def stats(self) -> StatsService:
         return StatsService(self.store)
 
@@ -270,6 +276,8 @@ class Batchyard:
         concurrency: int | None = None,
         max_failures: int | None = None,
         max_failure_rate: float | None = None,
+        webhook_url: str | None = None,
+        notify_emails: Sequence[str] = (),
     ) -> Job:
         """Create a job of ``handler`` for every item, checking them all first (nothing is created if one is bad).
 
@@ -283,6 +291,9 @@ class Batchyard:
         - ``max_attempts``, ``timeout_seconds`` (per attempt) and ``concurrency`` (items in flight, all workers
           together) override the handler's defaults; ``max_failures`` / ``max_failure_rate`` fail the whole
           job once crossed.
+        - ``webhook_url`` gets this job's ``job.*`` events (completed, failed, cancelled, paused, expired), signed
+          with the owner's default secret (``app.webhooks.default_secret()``); ``notify_emails`` (up to 20
+          addresses) are emailed when it ends.
         """
         record = self.service.submit(
             handler,
@@ -303,6 +314,8 @@ class Batchyard:
             max_failures=max_failures,
             max_failure_rate=max_failure_rate,
             source_name=source_name,
+            webhook_url=webhook_url,
+            notify_emails=notify_emails,
         )
         return Job(self, record.id)
 
@@ -312,14 +325,20 @@ class Batchyard:
 
     def worker(self, *, run_maintenance: bool = True, **options: Any) -> Worker:
         from batchyard.services.maintenance import Maintenance
+        from batchyard.services.outbox import OutboxDispatcher
         from batchyard.worker import Worker
 
         maintenance = Maintenance(self.store, self.storage, self.settings) if run_maintenance else None
+        outbox = OutboxDispatcher(
+            self.store, self.settings, self.service, self.openai_batches, job_ids=options.get("job_ids")
+        )
         if not options.get("handlers"):
             # The built-in openai handler only with an upstream: a worker with nowhere to send requests must
             # not take them from one that has somewhere.
             options["handlers"] = served_handlers(self.registry, self.settings) or None
-        return Worker(self.store, self.storage, self.registry, self.settings, maintenance=maintenance, **options)
+        return Worker(
+            self.store, self.storage, self.registry, self.settings, maintenance=maintenance, outbox=outbox, **options
+        )
 
     def run_worker(self, **options: Any) -> WorkerStats:
         """Run a worker in this thread until interrupted (Ctrl-C or SIGTERM stop it gracefully)."""

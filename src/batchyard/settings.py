@@ -8,6 +8,8 @@ from typing import Any, Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from batchyard.core.notifications import DEFAULT_RETRY_SCHEDULE_SECONDS
+
 DEFAULT_DATA_DIR = Path("~/.batchyard")
 DEFAULT_LEASE_SECONDS = 30.0
 DEFAULT_CLAIM_CHUNK = 1000
@@ -32,6 +34,10 @@ SmtpTls = Literal["none", "starttls", "tls"]
 DEFAULT_SMTP_TLS: SmtpTls = "starttls"  # never plain text unless the operator says so (a local relay, a trusted net)
 SMTP_PORTS = {"none": 25, "starttls": 587, "tls": 465}  # the port each TLS mode is usually served on
 DEFAULT_SMTP_TIMEOUT_SECONDS = 30.0
+DEFAULT_WEBHOOK_TIMEOUT_SECONDS = 10.0
+DEFAULT_OUTBOX_POLL_INTERVAL_MS = 500
+DEFAULT_OUTBOX_LEASE_SECONDS = 120.0
+DEFAULT_OUTBOX_DRAIN_SECONDS = 5.0
 
 
 class Settings(BaseSettings):
@@ -122,13 +128,37 @@ class Settings(BaseSettings):
     )
     allow_private_urls: bool = Field(
         False,
-        description="Let the http handler reach loopback, private and link-local addresses (cloud metadata "
-        "addresses stay refused).",
+        description="Let the http handler and webhooks reach loopback, private and link-local addresses (cloud "
+        "metadata addresses stay refused).",
     )
     allowed_private_networks: list[str] = Field(
         default_factory=list,
-        description='Networks (CIDR, a JSON list: ["10.1.0.0/16"]) the http handler may reach even when private '
-        "addresses are refused; cloud metadata addresses stay refused.",
+        description='Networks (CIDR, a JSON list: ["10.1.0.0/16"]) the http handler and webhooks may reach even '
+        "when private addresses are refused; cloud metadata addresses stay refused.",
+    )
+    webhook_timeout_seconds: float = Field(
+        DEFAULT_WEBHOOK_TIMEOUT_SECONDS, gt=0, le=300, description="Longest wait for a webhook receiver's answer."
+    )
+    webhook_retry_schedule_seconds: list[float] = Field(
+        default_factory=lambda: list(DEFAULT_RETRY_SCHEDULE_SECONDS),
+        min_length=1,
+        max_length=50,
+        description="Waits after each failed notification attempt (a JSON list, each varied by +-20 %); given "
+        "up after the last. Default: 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h (8 attempts over about 27.6 h).",
+    )
+    outbox_poll_interval_ms: int = Field(
+        DEFAULT_OUTBOX_POLL_INTERVAL_MS, ge=10, description="How often a worker looks for notifications to send."
+    )
+    outbox_lease_seconds: float = Field(
+        DEFAULT_OUTBOX_LEASE_SECONDS,
+        gt=0,
+        description="How long a process holds a notification it is sending (another takes it over after).",
+    )
+    outbox_drain_seconds: float = Field(
+        DEFAULT_OUTBOX_DRAIN_SECONDS,
+        ge=0,
+        description="submit --wait and Job.wait's own worker: how long it keeps sending its job's notifications "
+        "before it exits.",
     )
 
     @field_validator("upstream_url")
@@ -145,6 +175,13 @@ class Settings(BaseSettings):
         if parts.query or parts.fragment:
             raise ValueError(f"{value!r}: a base URL has no query or fragment")
         return url if parts.path else url + "/v1"
+
+    @field_validator("webhook_retry_schedule_seconds")
+    @classmethod
+    def _schedule(cls, value: list[float]) -> list[float]:
+        if any(not 0 <= step <= 7 * 86400 for step in value):
+            raise ValueError("each wait is 0 to 604800 seconds")
+        return value
 
     @field_validator("allowed_private_networks")
     @classmethod

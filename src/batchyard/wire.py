@@ -45,7 +45,17 @@ from batchyard.core.roles import Role
 
 if TYPE_CHECKING:
     from batchyard.core.history import Period
-    from batchyard.core.records import ApiKeyRecord, EventRecord, FileRecord, ItemRecord, JobRecord, WorkerRecord
+    from batchyard.core.records import (
+        ApiKeyRecord,
+        DeliveryRecord,
+        EventRecord,
+        FileRecord,
+        ItemRecord,
+        JobRecord,
+        MessageRecord,
+        WebhookRecord,
+        WorkerRecord,
+    )
     from batchyard.services.bulk import BulkReport
     from batchyard.services.errorgroups import ErrorGroup
     from batchyard.services.jobs import JobView
@@ -183,6 +193,14 @@ class JobOut(BaseModel):
         description=f"The current step of running items that report progress: their latest reports, most recent "
         f"first, at most {MAX_CURRENT_ITEMS}; empty when none reports (or the job is finished)",
     )
+    webhook_url: str | None = Field(
+        None,
+        description="The job's own webhook: it gets this job's job.* events, signed with the owner's default "
+        "secret (GET /api/v1/webhooks/secret); null when none",
+    )
+    notify_emails: list[str] = Field(
+        default_factory=list, description="Addresses emailed when the job ends (completed, failed, cancelled, expired)"
+    )
 
     @classmethod
     def of(cls, view: JobView) -> JobOut:
@@ -262,6 +280,8 @@ def job_fields(view: JobView) -> dict[str, Any]:
             {"key": p.key, "done": p.done, "total": p.total, "message": p.message, "updated_at": p.updated_at}
             for p in view.progress.current
         ],
+        "webhook_url": job.webhook_url,
+        "notify_emails": job.notify_emails,
     }
 
 
@@ -687,6 +707,84 @@ def _key_fields(record: ApiKeyRecord) -> dict[str, Any]:
         "last_used_at": record.last_used_at,
         "revoked_at": record.revoked_at,
     }
+
+
+# -- webhooks ---------------------------------------------------------------------------------------------------
+
+
+class WebhookOut(BaseModel):
+    id: str
+    owner: str
+    url: str
+    events: list[str] = Field(description="The events it gets; empty: every event")
+    created_at: float
+
+    @classmethod
+    def of(cls, record: WebhookRecord) -> WebhookOut:
+        return cls(id=record.id, owner=record.owner, url=record.url, events=record.events, created_at=record.created_at)
+
+
+class NewWebhookOut(WebhookOut):
+    secret: str = Field(description="The signing secret (whsec_...): shown only this once")
+
+    @classmethod
+    def of_new(cls, record: WebhookRecord, secret: str) -> NewWebhookOut:
+        return cls(**WebhookOut.of(record).model_dump(), secret=secret)
+
+
+class WebhookSecretOut(BaseModel):
+    owner: str
+    secret: str = Field(description="The owner's default signing secret (whsec_...), for jobs' own webhook_url")
+
+
+class DeliveryOut(BaseModel):
+    """One delivery attempt."""
+
+    id: str = Field(description="The attempt's id (redeliver with it)")
+    webhook_id: str = Field(description="The message's webhook-id header: the same on every retry and redelivery")
+    event_type: str
+    job_id: str
+    at: float = Field(description="When the attempt ended (epoch seconds)")
+    duration_ms: float
+    status_code: int | None = Field(description="The receiver's final HTTP status; null when none came")
+    error: str | None = Field(description="Why it failed (a status, a timeout, a refused address); null if delivered")
+    outcome: Literal["delivered", "failed", "gave_up"] = Field(
+        description="delivered (2xx), failed (will be retried) or gave_up (the retry schedule is used up)"
+    )
+    message_status: Literal["pending", "delivered", "gave_up"] = Field(description="The message's status now")
+
+    @classmethod
+    def of(cls, record: DeliveryRecord) -> DeliveryOut:
+        return cls(
+            id=str(record.id),
+            webhook_id=record.message_id,
+            event_type=record.event_type,
+            job_id=record.job_id,
+            at=record.at,
+            duration_ms=record.duration_ms,
+            status_code=record.status_code,
+            error=record.error,
+            outcome=record.outcome,  # type: ignore[arg-type]
+            message_status=record.message_status,  # type: ignore[arg-type]
+        )
+
+
+class RedeliveryOut(BaseModel):
+    webhook_id: str = Field(description="The message's webhook-id (unchanged)")
+    event_type: str
+    job_id: str
+    status: Literal["pending", "delivered", "gave_up"]
+    next_attempt_at: float | None
+
+    @classmethod
+    def of(cls, record: MessageRecord) -> RedeliveryOut:
+        return cls(
+            webhook_id=record.id,
+            event_type=record.event_type,
+            job_id=record.job_id,
+            status=record.status,  # type: ignore[arg-type]
+            next_attempt_at=record.next_attempt_at,
+        )
 
 
 class WorkerJobOut(BaseModel):

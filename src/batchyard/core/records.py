@@ -37,6 +37,8 @@ class JobSpec:
     concurrency: int | None = None
     max_failures: int | None = None
     max_failure_rate: float | None = None
+    webhook_url: str | None = None  # the job's own webhook (checked by the service)
+    notify_emails: tuple[str, ...] = ()  # emailed when the job ends
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,6 +146,8 @@ class JobRecord:
     skipped: int = 0  # items the app skipped (SkipItem)
     status_reason: str | None = None  # core/lifecycle.StatusReason, or None
     status_message: str | None = None
+    webhook_url: str | None = None
+    notify_emails: list[str] = field(default_factory=list)
 
     @property
     def done(self) -> int:
@@ -196,6 +200,8 @@ class JobRecord:
             result_files=_json(m["result_files"], {}),
             status_reason=m["status_reason"],
             status_message=m["status_message"],
+            webhook_url=m["webhook_url"],
+            notify_emails=_json(m["notify_emails"], []),
         )
 
 
@@ -464,3 +470,67 @@ def _replace_lone_surrogates(value: Any) -> Any:
     if isinstance(value, dict):
         return {_replace_lone_surrogates(k): _replace_lone_surrogates(v) for k, v in value.items()}
     return value
+
+
+# -- notifications ----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookRecord:
+    """A webhook endpoint (its secret is never part of it: see :class:`NewWebhook`)."""
+
+    id: str
+    owner: str
+    url: str
+    events: list[str]  # empty: every event
+    created_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxMessage:
+    """A notification claimed for one attempt: where it goes, signed with what, and the lease it is held by."""
+
+    id: str  # the webhook-id header
+    kind: str  # webhook | email
+    owner: str
+    job_id: str
+    event_type: str
+    webhook_id: str | None
+    url: str | None
+    secret: str | None  # the endpoint's, or the owner's default one (None for an email)
+    occurred_at: float
+    payload: str | None  # the body of earlier attempts, to send again as it was
+    tries: int  # failed attempts so far in this round
+    lease_token: str
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryRecord:
+    """One delivery attempt of a message (the delivery log)."""
+
+    id: int
+    message_id: str
+    webhook_id: str | None
+    job_id: str
+    event_type: str
+    at: float
+    duration_ms: float
+    status_code: int | None
+    error: str | None
+    outcome: str  # delivered | failed (will retry) | gave_up
+    message_status: str  # the message's status now: pending | delivered | gave_up
+
+
+@dataclass(frozen=True, slots=True)
+class MessageRecord:
+    """A message as it stands (for redelivery and the drain)."""
+
+    id: str
+    kind: str
+    owner: str
+    job_id: str
+    webhook_id: str | None
+    event_type: str
+    status: str
+    tries: int
+    next_attempt_at: float | None

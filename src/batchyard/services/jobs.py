@@ -31,6 +31,7 @@ from batchyard.errors import DuplicateIdempotencyKey, IdempotencyKeyReused, Inva
 from batchyard.registry import HandlerRegistry
 from batchyard.services.auth import LOCAL_ADMIN, Principal
 from batchyard.services.files import FileService
+from batchyard.services.webhooks import check_notify_emails, check_target_url
 from batchyard.wire import JobOut
 
 if TYPE_CHECKING:  # types only: importing them would load the database layer
@@ -103,8 +104,13 @@ class JobService:
         max_failure_rate: float | None = None,
         source_name: str | None = None,
         idempotency: tuple[str, str] | None = None,
+        webhook_url: str | None = None,
+        notify_emails: Sequence[str] | None = None,
     ) -> JobRecord:
-        """Validate and create a job; every item is checked before any runs (see :class:`ItemReader`)."""
+        """Validate and create a job; every item is checked before any runs (see :class:`ItemReader`).
+
+        ``webhook_url`` gets this job's ``job.*`` events, signed with the owner's default secret (made now if it
+        is the owner's first); ``notify_emails`` are emailed when it ends."""
         spec_defaults = self._handler_defaults(handler)
         _check_options(
             priority,
@@ -118,6 +124,10 @@ class JobService:
             params,
             metadata,
         )
+        emails = check_notify_emails(notify_emails)
+        if webhook_url is not None:
+            webhook_url = check_target_url(webhook_url, self.settings, param="webhook_url")
+            self.store.outbox.default_secret(owner)  # so the owner can fetch it before the first delivery
         if source_name is None and isinstance(items, str | Path):
             source_name = Path(items).name
         spec = JobSpec(
@@ -139,6 +149,8 @@ class JobService:
             concurrency=concurrency,
             max_failures=max_failures,
             max_failure_rate=max_failure_rate,
+            webhook_url=webhook_url,
+            notify_emails=emails,
         )
         reader = ItemReader(
             items,

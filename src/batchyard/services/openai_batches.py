@@ -248,6 +248,10 @@ class OpenAIBatchService:
     def _batch(self, job: JobRecord) -> Batch:
         return self._batches([job])[0]
 
+    def batch_of(self, job: JobRecord) -> Batch:
+        """The batch a job of the ``openai`` handler is, as ``GET /v1/batches/{id}`` shows it."""
+        return self._batch(job)
+
     def _batches(self, jobs: Sequence[JobRecord]) -> list[Batch]:
         times = self.store.jobs.event_times([j.id for j in jobs], BATCH_EVENT_TYPES)
         return [Batch.of(job, times.get(job.id, {})) for job in jobs]

@@ -4,7 +4,7 @@ transition, list). Policy lives in :mod:`batchyard.services`.
 A :class:`Store` is one database and the parts that speak to it, each a small class over the shared
 :class:`~batchyard.store.engine.Database`: ``store.jobs``, ``store.items``, ``store.claims``, ``store.workers``,
 ``store.upkeep``, ``store.auth``, ``store.uploads``, ``store.stats``, ``store.retention``, ``store.progress``,
-``store.quotas``.
+``store.quotas``, ``store.outbox``, ``store.webhooks``.
 """
 
 from __future__ import annotations
@@ -19,12 +19,14 @@ if TYPE_CHECKING:
     from batchyard.store.items import ItemStore
     from batchyard.store.jobs import JobStore
     from batchyard.store.maintenance import UpkeepStore
+    from batchyard.store.outbox import OutboxStore
     from batchyard.store.progress import ProgressStore
     from batchyard.store.quotas import QuotaStore
     from batchyard.store.retention import RetentionStore
     from batchyard.store.stats import StatsStore
     from batchyard.store.uploads import UploadStore
     from batchyard.store.wakeups import Wakeups
+    from batchyard.store.webhooks import WebhookStore
     from batchyard.store.workers import WorkerStore
 
 # The package imports SQLAlchemy when a Store is made (or NOTIFY_CHANNEL is read), not when any of its modules is
@@ -49,12 +51,14 @@ class Store:
         from batchyard.store.items import ItemStore
         from batchyard.store.jobs import JobStore
         from batchyard.store.maintenance import UpkeepStore
+        from batchyard.store.outbox import OutboxStore
         from batchyard.store.progress import ProgressStore
         from batchyard.store.quotas import QuotaStore
         from batchyard.store.retention import RetentionStore
         from batchyard.store.stats import StatsStore
         from batchyard.store.uploads import UploadStore
         from batchyard.store.wakeups import Wakeups
+        from batchyard.store.webhooks import WebhookStore
         from batchyard.store.workers import WorkerStore
 
         self.db: Database = Database(url)
@@ -71,6 +75,8 @@ class Store:
         self.retention: RetentionStore = RetentionStore(db)
         self.progress: ProgressStore = ProgressStore(db)
         self.quotas: QuotaStore = QuotaStore(db, self.wakeups)
+        self.outbox: OutboxStore = OutboxStore(db)
+        self.webhooks: WebhookStore = WebhookStore(db, self.outbox)
 
     @property
     def url(self) -> str:

@@ -115,6 +115,8 @@ class JobStore:
                     concurrency=spec.concurrency,
                     max_failures=spec.max_failures,
                     max_failure_rate=spec.max_failure_rate,
+                    webhook_url=spec.webhook_url,
+                    notify_emails=json.dumps(list(spec.notify_emails)) if spec.notify_emails else None,
                 )
             )
             if idempotency is not None:  # (key, request hash): a concurrent duplicate fails on the primary key

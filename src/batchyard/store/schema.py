@@ -81,6 +81,10 @@ jobs = Table(
     Column("files_written_at", Float),
     Column("files_lease_until", Float),
     Column("result_files", Text),  # JSON {name: {bytes, rows}}
+    # notifications: the job's own webhook (signed with its owner's default secret) and who gets an email when
+    # it ends (JSON list); see store/outbox.py
+    Column("webhook_url", Text),
+    Column("notify_emails", Text),
     Index("ix_jobs_claim", "status", "priority", "last_claimed_at"),
     # The job list (bench/job_list.py): a page in each sort order, for everyone or one owner, optionally by
     # status, is a walk down one of these, ending the page's keyset (value, id) in the index itself.
@@ -332,4 +336,73 @@ quota_usage = Table(
     Column("items", BigInteger, nullable=False, server_default="0"),
     Column("tokens", BigInteger, nullable=False, server_default="0"),
     Column("cost", Float, nullable=False, server_default="0"),
+)
+
+# Webhook endpoints: each owner's URLs and the events they listen to (JSON list; empty: every event). The secret
+# is kept as it is: every delivery is signed with it (Standard Webhooks), so it cannot be a hash.
+webhooks = Table(
+    "webhooks",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("owner", String(200), nullable=False),
+    Column("url", Text, nullable=False),
+    Column("events", Text, nullable=False),  # JSON list
+    Column("secret", String(100), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Index("ix_webhooks_owner", "owner", "created_at"),
+)
+
+# Each owner's default signing secret: jobs that name their own webhook_url are signed with it.
+webhook_secrets = Table(
+    "webhook_secrets",
+    metadata,
+    Column("owner", String(200), primary_key=True),
+    Column("secret", String(100), nullable=False),
+    Column("created_at", Float, nullable=False),
+)
+
+# The notification outbox: one row per message to send (a webhook to one endpoint or a job's own URL, or one job's
+# email), inserted in the transaction that records the job's event, so a message exists exactly when its event
+# does. ``next_attempt_at`` is when it is due (NULL once delivered or given up); a dispatcher claims a due row by
+# moving it a lease ahead with its ``lease_token``, and settles it only while it still holds that token.
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", String(40), primary_key=True),  # the webhook-id header: the same on every retry
+    Column("kind", String(16), nullable=False),  # webhook | email
+    Column("owner", String(200), nullable=False),
+    Column("job_id", String(40), nullable=False),
+    Column("event_type", String(40), nullable=False),
+    Column("webhook_id", String(40)),  # NULL: the job's own webhook_url, or an email
+    Column("url", Text),
+    Column("occurred_at", Float, nullable=False),
+    Column("payload", Text),  # the body, frozen at the first attempt so every retry sends the same bytes
+    Column("status", String(16), nullable=False),  # pending | delivered | gave_up
+    Column("tries", Integer, nullable=False, server_default="0"),  # failed attempts of the current round
+    Column("next_attempt_at", Float),
+    Column("lease_token", String(40)),
+    Column("created_at", Float, nullable=False),
+    Column("last_attempt_at", Float),
+    Column("delivered_at", Float),
+    Column("last_status_code", Integer),
+    Column("last_error", Text),
+    Index("ix_outbox_due", "next_attempt_at"),
+    Index("ix_outbox_webhook", "webhook_id"),
+    Index("ix_outbox_job", "job_id"),
+)
+
+# The delivery log: one row per attempt (what GET /api/v1/webhooks/{id}/deliveries pages through).
+delivery_attempts = Table(
+    "delivery_attempts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("message_id", String(40), nullable=False),
+    Column("webhook_id", String(40)),
+    Column("at", Float, nullable=False),
+    Column("duration_ms", Float, nullable=False),
+    Column("status_code", Integer),
+    Column("error", Text),
+    Column("outcome", String(16), nullable=False),  # delivered | failed (will retry) | gave_up
+    Index("ix_delivery_attempts_webhook", "webhook_id", "id"),
+    Index("ix_delivery_attempts_message", "message_id", "id"),
 )

@@ -1,4 +1,5 @@
-"""The append-only job timeline."""
+"""The append-only job timeline, and the one place job events are written: so the notifications an event makes
+(``store/outbox.py``) are written with it, in its transaction, whichever path moved the job."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ from typing import Any
 
 from sqlalchemy import Connection, insert
 
+from batchyard.core.notifications import NOTIFYING_TIMELINE_EVENTS
+from batchyard.store.outbox import enqueue_notifications
 from batchyard.store.schema import job_events
 
 
@@ -30,3 +33,5 @@ def add_event(
             data=json.dumps(data) if data else None,
         )
     )
+    if type_ in NOTIFYING_TIMELINE_EVENTS:
+        enqueue_notifications(conn, job_id, at, type_)

@@ -83,3 +83,15 @@ class MaintenanceRound(Protocol):
     """One round of upkeep (rescues, expiry, samples, result files), run by a worker that was given one."""
 
     def run_once(self) -> object: ...
+
+
+class OutboxRound(Protocol):
+    """Sends due notifications (``batchyard.services.outbox.OutboxDispatcher``), on the worker's event loop."""
+
+    async def deliver_due(self) -> int:
+        """One round; how many messages it tried (0: nothing was due)."""
+        ...
+
+    async def drain(self, seconds: float) -> bool:
+        """For a worker limited to some jobs: keep sending their messages for up to ``seconds``."""
+        ...

@@ -1,7 +1,7 @@
 """The worker itself: claims work, starts its parts and supervises them.
 
-A small async state machine. Side tasks (flusher, heartbeat, control poll, watchdog, maintenance, listener)
-are supervised: if one crashes, the worker stops loudly. The fetch loop waits on whichever comes first: a
+A small async state machine. Side tasks (flusher, heartbeat, control poll, watchdog, maintenance, listener,
+outbox) are supervised: if one crashes, the worker stops loudly. The fetch loop waits on whichever comes first: a
 wake-up, the poll interval, or stop.
 """
 
@@ -25,7 +25,7 @@ from batchyard.data.blobs import LocalStorage
 from batchyard.errors import StoreUnavailable, WorkerCrashed
 from batchyard.registry import HandlerRegistry
 from batchyard.settings import Settings
-from batchyard.worker.backend import MaintenanceRound, WorkerBackend
+from batchyard.worker.backend import MaintenanceRound, OutboxRound, WorkerBackend
 from batchyard.worker.completer import Completer, WorkerStats
 from batchyard.worker.control import Control, JobControls
 from batchyard.worker.executor import Executor
@@ -52,6 +52,7 @@ class Worker:
         concurrency: int | None = None,
         worker_id: str | None = None,
         maintenance: MaintenanceRound | None = None,
+        outbox: OutboxRound | None = None,
         log_failures: bool = True,
         job_ids: list[str] | None = None,
     ) -> None:
@@ -67,6 +68,7 @@ class Worker:
         self.concurrency = concurrency or settings.worker_concurrency
         self.id = worker_id or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.maintenance = maintenance
+        self.outbox = outbox
         self.stats = WorkerStats()
         lanes = {name: min(spec.concurrency, self.concurrency) for name, spec in self.handlers.items()}
         trouble = StoreTrouble(self.id)
@@ -154,23 +156,19 @@ class Worker:
         self.registered.set()
         log.info("worker %s started: handlers %s", self.id, ", ".join(self.handlers), extra={"worker_id": self.id})
         lanes = self.executor.start(self._supervised, self._crashed)
-        side = [
-            self._supervised(self.completer.flush_loop(), "flusher"),
-            self._supervised(self._heartbeat_loop(), "heartbeat"),
-            self._supervised(self.control.poll_loop(), "control"),
-            self._supervised(self.control.watchdog_loop(), "watchdog"),
-        ]
-        if self.maintenance is not None:
-            side.append(self._supervised(self._maintenance_loop(), "maintenance"))
-        if self.store.is_postgres:
-            side.append(self._supervised(self._listen_loop(), "listener"))
+        side = self._start_side_tasks()
+        outbox = self._supervised(self._outbox_loop(), "outbox") if self.outbox is not None else None
         fetch = self._supervised(self._fetch_loop(), "fetch")
         try:
             with contextlib.suppress(Exception):  # a failure of the fetch loop is recorded by _task_ended
                 await fetch
             if self._crash is None:
                 await self._drain(lanes)
+                if outbox is not None:
+                    await self._end_outbox(outbox)
         finally:
+            if outbox is not None:
+                side.append(outbox)
             for task in side:
                 task.cancel()
             await asyncio.gather(*side, return_exceptions=True)
@@ -192,6 +190,19 @@ class Worker:
                 f"worker {self.id} stopped: its {what} task failed: {type(exc).__name__}: {storable(str(exc))}"
             ) from exc
         return self.stats
+
+    def _start_side_tasks(self) -> list[asyncio.Task[None]]:
+        side = [
+            self._supervised(self.completer.flush_loop(), "flusher"),
+            self._supervised(self._heartbeat_loop(), "heartbeat"),
+            self._supervised(self.control.poll_loop(), "control"),
+            self._supervised(self.control.watchdog_loop(), "watchdog"),
+        ]
+        if self.maintenance is not None:
+            side.append(self._supervised(self._maintenance_loop(), "maintenance"))
+        if self.store.is_postgres:
+            side.append(self._supervised(self._listen_loop(), "listener"))
+        return side
 
     def _supervised(self, coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
         """A task of the worker's own: if it ends with an error, the worker stops (loudly, at once)."""
@@ -324,6 +335,33 @@ class Worker:
                 await asyncio.to_thread(maintenance.run_once)
             except Exception:  # maintenance retries next round; a failure must not stop the worker
                 log.exception("maintenance round failed")
+
+    async def _outbox_loop(self) -> None:
+        """Send due notifications until the worker stops; a round that sent something is followed at once by the
+        next. A worker limited to some jobs then drains their messages (``outbox_drain_seconds``)."""
+        assert self.outbox is not None and self._stop_event is not None
+        outbox, poll = self.outbox, self.settings.outbox_poll_interval_ms / 1000.0
+        while not self._stopping:
+            try:
+                sent = await outbox.deliver_due()
+            except StoreUnavailable as exc:
+                self._trouble("outbox", exc)
+                sent = 0
+            if not sent:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stop_event.wait(), poll)
+        if self.job_ids is not None:
+            try:
+                await outbox.drain(self.settings.outbox_drain_seconds)
+            except StoreUnavailable as exc:
+                self._trouble("outbox", exc)
+
+    async def _end_outbox(self, task: asyncio.Task[None]) -> None:
+        """Let the outbox finish the round it is in (and a job-limited worker's drain), within a bound: a message
+        cut off mid-send is sent again by another process once its lease ends."""
+        limit = self.settings.outbox_drain_seconds + self.settings.webhook_timeout_seconds
+        with contextlib.suppress(TimeoutError, Exception):
+            await asyncio.wait_for(asyncio.shield(task), limit)
 
     async def _listen_loop(self) -> None:
         """PostgreSQL: wake on NOTIFY from any process that creates or requeues work."""

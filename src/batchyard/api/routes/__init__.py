@@ -52,9 +52,24 @@ def register_routes(api: FastAPI) -> None:
         stats,
         stream,
         system,
+        webhooks,
     )
 
-    for module in (system, metrics, session, keys, jobs, errorgroups, items, results, files, stats, stream, quotas):
+    for module in (
+        system,
+        metrics,
+        session,
+        keys,
+        jobs,
+        errorgroups,
+        items,
+        results,
+        files,
+        stats,
+        stream,
+        quotas,
+        webhooks,
+    ):
         api.include_router(module.router, responses=COMMON_ERRORS, dependencies=[Depends(refuse_unstorable_text)])
     for module in (openai_files, openai_batches):
         api.include_router(module.router, responses=OPENAI_ERRORS, dependencies=[Depends(refuse_unstorable_text)])

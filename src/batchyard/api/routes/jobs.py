@@ -68,6 +68,15 @@ class JobCreate(RequestModel):
     )
     max_failure_rate: float | None = Field(None, gt=0, lt=1, description="Fail the job above this failed share")
     expires_in_seconds: float | None = Field(None, gt=0, le=30 * 86400, description="Completion window")
+    webhook_url: PlainText | None = Field(
+        None,
+        max_length=2000,
+        description="Gets this job's job.* events, signed with the owner's default secret "
+        "(GET /api/v1/webhooks/secret)",
+    )
+    notify_emails: list[PlainText] | None = Field(
+        None, max_length=20, description="Addresses emailed when the job ends (at most 20)"
+    )
 
 
 # -- create ---------------------------------------------------------------------------------------------------
@@ -146,6 +155,8 @@ def _create(app: Batchyard, principal: Principal, body: JobCreate, idempotency_k
         concurrency=body.concurrency,
         max_failures=body.max_failures,
         max_failure_rate=body.max_failure_rate,
+        webhook_url=body.webhook_url,
+        notify_emails=body.notify_emails,
     )
 
 
