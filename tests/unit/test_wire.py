@@ -18,7 +18,7 @@ JOB_FIELDS = [
     "tags", "metadata", "params", "source", "counts", "percent", "items_per_second", "eta_seconds",
     "duration_seconds", "avg_item_seconds", "cost", "usage", "error", "created_at", "started_at", "finished_at",
     "last_activity_at", "scheduled_at", "expires_at", "settings", "result_files", "files_written_at", "finished",
-    "workers_alive", "running_progress", "current",
+    "workers_alive", "running_progress", "current", "webhook_url", "notify_emails",
 ]  # fmt: skip
 
 
@@ -46,6 +46,7 @@ def test_a_job_serializes_with_every_field_in_order() -> None:
     assert out["status"] == "running" and out["finished"] is False
     assert out["settings"]["max_attempts"] == 3
     assert out["running_progress"] == 0.0 and out["current"] == []
+    assert out["webhook_url"] is None and out["notify_emails"] == []
 
 
 def test_a_job_counts_and_shows_its_running_items_progress() -> None:

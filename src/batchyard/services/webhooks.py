@@ -22,7 +22,6 @@ from batchyard.core.addresses import AddressRefused, check_address
 from batchyard.core.notifications import EVENT_TYPES, unknown_events
 from batchyard.core.records import DeliveryRecord, MessageRecord, WebhookRecord
 from batchyard.errors import InvalidRequest, NotFound
-from batchyard.outbound.guard import URLRefused, check_url
 from batchyard.services.auth import LOCAL_ADMIN, Principal, check_owner_name
 
 if TYPE_CHECKING:  # types only: importing them would load the database layer
@@ -41,6 +40,8 @@ _EMAIL = re.compile(r"^[^@\s,;<>\"']+@[^@\s,;<>\"'.]+(\.[^@\s,;<>\"'.]+)+$")
 
 def check_target_url(url: str, settings: Settings, *, param: str) -> str:
     """``url`` if a notification may be sent there now, else InvalidRequest naming ``param``."""
+    from batchyard.outbound.guard import URLRefused, check_url  # aiohttp: not for every CLI command's start
+
     url = url.strip()
     if not url or len(url) > MAX_URL_CHARS:
         raise InvalidRequest(f"{param}: a URL of 1 to {MAX_URL_CHARS} characters", param=param)

@@ -1,0 +1,261 @@
+"""The notification outbox on SQLite and PostgreSQL: messages written with the events every path records, claimed
+with leases, delivered to a real receiver on loopback with retries, signed as Standard Webhooks says, refused for
+private targets, and still delivered after a restart."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from standardwebhooks.webhooks import Webhook, WebhookVerificationError
+
+from batchyard import Batchyard, ItemContext, Settings
+from batchyard.core.lifecycle import Action
+from batchyard.errors import PauseJob
+from batchyard.metrics import REGISTRY
+from batchyard.services.auth import Principal, Role
+from batchyard.services.outbox import OutboxDispatcher
+
+from ..receiver import Received, run_receiver
+from ..waits import wait_until
+from .helpers import running_worker, wait_finished
+
+ALICE = Principal("alice", Role.MEMBER)
+FAST = {"allow_private_urls": True, "webhook_retry_schedule_seconds": [0.3, 0.3, 0.3], "outbox_poll_interval_ms": 50}
+
+
+@pytest.fixture
+def fast_app(settings: Settings) -> Iterator[Batchyard]:
+    application = Batchyard(settings.model_copy(update=FAST), demo_handlers=True)
+    yield application
+    application.close()
+
+
+def _dispatcher(app: Batchyard, **changes: Any) -> OutboxDispatcher:
+    settings = app.settings.model_copy(update=changes)
+    return OutboxDispatcher(app.store, settings, app.service, app.openai_batches)
+
+
+def _deliveries(app: Batchyard, webhook_id: str) -> list[Any]:
+    return app.webhooks.deliveries(webhook_id, ALICE, limit=100)[0]
+
+
+def _counter(name: str, outcome: str) -> float:
+    return REGISTRY.get_sample_value(f"batchyard_{name}_deliveries_total", {"outcome": outcome}) or 0.0
+
+
+def _verify(secret: str, request: Received) -> Any:
+    return Webhook(secret).verify(request.body, request.headers)
+
+
+def test_every_path_that_ends_or_pauses_a_job_writes_its_messages(fast_app: Batchyard) -> None:
+    app = fast_app
+    everything, _ = app.webhooks.create(ALICE, url="https://hooks.example.com/all")
+    failures, _ = app.webhooks.create(ALICE, url="https://hooks.example.com/failed", events=["job.failed"])
+
+    cancelled = app.service.submit("echo", [{"n": 1}], owner="alice")
+    app.service.cancel(cancelled.id)  # a person's cancel (the API and the CLI)
+    paused = app.service.submit("echo", [{"n": 1}], owner="alice")
+    app.service.pause(paused.id)
+    expired = app.service.submit("echo", [{"n": 1}], owner="alice")
+    assert app.store.jobs.stop_job(expired.id, Action.EXPIRE, {"code": "expired", "message": "window passed"})
+    failed = app.service.submit("echo", [{"n": 1}], owner="alice")
+    assert app.store.jobs.stop_job(failed.id, Action.FAIL, {"code": "failure_threshold", "message": "too many"})
+    others = app.service.submit("echo", [{"n": 1}], owner="bob")
+    app.service.cancel(others.id)
+
+    def events(job_id: str) -> set[tuple[str, str | None]]:
+        return {(m.event_type, m.webhook_id) for m in app.store.outbox.messages_of_jobs([job_id])}
+
+    assert events(cancelled.id) == {("job.cancelled", everything.id)}
+    assert events(paused.id) == {("job.paused", everything.id)}
+    assert events(expired.id) == {("job.expired", everything.id)}
+    assert events(failed.id) == {("job.failed", everything.id), ("job.failed", failures.id)}
+    assert events(others.id) == set()  # bob's job: nothing for alice's endpoints
+
+
+def test_a_worker_finishing_or_a_handler_pausing_writes_messages(fast_app: Batchyard) -> None:
+    app = fast_app
+
+    def stops(item: dict[str, int], ctx: ItemContext) -> dict[str, int]:
+        raise PauseJob("out of tokens")
+
+    app.registry.register("stops", stops)
+    with run_receiver() as receiver:
+        hook, secret = app.webhooks.create(ALICE, url=receiver.url)
+        done = app.service.submit("echo", [{"n": 1}, {"n": 2}], owner="alice")
+        halted = app.service.submit("stops", [{"n": 1}], owner="alice")
+        with running_worker(app):
+            wait_finished(app, done.id)
+            wait_until(lambda: app.service.get(halted.id).job.status == "paused", what="the handler's pause")
+            receiver.wait_for(2)
+        kinds = {(r.json["type"], r.json["data"]["id"]) for r in receiver.requests}
+        assert kinds == {("job.completed", done.id), ("job.paused", halted.id)}
+        completed = receiver.of_type("job.completed")[0]
+        assert _verify(secret, completed)["data"]["status"] == "completed"
+        assert completed.json["data"]["counts"]["succeeded"] == 2
+        paused = receiver.of_type("job.paused")[0].json["data"]
+        assert (paused["status_reason"], paused["status_message"]) == ("paused_by_handler", "out of tokens")
+        assert {d.event_type for d in _deliveries(app, hook.id)} == {"job.completed", "job.paused"}
+
+
+def test_a_receiver_that_fails_twice_gets_three_attempts_under_one_webhook_id(fast_app: Batchyard) -> None:
+    app = fast_app
+    before = {o: _counter("webhook", o) for o in ("delivered", "failed")}
+    with run_receiver([500, 503]) as receiver:
+        hook, secret = app.webhooks.create(ALICE, url=receiver.url, events=["job.completed"])
+        job = app.service.submit("echo", [{"n": 1}], owner="alice")
+        with running_worker(app):
+            wait_finished(app, job.id)
+            requests = receiver.wait_for(3)
+        assert len(requests) == 3
+        assert len({r.headers["webhook-id"] for r in requests}) == 1  # stable across retries
+        assert len({r.body for r in requests}) == 1  # the same bytes every time
+        for request in requests:
+            assert _verify(secret, request)["type"] == "job.completed"
+        assert requests[1].at - requests[0].at < 10  # the first retry comes within 10 s
+    log = _deliveries(app, hook.id)
+    assert [(d.outcome, d.status_code) for d in log] == [("delivered", 200), ("failed", 503), ("failed", 500)]
+    assert log[2].error == "answered HTTP 500" and log[0].error is None
+    assert {d.message_id for d in log} == {requests[0].headers["webhook-id"]}
+    assert all(d.message_status == "delivered" and d.duration_ms >= 0 for d in log)
+    assert _counter("webhook", "delivered") - before["delivered"] == 1
+    assert _counter("webhook", "failed") - before["failed"] == 2
+
+
+def test_after_the_schedule_it_gives_up_and_a_redelivery_sends_it_again(fast_app: Batchyard) -> None:
+    app = fast_app
+    with run_receiver([500] * 4) as receiver:
+        hook, secret = app.webhooks.create(ALICE, url=receiver.url)
+        job = app.service.submit("echo", [{"n": 1}], owner="alice")
+        app.service.cancel(job.id)
+        with running_worker(app):
+            receiver.wait_for(4)
+            wait_until(lambda: _deliveries(app, hook.id)[0].outcome == "gave_up", what="giving up")
+            log = _deliveries(app, hook.id)
+            assert [d.outcome for d in log] == ["gave_up", "failed", "failed", "failed"]
+            message = app.webhooks.redeliver(hook.id, str(log[0].id), ALICE)
+            assert message.status == "pending"
+            requests = receiver.wait_for(5)
+        assert requests[4].headers["webhook-id"] == requests[0].headers["webhook-id"]
+        assert requests[4].body == requests[0].body
+        assert _verify(secret, requests[4])["type"] == "job.cancelled"
+    assert _deliveries(app, hook.id)[0].outcome == "delivered"
+
+
+def test_a_pending_message_survives_a_restart(settings: Settings) -> None:
+    """Written by one process that stops before sending it; the next process (same database) delivers it. A
+    message claimed by a process that died mid-send comes back when its lease runs out."""
+    first = Batchyard(settings.model_copy(update={**FAST, "outbox_lease_seconds": 0.5}), demo_handlers=True)
+    with run_receiver() as receiver:
+        _, secret = first.webhooks.create(ALICE, url=receiver.url)
+        job = first.service.submit("echo", [{"n": 1}], owner="alice")
+        first.service.cancel(job.id)
+        other = first.service.submit("echo", [{"n": 1}], owner="alice")
+        first.service.cancel(other.id)
+        claimed = first.store.outbox.claim_due(1, 0.5)  # then the process "dies" holding it
+        assert len(claimed) == 1
+        first.close()
+        second = Batchyard(settings.model_copy(update=FAST), demo_handlers=True)
+        try:
+            with running_worker(second):
+                requests = receiver.wait_for(2)
+            assert {r.json["data"]["id"] for r in requests} == {job.id, other.id}
+            assert all(_verify(secret, r) for r in requests)
+            assert [m.status for m in second.store.outbox.messages_of_jobs([job.id, other.id])] == ["delivered"] * 2
+        finally:
+            second.close()
+
+
+def test_claims_never_overlap_and_a_lost_lease_records_nothing(fast_app: Batchyard) -> None:
+    app = fast_app
+    app.webhooks.create(ALICE, url="https://hooks.example.com/a")
+    for _ in range(12):
+        job = app.service.submit("echo", [{"n": 1}], owner="alice")
+        app.service.cancel(job.id)
+    taken: list[list[str]] = []
+    lock = threading.Lock()
+
+    def claim() -> None:
+        got = [m.id for m in app.store.outbox.claim_due(5, 60.0)]
+        with lock:
+            taken.append(got)
+
+    threads = [threading.Thread(target=claim) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    ids = [i for batch in taken for i in batch]
+    assert len(ids) == len(set(ids)) == 12  # every message once, whoever claimed it
+    assert app.store.outbox.claim_due(5, 60.0) == []  # all held
+    # a claim of a message whose lease ran out takes it over: the first holder's result is not recorded
+    assert app.store.outbox.redeliver(ids[0])  # due again now, lease cleared
+    first = app.store.outbox.claim_due(1, 0.0)[0]
+    second = app.store.outbox.claim_due(1, 60.0)[0]
+    assert first.id == second.id == ids[0] and first.lease_token != second.lease_token
+    assert not app.store.outbox.settle(first, "delivered", duration_ms=1.0, status_code=200)
+    assert app.store.outbox.settle(second, "delivered", duration_ms=1.0, status_code=200)
+
+
+def test_a_jobs_own_webhook_url_is_signed_with_the_owners_default_secret(fast_app: Batchyard) -> None:
+    app = fast_app
+    with run_receiver() as receiver:
+        job = app.submit("echo", [{"n": 1}], owner="alice", webhook_url=receiver.url + "?job=1")
+        assert app.service.get(job.id).to_dict()["webhook_url"] == receiver.url + "?job=1"
+        unrelated = app.submit("echo", [{"n": 2}], owner="alice")
+        with running_worker(app):
+            wait_finished(app, job.id)
+            wait_finished(app, unrelated.id)
+            requests = receiver.wait_for(1)
+        owner, secret = app.webhooks.default_secret(ALICE)
+        assert owner == "alice" and secret.startswith("whsec_")
+        assert len(requests) == 1 and requests[0].path == "/hook?job=1"
+        payload = _verify(secret, requests[0])
+        assert payload["type"] == "job.completed" and payload["data"]["id"] == job.id
+        with pytest.raises(WebhookVerificationError):
+            _verify(app.webhooks.default_secret(Principal("bob", Role.MEMBER))[1], requests[0])
+        assert app.webhooks.default_secret(ALICE)[1] == secret  # made once, the same after
+
+
+def test_delivery_checks_the_address_again_and_on_every_redirect(fast_app: Batchyard) -> None:
+    """An endpoint made while private targets were allowed is refused at delivery once they are not (0 requests
+    reach it); a redirect to an address the policy refuses is not followed; cloud metadata stays refused even when
+    private targets are allowed."""
+    app = fast_app
+    with run_receiver() as inside, run_receiver(redirect_to="http://169.254.169.254/latest/meta-data/") as to_meta:
+        hook, _ = app.webhooks.create(ALICE, url=inside.url)
+        metahook, _ = app.webhooks.create(ALICE, url=to_meta.url)
+        job = app.service.submit("echo", [{"n": 1}], owner="alice")
+        app.service.cancel(job.id)
+        strict = _dispatcher(app, allow_private_urls=False)
+        assert asyncio.run(strict.deliver_due()) == 2
+        assert inside.requests == [] and to_meta.requests == []  # refused before connecting
+        refused = _deliveries(app, hook.id)[0]
+        assert refused.status_code is None and "refused to connect to 127.0.0.1" in (refused.error or "")
+        assert refused.outcome == "failed"
+        app.store.outbox.redeliver(_deliveries(app, metahook.id)[0].message_id)
+        lenient = _dispatcher(app)  # private targets allowed: the receiver is reached, its redirect is not
+        asyncio.run(lenient.deliver_due())
+        assert len(to_meta.requests) == 1
+        followed = _deliveries(app, metahook.id)[0]
+        assert "169.254.169.254" in (followed.error or "") and "refused always" in (followed.error or "")
+
+
+def test_a_redirect_into_a_refused_network_is_not_followed(fast_app: Batchyard) -> None:
+    """127.0.0.1 is allowed by ``allowed_private_networks``; its 302 points at 127.0.0.2, which is not: the
+    second receiver gets no connection at all."""
+    app = fast_app
+    with run_receiver(host="127.0.0.2") as target, run_receiver(redirect_to=target.url) as front:
+        if True:
+            hook, _ = app.webhooks.create(ALICE, url=front.url)
+            job = app.service.submit("echo", [{"n": 1}], owner="alice")
+            app.service.cancel(job.id)
+            guarded = _dispatcher(app, allow_private_urls=False, allowed_private_networks=["127.0.0.1/32"])
+            asyncio.run(guarded.deliver_due())
+            assert len(front.requests) == 1 and target.requests == []
+            attempt = _deliveries(app, hook.id)[0]
+            assert "127.0.0.2" in (attempt.error or "") and attempt.outcome == "failed"
