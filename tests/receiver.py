@@ -55,7 +55,7 @@ def run_receiver(
     holder: dict[str, Receiver] = {}
 
     class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+        def do_POST(self) -> None:
             receiver = holder["r"]
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
             with receiver.lock:

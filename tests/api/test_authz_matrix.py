@@ -46,7 +46,10 @@ def _ids(client: TestClient, app: Batchyard, keys: Keys) -> dict[str, str]:
         endpoint="/v1/chat/completions",
         completion_window="24h",
     )
+    webhook, _ = app.webhooks.create(Principal("alice", Role.MEMBER), url="https://hooks.example.com/matrix")
     return {
+        "webhook_id": webhook.id,
+        "delivery_id": "1",
         "job_id": job.id,
         "key": "k1",
         "file_id": upload.json()["id"],
