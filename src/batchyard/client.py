@@ -33,15 +33,20 @@ from batchyard.errors import ApiError, ConfigError, ServerUnreachable
 if TYPE_CHECKING:  # pydantic is imported when a first answer is parsed, not for the CLI's every start
     from batchyard.wire import (
         BulkOut,
+        DeliveryOut,
         ErrorGroupOut,
         EventOut,
         FileOut,
         HandlerOut,
         HistoryOut,
         JobOut,
+        NewWebhookOut,
         Page,
         QuotaOut,
+        RedeliveryOut,
         RetryOut,
+        WebhookOut,
+        WebhookSecretOut,
     )
 
 DEFAULT_TIMEOUT_SECONDS = 30.0
@@ -412,6 +417,51 @@ class Client:
 
     def delete_job(self, job_id: str) -> None:
         self.request("DELETE", f"/api/v1/jobs/{_segment(job_id)}")
+
+    # -- webhooks -----------------------------------------------------------------------------------------------
+
+    def create_webhook(self, url: str, *, events: Sequence[str] = (), owner: str | None = None) -> NewWebhookOut:
+        """A new endpoint; the answer holds its signing secret, shown only this once."""
+        from batchyard.wire import NewWebhookOut
+
+        body: dict[str, Any] = {"url": url, "events": list(events), **({"owner": owner} if owner else {})}
+        return NewWebhookOut.model_validate(self._json("POST", "/api/v1/webhooks", json=body))
+
+    def list_webhooks(self, *, owner: str | None = None) -> list[WebhookOut]:
+        """Every endpoint the key may see (all pages), oldest first."""
+        from batchyard.wire import WebhookOut
+
+        found: list[WebhookOut] = []
+        params: dict[str, Any] = {"limit": 200, **({"owner": owner} if owner else {})}
+        while True:
+            page = self._json("GET", "/api/v1/webhooks", params=params)
+            found += [WebhookOut.model_validate(w) for w in page["data"]]
+            if not page["has_more"]:
+                return found
+            params["cursor"] = page["next_cursor"]
+
+    def delete_webhook(self, webhook_id: str) -> None:
+        self.request("DELETE", f"/api/v1/webhooks/{_segment(webhook_id)}")
+
+    def webhook_deliveries(self, webhook_id: str, *, limit: int = 50) -> list[DeliveryOut]:
+        """The endpoint's latest delivery attempts, newest first."""
+        from batchyard.wire import DeliveryOut
+
+        page = self._json("GET", f"/api/v1/webhooks/{_segment(webhook_id)}/deliveries", params={"limit": limit})
+        return [DeliveryOut.model_validate(d) for d in page["data"]]
+
+    def redeliver(self, webhook_id: str, delivery_id: str) -> RedeliveryOut:
+        from batchyard.wire import RedeliveryOut
+
+        path = f"/api/v1/webhooks/{_segment(webhook_id)}/deliveries/{_segment(delivery_id)}/redeliver"
+        return RedeliveryOut.model_validate(self._json("POST", path))
+
+    def webhook_secret(self, *, owner: str | None = None) -> WebhookSecretOut:
+        """The owner's default signing secret (jobs' own webhook_url), made on first use."""
+        from batchyard.wire import WebhookSecretOut
+
+        params = {"owner": owner} if owner else None
+        return WebhookSecretOut.model_validate(self._json("GET", "/api/v1/webhooks/secret", params=params))
 
     def job_events(self, job_id: str, *, after: int = 0, limit: int = EVENTS_PAGE) -> list[EventOut]:
         """A page of the job's timeline, oldest first, the events with an id above ``after``."""

@@ -17,6 +17,7 @@ from batchyard.cli.quotas import quotas_app
 from batchyard.cli.run import run
 from batchyard.cli.serve import serve
 from batchyard.cli.submit import submit
+from batchyard.cli.webhooks import webhooks_app
 from batchyard.cli.worker import db_app, worker
 
 app = typer.Typer(
@@ -92,6 +93,7 @@ app.command()(prune)
 app.add_typer(jobs_app)
 app.add_typer(keys_app)
 app.add_typer(quotas_app)
+app.add_typer(webhooks_app)
 app.add_typer(db_app)
 add_global_options(app)  # --data-dir and --db after any command's name too
 

@@ -263,6 +263,18 @@ def _add_progress_rows(grid: Table, job: JobOut) -> None:
         grid.add_row("Now", current_steps(job))
 
 
+def _add_optional_rows(grid: Table, job: JobOut) -> None:
+    """Params, metadata and who hears of the job (its own webhook, the addresses emailed), when it has them."""
+    if job.params:
+        grid.add_row("Params", escape(json.dumps(job.params, ensure_ascii=False)))
+    if job.metadata:
+        grid.add_row("Metadata", escape(json.dumps(job.metadata, ensure_ascii=False)))
+    if job.webhook_url:
+        grid.add_row("Webhook", escape(job.webhook_url))
+    if job.notify_emails:
+        grid.add_row("Notify", escape(", ".join(job.notify_emails)))
+
+
 def job_details(job: JobOut, events: Sequence[EventOut], files: Sequence[ResultFile], now: float) -> Panel:
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold", no_wrap=True)
@@ -286,10 +298,7 @@ def job_details(job: JobOut, events: Sequence[EventOut], files: Sequence[ResultF
     if job.expires_at is not None:
         grid.add_row("Expires", _when(job.expires_at, now))
     grid.add_row("Settings", _settings_line(job))
-    if job.params:
-        grid.add_row("Params", escape(json.dumps(job.params, ensure_ascii=False)))
-    if job.metadata:
-        grid.add_row("Metadata", escape(json.dumps(job.metadata, ensure_ascii=False)))
+    _add_optional_rows(grid, job)
     if job.cost or job.usage:
         usage = ", ".join(f"{k} {v:g}" for k, v in sorted(job.usage.items()))
         grid.add_row("Usage", f"cost {job.cost:g}" + (f" · {escape(usage)}" if usage else ""))

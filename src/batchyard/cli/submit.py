@@ -145,6 +145,19 @@ def submit(
         float | None,
         typer.Option(min=0, metavar="SECONDS", help="Completion window: the job expires if not finished by then."),
     ] = None,
+    webhook: Annotated[
+        str | None,
+        typer.Option(
+            "--webhook",
+            metavar="URL",
+            help="POST this job's events (job.completed, job.failed, ...) here, signed with the owner's default "
+            "secret (Standard Webhooks; GET /api/v1/webhooks/secret).",
+        ),
+    ] = None,
+    notify_email: Annotated[
+        list[str] | None,
+        typer.Option("--notify-email", metavar="ADDR", help="Email this address when the job ends (repeatable)."),
+    ] = None,
     url: UrlOption = None,
     key: KeyOption = None,
     app: AppOption = None,
@@ -166,6 +179,8 @@ def submit(
       [cyan]batchyard submit big.jsonl -H thumbnail --app mypkg.jobs:app --json[/]
 
       [cyan]cat items.jsonl | batchyard submit - -H echo --wait --json | jq .counts[/]
+
+      [cyan]batchyard submit items.jsonl -H echo --webhook https://example.com/hooks --notify-email ops@example.com[/]
 
       [cyan]BATCHYARD_API_KEY=by_... batchyard submit items.jsonl -H echo --url http://127.0.0.1:8000 --wait[/]
     """
@@ -189,6 +204,8 @@ def submit(
         "concurrency": concurrency,
         "max_failures": max_failures,
         "max_failure_rate": max_failure_rate,
+        "webhook_url": webhook,
+        "notify_emails": list(notify_email or []),
     }
     if url:
         with open_client(url, key, app) as client:
