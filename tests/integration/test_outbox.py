@@ -17,6 +17,7 @@ from batchyard.core.lifecycle import Action
 from batchyard.errors import PauseJob
 from batchyard.metrics import REGISTRY
 from batchyard.services.auth import Principal, Role
+from batchyard.services.maintenance import Maintenance
 from batchyard.services.outbox import OutboxDispatcher
 
 from ..receiver import Received, run_receiver
@@ -32,6 +33,13 @@ def fast_app(settings: Settings) -> Iterator[Batchyard]:
     application = Batchyard(settings.model_copy(update=FAST), demo_handlers=True)
     yield application
     application.close()
+
+
+def _write_files(app: Batchyard) -> None:
+    """One maintenance round: stopped jobs get their result files, and their held messages come due."""
+    maintenance = Maintenance(app.store, app.storage, app.settings)
+    while app.store.upkeep.jobs_needing_files():  # ten jobs a round
+        maintenance.run_once()
 
 
 def _dispatcher(app: Batchyard, **changes: Any) -> OutboxDispatcher:
@@ -75,6 +83,12 @@ def test_every_path_that_ends_or_pauses_a_job_writes_its_messages(fast_app: Batc
     assert events(expired.id) == {("job.expired", everything.id)}
     assert events(failed.id) == {("job.failed", everything.id), ("job.failed", failures.id)}
     assert events(others.id) == set()  # bob's job: nothing for alice's endpoints
+    # a stopped job's messages wait for its result files (what they carry is the finished job); a pause's do not
+    stopped = [cancelled.id, expired.id, failed.id]
+    assert {m.next_attempt_at for m in app.store.outbox.messages_of_jobs(stopped)} == {None}
+    assert all(m.next_attempt_at is not None for m in app.store.outbox.messages_of_jobs([paused.id]))
+    _write_files(app)
+    assert all(m.next_attempt_at is not None for m in app.store.outbox.messages_of_jobs(stopped))
 
 
 def test_a_worker_finishing_or_a_handler_pausing_writes_messages(fast_app: Batchyard) -> None:
@@ -142,7 +156,9 @@ def test_after_the_schedule_it_gives_up_and_a_redelivery_sends_it_again(fast_app
             requests = receiver.wait_for(5)
         assert requests[4].headers["webhook-id"] == requests[0].headers["webhook-id"]
         assert requests[4].body == requests[0].body
-        assert _verify(secret, requests[4])["type"] == "job.cancelled"
+        cancelled = _verify(secret, requests[4])
+        assert cancelled["type"] == "job.cancelled"
+        assert cancelled["data"]["finished"] is True and cancelled["data"]["status"] == "cancelled"
     assert _deliveries(app, hook.id)[0].outcome == "delivered"
 
 
@@ -156,6 +172,7 @@ def test_a_pending_message_survives_a_restart(settings: Settings) -> None:
         first.service.cancel(job.id)
         other = first.service.submit("echo", [{"n": 1}], owner="alice")
         first.service.cancel(other.id)
+        _write_files(first)
         claimed = first.store.outbox.claim_due(1, 0.5)  # then the process "dies" holding it
         assert len(claimed) == 1
         first.close()
@@ -176,6 +193,7 @@ def test_claims_never_overlap_and_a_lost_lease_records_nothing(fast_app: Batchya
     for _ in range(12):
         job = app.service.submit("echo", [{"n": 1}], owner="alice")
         app.service.cancel(job.id)
+    _write_files(app)
     taken: list[list[str]] = []
     lock = threading.Lock()
 
@@ -231,6 +249,7 @@ def test_delivery_checks_the_address_again_and_on_every_redirect(fast_app: Batch
         metahook, _ = app.webhooks.create(ALICE, url=to_meta.url)
         job = app.service.submit("echo", [{"n": 1}], owner="alice")
         app.service.cancel(job.id)
+        _write_files(app)
         strict = _dispatcher(app, allow_private_urls=False)
         assert asyncio.run(strict.deliver_due()) == 2
         assert inside.requests == [] and to_meta.requests == []  # refused before connecting
@@ -254,8 +273,23 @@ def test_a_redirect_into_a_refused_network_is_not_followed(fast_app: Batchyard) 
             hook, _ = app.webhooks.create(ALICE, url=front.url)
             job = app.service.submit("echo", [{"n": 1}], owner="alice")
             app.service.cancel(job.id)
+            _write_files(app)
             guarded = _dispatcher(app, allow_private_urls=False, allowed_private_networks=["127.0.0.1/32"])
             asyncio.run(guarded.deliver_due())
             assert len(front.requests) == 1 and target.requests == []
             attempt = _deliveries(app, hook.id)[0]
             assert "127.0.0.2" in (attempt.error or "") and attempt.outcome == "failed"
+
+
+def test_wait_with_its_own_worker_sends_the_jobs_messages_before_it_returns(fast_app: Batchyard) -> None:
+    """``Job.wait()`` (and ``submit --wait``) with no worker running processes the job in this process; the job's
+    notifications go out before it returns, even one that needs a retry."""
+    app = fast_app
+    with run_receiver([502]) as endpoint, run_receiver() as own:
+        hook, _ = app.webhooks.create(ALICE, url=endpoint.url, events=["job.completed"])
+        job = app.submit("echo", [{"n": 1}], owner="alice", webhook_url=own.url)
+        job.wait(timeout=30)
+        assert [r.json["type"] for r in endpoint.requests] == ["job.completed"] * 2  # the 502, then its retry
+        assert [r.json["data"]["id"] for r in own.requests] == [job.id]
+    assert [d.outcome for d in _deliveries(app, hook.id)] == ["delivered", "failed"]
+    assert {m.status for m in app.store.outbox.messages_of_jobs([job.id])} == {"delivered"}

@@ -9,6 +9,7 @@ from sqlalchemy import case, exists, insert, or_, select, update
 
 from batchyard.core.lifecycle import AWAITING_FILES_JOB_STATUSES, LIVE_JOB_STATUSES, SAMPLED_JOB_STATUSES, JobStatus
 from batchyard.store.engine import Database
+from batchyard.store.outbox import release_held
 from batchyard.store.progress import partial_of
 from batchyard.store.schema import jobs, progress_samples
 from batchyard.store.timeline import add_event
@@ -82,6 +83,7 @@ class UpkeepStore:
                 status = JobStatus.COMPLETED
                 add_event(conn, job_id, now, "completed", message="result files written")
             conn.execute(update(jobs).where(jobs.c.id == job_id).values(**values))
+            release_held(conn, job_id, now)
             return str(status)
 
     def jobs_past_expiry(self) -> list[str]:

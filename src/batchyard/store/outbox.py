@@ -5,6 +5,11 @@ the one place every timeline event is written, so whatever moved the job (a pers
 completion, maintenance's expiry, a handler's PauseJob, a quota) wrote its messages in the same transaction: a
 message exists exactly when its event committed, and survives any crash after.
 
+**Held for result files.** A job that ends cancelled, failed or expired with items has its result files written
+by maintenance after: its messages are written not yet due (``next_attempt_at`` NULL) and come due when the files
+are (:func:`release_held`), so what they carry is the finished job, with its files (an OpenAI batch's
+``output_file_id``).
+
 **Claimed with a lease.** A dispatcher takes due rows (``next_attempt_at <= now``, over ``ix_outbox_due``) with
 ``FOR UPDATE SKIP LOCKED`` on PostgreSQL (``BEGIN IMMEDIATE`` serialises claims on SQLite) and moves them a lease
 ahead under a fresh token: another dispatcher skips them until then, and if the claimer dies they come due again
@@ -34,15 +39,22 @@ from batchyard.store.engine import Database
 from batchyard.store.schema import delivery_attempts, jobs, outbox, webhook_secrets, webhooks
 
 PENDING, DELIVERED, GAVE_UP, FAILED = "pending", "delivered", "gave_up", "failed"
+HELD_FOR_FILES = frozenset({"cancelled", "failed", "expired"})
 WEBHOOK, EMAIL = "webhook", "email"
 
 
 def enqueue_notifications(conn: Connection, job_id: str, at: float, timeline_type: str) -> int:
     """Write the messages a job's timeline event makes (none for most events); returns how many."""
     row = conn.execute(
-        select(jobs.c.owner, jobs.c.handler, jobs.c.params, jobs.c.webhook_url, jobs.c.notify_emails).where(
-            jobs.c.id == job_id
-        )
+        select(
+            jobs.c.owner,
+            jobs.c.handler,
+            jobs.c.params,
+            jobs.c.webhook_url,
+            jobs.c.notify_emails,
+            jobs.c.total,
+            jobs.c.files_written_at,
+        ).where(jobs.c.id == job_id)
     ).first()
     if row is None:
         return 0
@@ -51,6 +63,9 @@ def enqueue_notifications(conn: Connection, job_id: str, at: float, timeline_typ
     event = event_type(timeline_type, is_batch=is_batch)
     if event is None:
         return 0
+    # A job that ends cancelled, failed or expired with items gets its result files written after: its messages
+    # wait for them (see release_held), so what they carry is the finished job, files and all.
+    held = timeline_type in HELD_FOR_FILES and row.total > 0 and row.files_written_at is None
     base = {"owner": row.owner, "job_id": job_id, "event_type": event, "occurred_at": at}
     messages: list[dict[str, Any]] = []
     endpoints = conn.execute(
@@ -72,13 +87,27 @@ def enqueue_notifications(conn: Connection, job_id: str, at: float, timeline_typ
                     "id": new_message_id(),
                     "status": PENDING,
                     "tries": 0,
-                    "next_attempt_at": at,
+                    "next_attempt_at": None if held else at,
                     "created_at": at,
                 }
                 for m in messages
             ],
         )
     return len(messages)
+
+
+def release_held(conn: Connection, job_id: str, now: float) -> None:
+    """The job's result files are written: its messages that waited for them are due now."""
+    conn.execute(
+        update(outbox)
+        .where(
+            outbox.c.job_id == job_id,
+            outbox.c.status == PENDING,
+            outbox.c.next_attempt_at.is_(None),
+            outbox.c.lease_token.is_(None),
+        )
+        .values(next_attempt_at=now)
+    )
 
 
 class OutboxStore:
