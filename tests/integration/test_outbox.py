@@ -21,6 +21,7 @@ from batchyard.services.maintenance import Maintenance
 from batchyard.services.outbox import OutboxDispatcher
 
 from ..receiver import Received, run_receiver
+from ..smtp import SmtpServer
 from ..waits import wait_until
 from .helpers import running_worker, wait_finished
 
@@ -293,3 +294,45 @@ def test_wait_with_its_own_worker_sends_the_jobs_messages_before_it_returns(fast
         assert [r.json["data"]["id"] for r in own.requests] == [job.id]
     assert [d.outcome for d in _deliveries(app, hook.id)] == ["delivered", "failed"]
     assert {m.status for m in app.store.outbox.messages_of_jobs([job.id])} == {"delivered"}
+
+
+def _emails(app: Batchyard, job_id: str) -> list[Any]:
+    return [m for m in app.store.outbox.messages_of_jobs([job_id]) if m.kind == "email"]
+
+
+def test_a_finished_job_with_notify_emails_sends_one_email(fast_app: Batchyard, smtp_server: SmtpServer) -> None:
+    """Through the outbox and the email module, to a real SMTP server: one email per finished job, to its
+    addresses; a failed send that can be retried (a 4xx) is retried, and a pause sends none."""
+    smtp = smtp_server.settings().model_dump(include={"smtp_host", "smtp_port", "smtp_tls", "email_from"})
+    schedule = {"webhook_retry_schedule_seconds": [1.0] * 5}  # time to see the refusal before the next attempt
+    app = Batchyard(fast_app.settings.model_copy(update={**smtp, **schedule}), demo_handlers=True)
+    before = _counter("email", "delivered")
+    try:
+        smtp_server.data_reply = "451 try again later"  # the first attempt is refused for now
+        job = app.submit(
+            "echo", [{"n": 1}, {"n": 2}], owner="alice", notify_emails=["ops@example.com", "ann@example.org"]
+        )
+        paused = app.submit("echo", [{"n": 1}], owner="alice", notify_emails=["ops@example.com"])
+        app.service.pause(paused.id)
+        with running_worker(app):
+            wait_finished(app, job.id)
+            wait_until(lambda: bool(_emails(app, job.id)) and _emails(app, job.id)[0].tries >= 1, what="a refusal")
+            smtp_server.data_reply = None
+            received = smtp_server.wait_for_messages(1, timeout=15)
+        assert sorted(received[0].rcpt_tos) == ["ann@example.org", "ops@example.com"]
+        assert job.id in received[0].message["X-Batchyard-Job-Id"]
+        assert [m.status for m in _emails(app, job.id)] == ["delivered"]
+        assert _emails(app, paused.id) == []  # a pause is not the end: no email
+        assert _counter("email", "delivered") - before == 1
+    finally:
+        app.close()
+
+
+def test_an_email_that_cannot_be_sent_at_all_is_given_up_at_once(fast_app: Batchyard) -> None:
+    """No SMTP server configured: the email module says the failure is final, so the message is not retried."""
+    app = fast_app
+    job = app.submit("echo", [{"n": 1}], owner="alice", notify_emails=["ops@example.com"])
+    with running_worker(app):
+        wait_finished(app, job.id)
+        wait_until(lambda: _emails(app, job.id)[0].status == "gave_up", what="the email given up")
+    assert _emails(app, job.id)[0].tries == 1

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 from batchyard import metrics
 from batchyard.core.notifications import iso_timestamp, retry_delay, signed_headers
 from batchyard.core.records import OutboxMessage
-from batchyard.errors import NotFound
+from batchyard.errors import EmailDeliveryError, NotFound
 from batchyard.outbound.webhook import Attempt, post_signed
 
 if TYPE_CHECKING:
@@ -126,19 +126,15 @@ class OutboxDispatcher:
         started = time.perf_counter()
         try:
             await asyncio.to_thread(self._send_email, message)
-        except ImportError as exc:
-            return Attempt(None, f"email sending is not available: {exc}", _ms(started)), True
-        except Exception as exc:
-            retryable = bool(getattr(exc, "retryable", True))
-            return Attempt(None, f"{type(exc).__name__}: {exc}"[:500], _ms(started)), retryable
+        except EmailDeliveryError as exc:  # retryable: unreachable, timed out, a 4xx; else final (a 5xx, no SMTP)
+            return Attempt(exc.smtp_code, str(exc)[:500], _ms(started)), exc.retryable
         return Attempt(250, None, _ms(started)), True  # 250: SMTP's "accepted", for the log
 
     def _send_email(self, message: OutboxMessage) -> None:
-        from batchyard.notify.email import compose_job_email, send_email  # type: ignore[import-not-found,unused-ignore]
+        from batchyard.notify.email import compose_job_email, send_email
 
         job = self.jobs.get(message.job_id).to_dict()
-        email = compose_job_email(job, public_url=getattr(self.settings, "public_url", None))
-        send_email(email, self.settings)
+        send_email(compose_job_email(job, public_url=self.settings.public_url), self.settings)
 
     async def _settle(self, message: OutboxMessage, attempt: Attempt, payload: str | None, *, retryable: bool) -> None:
         delivered = attempt.delivered if message.kind == "webhook" else attempt.error is None

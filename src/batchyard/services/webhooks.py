@@ -13,7 +13,6 @@ its own DNS lookup and on every redirect (``outbound/webhook.py``): DNS may chan
 
 from __future__ import annotations
 
-import re
 import socket
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
@@ -31,11 +30,8 @@ if TYPE_CHECKING:  # types only: importing them would load the database layer
 MAX_WEBHOOKS_PER_OWNER = 50
 MAX_URL_CHARS = 2000
 MAX_NOTIFY_EMAILS = 20
-MAX_EMAIL_CHARS = 254
 DEFAULT_PAGE = 50
 MAX_PAGE = 200
-# One address: something@domain.tld, no spaces, commas, angle brackets or quotes (no display names, no lists).
-_EMAIL = re.compile(r"^[^@\s,;<>\"']+@[^@\s,;<>\"'.]+(\.[^@\s,;<>\"'.]+)+$")
 
 
 def check_target_url(url: str, settings: Settings, *, param: str) -> str:
@@ -89,20 +85,20 @@ def check_events(events: Sequence[str] | None) -> list[str]:
 
 
 def check_notify_emails(values: Sequence[str] | None) -> tuple[str, ...]:
-    """Up to :data:`MAX_NOTIFY_EMAILS` plain addresses (duplicates dropped), or a 400 naming the bad one."""
+    """Up to :data:`MAX_NOTIFY_EMAILS` plain addresses, as the email module will use them (duplicates dropped),
+    or a 400 naming the bad one (:func:`batchyard.notify.email.validate_email_address` says what is wrong)."""
     if not values:
         return ()
     if isinstance(values, str) or len(values) > MAX_NOTIFY_EMAILS:
         raise InvalidRequest(f"notify_emails: a list of at most {MAX_NOTIFY_EMAILS} addresses", param="notify_emails")
+    from batchyard.notify.email import validate_email_address  # smtplib and ssl: not for every CLI command
+
     clean: list[str] = []
     for value in values:
-        address = value.strip() if isinstance(value, str) else ""
-        if len(address) > MAX_EMAIL_CHARS or not _EMAIL.match(address):
-            raise InvalidRequest(
-                f"notify_emails: {str(value)[:100]!r} is not an email address such as ops@example.com",
-                param="notify_emails",
-            )
-        clean.append(address)
+        try:
+            clean.append(validate_email_address(value))
+        except ValueError as exc:
+            raise InvalidRequest(f"notify_emails: {exc}", param="notify_emails") from None
     return tuple(dict.fromkeys(clean))
 
 
