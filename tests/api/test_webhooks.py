@@ -259,3 +259,35 @@ def test_the_event_list_is_documented_in_the_schema(client: TestClient) -> None:
 def test_settings_refuse_a_bad_schedule() -> None:
     with pytest.raises(ValueError, match="0 to 604800"):
         Settings(webhook_retry_schedule_seconds=[5, -1])
+
+
+def test_an_openai_batch_sends_batch_events_with_the_batch_object(
+    lenient: tuple[Batchyard, TestClient], keys: Keys
+) -> None:
+    """A batch made through /v1/batches whose input is invalid fails at validation: the endpoint gets
+    batch.failed with the batch as GET /v1/batches/{id} shows it (and no job.failed)."""
+    app, client = lenient
+    with run_receiver() as receiver:
+        made = client.post(
+            HOOKS, json={"url": receiver.url, "events": ["batch.failed", "job.failed"]}, headers=bearer(keys.alice)
+        ).json()
+        upload = client.post(
+            "/v1/files",
+            files={"file": ("bad.jsonl", b'{"custom_id": "a"}\nnot json\n')},
+            data={"purpose": "batch"},
+            headers=bearer(keys.alice),
+        )
+        assert upload.status_code == 200, upload.text
+        batch = client.post(
+            "/v1/batches",
+            json={"input_file_id": upload.json()["id"], "endpoint": "/v1/chat/completions", "completion_window": "24h"},
+            headers=bearer(keys.alice),
+        ).json()
+        with running_worker(app):
+            request = receiver.wait_for(1)[0]
+            shown = client.get(f"/v1/batches/{batch['id']}", headers=bearer(keys.alice)).json()
+        payload = Webhook(made["secret"]).verify(request.body, request.headers)
+        assert payload["type"] == "batch.failed" and len(receiver.requests) == 1
+        assert payload["data"]["id"] == batch["id"] and payload["data"]["object"] == "batch"
+        assert payload["data"]["status"] == shown["status"] == "failed"
+        assert payload["data"]["errors"] == shown["errors"]
