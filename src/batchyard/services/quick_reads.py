@@ -276,6 +276,8 @@ def job_json(
             }
             for p in progress.current
         ],
+        "webhook_url": job.webhook_url,
+        "notify_emails": list(job.notify_emails),
     }
 
 
