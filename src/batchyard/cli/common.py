@@ -226,7 +226,11 @@ def with_global_options(command: Callable[..., Any]) -> Callable[..., Any]:
     run.__signature__ = signature.replace(  # type: ignore[attr-defined]
         parameters=[*signature.parameters.values(), *added]
     )
-    run.__annotations__ = {**command.__annotations__, **{p.name: p.annotation for p in added}}
+    # The annotations evaluated once, here: typer would evaluate each text annotation again (typing.get_type_hints
+    # compiles one ForwardRef per option), for every command, on every start.
+    run.__annotations__ = {p.name: p.annotation for p in [*signature.parameters.values(), *added]}
+    if signature.return_annotation is not inspect.Signature.empty:
+        run.__annotations__["return"] = signature.return_annotation
     run.__batchyard_globals__ = True  # type: ignore[attr-defined]
     return run
 
