@@ -336,3 +336,19 @@ def test_an_email_that_cannot_be_sent_at_all_is_given_up_at_once(fast_app: Batch
         wait_finished(app, job.id)
         wait_until(lambda: _emails(app, job.id)[0].status == "gave_up", what="the email given up")
     assert _emails(app, job.id)[0].tries == 1
+
+
+def test_settled_messages_and_their_log_are_pruned_after_a_while(fast_app: Batchyard) -> None:
+    app = fast_app
+    with run_receiver() as receiver:
+        hook, _ = app.webhooks.create(ALICE, url=receiver.url)
+        job = app.service.submit("echo", [{"n": 1}], owner="alice")
+        app.service.pause(job.id)
+        asyncio.run(_dispatcher(app).deliver_due())
+    assert len(_deliveries(app, hook.id)) == 1
+    assert app.store.outbox.prune_settled(3600.0) == 0  # delivered just now: kept
+    pending = app.service.submit("echo", [{"n": 1}], owner="alice")
+    app.service.pause(pending.id)  # a message not sent yet is never pruned
+    assert app.store.outbox.prune_settled(0.0) == 1
+    assert _deliveries(app, hook.id) == [] and app.store.outbox.messages_of_jobs([job.id]) == []
+    assert [m.status for m in app.store.outbox.messages_of_jobs([pending.id])] == ["pending"]

@@ -26,6 +26,7 @@ from batchyard.store import Store
 log = logging.getLogger("batchyard.services.maintenance")
 PRUNE_WORKERS_AFTER_SECONDS = 24 * 3600.0
 EXPIRED_FILES_CHECK_SECONDS = 60.0
+NOTIFICATION_LOG_DAYS = 30  # delivered and given-up notifications (and their delivery log) are kept this long
 PRUNE_ROUND_SECONDS = 1.0  # retention's share of one round; a big job is pruned over several rounds
 
 
@@ -77,6 +78,7 @@ class Maintenance:
         if self._prune_more or now - self._last_prune >= self.settings.prune_interval_seconds:
             self._last_prune = now
             report.pruned_jobs = self.prune()
+            self.store.outbox.prune_settled(NOTIFICATION_LOG_DAYS * 86400.0)
         return report
 
     def prune(self) -> int:

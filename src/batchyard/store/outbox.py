@@ -274,6 +274,27 @@ class OutboxStore:
             for r in rows
         ]
 
+    def prune_settled(self, older_than_seconds: float, limit: int = 1000) -> int:
+        """Delete delivered and given-up messages (and their attempts) last tried more than ``older_than_seconds``
+        ago, at most ``limit`` in one transaction; returns how many."""
+        with self.db.write() as conn:
+            now = self.db.now(conn)
+            ids = list(
+                conn.execute(
+                    select(outbox.c.id)
+                    .where(
+                        outbox.c.next_attempt_at.is_(None),
+                        outbox.c.status != PENDING,
+                        outbox.c.last_attempt_at < now - older_than_seconds,
+                    )
+                    .limit(limit)
+                ).scalars()
+            )
+            if ids:
+                conn.execute(delete(delivery_attempts).where(delivery_attempts.c.message_id.in_(ids)))
+                conn.execute(delete(outbox).where(outbox.c.id.in_(ids)))
+            return len(ids)
+
     def default_secret(self, owner: str) -> str:
         """The owner's default signing secret, made on first use."""
         with self.db.write() as conn:
