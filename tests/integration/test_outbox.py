@@ -352,3 +352,18 @@ def test_settled_messages_and_their_log_are_pruned_after_a_while(fast_app: Batch
     assert app.store.outbox.prune_settled(0.0) == 1
     assert _deliveries(app, hook.id) == [] and app.store.outbox.messages_of_jobs([job.id]) == []
     assert [m.status for m in app.store.outbox.messages_of_jobs([pending.id])] == ["pending"]
+
+
+def test_a_quota_pause_sends_job_paused_with_its_reason(fast_app: Batchyard) -> None:
+    """The quota's pause goes through the same timeline funnel: its job.paused says quota_exhausted."""
+    app = fast_app
+    app.quotas.set("alice", {"items": 2})
+    with run_receiver() as receiver:
+        hook, secret = app.webhooks.create(ALICE, url=receiver.url, events=["job.paused"])
+        job = app.submit("echo", [{"n": i} for i in range(5)], owner="alice")
+        with running_worker(app):
+            request = receiver.wait_for(1)[0]
+        payload = _verify(secret, request)
+    assert (payload["type"], payload["data"]["id"]) == ("job.paused", job.id)
+    assert payload["data"]["status_reason"] == "quota_exhausted"
+    assert [d.event_type for d in _deliveries(app, hook.id)] == ["job.paused"]
