@@ -95,3 +95,16 @@ def test_long_task_example_shows_one_items_progress_while_it_runs(tmp_path: Path
         if m.group(2) != "reading the header":
             rows = int(re.fullmatch(r"imported ([\d,]+) of 10,000 rows", m.group(2)).group(1).replace(",", ""))  # type: ignore[union-attr]
             assert float(m.group(1)) == rows / 100  # the percent is the item's own fraction done
+
+
+def test_webhook_receiver_example_verifies_both_signatures(tmp_path: Path) -> None:
+    done = _run([sys.executable, "examples/webhook_receiver.py"], tmp_path)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert re.fullmatch(r"endpoint wh_[0-9a-f]{16}: job\.completed", lines[0])
+    job_id = lines[1].split()[0]
+    assert lines[1:] == [
+        f"{job_id} completed",
+        f"job.completed {job_id} (2 succeeded) verified with the endpoint's secret",
+        f"job.completed {job_id} (2 succeeded) verified with the owner's default secret",
+    ]
