@@ -41,6 +41,7 @@ if TYPE_CHECKING:  # pydantic is imported when a first answer is parsed, not for
         HistoryOut,
         JobOut,
         NewWebhookOut,
+        NotificationOut,
         Page,
         QuotaOut,
         RedeliveryOut,
@@ -455,6 +456,13 @@ class Client:
 
         path = f"/api/v1/webhooks/{_segment(webhook_id)}/deliveries/{_segment(delivery_id)}/redeliver"
         return RedeliveryOut.model_validate(self._json("POST", path))
+
+    def job_notifications(self, job_id: str) -> list[NotificationOut]:
+        """The webhooks and emails the job's events made, and how each delivery stands."""
+        from batchyard.wire import NotificationOut
+
+        page = self._json("GET", f"/api/v1/jobs/{_segment(job_id)}/notifications")
+        return [NotificationOut.model_validate(n) for n in page["data"]]
 
     def webhook_secret(self, *, owner: str | None = None) -> WebhookSecretOut:
         """The owner's default signing secret (jobs' own webhook_url), made on first use."""

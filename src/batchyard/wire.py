@@ -787,6 +787,44 @@ class RedeliveryOut(BaseModel):
         )
 
 
+class NotificationOut(BaseModel):
+    """One notification a job's event made, as it stands."""
+
+    webhook_id: str = Field(description="The message id (the webhook-id header; msg_...)")
+    kind: Literal["webhook", "email"]
+    event_type: str
+    endpoint_id: str | None = Field(description="The webhook endpoint (wh_...); null for the job's own URL or email")
+    url: str | None = Field(description="Where it is POSTed; null for an email")
+    status: Literal["pending", "delivered", "gave_up"]
+    failed_attempts: int = Field(description="Failed attempts in the current round of retries")
+    occurred_at: float = Field(description="When the event happened")
+    next_attempt_at: float | None = Field(
+        description="When it is tried next; null once delivered or given up, or while it waits for the job's files"
+    )
+    last_attempt_at: float | None
+    delivered_at: float | None
+    last_status_code: int | None = Field(description="The last answer's HTTP status (250 for an accepted email)")
+    last_error: str | None
+
+    @classmethod
+    def of(cls, record: MessageRecord) -> NotificationOut:
+        return cls(
+            webhook_id=record.id,
+            kind=record.kind,  # type: ignore[arg-type]
+            event_type=record.event_type,
+            endpoint_id=record.webhook_id,
+            url=record.url,
+            status=record.status,  # type: ignore[arg-type]
+            failed_attempts=record.tries,
+            occurred_at=record.occurred_at,
+            next_attempt_at=record.next_attempt_at,
+            last_attempt_at=record.last_attempt_at,
+            delivered_at=record.delivered_at,
+            last_status_code=record.last_status_code,
+            last_error=record.last_error,
+        )
+
+
 class WorkerJobOut(BaseModel):
     job_id: str
     handler: str

@@ -214,6 +214,13 @@ def test_a_job_names_its_own_webhook_signed_with_the_default_secret(
         assert payload["type"] == "job.completed" and payload["timestamp"].endswith("Z")
         shown = client.get(f"/api/v1/jobs/{job['id']}", headers=bearer(keys.alice)).json()
         assert payload["data"]["id"] == shown["id"] and payload["data"]["counts"] == shown["counts"]
+    listed = client.get(f"/api/v1/jobs/{job['id']}/notifications", headers=bearer(keys.alice)).json()["data"]
+    assert [(n["kind"], n["event_type"], n["url"], n["status"], n["endpoint_id"]) for n in listed] == [
+        ("webhook", "job.completed", receiver.url, "delivered", None)
+    ]
+    assert listed[0]["webhook_id"] == request.headers["webhook-id"] and listed[0]["last_status_code"] == 200
+    assert client.get(f"/api/v1/jobs/{job['id']}/notifications", headers=bearer(keys.vera)).status_code == 200
+    assert client.get(f"/api/v1/jobs/{job['id']}/notifications", headers=bearer(keys.bob)).status_code == 404
     assert client.get(f"{HOOKS}/secret", headers=bearer(keys.alice)).json() == secret  # the same every time
     assert client.get(f"{HOOKS}/secret", headers=bearer(keys.bob)).json()["secret"] != secret["secret"]
 
@@ -246,8 +253,14 @@ def test_notify_emails_are_kept_and_shown(client: TestClient, keys: Keys) -> Non
         headers=bearer(keys.alice),
     )
     assert created.status_code == 201, created.text
-    shown = client.get(f"/api/v1/jobs/{created.json()['id']}", headers=bearer(keys.alice)).json()
+    job_id = created.json()["id"]
+    shown = client.get(f"/api/v1/jobs/{job_id}", headers=bearer(keys.alice)).json()
     assert shown["notify_emails"] == ["ops@example.com", "ann@example.org"] and shown["webhook_url"] is None
+    assert client.post(f"/api/v1/jobs/{job_id}/cancel", headers=bearer(keys.alice)).status_code == 200
+    [email] = client.get(f"/api/v1/jobs/{job_id}/notifications", headers=bearer(keys.alice)).json()["data"]
+    # one email for the cancelled job, waiting for its result files before it goes out
+    assert (email["kind"], email["event_type"], email["status"]) == ("email", "job.cancelled", "pending")
+    assert email["next_attempt_at"] is None and email["url"] is None
 
 
 def test_the_event_list_is_documented_in_the_schema(client: TestClient) -> None:

@@ -523,7 +523,7 @@ class DeliveryRecord:
 
 @dataclass(frozen=True, slots=True)
 class MessageRecord:
-    """A message as it stands (for redelivery and the drain)."""
+    """A message as it stands (a job's notifications, redelivery, the drain)."""
 
     id: str
     kind: str
@@ -534,3 +534,9 @@ class MessageRecord:
     status: str
     tries: int
     next_attempt_at: float | None
+    url: str | None = None
+    occurred_at: float = 0.0
+    last_attempt_at: float | None = None
+    delivered_at: float | None = None
+    last_status_code: int | None = None
+    last_error: str | None = None

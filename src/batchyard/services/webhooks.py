@@ -197,6 +197,15 @@ class WebhookService:
         assert found is not None
         return found
 
+    def job_notifications(self, job_id: str, principal: Principal = LOCAL_ADMIN) -> list[MessageRecord]:
+        """Every notification a job's events made (to endpoints, its own webhook_url, email), oldest first, as
+        they stand. Another owner's job is NotFound, like a missing one."""
+        job = self.store.jobs.get_job(job_id) if "\x00" not in job_id else None
+        if job is None:
+            raise NotFound(f"no job {job_id!r}", param="job_id")
+        principal.check_owner(job.owner, f"job {job_id!r}", param="job_id")
+        return sorted(self.store.outbox.messages_of_jobs([job_id]), key=lambda m: (m.occurred_at, m.id))
+
     def default_secret(self, principal: Principal = LOCAL_ADMIN, *, owner: str | None = None) -> tuple[str, str]:
         """(owner, its default signing secret), made on first use: jobs' own ``webhook_url`` deliveries are signed
         with it. Reading a secret takes write access (a viewer cannot); another owner's, an admin."""

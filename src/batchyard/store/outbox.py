@@ -330,4 +330,10 @@ def _message(row: Any) -> MessageRecord:
         status=row.status,
         tries=row.tries,
         next_attempt_at=row.next_attempt_at,
+        url=row.url,
+        occurred_at=row.occurred_at,
+        last_attempt_at=row.last_attempt_at,
+        delivered_at=row.delivered_at,
+        last_status_code=row.last_status_code,
+        last_error=row.last_error,
     )

@@ -26,7 +26,17 @@ from batchyard.core.records import JobQuery, JobRecord
 from batchyard.services.auth import Principal
 from batchyard.services.bulk import MAX_BULK_JOBS, BulkAction
 from batchyard.services.jobs import JobView, check_item_source
-from batchyard.wire import BulkOut, DataList, ErrorResponse, EventOut, JobOut, Page, RetryOut, SampleOut
+from batchyard.wire import (
+    BulkOut,
+    DataList,
+    ErrorResponse,
+    EventOut,
+    JobOut,
+    NotificationOut,
+    Page,
+    RetryOut,
+    SampleOut,
+)
 
 router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"])
 
@@ -232,6 +242,17 @@ def job_events(
 ) -> DataList[EventOut]:
     events = app.service.events(job_id, principal, after_id=after, limit=limit)
     return DataList[EventOut](data=[EventOut.of(e) for e in events])
+
+
+@router.get(
+    "/{job_id}/notifications",
+    summary="The webhooks and emails the job's events made, and how their delivery stands",
+    responses=READ_ERRORS,
+)
+def job_notifications(job_id: str, app: BatchyardDep, principal: PrincipalDep) -> DataList[NotificationOut]:
+    return DataList[NotificationOut](
+        data=[NotificationOut.of(m) for m in app.webhooks.job_notifications(job_id, principal)]
+    )
 
 
 @router.get("/{job_id}/progress", summary="Progress samples (done and failed over time)", responses=READ_ERRORS)
