@@ -10,6 +10,7 @@ from typing import Any
 
 from standardwebhooks.webhooks import Webhook
 
+from batchyard.client import Client
 from tests.e2e.test_serve import CLI, cli_env, running_server
 
 from ..receiver import run_receiver
@@ -75,6 +76,12 @@ def test_serve_delivers_signed_events_to_an_endpoint_added_with_the_cli(tmp_path
             return [(d["outcome"], d["status_code"]) for d in log] == [("delivered", 200), ("failed", 500)]
 
         wait_until(two_attempts, timeout=15, what="both attempts in the delivery log")
+        with Client(server.url, key) as client:  # the Python client: the job's notifications, both delivered
+            notes = client.job_notifications(job["id"])
+        assert sorted((n.endpoint_id or "", n.url, n.status) for n in notes) == [
+            ("", own.url, "delivered"),
+            (made["id"], endpoint.url, "delivered"),
+        ]
         shown = cli(local, tmp_path, "webhooks", "deliveries", made["id"], **remote)
         assert "delivered" in shown.stdout and "answered HTTP 500" in shown.stdout
         table = cli(data, tmp_path, "webhooks", "list")  # local mode on the server's own database
