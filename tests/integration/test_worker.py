@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from batchyard import Batchyard, ItemContext, ItemError, PermanentError
+from batchyard.app import InProcessWorker
 from batchyard.core.records import CompletionReport
 
 from ..waits import wait_until
@@ -365,3 +366,70 @@ def test_a_writer_that_died_while_finalizing_is_replaced_within_a_lease(app: Bat
     assert app.store.jobs.get_job(job.id).status == "completed"
     assert not left.exists()
     assert not list(folder.rglob(f"*{TEMP_SUFFIX}"))
+
+
+def _lane_threads(handler: str) -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name.startswith(f"batchyard-{handler}-") and t.is_alive()]
+
+
+def test_a_stopped_worker_leaves_no_lane_behind(app: Batchyard) -> None:
+    """Every lane ends with its worker: a sync lane thread, or an async lane task (``stop`` would wait for ever
+    for one that never gets its stop sentinel; a thread left waiting leaks at every stop)."""
+
+    @app.handler("lane_sync")
+    def lane_sync(item: Any, ctx: ItemContext) -> Any:
+        return item
+
+    @app.handler("lane_async")
+    async def lane_async(item: Any, ctx: ItemContext) -> Any:
+        return item
+
+    for round_ in range(3):
+        jobs = [app.submit(name, [{"n": i} for i in range(20)]) for name in ("lane_sync", "lane_async")]
+        with running_worker(app, handlers=["lane_sync", "lane_async"]) as runner:
+            for job in jobs:
+                wait_finished(app, job.id)
+        assert runner.error is None
+        wait_until(lambda: not _lane_threads("lane_sync"), timeout=10, what=f"the sync lanes to end (round {round_})")
+
+
+def test_a_stop_past_the_grace_period_with_async_items_in_flight_ends(app: Batchyard) -> None:
+    """Items still running when the grace period ends are released and their lanes end: ``stop`` returns."""
+    app.settings.shutdown_grace_seconds = 0.2
+    started = threading.Event()
+
+    @app.handler("slow_async")
+    async def slow_async(item: Any, ctx: ItemContext) -> Any:
+        started.set()
+        await asyncio.sleep(60)
+        return item
+
+    @app.handler("slow_sync")
+    def slow_sync(item: Any, ctx: ItemContext) -> Any:
+        time.sleep(1.0)
+        return item
+
+    job = app.submit("slow_async", [{"n": i} for i in range(8)])
+    other = app.submit("slow_sync", [{"n": i} for i in range(8)])
+    runner = InProcessWorker(app, handlers=["slow_async", "slow_sync"])
+    runner.start()
+    assert started.wait(30)
+    errors: list[BaseException] = []
+
+    def stop() -> None:
+        try:
+            runner.stop()
+        except BaseException as exc:  # handed to the test thread
+            errors.append(exc)
+
+    stopper = threading.Thread(target=stop, daemon=True)
+    began = time.monotonic()
+    stopper.start()
+    stopper.join(30)
+    assert not stopper.is_alive(), "the worker did not stop after its grace period"
+    assert errors == []
+    assert time.monotonic() - began < 15
+    record = app.store.jobs.get_job(job.id)
+    assert record.running == 0 and record.queued + record.succeeded == 8  # released back, nothing lost
+    assert app.store.jobs.get_job(other.id).running == 0
+    wait_until(lambda: not _lane_threads("slow_sync"), timeout=10, what="the abandoned sync lanes to end")

@@ -18,6 +18,7 @@ from batchyard.api.limits import BodyLimitMiddleware, SingleValuedQueryMiddlewar
 from batchyard.api.security import DOCS_ASSETS_URL, SecurityHeadersMiddleware
 from batchyard.api.threads import limit_request_threads
 from batchyard.app import Batchyard
+from batchyard.core.asyncwait import wait_event
 from batchyard.errors import WorkerCrashed
 from batchyard.settings import Settings
 from batchyard.worker import Worker
@@ -127,8 +128,7 @@ class EmbeddedWorker:
             except Exception:  # failed to start (the database away at registration, say)
                 self.alive = False
                 log.exception("the built-in worker could not run; trying again in %.0fs", delay)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), delay)
+            await wait_event(self._stopping, delay)
             delay = min(delay * 2, RESTART_MAX_DELAY)
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import contextlib
 import logging
 import threading
 import time
@@ -18,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from batchyard import metrics
+from batchyard.core.asyncwait import wait_event
 from batchyard.core.records import ClaimBatch, CompletionReport, Outcome
 from batchyard.core.storable import json_text, storable
 from batchyard.errors import StoreUnavailable
@@ -161,8 +161,7 @@ class Completer:
         interval = self.settings.flush_interval_ms / 1000.0
         progress = self.progress
         while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._flush_now.wait(), interval)
+            await wait_event(self._flush_now, interval)
             self._flush_now.clear()
             await self.flush()
             if progress is not None and progress.has_work and time.monotonic() >= self._progress_due:
@@ -187,7 +186,14 @@ class Completer:
 
     async def flush(self) -> None:
         """Record finished outcomes in one transaction. If the database is unavailable they stay queued here
-        and the next flush tries again: nothing is lost, and leases keep the items from running twice meanwhile."""
+        and the next flush tries again: nothing is lost, and leases keep the items from running twice meanwhile.
+
+        A flush that has begun finishes even if its caller is cancelled (a stopping worker cancels its flusher):
+        its batch is off the queue by then, and its write, still waiting for a thread, would be dropped with it,
+        leaving its items running until their leases ran out. The next flush waits for it (the lock)."""
+        await asyncio.shield(self._flush())
+
+    async def _flush(self) -> None:
         async with self._flush_lock:
             if not self.outcomes:
                 return

@@ -311,9 +311,16 @@ class Executor:
             work.timed_out = True
             self._emit(work, "release")
         leftovers = [work for pending in self._async_work.values() for work in pending if work is not None]
-        for pending in self._async_work.values():
+        for name, pending in self._async_work.items():
             pending.clear()
-        leftovers += [work for sq in self._sync_queues.values() for work in _drain_queue(sq)]
+            pending.extend([None] * self.lanes[name])  # the stop sentinels went with the clear: lanes need them
+            self._async_ready[name].set()
+        for name, sq in self._sync_queues.items():
+            leftovers += _drain_queue(sq)
+            # The drain took the lanes' stop sentinels too: a lane thread that had not reached its own yet would
+            # wait on the queue for ever (one leaked thread per lane at every stop). Each gets one again.
+            for _ in range(self.lanes[name]):
+                sq.put(None)
         for work in leftovers:
             self._emit(work, "release")
 

@@ -19,6 +19,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from batchyard import metrics
+from batchyard.core.asyncwait import wait_event
 from batchyard.core.records import ClaimBatch, CompletionReport
 from batchyard.core.storable import storable
 from batchyard.data.blobs import LocalStorage
@@ -300,8 +301,7 @@ class Worker:
 
     async def _sleep_until_wake(self, seconds: float) -> None:
         assert self._wake is not None
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), seconds)
+        await wait_event(self._wake, seconds)
         self._wake.clear()
 
     def _dispatch(self, batch: ClaimBatch) -> None:
@@ -328,8 +328,7 @@ class Worker:
         maintenance = self.maintenance
         interval = self.settings.maintenance_interval_ms / 1000.0
         while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._maintain_now.wait(), interval)
+            await wait_event(self._maintain_now, interval)
             self._maintain_now.clear()
             try:
                 await asyncio.to_thread(maintenance.run_once)
