@@ -120,12 +120,22 @@ class OutboxStore:
         self, limit: int, lease_seconds: float, *, job_ids: Sequence[str] | None = None
     ) -> list[OutboxMessage]:
         """Up to ``limit`` due messages (oldest due first), each held for ``lease_seconds`` under one token.
-        ``job_ids`` limits it to those jobs' messages (a worker that runs only them)."""
+        ``job_ids`` limits it to those jobs' messages (a worker that runs only them).
+
+        An idle poll is one read (over ``ix_outbox_due``): the write transaction, which on SQLite takes the one
+        write lock every item flush needs too, is begun only when something is due."""
+
+        def due_now(now: float) -> Any:
+            due = select(outbox.c.id).where(outbox.c.next_attempt_at <= now)
+            return due if job_ids is None else due.where(outbox.c.job_id.in_(list(job_ids)))
+
+        with self.db.read() as conn:  # the clock first: compared with clock_timestamp() the index is not used
+            # ordered by the indexed column, so the planner walks the index (not a scan hoping to meet a due row)
+            if conn.execute(due_now(self.db.now(conn)).order_by(outbox.c.next_attempt_at).limit(1)).first() is None:
+                return []
         with self.db.write() as conn:
             now = self.db.now(conn)
-            due = select(outbox.c.id).where(outbox.c.next_attempt_at <= now)
-            if job_ids is not None:
-                due = due.where(outbox.c.job_id.in_(list(job_ids)))
+            due = due_now(now)
             due = due.order_by(outbox.c.next_attempt_at).limit(limit).with_for_update(skip_locked=True)
             ids = list(conn.execute(due).scalars())
             if not ids:
