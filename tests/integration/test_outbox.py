@@ -367,3 +367,19 @@ def test_a_quota_pause_sends_job_paused_with_its_reason(fast_app: Batchyard) -> 
     assert (payload["type"], payload["data"]["id"]) == ("job.paused", job.id)
     assert payload["data"]["status_reason"] == "quota_exhausted"
     assert [d.event_type for d in _deliveries(app, hook.id)] == ["job.paused"]
+
+
+def test_with_the_default_schedule_the_first_retry_comes_within_10_seconds(settings: Settings) -> None:
+    """The real schedule (no test override): a receiver that fails once gets the retry 4 to 6 s later, before
+    ``Job.wait()``'s own worker exits (its drain waits for it)."""
+    app = Batchyard(settings.model_copy(update={"allow_private_urls": True}), demo_handlers=True)
+    try:
+        with run_receiver([500]) as receiver:
+            app.webhooks.create(ALICE, url=receiver.url)
+            job = app.submit("echo", [{"n": 1}], owner="alice")
+            job.wait(timeout=30)
+            first, retry = receiver.requests
+        assert 4.0 <= retry.at - first.at < 10.0
+        assert retry.headers["webhook-id"] == first.headers["webhook-id"]
+    finally:
+        app.close()
