@@ -53,7 +53,8 @@ def test_who_may_not(client: TestClient, keys: Keys) -> None:
 
 
 def test_bad_values_are_client_errors(client: TestClient, keys: Keys) -> None:
-    for body in ({"items": -1}, {"period": "week"}, {"cost": "lots"}, {"items": 1.5}, {"budget": 3}):
+    bad = ({"items": -1}, {"period": "week"}, {"cost": "lots"}, {"items": 1.5}, {"budget": 3}, {"max_running": False})
+    for body in (*bad, {"items": "5"}, {"cost": True}):
         refused = client.put("/api/v1/quotas/alice", json=body, headers=bearer(keys.root))
         assert refused.status_code == 422, (body, refused.text)
     long = client.put("/api/v1/quotas/" + "x" * 300, json={"items": 1}, headers=bearer(keys.root))

@@ -29,6 +29,7 @@ MAX_NORMALIZED_CHARS = 300
 MAX_MESSAGE_CHARS = 2000  # only the start of a long message is looked at
 SIGNATURE_CHARS = 16  # hex digits of SHA-256: 64 bits, ample for the groups of one job
 SIGNATURE_PATTERN = rf"^[0-9a-f]{{{SIGNATURE_CHARS}}}$"
+_MAX_PASSES = 4
 
 _RULES: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s'\"`<>]+"), "<url>"),
@@ -47,8 +48,15 @@ _RULES: list[tuple[re.Pattern[str], str]] = [
 def normalize_message(message: str) -> str:
     """The message with its item-specific parts masked (see the module's docstring)."""
     text = message[:MAX_MESSAGE_CHARS]
-    for pattern, mask in _RULES:
-        text = pattern.sub(mask, text)
+    # Until nothing changes: a mask can make the text next to it match a rule it did not match before
+    # (``1""``: the number's ``<num>`` ends in ``>``, after which ``""`` is a quoted string), and a normalized
+    # message normalized again must stay the same. Masks hold no digits, quotes or slashes, so this ends fast.
+    for _ in range(_MAX_PASSES):
+        before = text
+        for pattern, mask in _RULES:
+            text = pattern.sub(mask, text)
+        if text == before:
+            break
     return text.strip()[:MAX_NORMALIZED_CHARS].rstrip()
 
 

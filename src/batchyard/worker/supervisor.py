@@ -347,8 +347,7 @@ class Worker:
                 self._trouble("outbox", exc)
                 sent = 0
             if not sent:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stop_event.wait(), poll)
+                await wait_event(self._stop_event, poll)
         if self.job_ids is not None:
             try:
                 await outbox.drain(self.settings.outbox_drain_seconds)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
 from batchyard.api.bodies import RequestModel
 from batchyard.api.deps import BatchyardDep, PrincipalDep
@@ -23,6 +23,8 @@ ProjectQuery = Annotated[
 
 class QuotaChange(RequestModel):
     """Only the fields given change; a limit set to null is cleared (no limit). A new quota's period is total."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)  # a JSON false is not a limit of 0, nor "5" a number
 
     period: Literal["day", "month", "total"] | None = Field(None, description="day, month (UTC) or total")
     items: int | None = Field(None, ge=0, le=MAX_COUNT, description="Items that may start in a period")
