@@ -10,9 +10,7 @@ from typing import Any, cast
 
 import pytest
 
-from batchyard.cli import humanize
 from batchyard.notify import compose_job_email, validate_email_address
-from batchyard.notify.email import duration, size_text
 from batchyard.settings import Settings
 
 STARTED = 1_796_112_000.0  # 2026-12-01 08:00:00 UTC
@@ -249,18 +247,6 @@ def test_a_long_description_is_cut_in_the_subject_and_non_ascii_survives() -> No
 def test_a_sender_with_a_newline_is_refused() -> None:
     with pytest.raises(ValueError):
         compose_job_email(job_json(), public_url=None, sender="a@example.com\r\nBcc: b@example.com")
-
-
-@pytest.mark.parametrize(
-    "seconds", [None, 0, 0.004, 0.42, 1, 4.25, 9.99, 42, 59.6, 60, 65, 3599, 3600, 7380, 86399, 86400, 270_000]
-)
-def test_durations_read_as_the_cli_shows_them(seconds: float | None) -> None:
-    assert duration(seconds) == humanize.duration(seconds)
-
-
-@pytest.mark.parametrize("n_bytes", [0, 999, 1000, 123_456, 12_345_678, 10**12, 10**16])
-def test_sizes_read_as_the_cli_shows_them(n_bytes: int) -> None:
-    assert size_text(n_bytes) == humanize.size(n_bytes)
 
 
 @pytest.mark.parametrize(

@@ -11,8 +11,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskID, TaskProgressColumn, TextColumn
 
-from batchyard.cli import humanize
 from batchyard.cli.render import STATUS_STYLES, reason_text, unattended
+from batchyard.core import humanize
 from batchyard.core.lifecycle import CLAIMABLE_JOB_STATUSES
 from batchyard.wire import JobOut
 

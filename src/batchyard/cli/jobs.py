@@ -15,7 +15,6 @@ import typer
 from rich.markup import escape
 from rich.text import Text
 
-from batchyard.cli import humanize
 from batchyard.cli.common import (
     AppOption,
     GlobalOptions,
@@ -27,6 +26,7 @@ from batchyard.cli.common import (
     out,
     print_json,
 )
+from batchyard.core import humanize
 from batchyard.core.lifecycle import Action, JobStatus, next_job_status
 
 if TYPE_CHECKING:  # imported by the commands that use them: `batchyard --help` needs neither a database nor pydantic

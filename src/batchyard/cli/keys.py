@@ -11,7 +11,6 @@ import typer
 from rich.markup import escape
 from rich.text import Text
 
-from batchyard.cli import humanize
 from batchyard.cli.common import (
     AppOption,
     JsonOption,
@@ -21,6 +20,7 @@ from batchyard.cli.common import (
     out,
     print_json,
 )
+from batchyard.core import humanize
 from batchyard.core.records import ApiKeyRecord
 from batchyard.core.roles import Role
 from batchyard.errors import InvalidRequest, NotFound

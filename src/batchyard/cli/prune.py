@@ -6,8 +6,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from batchyard.cli import humanize
 from batchyard.cli.common import AppOption, JsonOption, err, open_app, out, print_json
+from batchyard.core import humanize
 from batchyard.core.durations import format_duration, parse_duration
 
 if TYPE_CHECKING:

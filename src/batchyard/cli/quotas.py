@@ -286,7 +286,7 @@ def _utc(at: float) -> str:
 
 def quota_panel(quota: QuotaOut, now: float) -> str:
     """A quota as people read it (Rich markup): one line a budget, used and left."""
-    from batchyard.cli import humanize
+    from batchyard.core import humanize
 
     scope = escape(_scope(quota))
     if not quota.limited:

@@ -20,7 +20,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from batchyard.cli import humanize
+from batchyard.core import humanize
 from batchyard.core.lifecycle import CLAIMABLE_JOB_STATUSES
 
 if TYPE_CHECKING:  # the renderables read attributes only: a JobJson draws the same (and needs no pydantic)

@@ -18,8 +18,8 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from batchyard.cli import humanize
 from batchyard.cli.common import GlobalOptions, KeyOption, UpstreamOption, UrlOption, err, fail, out
+from batchyard.core import humanize
 
 if TYPE_CHECKING:
     from batchyard.app import Batchyard

@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.markup import escape
 
-from batchyard.cli import humanize
 from batchyard.cli.appref import DemoOption
 from batchyard.cli.common import (
     AppOption,
@@ -29,6 +28,7 @@ from batchyard.cli.common import (
     remote_hint,
     report_api_error,
 )
+from batchyard.core import humanize
 from batchyard.errors import BatchyardError
 
 if TYPE_CHECKING:

@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.markup import escape
 
-from batchyard.cli import humanize
 from batchyard.cli.common import AppOption, JsonOption, KeyOption, UrlOption, open_app, open_client, out, print_json
+from batchyard.core import humanize
 from batchyard.core.notifications import EVENT_TYPES
 
 if TYPE_CHECKING:

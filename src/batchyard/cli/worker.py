@@ -10,9 +10,9 @@ from typing import Annotated
 
 import typer
 
-from batchyard.cli import humanize
 from batchyard.cli.appref import DemoOption
 from batchyard.cli.common import AppOption, UpstreamOption, err, fail, open_app, out, redact_url, use_upstream
+from batchyard.core import humanize
 
 
 class LogLevel(StrEnum):

@@ -26,6 +26,7 @@ from email.utils import format_datetime, make_msgid
 from typing import Any
 from urllib.parse import quote, urlsplit
 
+from batchyard.core import humanize
 from batchyard.data.results import ARTIFACTS_ZIP, ERRORS_JSONL, RESULTS_CSV, RESULTS_JSONL
 from batchyard.notify.addresses import UNSAFE_CHARS, domain_of, one_line, validate_email_address
 from batchyard.notify.smtp import EMAIL_DISABLED_MESSAGE, send_email
@@ -169,7 +170,7 @@ def _summarize(job: dict[str, Any], status: str, base_url: str | None) -> _Summa
     if finished is not None:
         details.append(("Finished", _when(finished)))
     if started is not None and finished is not None:
-        details.append(("Duration", duration(finished - started)))
+        details.append(("Duration", humanize.duration(finished - started)))
 
     count_rows = [
         ("Total", _count(total)),
@@ -234,7 +235,7 @@ def _downloads(
             part
             for part in (
                 f"{_count(rows)} {unit}{'s' if rows != 1 else ''}" if rows is not None else "",
-                size_text(size) if size is not None else "",
+                humanize.size(size) if size is not None else "",
             )
             if part
         )
@@ -406,37 +407,3 @@ def _number(value: float) -> str:
 
 def _when(timestamp: float) -> str:
     return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-
-
-# The CLI's own formats (batchyard.cli.humanize, which this package may not import); a test holds them equal.
-
-
-def duration(seconds: float | None) -> str:
-    """``0.42s``, ``4.2s``, ``42s``, ``1m 05s``, ``2h 03m``, ``3d 04h``; ``-`` when unknown."""
-    if seconds is None:
-        return "-"
-    seconds = max(0.0, seconds)
-    if seconds < 1:
-        return f"{seconds:.2f}s"
-    if seconds < 10:
-        return f"{seconds:.1f}s"
-    whole = round(seconds)
-    if whole < 60:
-        return f"{whole}s"
-    if whole < 3600:
-        return f"{whole // 60}m {whole % 60:02d}s"
-    if whole < 86400:
-        return f"{whole // 3600}h {whole % 3600 // 60:02d}m"
-    return f"{whole // 86400}d {whole % 86400 // 3600:02d}h"
-
-
-def size_text(n_bytes: int) -> str:
-    """``512 B``, ``12.9 MB``."""
-    value = float(n_bytes)
-    if value < 1000:
-        return f"{int(value)} B"
-    for unit in ("KB", "MB", "GB", "TB"):
-        value /= 1000
-        if value < 1000 or unit == "TB":
-            return f"{value:.1f} {unit}"
-    raise AssertionError("unreachable")
