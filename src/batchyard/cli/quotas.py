@@ -9,13 +9,13 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
 
 from batchyard.cli.common import AppOption, JsonOption, KeyOption, UrlOption, open_app, open_client, out, print_json
+from batchyard.core.quotas import Budget, amount_text, utc_minute
 
 if TYPE_CHECKING:
     from batchyard.wire import QuotaOut
@@ -276,14 +276,6 @@ def _scope(quota: QuotaOut) -> str:
     return f"{quota.owner} (project {quota.project})" if quota.project else quota.owner
 
 
-def _amount(value: float, cost: bool) -> str:
-    return f"{value:,.4f}".rstrip("0").rstrip(".") if cost else f"{int(value):,}"
-
-
-def _utc(at: float) -> str:
-    return datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%d %H:%M UTC")
-
-
 def quota_panel(quota: QuotaOut, now: float) -> str:
     """A quota as people read it (Rich markup): one line a budget, used and left."""
     from batchyard.core import humanize
@@ -296,22 +288,24 @@ def quota_panel(quota: QuotaOut, now: float) -> str:
     else:
         assert quota.resets_at is not None
         head = (
-            f"[bold]Quota of {scope}[/] — per {quota.period}, resets {_utc(quota.resets_at)} "
+            f"[bold]Quota of {scope}[/] — per {quota.period}, resets {utc_minute(quota.resets_at)} "
             f"(in {humanize.duration(quota.resets_at - now)})"
         )
     lines = [head]
-    for name in ("items", "tokens", "cost"):
+    for budget in Budget:
+        name = budget.value
         limit = getattr(quota, name)
         used = getattr(quota.usage, name) if quota.usage else 0
-        is_cost = name == "cost"
         if limit is None:
-            lines.append(f"  {name.capitalize():<12}no limit" + (f" ({_amount(used, is_cost)} used)" if used else ""))
+            lines.append(
+                f"  {name.capitalize():<12}no limit" + (f" ({amount_text(budget, used)} used)" if used else "")
+            )
             continue
         left = max(0.0, limit - used)
         style = "red" if left <= 0 else "yellow" if limit and left / limit < 0.1 else "green"
         lines.append(
-            f"  {name.capitalize():<12}{_amount(used, is_cost)} of {_amount(limit, is_cost)} used, "
-            f"[{style}]{_amount(left, is_cost)} left[/]"
+            f"  {name.capitalize():<12}{amount_text(budget, used)} of {amount_text(budget, limit)} used, "
+            f"[{style}]{amount_text(budget, left)} left[/]"
         )
     cap = "no cap" if quota.max_running is None else f"at most {quota.max_running:,}"
     lines.append(f"  {'Running':<12}{quota.running:,} now ({cap})")

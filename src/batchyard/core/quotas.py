@@ -96,8 +96,14 @@ def spent_budget(limits: QuotaLimits, used: Usage) -> Budget | None:
     return None
 
 
-def _amount(budget: Budget, value: float) -> str:
-    return f"{value:.4f}".rstrip("0").rstrip(".") if budget is Budget.COST else f"{int(value):,}"
+def amount_text(budget: Budget, value: float) -> str:
+    """An amount of a budget as people read it: ``12,345`` items or tokens, ``1,234.5`` of cost."""
+    return f"{value:,.4f}".rstrip("0").rstrip(".") if budget is Budget.COST else f"{int(value):,}"
+
+
+def utc_minute(at: float) -> str:
+    """``2027-01-01 00:00 UTC``: when a period ends, as the messages and the CLI say it."""
+    return datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def exhausted_message(limits: QuotaLimits, used: Usage, budget: Budget, now: float) -> str:
@@ -113,10 +119,10 @@ def exhausted_message(limits: QuotaLimits, used: Usage, budget: Budget, now: flo
     else:
         _, end = period_bounds(limits.period, now)
         assert end is not None
-        resets = datetime.fromtimestamp(end, UTC).strftime("%Y-%m-%d %H:%M UTC")
+        resets = utc_minute(end)
         what = f"{limits.scope}'s {budget.value} budget for this {limits.period}"
         after = f"it resumes by itself at {resets}, or when the budget is raised ({raise_it})"
-    return f"{what} is spent ({_amount(budget, spent)} of {_amount(budget, limit)}); {after}"
+    return f"{what} is spent ({amount_text(budget, spent)} of {amount_text(budget, limit)}); {after}"
 
 
 def tokens_of(usage: dict[str, float]) -> int:

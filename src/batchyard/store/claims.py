@@ -384,7 +384,7 @@ class ClaimStore:
                 add_quota_usage(conn, self.db.is_postgres, owner, project, now, tokens=tokens, cost=cost)
 
     def _complete_job_items(
-        self, conn: Connection, job_id: str, group: list[Outcome], now: float, spends: list[_Spend] | None = None
+        self, conn: Connection, job_id: str, group: list[Outcome], now: float, spends: list[_Spend]
     ) -> tuple[int, bool]:
         """Apply one job's outcomes; returns (accepted, whether the job moved to finalizing/cancelled). The
         tokens and cost they spent go to ``spends``, for the caller to count against quotas at its end."""
@@ -424,11 +424,7 @@ class ClaimStore:
             self._add_usage_rows(conn, job_id, usage)
         tokens = tokens_of(usage) if usage else 0
         if cost or tokens:
-            spend = (job.owner, job.project, tokens, cost)
-            if spends is not None:
-                spends.append(spend)
-            else:
-                self._add_spends(conn, [spend], now)
+            spends.append((job.owner, job.project, tokens, cost))
         conn.execute(update(jobs).where(jobs.c.id == job_id).values(**values))
         if counts.get("failed") and (job.max_failures is not None or job.max_failure_rate is not None):
             self._apply_failure_threshold(conn, job_id, now)
@@ -670,7 +666,9 @@ class ClaimStore:
                 else:
                     err = json.dumps({**error, "attempt": attempts, "rescues": rescues + 1})
                     outcomes.append(Outcome(lease.job_id, seq, token, "rescue", error=err, finished_at=now))
-            accepted, _ = self._complete_job_items(conn, lease.job_id, outcomes, now)
+            spends: list[_Spend] = []
+            accepted, _ = self._complete_job_items(conn, lease.job_id, outcomes, now, spends)
+            self._add_spends(conn, spends, now)
             message = f"{accepted} item(s) of an expired lease returned to the queue"
             if poisoned:
                 message += f"; {poisoned} set aside as poison"
